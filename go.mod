@@ -1,0 +1,3 @@
+module github.com/sslzoo/sslzoo
+
+go 1.26

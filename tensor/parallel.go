@@ -1,0 +1,35 @@
+package tensor
+
+import (
+	"runtime"
+	"sync"
+)
+
+// parallelGrain is the least work (in elements) worth a goroutine; below it
+// the scheduling cost outweighs the gain on two cores.
+const parallelGrain = 1 << 15
+
+// Parallel splits [0, n) into contiguous chunks, one per available CPU,
+// and runs fn on each. cost is the work per index (in element operations),
+// used to decide whether splitting pays off at all.
+func Parallel(n, cost int, fn func(lo, hi int)) {
+	workers := runtime.GOMAXPROCS(0)
+	if workers > n {
+		workers = n
+	}
+	if workers <= 1 || n*cost < parallelGrain {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (n + workers - 1) / workers
+	for lo := 0; lo < n; lo += chunk {
+		hi := min(lo+chunk, n)
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			fn(lo, hi)
+		}(lo, hi)
+	}
+	wg.Wait()
+}
