@@ -126,14 +126,107 @@ def gen_weights():
             {"format": "pt", "written_by": "scripts/gen_nn_golden.py"})
 
 
+OPTIM_CASES = {
+    "sgd_plain": {"kind": "sgd", "lr": 0.1},
+    "sgd_momentum": {"kind": "sgd", "lr": 0.1, "momentum": 0.9},
+    "sgd_damp_wd": {"kind": "sgd", "lr": 0.05, "momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01},
+    "sgd_nesterov_wd": {"kind": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4},
+    "adamw": {"kind": "adamw", "lr": 0.01, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.05},
+    "adamw_betas": {"kind": "adamw", "lr": 0.003, "betas": [0.8, 0.95], "eps": 1e-6, "weight_decay": 0.0},
+    "lars": {"kind": "lars", "lr": 0.3, "momentum": 0.9, "weight_decay": 0.01, "eta": 0.001},
+    "lars_nesterov": {"kind": "lars", "lr": 0.2, "momentum": 0.9, "weight_decay": 1e-4, "eta": 0.02, "nesterov": True},
+}
+OPTIM_STEPS = 3
+# The learning rate of step t is lr*LR_SCALE[t], set before the step as a
+# schedule would, so SetLR is exercised too.
+LR_SCALE = [1.0, 0.5, 0.25]
+OPTIM_PARAMS = {"layer.weight": (4, 3), "layer.bias": (4,), "norm.weight": (3,), "conv.weight": (2, 3, 2, 2)}
+
+
+def lars_reference(params, grads, state, lr, cfg):
+    """LARS as published for SimCLR (TF LARSOptimizer, classic momentum) and
+    BYOL (optax: add_decayed_weights, scale_by_trust_ratio, lr, trace):
+    biases and 1-D (norm) parameters get neither decay nor adaptation."""
+    m, eta = cfg["momentum"], cfg["eta"]
+    with torch.no_grad():
+        for name, p in params.items():
+            g = grads[name]
+            excluded = name.endswith("bias") or p.dim() <= 1
+            wd = 0.0 if excluded else cfg["weight_decay"]
+            d = g + wd * p
+            r = 1.0
+            if not excluded:
+                wn, gn = p.double().norm().item(), d.double().norm().item()
+                if wn > 0 and gn > 0:
+                    r = eta * wn / gn
+            v = state.setdefault(name, torch.zeros_like(p))
+            v.mul_(m).add_(lr * r * d)
+            if cfg.get("nesterov"):
+                p.sub_(m * v + lr * r * d)
+            else:
+                p.sub_(v)
+
+
+def gen_optim():
+    """nn/testdata/optim.safetensors: parameter trajectories of a few
+    optimizer steps from fixed parameters and gradients, plus one
+    clip_grad_norm_ case."""
+    g = torch.Generator().manual_seed(2)
+    init = {n: torch.randn(*s, generator=g) for n, s in OPTIM_PARAMS.items()}
+    grads = [{n: torch.randn(*s, generator=g) * (0.5 + t) for n, s in OPTIM_PARAMS.items()}
+             for t in range(OPTIM_STEPS)]
+    out = {}
+    for n in OPTIM_PARAMS:
+        out["init." + n] = init[n]
+        for t in range(OPTIM_STEPS):
+            out["grad%d.%s" % (t, n)] = grads[t][n]
+    for case, cfg in OPTIM_CASES.items():
+        params = {n: torch.nn.Parameter(v.clone()) for n, v in init.items()}
+        plist = list(params.values())
+        if cfg["kind"] == "sgd":
+            opt = torch.optim.SGD(plist, lr=cfg["lr"], momentum=cfg.get("momentum", 0),
+                                  dampening=cfg.get("dampening", 0), weight_decay=cfg.get("weight_decay", 0),
+                                  nesterov=cfg.get("nesterov", False))
+        elif cfg["kind"] == "adamw":
+            opt = torch.optim.AdamW(plist, lr=cfg["lr"], betas=tuple(cfg["betas"]), eps=cfg["eps"],
+                                    weight_decay=cfg["weight_decay"])
+        state = {}
+        for t in range(OPTIM_STEPS):
+            lr = cfg["lr"] * LR_SCALE[t]
+            if cfg["kind"] == "lars":
+                lars_reference(params, grads[t], state, lr, cfg)
+            else:
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                for n, p in params.items():
+                    p.grad = grads[t][n].clone()
+                opt.step()
+            for n, p in params.items():
+                out["%s.after%d.%s" % (case, t, n)] = p.detach().clone()
+    # clip_grad_norm_: one case that clips and one that does not.
+    for case, max_norm in (("clip", 1.5), ("noclip", 1e3)):
+        ps = [torch.nn.Parameter(init[n].clone()) for n in OPTIM_PARAMS]
+        for p, n in zip(ps, OPTIM_PARAMS):
+            p.grad = grads[0][n].clone()
+        norm = torch.nn.utils.clip_grad_norm_(ps, max_norm)
+        out[case + ".norm"] = norm.reshape(())
+        for p, n in zip(ps, OPTIM_PARAMS):
+            out["%s.grad.%s" % (case, n)] = p.grad.clone()
+    meta = {"cases": json.dumps(OPTIM_CASES), "steps": str(OPTIM_STEPS), "lr_scale": json.dumps(LR_SCALE),
+            "params": json.dumps(list(OPTIM_PARAMS)), "clip": json.dumps({"clip": 1.5, "noclip": 1e3})}
+    st_save(os.path.join(ROOT, "nn/testdata/optim.safetensors"), out, meta)
+
+
 def main(argv):
     if len(argv) >= 2 and argv[0] == "--dump":
         dump(argv[1])
         return
-    which = set(argv) or {"weights"}
+    which = set(argv) or {"weights", "optim"}
     torch.set_num_threads(1)
     if "weights" in which:
         gen_weights()
+    if "optim" in which:
+        gen_optim()
 
 
 if __name__ == "__main__":

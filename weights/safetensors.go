@@ -627,3 +627,12 @@ func float32ToBF16(f float32) uint16 {
 	b += 0x7fff + (b>>16)&1
 	return uint16(b >> 16)
 }
+
+// FromFloat32Map stores every tensor of m as F32.
+func FromFloat32Map(m map[string]*tensor.Tensor) map[string]*Tensor {
+	out := make(map[string]*Tensor, len(m))
+	for n, t := range m {
+		out[n] = FromFloat32(t)
+	}
+	return out
+}
