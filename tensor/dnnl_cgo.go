@@ -1,0 +1,593 @@
+//go:build cgo && linux
+
+package tensor
+
+// oneDNN binding. The library is opened with dlopen at run time, so one
+// binary runs with or without it, and the build needs no oneDNN headers:
+// the few C types and constants we use are declared below.
+//
+// Why that is safe: the oneDNN 2.x C API takes every descriptor (memory
+// descs, op descs) by pointer, so we never need a struct's layout, only a
+// buffer at least as large and as aligned as the real one. The szdn_md and
+// szdn_opdesc blobs are deliberately oversized (1 KiB and 8 KiB against
+// 696 and 5976 bytes in 2.6.3) and 8-byte aligned, and the library writes
+// or reads only its own sizeof. The enum values and the handful of struct
+// facts we do rely on (dnnl_exec_arg_t, dnnl_version_t's leading ints,
+// ndims/dims at the start of dnnl_memory_desc_t) are checked against the
+// real headers by TestDNNLHeaderABI whenever /usr/include/dnnl.h exists,
+// and loadDNNL refuses any library whose major version is not 2 (3.x
+// replaced the op-descriptor API altogether) or whose memory desc does not
+// start the way we expect.
+//
+// All of a convolution's primitives, reorders and memory objects are built
+// once per shape (a "plan", see szdn_conv_plan) and cached: creation costs
+// milliseconds, execution of a cached plan is one cgo call.
+
+/*
+#cgo LDFLAGS: -ldl
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SZDN_MD_QWORDS 128
+#define SZDN_OPDESC_QWORDS 1024
+typedef struct { int64_t q[SZDN_MD_QWORDS]; } szdn_md;
+typedef struct { int64_t q[SZDN_OPDESC_QWORDS]; } szdn_opdesc;
+typedef struct { int arg; void *mem; } szdn_arg;
+typedef struct { int major, minor, patch; const char *hash; unsigned cpu_runtime, gpu_runtime; } szdn_version;
+
+// Enum values from oneDNN 2.x's dnnl_types.h (checked by TestDNNLHeaderABI).
+enum {
+	SZDN_SUCCESS = 0,
+	SZDN_F32 = 3,
+	SZDN_TAG_ANY = 1, SZDN_TAG_X = 2, SZDN_TAG_NCHW = 5, SZDN_TAG_OIHW = 5, SZDN_TAG_GOIHW = 7,
+	SZDN_FORWARD_TRAINING = 64, SZDN_FORWARD_INFERENCE = 96,
+	SZDN_CONV_DIRECT = 1,
+	SZDN_CPU = 1, SZDN_STREAM_DEFAULT = 1,
+	SZDN_Q_IMPL_INFO_STR = 8,
+	SZDN_Q_SRC_MD = 129, SZDN_Q_DIFF_SRC_MD = 130, SZDN_Q_WEIGHTS_MD = 131,
+	SZDN_Q_DIFF_WEIGHTS_MD = 132, SZDN_Q_DST_MD = 133, SZDN_Q_DIFF_DST_MD = 134,
+	SZDN_ARG_SRC = 1, SZDN_ARG_DST = 17, SZDN_ARG_WEIGHTS = 33, SZDN_ARG_BIAS = 41,
+	SZDN_ARG_DIFF_SRC = 129, SZDN_ARG_DIFF_DST = 145, SZDN_ARG_DIFF_WEIGHTS = 161,
+	SZDN_ARG_DIFF_BIAS = 169, SZDN_ARG_SCRATCHPAD = 80,
+	SZDN_Q_SCRATCHPAD_MD = 136, SZDN_SCRATCHPAD_USER = 1,
+};
+
+typedef int (*szdn_engine_create_fn)(void **, int, size_t);
+typedef int (*szdn_stream_create_fn)(void **, void *, unsigned);
+typedef int (*szdn_md_init_by_tag_fn)(szdn_md *, int, const int64_t *, int, int);
+typedef int (*szdn_conv_fwd_init_fn)(szdn_opdesc *, int, int, const szdn_md *, const szdn_md *,
+	const szdn_md *, const szdn_md *, const int64_t *, const int64_t *, const int64_t *, const int64_t *);
+typedef int (*szdn_conv_bwd_data_init_fn)(szdn_opdesc *, int, const szdn_md *, const szdn_md *,
+	const szdn_md *, const int64_t *, const int64_t *, const int64_t *, const int64_t *);
+typedef int (*szdn_conv_bwd_w_init_fn)(szdn_opdesc *, int, const szdn_md *, const szdn_md *,
+	const szdn_md *, const szdn_md *, const int64_t *, const int64_t *, const int64_t *, const int64_t *);
+typedef int (*szdn_pd_create_fn)(void **, const void *, const void *, void *, const void *);
+typedef const szdn_md *(*szdn_pd_query_md_fn)(const void *, int, int);
+typedef int (*szdn_pd_query_fn)(const void *, int, int, void *);
+typedef int (*szdn_prim_create_fn)(void **, const void *);
+typedef int (*szdn_mem_create_fn)(void **, const szdn_md *, void *, void *);
+typedef int (*szdn_mem_set_handle_fn)(void *, void *);
+typedef int (*szdn_execute_fn)(const void *, void *, int, const szdn_arg *);
+typedef int (*szdn_stream_wait_fn)(void *);
+typedef const szdn_version *(*szdn_version_fn)(void);
+typedef int (*szdn_reorder_pd_create_fn)(void **, const szdn_md *, void *, const szdn_md *, void *, const void *);
+typedef int (*szdn_md_equal_fn)(const szdn_md *, const szdn_md *);
+typedef size_t (*szdn_md_size_fn)(const szdn_md *);
+typedef int (*szdn_destroy_fn)(void *);
+typedef int (*szdn_attr_create_fn)(void **);
+typedef int (*szdn_attr_set_scratchpad_fn)(void *, int);
+
+static struct {
+	szdn_engine_create_fn engine_create;
+	szdn_stream_create_fn stream_create;
+	szdn_md_init_by_tag_fn md_init_by_tag;
+	szdn_conv_fwd_init_fn conv_fwd_init;
+	szdn_conv_bwd_data_init_fn conv_bwd_data_init;
+	szdn_conv_bwd_w_init_fn conv_bwd_w_init;
+	szdn_pd_create_fn pd_create;
+	szdn_pd_query_md_fn pd_query_md;
+	szdn_pd_query_fn pd_query;
+	szdn_prim_create_fn prim_create;
+	szdn_mem_create_fn mem_create;
+	szdn_mem_set_handle_fn mem_set_handle;
+	szdn_execute_fn execute;
+	szdn_stream_wait_fn stream_wait;
+	szdn_version_fn version;
+	szdn_reorder_pd_create_fn reorder_pd_create;
+	szdn_md_equal_fn md_equal;
+	szdn_md_size_fn md_size;
+	szdn_destroy_fn pd_destroy, prim_destroy, mem_destroy;
+	szdn_attr_create_fn attr_create;
+	szdn_attr_set_scratchpad_fn attr_set_scratchpad;
+	void *engine, *stream;
+	void *attr; // user-managed scratchpad, see szdn_add_scratch
+	void *arena;
+	size_t arena_bytes;
+} szdn;
+
+static const char *szdn_sym(void *h, void **dst, const char *name) {
+	*dst = dlsym(h, name);
+	return *dst ? NULL : name;
+}
+
+// szdn_open loads the library and creates the CPU engine and stream. It
+// returns NULL on success, else what went wrong.
+static const char *szdn_open(const char *lib, int *major, int *minor, int *patch) {
+	void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+	if (h == NULL) {
+		const char *e = dlerror();
+		return e ? e : "dlopen failed";
+	}
+	const char *miss = NULL;
+#define SZDN_SYM(field, name) if (!miss) miss = szdn_sym(h, (void **)&szdn.field, name)
+	SZDN_SYM(version, "dnnl_version");
+	SZDN_SYM(engine_create, "dnnl_engine_create");
+	SZDN_SYM(stream_create, "dnnl_stream_create");
+	SZDN_SYM(md_init_by_tag, "dnnl_memory_desc_init_by_tag");
+	SZDN_SYM(conv_fwd_init, "dnnl_dilated_convolution_forward_desc_init");
+	SZDN_SYM(conv_bwd_data_init, "dnnl_dilated_convolution_backward_data_desc_init");
+	SZDN_SYM(conv_bwd_w_init, "dnnl_dilated_convolution_backward_weights_desc_init");
+	SZDN_SYM(pd_create, "dnnl_primitive_desc_create");
+	SZDN_SYM(pd_query_md, "dnnl_primitive_desc_query_md");
+	SZDN_SYM(pd_query, "dnnl_primitive_desc_query");
+	SZDN_SYM(prim_create, "dnnl_primitive_create");
+	SZDN_SYM(mem_create, "dnnl_memory_create");
+	SZDN_SYM(mem_set_handle, "dnnl_memory_set_data_handle");
+	SZDN_SYM(execute, "dnnl_primitive_execute");
+	SZDN_SYM(stream_wait, "dnnl_stream_wait");
+	SZDN_SYM(reorder_pd_create, "dnnl_reorder_primitive_desc_create");
+	SZDN_SYM(md_equal, "dnnl_memory_desc_equal");
+	SZDN_SYM(md_size, "dnnl_memory_desc_get_size");
+	SZDN_SYM(pd_destroy, "dnnl_primitive_desc_destroy");
+	SZDN_SYM(prim_destroy, "dnnl_primitive_destroy");
+	SZDN_SYM(mem_destroy, "dnnl_memory_destroy");
+	SZDN_SYM(attr_create, "dnnl_primitive_attr_create");
+	SZDN_SYM(attr_set_scratchpad, "dnnl_primitive_attr_set_scratchpad_mode");
+#undef SZDN_SYM
+	if (miss) {
+		dlclose(h);
+		return miss;
+	}
+	const szdn_version *v = szdn.version();
+	*major = v->major; *minor = v->minor; *patch = v->patch;
+	if (v->major != 2) {
+		return "unsupported oneDNN major version (need 2.x)";
+	}
+	// ABI sanity: a 4-D plain desc must start with ndims then dims, and
+	// report its dense size.
+	szdn_md md;
+	memset(&md, 0, sizeof md);
+	int64_t dims[4] = {2, 3, 5, 7};
+	if (szdn.md_init_by_tag(&md, 4, dims, SZDN_F32, SZDN_TAG_NCHW) != SZDN_SUCCESS ||
+		(int)md.q[0] != 4 || md.q[1] != 2 || md.q[4] != 7 || szdn.md_size(&md) != 2*3*5*7*4) {
+		return "memory descriptor layout is not the oneDNN 2.x one";
+	}
+	if (szdn.engine_create(&szdn.engine, SZDN_CPU, 0) != SZDN_SUCCESS) return "dnnl_engine_create failed";
+	if (szdn.stream_create(&szdn.stream, szdn.engine, SZDN_STREAM_DEFAULT) != SZDN_SUCCESS) return "dnnl_stream_create failed";
+	if (szdn.attr_create(&szdn.attr) != SZDN_SUCCESS ||
+		szdn.attr_set_scratchpad(szdn.attr, SZDN_SCRATCHPAD_USER) != SZDN_SUCCESS) return "dnnl_primitive_attr_set_scratchpad_mode failed";
+	return NULL;
+}
+
+#define SZDN_MAX_STEPS 8
+#define SZDN_MAX_ARGS 6
+#define SZDN_MAX_USER 4
+#define SZDN_MAX_INT 4
+
+// Primitives get their scratch memory from us (user scratchpad mode), not
+// from oneDNN's default global scratchpad. That one lives in thread-local
+// storage of the thread that created the primitive, and Go runs cgo calls
+// on whichever OS thread is free: a primitive created on one thread and
+// executed on another read a scratchpad that was not its own and crashed.
+
+typedef struct { void *prim; int nargs; szdn_arg args[SZDN_MAX_ARGS]; } szdn_step;
+
+// A plan is everything needed to run one convolution pass on one shape.
+// User memories get the caller's buffers at run time (in argument order);
+// internal memories (blocked layouts) live in the shared arena.
+typedef struct {
+	int nsteps;
+	szdn_step steps[SZDN_MAX_STEPS];
+	int nuser;
+	void *user[SZDN_MAX_USER];
+	int nint;
+	void *intmem[SZDN_MAX_INT];
+	size_t intoff[SZDN_MAX_INT];
+	size_t arena_bytes;
+	void *scratch[SZDN_MAX_STEPS]; // scratchpad memory per step, or NULL
+	size_t scratch_off, scratch_bytes; // all steps share one region
+	void *pds[SZDN_MAX_STEPS + 1];
+	int npds;
+	char impl[128];
+} szdn_plan;
+
+static void szdn_plan_free(szdn_plan *p) {
+	if (!p) return;
+	for (int i = 0; i < p->nsteps; i++) if (p->steps[i].prim) szdn.prim_destroy(p->steps[i].prim);
+	for (int i = 0; i < p->nuser; i++) if (p->user[i]) szdn.mem_destroy(p->user[i]);
+	for (int i = 0; i < p->nint; i++) if (p->intmem[i]) szdn.mem_destroy(p->intmem[i]);
+	for (int i = 0; i < SZDN_MAX_STEPS; i++) if (p->scratch[i]) szdn.mem_destroy(p->scratch[i]);
+	for (int i = 0; i < p->npds; i++) if (p->pds[i]) szdn.pd_destroy(p->pds[i]);
+	free(p);
+}
+
+static void *szdn_keep_pd(szdn_plan *p, void *pd) {
+	if (pd) p->pds[p->npds++] = pd;
+	return pd;
+}
+
+// szdn_add_scratch gives step s (made from pd) the scratchpad it asks for.
+static const char *szdn_add_scratch(szdn_plan *p, int slot, szdn_step *s, const void *pd) {
+	const szdn_md *md = szdn.pd_query_md(pd, SZDN_Q_SCRATCHPAD_MD, 0);
+	size_t n = md ? szdn.md_size(md) : 0;
+	if (n == 0) return NULL;
+	if (szdn.mem_create(&p->scratch[slot], md, szdn.engine, NULL) != SZDN_SUCCESS) return "dnnl_memory_create (scratchpad) failed";
+	s->args[s->nargs++] = (szdn_arg){SZDN_ARG_SCRATCHPAD, p->scratch[slot]};
+	if (n > p->scratch_bytes) p->scratch_bytes = n;
+	return NULL;
+}
+
+// szdn_bind connects execution argument arg of the main primitive (pd) to a
+// user buffer in plain layout umd. When the primitive wants another layout
+// it adds a reorder into (input) or out of (output) an arena-backed
+// internal memory. pre/post collect the reorder steps.
+static const char *szdn_bind(szdn_plan *p, const void *pd, int query, int qidx, const szdn_md *umd,
+	int arg, int output, szdn_step *main, szdn_step *pre, int *npre, szdn_step *post, int *npost) {
+	void *umem = NULL;
+	if (szdn.mem_create(&umem, umd, szdn.engine, NULL) != SZDN_SUCCESS) return "dnnl_memory_create (user) failed";
+	p->user[p->nuser++] = umem;
+	const szdn_md *pmd = szdn.pd_query_md(pd, query, qidx);
+	if (pmd == NULL) return "primitive desc has no such memory";
+	if (szdn.md_equal(pmd, umd)) {
+		main->args[main->nargs++] = (szdn_arg){arg, umem};
+		return NULL;
+	}
+	void *imem = NULL;
+	if (szdn.mem_create(&imem, pmd, szdn.engine, NULL) != SZDN_SUCCESS) return "dnnl_memory_create (internal) failed";
+	p->intmem[p->nint] = imem;
+	p->intoff[p->nint] = p->arena_bytes;
+	p->nint++;
+	p->arena_bytes += (szdn.md_size(pmd) + 63) & ~(size_t)63;
+	main->args[main->nargs++] = (szdn_arg){arg, imem};
+	void *rpd = NULL;
+	const szdn_md *from = output ? pmd : umd, *to = output ? umd : pmd;
+	if (szdn.reorder_pd_create(&rpd, from, szdn.engine, to, szdn.engine, szdn.attr) != SZDN_SUCCESS) return "dnnl_reorder_primitive_desc_create failed";
+	szdn_keep_pd(p, rpd);
+	szdn_step *s = output ? &post[(*npost)++] : &pre[(*npre)++];
+	if (szdn.prim_create(&s->prim, rpd) != SZDN_SUCCESS) return "dnnl_primitive_create (reorder) failed";
+	s->nargs = 2;
+	s->args[0] = (szdn_arg){1, output ? imem : umem}; // DNNL_ARG_FROM
+	s->args[1] = (szdn_arg){17, output ? umem : imem}; // DNNL_ARG_TO
+	// Scratch slots: 0 is the main step, reorders take 1 + their index.
+	return szdn_add_scratch(p, 1 + p->nint, s, rpd);
+}
+
+// szdn_conv_plan builds the plan for one pass (kind 0 forward, 1 backward
+// data, 2 backward weights). geom is N,C,H,W,O,KH,KW,sh,sw,ph,pw,dh,dw,G,OH,OW.
+// With blocked, oneDNN picks its preferred layouts and we reorder to and
+// from plain NCHW/OIHW around it; otherwise it must work on plain layouts.
+// User buffers are bound in this order: forward src, weights, [bias,] dst;
+// backward data diff_dst, weights, diff_src; backward weights src,
+// diff_dst, diff_weights[, diff_bias].
+static szdn_plan *szdn_conv_plan(int kind, const int64_t *g, int bias, int blocked, const char **err) {
+	int64_t N = g[0], C = g[1], H = g[2], W = g[3], O = g[4], KH = g[5], KW = g[6];
+	int64_t G = g[13], OH = g[14], OW = g[15];
+	int64_t strides[2] = {g[7], g[8]}, dil[2] = {g[11] - 1, g[12] - 1};
+	int64_t pl[2] = {g[9], g[10]};
+	// PyTorch floors the output size; oneDNN wants the right padding that
+	// makes its size formula exact, which can be less than the left one.
+	int64_t pr[2] = {(OH - 1) * g[7] + (KH - 1) * g[11] + 1 - H - g[9],
+		(OW - 1) * g[8] + (KW - 1) * g[12] + 1 - W - g[10]};
+	int64_t sdims[4] = {N, C, H, W}, ddims[4] = {N, O, OH, OW}, bdims[1] = {O};
+	int64_t wdims[5] = {G, O / G, C / G, KH, KW};
+	szdn_md src_u, dst_u, w_u, b_u, src_a, dst_a, w_a;
+	*err = NULL;
+	int ok = szdn.md_init_by_tag(&src_u, 4, sdims, SZDN_F32, SZDN_TAG_NCHW) == SZDN_SUCCESS &&
+		szdn.md_init_by_tag(&dst_u, 4, ddims, SZDN_F32, SZDN_TAG_NCHW) == SZDN_SUCCESS &&
+		szdn.md_init_by_tag(&b_u, 1, bdims, SZDN_F32, SZDN_TAG_X) == SZDN_SUCCESS &&
+		(G == 1 ? szdn.md_init_by_tag(&w_u, 4, wdims + 1, SZDN_F32, SZDN_TAG_OIHW)
+			: szdn.md_init_by_tag(&w_u, 5, wdims, SZDN_F32, SZDN_TAG_GOIHW)) == SZDN_SUCCESS;
+	if (ok && blocked) {
+		ok = szdn.md_init_by_tag(&src_a, 4, sdims, SZDN_F32, SZDN_TAG_ANY) == SZDN_SUCCESS &&
+			szdn.md_init_by_tag(&dst_a, 4, ddims, SZDN_F32, SZDN_TAG_ANY) == SZDN_SUCCESS &&
+			(G == 1 ? szdn.md_init_by_tag(&w_a, 4, wdims + 1, SZDN_F32, SZDN_TAG_ANY)
+				: szdn.md_init_by_tag(&w_a, 5, wdims, SZDN_F32, SZDN_TAG_ANY)) == SZDN_SUCCESS;
+	} else {
+		src_a = src_u; dst_a = dst_u; w_a = w_u;
+	}
+	if (!ok) { *err = "dnnl_memory_desc_init_by_tag failed"; return NULL; }
+
+	szdn_step mainst, pre[SZDN_MAX_ARGS], post[SZDN_MAX_ARGS];
+	int npre = 0, npost = 0;
+	memset(&mainst, 0, sizeof mainst);
+	memset(pre, 0, sizeof pre);
+	memset(post, 0, sizeof post);
+	szdn_plan *p = calloc(1, sizeof(szdn_plan));
+	szdn_opdesc *od = malloc(sizeof(szdn_opdesc));
+	if (!p || !od) { free(p); free(od); *err = "out of memory"; return NULL; }
+	void *fwd = NULL, *pd = NULL;
+	if (szdn.conv_fwd_init(od, SZDN_FORWARD_TRAINING, SZDN_CONV_DIRECT, &src_a, &w_a, bias ? &b_u : NULL, &dst_a, strides, dil, pl, pr) != SZDN_SUCCESS) {
+		*err = "dnnl_dilated_convolution_forward_desc_init failed"; goto fail;
+	}
+	if (szdn.pd_create(&fwd, od, szdn.attr, szdn.engine, NULL) != SZDN_SUCCESS) { *err = "no oneDNN forward convolution for this shape"; goto fail; }
+	szdn_keep_pd(p, fwd);
+	if (kind == 0) {
+		pd = fwd;
+	} else {
+		int st = kind == 1
+			? szdn.conv_bwd_data_init(od, SZDN_CONV_DIRECT, &src_a, &w_a, &dst_a, strides, dil, pl, pr)
+			: szdn.conv_bwd_w_init(od, SZDN_CONV_DIRECT, &src_a, &w_a, bias ? &b_u : NULL, &dst_a, strides, dil, pl, pr);
+		if (st != SZDN_SUCCESS) { *err = "dnnl convolution backward desc init failed"; goto fail; }
+		if (szdn.pd_create(&pd, od, szdn.attr, szdn.engine, fwd) != SZDN_SUCCESS) { *err = "no oneDNN backward convolution for this shape"; goto fail; }
+		szdn_keep_pd(p, pd);
+	}
+#define SZDN_BIND(q, qi, md, arg, out) if (!*err) *err = szdn_bind(p, pd, q, qi, md, arg, out, &mainst, pre, &npre, post, &npost)
+	switch (kind) {
+	case 0:
+		SZDN_BIND(SZDN_Q_SRC_MD, 0, &src_u, SZDN_ARG_SRC, 0);
+		SZDN_BIND(SZDN_Q_WEIGHTS_MD, 0, &w_u, SZDN_ARG_WEIGHTS, 0);
+		if (bias) SZDN_BIND(SZDN_Q_WEIGHTS_MD, 1, &b_u, SZDN_ARG_BIAS, 0);
+		SZDN_BIND(SZDN_Q_DST_MD, 0, &dst_u, SZDN_ARG_DST, 1);
+		break;
+	case 1:
+		SZDN_BIND(SZDN_Q_DIFF_DST_MD, 0, &dst_u, SZDN_ARG_DIFF_DST, 0);
+		SZDN_BIND(SZDN_Q_WEIGHTS_MD, 0, &w_u, SZDN_ARG_WEIGHTS, 0);
+		SZDN_BIND(SZDN_Q_DIFF_SRC_MD, 0, &src_u, SZDN_ARG_DIFF_SRC, 1);
+		break;
+	default:
+		SZDN_BIND(SZDN_Q_SRC_MD, 0, &src_u, SZDN_ARG_SRC, 0);
+		SZDN_BIND(SZDN_Q_DIFF_DST_MD, 0, &dst_u, SZDN_ARG_DIFF_DST, 0);
+		SZDN_BIND(SZDN_Q_DIFF_WEIGHTS_MD, 0, &w_u, SZDN_ARG_DIFF_WEIGHTS, 1);
+		if (bias) SZDN_BIND(SZDN_Q_DIFF_WEIGHTS_MD, 1, &b_u, SZDN_ARG_DIFF_BIAS, 1);
+	}
+#undef SZDN_BIND
+	if (*err) goto fail;
+	if (szdn.prim_create(&mainst.prim, pd) != SZDN_SUCCESS) { *err = "dnnl_primitive_create (convolution) failed"; goto fail; }
+	if ((*err = szdn_add_scratch(p, 0, &mainst, pd)) != NULL) goto fail;
+	p->scratch_off = p->arena_bytes;
+	p->arena_bytes += p->scratch_bytes;
+	for (int i = 0; i < npre; i++) p->steps[p->nsteps++] = pre[i];
+	p->steps[p->nsteps++] = mainst;
+	for (int i = 0; i < npost; i++) p->steps[p->nsteps++] = post[i];
+	const char *impl = NULL;
+	if (szdn.pd_query(pd, SZDN_Q_IMPL_INFO_STR, 0, &impl) == SZDN_SUCCESS && impl) {
+		strncpy(p->impl, impl, sizeof p->impl - 1);
+	}
+	free(od);
+	return p;
+fail:
+	// Reorder primitives made before the failure sit in pre/post, not yet
+	// in the plan.
+	for (int i = 0; i < npre; i++) if (pre[i].prim) szdn.prim_destroy(pre[i].prim);
+	for (int i = 0; i < npost; i++) if (post[i].prim) szdn.prim_destroy(post[i].prim);
+	free(od);
+	szdn_plan_free(p);
+	return NULL;
+}
+
+// szdn_run executes a plan on the caller's buffers. The Go pointers are
+// handed to oneDNN only for the duration of this call and cleared before
+// it returns, as cgo's pointer rules require.
+static int szdn_run(szdn_plan *p, void *u0, void *u1, void *u2, void *u3) {
+	void *u[SZDN_MAX_USER] = {u0, u1, u2, u3};
+	if (p->arena_bytes > szdn.arena_bytes) {
+		free(szdn.arena);
+		szdn.arena = aligned_alloc(64, p->arena_bytes);
+		szdn.arena_bytes = szdn.arena ? p->arena_bytes : 0;
+		if (!szdn.arena) return -1;
+	}
+	int st = SZDN_SUCCESS;
+	for (int i = 0; i < p->nuser && st == SZDN_SUCCESS; i++) st = szdn.mem_set_handle(p->user[i], u[i]);
+	for (int i = 0; i < p->nint && st == SZDN_SUCCESS; i++) st = szdn.mem_set_handle(p->intmem[i], (char *)szdn.arena + p->intoff[i]);
+	for (int i = 0; i < SZDN_MAX_STEPS && st == SZDN_SUCCESS; i++) {
+		if (p->scratch[i]) st = szdn.mem_set_handle(p->scratch[i], (char *)szdn.arena + p->scratch_off);
+	}
+	for (int i = 0; i < p->nsteps && st == SZDN_SUCCESS; i++) {
+		st = szdn.execute(p->steps[i].prim, szdn.stream, p->steps[i].nargs, p->steps[i].args);
+	}
+	if (st == SZDN_SUCCESS) st = szdn.stream_wait(szdn.stream);
+	for (int i = 0; i < p->nuser; i++) szdn.mem_set_handle(p->user[i], NULL);
+	return st;
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"sync"
+	"unsafe"
+)
+
+// dnnlLibName is oneDNN 2.x's soname; 3.x is libdnnl.so.3 and has another API.
+const dnnlLibName = "libdnnl.so.2"
+
+// dnnlMDBytes and dnnlOpDescBytes are the sizes of our stand-in blobs,
+// checked against the real structs by TestDNNLHeaderABI.
+const (
+	dnnlMDBytes     = int(C.SZDN_MD_QWORDS) * 8
+	dnnlOpDescBytes = int(C.SZDN_OPDESC_QWORDS) * 8
+)
+
+// dnnlEnums are the constants the preamble hard-codes, by their header names.
+var dnnlEnums = map[string]int{
+	"dnnl_success":                      C.SZDN_SUCCESS,
+	"dnnl_f32":                          C.SZDN_F32,
+	"dnnl_format_tag_any":               C.SZDN_TAG_ANY,
+	"dnnl_x":                            C.SZDN_TAG_X,
+	"dnnl_nchw":                         C.SZDN_TAG_NCHW,
+	"dnnl_oihw":                         C.SZDN_TAG_OIHW,
+	"dnnl_goihw":                        C.SZDN_TAG_GOIHW,
+	"dnnl_forward_training":             C.SZDN_FORWARD_TRAINING,
+	"dnnl_forward_inference":            C.SZDN_FORWARD_INFERENCE,
+	"dnnl_convolution_direct":           C.SZDN_CONV_DIRECT,
+	"dnnl_cpu":                          C.SZDN_CPU,
+	"dnnl_stream_default_flags":         C.SZDN_STREAM_DEFAULT,
+	"dnnl_query_impl_info_str":          C.SZDN_Q_IMPL_INFO_STR,
+	"dnnl_query_src_md":                 C.SZDN_Q_SRC_MD,
+	"dnnl_query_diff_src_md":            C.SZDN_Q_DIFF_SRC_MD,
+	"dnnl_query_weights_md":             C.SZDN_Q_WEIGHTS_MD,
+	"dnnl_query_diff_weights_md":        C.SZDN_Q_DIFF_WEIGHTS_MD,
+	"dnnl_query_dst_md":                 C.SZDN_Q_DST_MD,
+	"dnnl_query_diff_dst_md":            C.SZDN_Q_DIFF_DST_MD,
+	"DNNL_ARG_SRC":                      C.SZDN_ARG_SRC,
+	"DNNL_ARG_FROM":                     1,
+	"DNNL_ARG_DST":                      C.SZDN_ARG_DST,
+	"DNNL_ARG_TO":                       17,
+	"DNNL_ARG_WEIGHTS":                  C.SZDN_ARG_WEIGHTS,
+	"DNNL_ARG_BIAS":                     C.SZDN_ARG_BIAS,
+	"DNNL_ARG_DIFF_SRC":                 C.SZDN_ARG_DIFF_SRC,
+	"DNNL_ARG_DIFF_DST":                 C.SZDN_ARG_DIFF_DST,
+	"DNNL_ARG_DIFF_WEIGHTS":             C.SZDN_ARG_DIFF_WEIGHTS,
+	"DNNL_ARG_SCRATCHPAD":               C.SZDN_ARG_SCRATCHPAD,
+	"dnnl_query_scratchpad_md":          C.SZDN_Q_SCRATCHPAD_MD,
+	"dnnl_scratchpad_mode_user":         C.SZDN_SCRATCHPAD_USER,
+	"DNNL_ARG_DIFF_BIAS":                C.SZDN_ARG_DIFF_BIAS,
+	"sizeof(dnnl_exec_arg_t)":           int(unsafe.Sizeof(C.szdn_arg{})),
+	"offsetof(dnnl_exec_arg_t, memory)": int(unsafe.Offsetof(C.szdn_arg{}.mem)),
+	"offsetof(dnnl_version_t, hash)":    int(unsafe.Offsetof(C.szdn_version{}.hash)),
+}
+
+func loadDNNL() dnnlInfo {
+	name := C.CString(dnnlLibName)
+	defer C.free(unsafe.Pointer(name))
+	var major, minor, patch C.int
+	if e := C.szdn_open(name, &major, &minor, &patch); e != nil {
+		return dnnlInfo{reason: fmt.Sprintf("onednn unavailable: %s: %s", dnnlLibName, C.GoString(e))}
+	}
+	return dnnlInfo{ok: true, lib: dnnlLibName, version: fmt.Sprintf("%d.%d.%d", major, minor, patch)}
+}
+
+// dnnlBlocked selects oneDNN's preferred (blocked) layouts with reorders at
+// the boundary, rather than forcing plain NCHW/OIHW on the primitive.
+// See BenchmarkConvLayouts for the measurement behind the default.
+var dnnlBlocked = true
+
+type dnnlKey struct {
+	kind    int
+	g       ConvGeom
+	bias    bool
+	blocked bool
+}
+
+var dnnlMu sync.Mutex // guards dnnlPlans and every oneDNN call
+
+// dnnlPlans caches plans by shape; a nil plan records a shape oneDNN
+// refused, so that it goes straight to the Go kernels next time.
+var dnnlPlans = map[dnnlKey]*C.szdn_plan{}
+
+// dnnlMaxPlans bounds the cache. A training run uses a few dozen shapes;
+// a server fed many image sizes would otherwise grow it without end.
+const dnnlMaxPlans = 512
+
+// dnnlPlanLocked returns the cached plan for k, building it if needed.
+// dnnlMu must be held.
+func dnnlPlanLocked(k dnnlKey) *C.szdn_plan {
+	if p, ok := dnnlPlans[k]; ok {
+		return p
+	}
+	if len(dnnlPlans) >= dnnlMaxPlans {
+		for key, p := range dnnlPlans {
+			C.szdn_plan_free(p)
+			delete(dnnlPlans, key)
+		}
+	}
+	g := k.g
+	geom := [16]C.int64_t{C.int64_t(g.N), C.int64_t(g.C), C.int64_t(g.H), C.int64_t(g.W),
+		C.int64_t(g.O), C.int64_t(g.KH), C.int64_t(g.KW), C.int64_t(g.StrideH), C.int64_t(g.StrideW),
+		C.int64_t(g.PadH), C.int64_t(g.PadW), C.int64_t(g.DilationH), C.int64_t(g.DilationW),
+		C.int64_t(g.Groups), C.int64_t(g.OutH()), C.int64_t(g.OutW())}
+	var errStr *C.char
+	p := C.szdn_conv_plan(C.int(k.kind), &geom[0], cbool(k.bias), cbool(k.blocked), &errStr)
+	dnnlPlans[k] = p // nil when refused: remembered, and the Go path runs
+	return p
+}
+
+// dnnlExec runs the plan for k on the given buffers (nil for unused
+// slots). It reports false when oneDNN cannot run this shape.
+func dnnlExec(k dnnlKey, bufs ...[]float32) bool {
+	var ptr [4]unsafe.Pointer
+	for i, b := range bufs {
+		if b != nil {
+			ptr[i] = unsafe.Pointer(&b[0])
+		}
+	}
+	dnnlMu.Lock()
+	defer dnnlMu.Unlock()
+	p := dnnlPlanLocked(k)
+	if p == nil {
+		return false
+	}
+	if st := C.szdn_run(p, ptr[0], ptr[1], ptr[2], ptr[3]); st != 0 {
+		// Execution failures mean memory exhaustion or a library bug;
+		// both must not pass silently as wrong numbers.
+		panic(fmt.Sprintf("tensor: oneDNN convolution %+v failed with status %d", k.g, int(st)))
+	}
+	return true
+}
+
+// dnnlImpl names the oneDNN implementation chosen for a pass, e.g.
+// "jit:avx512_core", for diagnostics and benchmarks.
+func dnnlImpl(kind int, g ConvGeom, bias bool) string {
+	dnnlMu.Lock()
+	defer dnnlMu.Unlock()
+	p := dnnlPlanLocked(dnnlKey{kind: kind, g: g.norm(), bias: bias, blocked: dnnlBlocked})
+	if p == nil {
+		return "(refused)"
+	}
+	return C.GoString(&p.impl[0])
+}
+
+func dnnlConvForward(g ConvGeom, x, w, b, y []float32) bool {
+	k := dnnlKey{kind: 0, g: g, bias: b != nil, blocked: dnnlBlocked}
+	if b != nil {
+		return dnnlExec(k, x, w, b, y)
+	}
+	return dnnlExec(k, x, w, y)
+}
+
+func dnnlConvBackwardData(g ConvGeom, dy, w, dx []float32, accumulate bool) bool {
+	k := dnnlKey{kind: 1, g: g, blocked: dnnlBlocked}
+	if !accumulate {
+		return dnnlExec(k, dy, w, dx)
+	}
+	tmp := convScratch.get(g.InputLen())
+	defer convScratch.put(tmp)
+	if !dnnlExec(k, dy, w, tmp) {
+		return false
+	}
+	addInto(dx[:len(tmp)], tmp)
+	return true
+}
+
+func dnnlConvBackwardWeights(g ConvGeom, x, dy, dw, db []float32, accumulate bool) bool {
+	k := dnnlKey{kind: 2, g: g, bias: db != nil, blocked: dnnlBlocked}
+	if !accumulate {
+		if db != nil {
+			return dnnlExec(k, x, dy, dw, db)
+		}
+		return dnnlExec(k, x, dy, dw)
+	}
+	tw := convScratch.get(g.WeightLen())
+	defer convScratch.put(tw)
+	var tb []float32
+	if db != nil {
+		tb = convScratch.get(g.O)
+		defer convScratch.put(tb)
+	}
+	ok := false
+	if db != nil {
+		ok = dnnlExec(k, x, dy, tw, tb)
+	} else {
+		ok = dnnlExec(k, x, dy, tw)
+	}
+	if !ok {
+		return false
+	}
+	addInto(dw[:len(tw)], tw)
+	if db != nil {
+		addInto(db[:g.O], tb)
+	}
+	return true
+}

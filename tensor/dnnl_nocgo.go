@@ -1,0 +1,29 @@
+//go:build !cgo || !linux
+
+package tensor
+
+// Without cgo (or off Linux) oneDNN cannot be loaded; the im2col kernels
+// run instead.
+
+const (
+	dnnlMDBytes     = 0
+	dnnlOpDescBytes = 0
+)
+
+var dnnlEnums = map[string]int{}
+
+var dnnlBlocked = true
+
+func loadDNNL() dnnlInfo {
+	return dnnlInfo{reason: "onednn unavailable: built without cgo"}
+}
+
+func dnnlImpl(kind int, g ConvGeom, bias bool) string { return "" }
+
+func dnnlConvForward(g ConvGeom, x, w, b, y []float32) bool { return false }
+
+func dnnlConvBackwardData(g ConvGeom, dy, w, dx []float32, accumulate bool) bool { return false }
+
+func dnnlConvBackwardWeights(g ConvGeom, x, dy, dw, db []float32, accumulate bool) bool {
+	return false
+}
