@@ -190,22 +190,31 @@ func (p *plan) forRows(cost int, fn func(c *cursor, lo, hi int)) {
 	})
 }
 
-// forRowsInto runs fn over row ranges that accumulate into the operand k
+// forRowsInto runs fn over row ranges that accumulate into operand k's
 // buffer dst. When several rows write the same dst elements (a reduction
-// over an outer axis) and the work is worth splitting, each worker after
-// the first accumulates into a private zeroed copy taken from pool, and the
-// copies are summed into dst at the end.
+// over an outer axis), rows are split with splitAccumulate.
 func (p *plan) forRowsInto(pool *tensor.Pool, k int, dst []float32, cost int, fn func(c *cursor, lo, hi int, dst []float32)) {
 	if !p.racy(k) {
 		p.forRows(cost, func(c *cursor, lo, hi int) { fn(c, lo, hi, dst) })
 		return
 	}
-	workers := min(runtime.GOMAXPROCS(0), p.rows)
-	work := p.rows * p.inner * cost
+	splitAccumulate(pool, p.rows, p.inner*cost, dst, func(lo, hi int, acc []float32) {
+		c := p.cursorAt(lo)
+		fn(&c, lo, hi, acc)
+	})
+}
+
+// splitAccumulate runs fn over [0, n) where every index adds into the
+// same small buffer dst (e.g. a bias gradient summed over rows). When the
+// work is worth splitting, each worker after the first accumulates into a
+// private zeroed copy taken from pool, and the copies are added into dst at
+// the end; cost is the work per index.
+func splitAccumulate(pool *tensor.Pool, n, cost int, dst []float32, fn func(lo, hi int, acc []float32)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	work := n * cost
 	// The private copies cost len(dst) each to clear and merge.
 	if workers <= 1 || work < parallelMin || work < 4*len(dst)*workers {
-		c := p.cursorAt(0)
-		fn(&c, 0, p.rows, dst)
+		fn(0, n, dst)
 		return
 	}
 	bufs := make([][]float32, workers)
@@ -213,15 +222,12 @@ func (p *plan) forRowsInto(pool *tensor.Pool, k int, dst []float32, cost int, fn
 	for w := 1; w < workers; w++ {
 		bufs[w] = pool.GetZeroed(len(dst))
 	}
-	chunk := (p.rows + workers - 1) / workers
+	chunk := (n + workers - 1) / workers
 	tensor.Parallel(workers, work/workers+1, func(wlo, whi int) {
 		for w := wlo; w < whi; w++ {
-			lo, hi := w*chunk, min((w+1)*chunk, p.rows)
-			if lo >= hi {
-				continue
+			if lo, hi := w*chunk, min((w+1)*chunk, n); lo < hi {
+				fn(lo, hi, bufs[w])
 			}
-			c := p.cursorAt(lo)
-			fn(&c, lo, hi, bufs[w])
 		}
 	})
 	for w := 1; w < workers; w++ {
