@@ -30,8 +30,8 @@ type goldenCase struct {
 }
 
 func (c *goldenCase) float(key string) float32 { return float32(c.Attrs[key].(float64)) }
-func (c *goldenCase) int(key string) int      { return int(c.Attrs[key].(float64)) }
-func (c *goldenCase) bool(key string) bool    { return c.Attrs[key].(bool) }
+func (c *goldenCase) int(key string) int       { return int(c.Attrs[key].(float64)) }
+func (c *goldenCase) bool(key string) bool     { return c.Attrs[key].(bool) }
 func (c *goldenCase) ints(key string) []int {
 	raw := c.Attrs[key].([]any)
 	out := make([]int, len(raw))
