@@ -18,6 +18,7 @@ import math
 import os
 import struct
 import sys
+import zlib
 
 import torch
 
@@ -217,16 +218,132 @@ def gen_optim():
     st_save(os.path.join(ROOT, "nn/testdata/optim.safetensors"), out, meta)
 
 
+def layer_case(name, module, inputs, meta, forward=None, train=True, grad_inputs=None):
+    """Write nn/testdata/<name>.safetensors: the module's state_dict (under
+    "model."), its inputs ("input", "input1", ...), its output, a random
+    seed r for the backward pass of sum(output*r), and the gradients of
+    every parameter ("grad.<name>") and float input ("input_grad", ...;
+    grad_inputs, a list of booleans, can exclude inputs such as masks).
+    Buffers after the forward pass (running statistics) are saved under
+    "after."."""
+    g = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+    module.train(train)
+    state = {"model." + k: v.detach().clone() for k, v in module.state_dict().items()}
+    ins = []
+    for i, x in enumerate(inputs):
+        if x.dtype.is_floating_point and (grad_inputs is None or grad_inputs[i]):
+            x = x.clone().requires_grad_(True)
+        ins.append(x)
+    out = forward(module, *ins) if forward else module(*ins)
+    seed = torch.randn(out.shape, generator=g)
+    (out * seed).sum().backward()
+    t = dict(state)
+    for i, x in enumerate(inputs):
+        key = "input" if i == 0 else "input%d" % i
+        t[key] = x
+        if ins[i].requires_grad:
+            t[key.replace("input", "input_grad")] = ins[i].grad
+    t["output"] = out.detach()
+    t["seed"] = seed
+    for k, p in module.named_parameters():
+        if p.grad is not None:
+            t["grad." + k] = p.grad
+    for k, b in module.named_buffers():
+        t["after." + k] = b.detach().clone()
+    meta = dict(meta, train=str(train).lower())
+    st_save(os.path.join(ROOT, "nn/testdata/%s.safetensors" % name), t,
+            {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()})
+
+
+def perturb(module, g, scale=0.5):
+    """Move every parameter and float buffer off its default value, so a
+    test cannot pass by a layer ignoring, say, its LayerNorm weight."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * scale)
+        for k, b in module.named_buffers():
+            if k.endswith("running_var"):
+                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
+            elif b.dtype.is_floating_point:
+                b.add_(torch.randn(b.shape, generator=g) * scale)
+
+
+def gen_layers():
+    """Fixtures for every nn layer, compared by nn/layers_test.go."""
+    nn = torch.nn
+    g = torch.Generator().manual_seed(3)
+    torch.manual_seed(3)
+    x = lambda *s: torch.randn(*s, generator=g)
+
+    layer_case("linear", nn.Linear(5, 4), [x(2, 3, 5)], {"in": 5, "out": 4, "bias": True})
+    layer_case("linear_nobias", nn.Linear(5, 4, bias=False), [x(3, 5)], {"in": 5, "out": 4, "bias": False})
+
+    ln = nn.LayerNorm(6, eps=1e-6)
+    perturb(ln, g)
+    layer_case("layernorm", ln, [x(2, 3, 6) * 3 + 1], {"d": 6, "eps": 1e-6})
+
+    emb = nn.Embedding(10, 4)
+    ids = torch.tensor([[1, 3, 3], [0, 9, 2]])
+    layer_case("embedding", emb, [ids], {"n": 10, "d": 4})
+
+    mlp = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 8), nn.GELU(), nn.Linear(8, 3))
+    layer_case("mlp_relu_gelu", mlp, [x(4, 6)], {})
+
+    mlp_bn = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    perturb(mlp_bn[1], g)
+    layer_case("mlp_bn", mlp_bn, [x(5, 6)], {"dims": [6, 8, 3], "batchnorm": True})
+    mlp_bn2 = nn.Sequential(nn.Linear(6, 8, bias=False), nn.BatchNorm1d(8), nn.ReLU(),
+                            nn.Linear(8, 7, bias=False), nn.BatchNorm1d(7), nn.ReLU(),
+                            nn.Linear(7, 4, bias=False), nn.BatchNorm1d(4))
+    layer_case("mlp_bn_last", mlp_bn2, [x(5, 6)],
+               {"dims": [6, 8, 7, 4], "batchnorm": True, "last_batchnorm": True, "no_bias_before_bn": True})
+
+    for name, conv, shape in (
+            ("conv_stride_pad", nn.Conv2d(3, 4, 3, stride=2, padding=1), (2, 3, 7, 7)),
+            ("conv_groups_nobias", nn.Conv2d(4, 6, 3, padding=1, groups=2, bias=False), (2, 4, 5, 5)),
+            ("conv_dilation", nn.Conv2d(2, 3, 3, padding=2, dilation=2), (1, 2, 6, 6)),
+            ("conv_1x1", nn.Conv2d(5, 2, 1), (2, 5, 3, 4))):
+        meta = {"in": conv.in_channels, "out": conv.out_channels, "k": conv.kernel_size[0],
+                "stride": conv.stride[0], "pad": conv.padding[0], "dilation": conv.dilation[0],
+                "groups": conv.groups, "bias": conv.bias is not None}
+        layer_case(name, conv, [x(*shape)], meta)
+
+    for name, bn, shape, train in (
+            ("bn2d_train", nn.BatchNorm2d(4), (3, 4, 5, 5), True),
+            ("bn2d_eval", nn.BatchNorm2d(4), (3, 4, 5, 5), False),
+            ("bn1d_train", nn.BatchNorm1d(6), (8, 6), True),
+            ("bn1d_eval", nn.BatchNorm1d(6), (8, 6), False)):
+        perturb(bn, g)
+        bn.num_batches_tracked.fill_(3)
+        layer_case(name, bn, [x(*shape) * 2 + 0.5], {"c": bn.num_features}, train=train)
+
+    mha = nn.MultiheadAttention(8, 2, batch_first=True)
+    perturb(mha, g, 0.2)
+    pad = torch.tensor([[False] * 5, [False, False, False, True, True]])
+    layer_case("mha_self_padmask", mha, [x(2, 5, 8), pad.to(torch.uint8)],
+               {"embed": 8, "heads": 2, "bias": True},
+               forward=lambda m, q, p: m(q, q, q, key_padding_mask=p.bool(), need_weights=False)[0])
+    mha2 = nn.MultiheadAttention(12, 3, batch_first=True)
+    perturb(mha2, g, 0.2)
+    causal = torch.triu(torch.full((3, 4), float("-inf")), diagonal=1)
+    layer_case("mha_cross_attnmask", mha2, [x(2, 3, 12), x(2, 4, 12), x(2, 4, 12), causal],
+               {"embed": 12, "heads": 3, "bias": True},
+               forward=lambda m, q, k, v, am: m(q, k, v, attn_mask=am, need_weights=False)[0],
+               grad_inputs=[True, True, True, False])
+
+
 def main(argv):
     if len(argv) >= 2 and argv[0] == "--dump":
         dump(argv[1])
         return
-    which = set(argv) or {"weights", "optim"}
+    which = set(argv) or {"weights", "optim", "layers"}
     torch.set_num_threads(1)
     if "weights" in which:
         gen_weights()
     if "optim" in which:
         gen_optim()
+    if "layers" in which:
+        gen_layers()
 
 
 if __name__ == "__main__":
