@@ -105,6 +105,17 @@ func DiffState(m Module, tensors map[string]*weights.Tensor) (missing, unexpecte
 // PyTorch. Everything is checked before anything is copied, so on error m
 // is unchanged, and the error lists every offending name.
 func LoadState(m Module, tensors map[string]*weights.Tensor, strict bool) error {
+	commit, err := prepareLoadState(m, tensors, strict)
+	if err != nil {
+		return err
+	}
+	commit()
+	return nil
+}
+
+// prepareLoadState validates a load and returns the function that performs
+// it, so that a checkpoint can check every part before changing any.
+func prepareLoadState(m Module, tensors map[string]*weights.Tensor, strict bool) (commit func(), err error) {
 	s := StateOf(m)
 	serr := &StateError{}
 	if strict {
@@ -175,15 +186,16 @@ func LoadState(m Module, tensors map[string]*weights.Tensor, strict bool) error 
 		counts = append(counts, countJob{b.Count, v})
 	}
 	if len(serr.Missing)+len(serr.Unexpected)+len(serr.Mismatched) > 0 {
-		return serr
+		return nil, serr
 	}
-	for _, j := range floats {
-		copy(j.dst, j.src.Data)
-	}
-	for _, j := range counts {
-		*j.dst = j.v
-	}
-	return nil
+	return func() {
+		for _, j := range floats {
+			copy(j.dst, j.src.Data)
+		}
+		for _, j := range counts {
+			*j.dst = j.v
+		}
+	}, nil
 }
 
 // CopyState copies src's parameters and buffers into dst, which must have
