@@ -350,6 +350,9 @@ func Parse(path string, b []byte) (*File, error) {
 			if err := dec.Decode(&f.Metadata); err != nil {
 				return nil, bad("", "__metadata__ must map strings to strings: %v", err)
 			}
+			if f.Metadata == nil { // "__metadata__": null
+				f.Metadata = map[string]string{}
+			}
 			continue
 		}
 		if name == "" {

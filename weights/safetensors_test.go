@@ -275,6 +275,9 @@ func TestParseRejectsCorruptFiles(t *testing.T) {
 	if _, err := Parse("padded", rawFile(`{}      `, nil)); err != nil {
 		t.Fatalf("padded header rejected: %v", err)
 	}
+	if f, err := Parse("nullmeta", rawFile(`{"__metadata__":null}`, nil)); err != nil || f.Metadata == nil {
+		t.Fatalf("null metadata: %v %v", f, err)
+	}
 }
 
 func TestReadMissingFile(t *testing.T) {
