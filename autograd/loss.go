@@ -11,22 +11,23 @@ import (
 // ignore_index (e.g. unmasked tokens in masked language modelling).
 const IgnoreIndex = -100
 
-// logSumExpRow returns log Σ exp(x) of a contiguous row, max-shifted.
-func logSumExpRow(x []float32) float32 {
-	m := float32(math.Inf(-1))
+// logSumExpRow returns the row's maximum m and log Σ exp(x - m), kept
+// apart so that x - m - l stays exact for large logits.
+func logSumExpRow(x []float32) (m, l float32) {
+	m = float32(math.Inf(-1))
 	for _, v := range x {
 		if v > m {
 			m = v
 		}
 	}
 	if math.IsInf(float64(m), 0) {
-		return m
+		return m, 0
 	}
 	var s float64
 	for _, v := range x {
 		s += float64(exp32(v - m))
 	}
-	return m + float32(math.Log(s))
+	return m, float32(math.Log(s))
 }
 
 // CrossEntropy is the mean over rows whose target is not IgnoreIndex of
@@ -54,19 +55,19 @@ func (tp *Tape) CrossEntropy(logits *Var, targets []int) *Var {
 	}
 	targets = slices.Clone(targets)
 	xd := logits.Value.Data
-	// lse keeps each row's log Σ exp for the backward pass.
-	lse := tp.Alloc(n)
+	// lse keeps each row's max and log Σ exp for the backward pass.
+	lse := tp.Alloc(2 * n)
 	tensor.Parallel(n, 2*c, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			if targets[r] != IgnoreIndex {
-				lse.Data[r] = logSumExpRow(xd[r*c : (r+1)*c])
+				lse.Data[2*r], lse.Data[2*r+1] = logSumExpRow(xd[r*c : (r+1)*c])
 			}
 		}
 	})
 	var total float64
 	for r, t := range targets {
 		if t != IgnoreIndex {
-			total += float64(lse.Data[r]) - float64(xd[r*c+t])
+			total += float64(lse.Data[2*r+1]) - float64(xd[r*c+t]-lse.Data[2*r])
 		}
 	}
 	out := tp.Alloc()
@@ -85,9 +86,9 @@ func (tp *Tape) CrossEntropy(logits *Var, targets []int) *Var {
 					continue
 				}
 				xr, gr := xd[r*c:(r+1)*c], gx.Data[r*c:(r+1)*c]
-				l := lse.Data[r]
+				m, l := lse.Data[2*r], lse.Data[2*r+1]
 				for i, v := range xr {
-					gr[i] += scale * exp32(v-l)
+					gr[i] += scale * exp32((v-m)-l)
 				}
 				gr[t] -= scale
 			}
@@ -106,16 +107,16 @@ func (tp *Tape) CrossEntropySoft(logits, probs *Var) *Var {
 	}
 	n, c := shape[0], shape[1]
 	xd, pd := logits.Value.Data, probs.Value.Data
-	lse := tp.Alloc(n)
+	lse := tp.Alloc(2 * n)
 	rowLoss := tp.Scratch(n)
 	tensor.Parallel(n, 3*c, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr, pr := xd[r*c:(r+1)*c], pd[r*c:(r+1)*c]
-			l := logSumExpRow(xr)
-			lse.Data[r] = l
+			m, l := logSumExpRow(xr)
+			lse.Data[2*r], lse.Data[2*r+1] = m, l
 			var s float64
 			for i, p := range pr {
-				s += float64(p) * float64(l-xr[i])
+				s += float64(p) * float64(l-(xr[i]-m))
 			}
 			rowLoss[r] = float32(s)
 		}
@@ -129,19 +130,20 @@ func (tp *Tape) CrossEntropySoft(logits, probs *Var) *Var {
 		tensor.Parallel(n, 4*c, func(lo, hi int) {
 			for r := lo; r < hi; r++ {
 				xr, pr := xd[r*c:(r+1)*c], pd[r*c:(r+1)*c]
-				l := lse.Data[r]
+				m, l := lse.Data[2*r], lse.Data[2*r+1]
 				if gx != nil {
 					// d/dx = softmax(x)*Σp - p
 					ps := float32(sumf(pr))
 					gr := gx.Data[r*c : (r+1)*c]
 					for i, v := range xr {
-						gr[i] += scale * (exp32(v-l)*ps - pr[i])
+						gr[i] += scale * (exp32((v-m)-l)*ps - pr[i])
 					}
 				}
 				if gp != nil {
+					// d/dp = -log_softmax(x)
 					gr := gp.Data[r*c : (r+1)*c]
 					for i, v := range xr {
-						gr[i] += scale * (l - v)
+						gr[i] += scale * (l - (v - m))
 					}
 				}
 			}

@@ -95,9 +95,11 @@ func softmaxRow(o, x []float32, logOut bool) {
 		for _, v := range x {
 			s += float64(exp32(v - m))
 		}
-		l := m + float32(math.Log(s))
+		// (x - m) - log s: folding m into log s first would round it at
+		// m's magnitude and lose the small terms' precision.
+		l := float32(math.Log(s))
 		for i := range o {
-			o[i] = x[i] - l
+			o[i] = (x[i] - m) - l
 		}
 		return
 	}
@@ -131,9 +133,9 @@ func softmaxStrided(o, x []float32, n, stride int, logOut bool) {
 		s += float64(e)
 	}
 	if logOut {
-		l := m + float32(math.Log(s))
+		l := float32(math.Log(s))
 		for k := 0; k < n; k++ {
-			o[k*stride] = x[k*stride] - l
+			o[k*stride] = (x[k*stride] - m) - l
 		}
 		return
 	}
