@@ -7,5 +7,6 @@ import "github.com/sslzoo/sslzoo/tensor"
 func kernelReport() [][2]string {
 	return [][2]string{
 		{"blas", tensor.BLASBackend()},
+		{"conv", tensor.ConvBackend()},
 	}
 }

@@ -52,7 +52,7 @@ func TestDoctor(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	for _, want := range []string{"go1.", "GOMAXPROCS", "libopenblas.so.0", "libdnnl.so.2", "\nblas "} {
+	for _, want := range []string{"go1.", "GOMAXPROCS", "libopenblas.so.0", "libdnnl.so.2", "\nblas ", "\nconv "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor output lacks %q:\n%s", want, out)
 		}
