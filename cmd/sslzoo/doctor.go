@@ -64,6 +64,12 @@ func doctor(w io.Writer) error {
 	}
 	for _, k := range kernelReport() {
 		row(k[0], k[1])
+		// OpenBLAS 0.3.21 does not know recent CPUs and falls back to its
+		// SSE3 kernel; say so, since it explains slow GEMM figures. sslzoo
+		// never sets OPENBLAS_CORETYPE itself.
+		if k[0] == "blas" && strings.Contains(k[1], "Prescott") && flags["avx2"] {
+			row("", "note: OpenBLAS picked its generic Prescott (SSE3) kernel on this AVX2/AVX-512 CPU")
+		}
 	}
 
 	dirs := libraryDirs()
