@@ -64,19 +64,13 @@ func planMatMul(op string, as, bs []int, transA, transB bool) mmPlan {
 	return p
 }
 
-// matmulSerialWork is the per-product size (m*n*k) above which one product
-// is left to the BLAS library's own threads rather than running several
-// products at once on goroutines. See the note on batchedGemm.
-const matmulSerialWork = 64 * 64 * 64
-
-// batchedGemm runs fn(i) for each of the batch's products. Small products
-// run on goroutines, one product per call: OpenBLAS keeps a call this small
-// on one thread anyway, so the goroutines are the only way to use both
-// cores. Larger products run one after another and use BLAS threads.
-// shared is true when the products accumulate into one output, which rules
-// out running them concurrently.
+// batchedGemm runs fn(i) for each of the batch's products, spread over
+// goroutines unless they accumulate into one shared output. tensor.Sgemm
+// caps the C calls running at once at the core count, and splits a product
+// over cores only when cores are idle, so big products run one per core and
+// a lone one still uses every core.
 func batchedGemm(batch, work int, shared bool, fn func(i int)) {
-	if shared || batch == 1 || work >= matmulSerialWork {
+	if shared || batch == 1 {
 		for i := range batch {
 			fn(i)
 		}

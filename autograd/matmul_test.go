@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sslzoo/sslzoo/tensor"
 )
@@ -93,7 +95,7 @@ var mmCases = []mmCase{
 	{[]int{3, 4, 3}, []int{4, 5}, true, false, []int{3, 3, 5}},        // shared b with transA: per-batch loop
 	{[]int{3, 4}, []int{2, 3, 4, 5}, false, false, []int{2, 3, 3, 5}}, // shared 2-D a
 	{[]int{4, 3}, []int{2, 5, 4}, true, true, []int{2, 3, 5}},
-	{[]int{16, 12, 12}, []int{16, 12, 12}, false, true, []int{16, 12, 12}}, // enough small products to run on goroutines
+	{[]int{24, 12, 12}, []int{24, 12, 12}, false, true, []int{24, 12, 12}}, // enough products to run on goroutines
 }
 
 func TestMatMulForward(t *testing.T) {
@@ -312,4 +314,55 @@ func TestLinearShapeErrors(t *testing.T) {
 			t.Errorf("x%v w%v b%v: got %v, want error containing %q", c.x, c.w, c.b, err, c.msg)
 		}
 	}
+}
+
+// BenchmarkBatchedGemm compares the two ways batchedGemm can run many small
+// products (one attention head each): one after another, or spread over
+// goroutines with tensor.Parallel. The two alternate round by round; it
+// reports the median time of each and serial/parallel (above 1: goroutines
+// are faster). Shapes: ViT-tiny (64 images × 3 heads, 65 tokens, head dim
+// 64) and BERT-mini (64 × 4 heads, 128 tokens, 64).
+func BenchmarkBatchedGemm(b *testing.B) {
+	for _, s := range [][4]int{{192, 65, 65, 64}, {256, 128, 128, 64}, {64, 96, 96, 96}} {
+		batch, m, n, k := s[0], s[1], s[2], s[3]
+		b.Run(fmt.Sprintf("%dx(%dx%dx%d)", batch, m, n, k), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(1, 1))
+			A, B := mmRand(rng, batch, m, k).Data, mmRand(rng, batch, n, k).Data
+			C := make([]float32, batch*m*n)
+			one := func(i int) {
+				tensor.Sgemm(false, true, m, n, k, 1, A[i*m*k:(i+1)*m*k], k, B[i*n*k:(i+1)*n*k], k, 0, C[i*m*n:(i+1)*m*n], n)
+			}
+			var ts, tpar []time.Duration
+			for range b.N {
+				for r := range 20 {
+					for _, par := range []bool{r%2 == 0, r%2 == 1} {
+						t0 := time.Now()
+						if par {
+							tensor.Parallel(batch, m*n*k, func(lo, hi int) {
+								for i := lo; i < hi; i++ {
+									one(i)
+								}
+							})
+							tpar = append(tpar, time.Since(t0))
+						} else {
+							for i := range batch {
+								one(i)
+							}
+							ts = append(ts, time.Since(t0))
+						}
+					}
+				}
+			}
+			ms, mp := mmMedian(ts), mmMedian(tpar)
+			b.ReportMetric(float64(ms.Microseconds()), "serial-us")
+			b.ReportMetric(float64(mp.Microseconds()), "parallel-us")
+			b.ReportMetric(ms.Seconds()/mp.Seconds(), "serial/parallel")
+		})
+	}
+}
+
+func mmMedian(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
 }

@@ -71,7 +71,6 @@ import "C"
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"time"
 	"unsafe"
@@ -97,24 +96,21 @@ func loadCBLAS(names []string) blasInfo {
 	return blasInfo{reason: "no C BLAS: " + strings.Join(why, "; ")}
 }
 
-// defaultBLASThreads is OpenBLAS's per-call thread count unless the user
-// set OPENBLAS_NUM_THREADS or OMP_NUM_THREADS, which we leave alone.
-// See blas_bench_test.go and the package notes in gemm.go for why.
-const defaultBLASThreads = 2
-
-func setDefaultThreads() {
-	if !blasChosen.threads {
-		return
+// setLibraryThreads sets OpenBLAS's own thread count, where the library
+// lets us.
+func setLibraryThreads(n int) {
+	if blasChosen.threads {
+		C.sslzoo_blas_set_threads(C.int(n))
 	}
-	if os.Getenv("OPENBLAS_NUM_THREADS") != "" || os.Getenv("OMP_NUM_THREADS") != "" {
-		return
-	}
-	C.sslzoo_blas_set_threads(C.int(defaultBLASThreads))
 }
 
-func setBLASThreads(n int) { C.sslzoo_blas_set_threads(C.int(n)) }
-
-func blasThreads() int { return int(C.sslzoo_blas_get_threads()) }
+// libraryThreads is OpenBLAS's own thread count, or 1 where unknown.
+func libraryThreads() int {
+	if !blasChosen.threads {
+		return 1
+	}
+	return int(C.sslzoo_blas_get_threads())
+}
 
 func cbool(b bool) C.int {
 	if b {

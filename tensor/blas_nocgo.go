@@ -11,11 +11,9 @@ func loadCBLAS([]string) blasInfo {
 	return blasInfo{reason: "built without cgo (CGO_ENABLED=0)"}
 }
 
-func setDefaultThreads() {}
+func setLibraryThreads(int) {}
 
-func setBLASThreads(int) {}
-
-func blasThreads() int { return 0 }
+func libraryThreads() int { return 1 }
 
 func cblasLoaded() bool { return false }
 

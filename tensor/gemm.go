@@ -3,8 +3,11 @@ package tensor
 import (
 	"fmt"
 	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
@@ -32,7 +35,7 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		return
 	}
 	if blasState().cblas {
-		sgemmCBLAS(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		sgemmSplit(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
 	sgemmGonum(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
@@ -130,7 +133,9 @@ func blasState() *blasInfo {
 			blasChosen = loadCBLAS(blasLibraries)
 		}
 		if blasChosen.cblas {
-			setDefaultThreads()
+			// One thread inside the library: see sgemmSplit.
+			setLibraryThreads(1)
+			initGemmThreads()
 		}
 	})
 	return &blasChosen
@@ -148,28 +153,172 @@ func BLASBackend() string {
 	if s.config != "" {
 		desc = s.config
 	}
-	if s.threads {
-		desc += fmt.Sprintf(", %d threads", blasThreads())
-	}
-	return desc + " (" + s.lib + ")"
+	return fmt.Sprintf("%s (%s), up to %d threads per call", desc, s.lib, BLASThreads())
 }
 
-// SetBLASThreads sets how many threads the C BLAS library uses per call.
-// It has no effect on the pure-Go backend, whose parallelism follows
-// GOMAXPROCS. n < 1 is taken as 1.
+// BLASWarning returns a one-line warning when the C library is running a
+// kernel far below what the CPU supports, or "" when nothing looks wrong.
+// OpenBLAS 0.3.21 does not know recent Intel models (e.g. family 6 model
+// 207) and falls back to its SSE3 "Prescott" kernel, about 5x slower than
+// its AVX-512 one here; OPENBLAS_CORETYPE=SkylakeX selects the right one.
+// We only report this: the environment is the user's to set.
+func BLASWarning() string {
+	s := blasState()
+	if !s.cblas {
+		return ""
+	}
+	return kernelWarning(s.config, cpuHasFlag)
+}
+
+// kernelWarning is BLASWarning's rule, given the library's configuration
+// string and a CPU feature test.
+func kernelWarning(config string, hasFlag func(string) bool) string {
+	slow := false
+	for _, core := range []string{"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Katmai", "Coppermine", "Northwood", "Banias"} {
+		if strings.Contains(" "+config+" ", " "+core+" ") {
+			slow = true
+		}
+	}
+	switch {
+	case !slow:
+		return ""
+	case hasFlag("avx512f"):
+		return "OpenBLAS chose a pre-AVX kernel on an AVX-512 CPU (" + config + "); set OPENBLAS_CORETYPE=SkylakeX for several times faster GEMM"
+	case hasFlag("avx2"):
+		return "OpenBLAS chose a pre-AVX kernel on an AVX2 CPU (" + config + "); set OPENBLAS_CORETYPE=Haswell for several times faster GEMM"
+	}
+	return ""
+}
+
+// cpuHasFlag reports whether /proc/cpuinfo lists flag; false where that
+// file does not exist.
+func cpuHasFlag(flag string) bool {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "flags") {
+			for _, f := range strings.Fields(line) {
+				if f == flag {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	return false
+}
+
+// SetBLASThreads sets how many cores one GEMM may use. The split is ours
+// (see sgemmSplit), so it has no effect on the pure-Go backend, whose
+// parallelism follows GOMAXPROCS. n < 1 is taken as 1.
 func SetBLASThreads(n int) {
-	s := blasState()
-	if s.cblas && s.threads {
-		setBLASThreads(max(n, 1))
-	}
+	blasState() // so that initialisation cannot overwrite n later
+	gemmThreads.Store(int32(max(n, 1)))
 }
 
-// BLASThreads is the C BLAS library's current thread count, or 0 when no
-// C library is in use.
+// BLASThreads is how many cores one GEMM may use on the C library, or 0
+// when no C library is in use.
 func BLASThreads() int {
-	s := blasState()
-	if !s.cblas || !s.threads {
+	if !blasState().cblas {
 		return 0
 	}
-	return blasThreads()
+	return int(gemmThreads.Load())
+}
+
+// GEMM threading. OpenBLAS runs single-threaded, and the parallelism is
+// ours: a large product is cut into row (or column) blocks that run as
+// concurrent single-threaded calls. Measured on the 2-core VM
+// (BenchmarkSgemmThreads, BenchmarkBatchedGemm), this matches OpenBLAS's own
+// threads on one large product, and it is what lets several products run at
+// once on goroutines (attention heads, conv images), which loses to plain
+// serial calls when OpenBLAS's threads are on: its pool contends with the
+// goroutines, and its workers spin after each call, taking cores from the Go
+// code that runs between GEMMs.
+//
+// blasSlots caps how many C calls run at once across the process, so nested
+// parallelism (a split product inside a goroutine that is one of many)
+// never puts more threads on the cores than there are cores: a call takes
+// extra slots only when they are free right now.
+var (
+	gemmThreads atomic.Int32
+	blasSlots   chan struct{}
+)
+
+// gemmMinWorkPerPart is the least m*n*k worth its own core. OpenBLAS
+// itself keeps products up to 65536*4 on one thread.
+const gemmMinWorkPerPart = 256 * 1024
+
+// gemmAlign keeps block edges on multiples of the kernels' register tile.
+const gemmAlign = 16
+
+func initGemmThreads() {
+	n := runtime.GOMAXPROCS(0)
+	if v, err := strconv.Atoi(os.Getenv("OPENBLAS_NUM_THREADS")); err == nil && v > 0 {
+		n = v
+	}
+	gemmThreads.Store(int32(n))
+	blasSlots = make(chan struct{}, max(runtime.GOMAXPROCS(0), runtime.NumCPU(), n))
+}
+
+// sgemmSplit runs one product on the C library, cut into as many blocks as
+// there are free slots (up to BLASThreads and the work's size).
+func sgemmSplit(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	blasSlots <- struct{}{}
+	parts := 1
+	splitM := m >= n
+	dim := n
+	if splitM {
+		dim = m
+	}
+	want := min(int(gemmThreads.Load()), m*n*k/gemmMinWorkPerPart, dim/gemmAlign)
+take:
+	for parts < want {
+		select {
+		case blasSlots <- struct{}{}:
+			parts++
+		default:
+			break take
+		}
+	}
+	if parts == 1 {
+		sgemmCBLAS(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		<-blasSlots
+		return
+	}
+	block := (dim + parts - 1) / parts
+	block = (block + gemmAlign - 1) / gemmAlign * gemmAlign
+	var wg sync.WaitGroup
+	run := func(lo, hi int) {
+		if splitM {
+			// Rows lo..hi of op(A) and of C.
+			aOff := lo * lda
+			if transA {
+				aOff = lo
+			}
+			sgemmCBLAS(transA, transB, hi-lo, n, k, alpha, a[aOff:], lda, b, ldb, beta, c[lo*ldc:], ldc)
+		} else {
+			// Columns lo..hi of op(B) and of C.
+			bOff := lo
+			if transB {
+				bOff = lo * ldb
+			}
+			sgemmCBLAS(transA, transB, m, hi-lo, k, alpha, a, lda, b[bOff:], ldb, beta, c[lo:], ldc)
+		}
+	}
+	for lo := block; lo < dim; lo += block {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer func() { <-blasSlots; wg.Done() }()
+			run(lo, hi)
+		}(lo, min(lo+block, dim))
+	}
+	run(0, min(block, dim))
+	wg.Wait()
+	// Slots taken but left unused when rounding made fewer blocks.
+	for range parts - (dim+block-1)/block {
+		<-blasSlots
+	}
+	<-blasSlots
 }

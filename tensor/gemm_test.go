@@ -65,7 +65,8 @@ func randSlice(rng *rand.Rand, n int) []float32 {
 
 func TestSgemmMatchesFloat64(t *testing.T) {
 	type dims struct{ m, n, k int }
-	sizes := []dims{{1, 1, 1}, {3, 5, 7}, {17, 13, 31}, {64, 33, 9}, {1, 65, 129}, {129, 1, 40}, {70, 90, 110}}
+	sizes := []dims{{1, 1, 1}, {3, 5, 7}, {17, 13, 31}, {64, 33, 9}, {1, 65, 129}, {129, 1, 40}, {70, 90, 110},
+		{150, 70, 60}, {40, 300, 50}} // the last two are big enough to be split over cores
 	rng := rand.New(rand.NewPCG(3, 4))
 	for name, gemm := range gemmBackends(t) {
 		for _, d := range sizes {
@@ -160,10 +161,18 @@ func TestSgemmRejectsShortSlices(t *testing.T) {
 		name string
 		call func()
 	}{
-		{"short a", func() { Sgemm(false, false, 3, 3, 3, 1, make([]float32, 8), 3, make([]float32, 9), 3, 0, make([]float32, 9), 3) }},
-		{"short b transposed", func() { Sgemm(false, true, 3, 4, 3, 1, make([]float32, 9), 3, make([]float32, 11), 3, 0, make([]float32, 12), 4) }},
-		{"short c", func() { Sgemm(false, false, 3, 3, 3, 1, make([]float32, 9), 3, make([]float32, 9), 3, 0, make([]float32, 8), 3) }},
-		{"lda too small", func() { Sgemm(false, false, 2, 2, 3, 1, make([]float32, 9), 2, make([]float32, 6), 2, 0, make([]float32, 4), 2) }},
+		{"short a", func() {
+			Sgemm(false, false, 3, 3, 3, 1, make([]float32, 8), 3, make([]float32, 9), 3, 0, make([]float32, 9), 3)
+		}},
+		{"short b transposed", func() {
+			Sgemm(false, true, 3, 4, 3, 1, make([]float32, 9), 3, make([]float32, 11), 3, 0, make([]float32, 12), 4)
+		}},
+		{"short c", func() {
+			Sgemm(false, false, 3, 3, 3, 1, make([]float32, 9), 3, make([]float32, 9), 3, 0, make([]float32, 8), 3)
+		}},
+		{"lda too small", func() {
+			Sgemm(false, false, 2, 2, 3, 1, make([]float32, 9), 2, make([]float32, 6), 2, 0, make([]float32, 4), 2)
+		}},
 		{"negative m", func() { Sgemm(false, false, -1, 2, 2, 1, nil, 2, nil, 2, 0, nil, 2) }},
 	}
 	for _, tc := range cases {
@@ -215,4 +224,85 @@ func TestSetBLASThreads(t *testing.T) {
 	if got := BLASThreads(); got != 1 {
 		t.Fatalf("after SetBLASThreads(0): %d threads, want 1", got)
 	}
+	SetBLASThreads(2)
+	if got := libraryThreads(); got != 1 {
+		t.Fatalf("OpenBLAS's own pool has %d threads, want 1 (we split products ourselves)", got)
+	}
+}
+
+// TestSgemmConcurrentSplit runs split-sized products from many goroutines
+// at once, with several thread settings, and checks each against its
+// float64 reference and that every concurrency slot is handed back.
+func TestSgemmConcurrentSplit(t *testing.T) {
+	if !cblasLoaded() {
+		t.Skipf("no C BLAS: %s", BLASBackend())
+	}
+	old := BLASThreads()
+	defer SetBLASThreads(old)
+	rng := rand.New(rand.NewPCG(5, 5))
+	type job struct {
+		m, n, k, threads int
+		tA, tB           bool
+	}
+	jobs := []job{{200, 60, 70, 2, false, true}, {50, 400, 40, 3, true, false}, {130, 130, 40, 4, true, true}, {64, 64, 64, 1, false, false}}
+	for _, j := range jobs {
+		SetBLASThreads(j.threads)
+		ar, ac := j.m, j.k
+		if j.tA {
+			ar, ac = j.k, j.m
+		}
+		br, bc := j.k, j.n
+		if j.tB {
+			br, bc = j.n, j.k
+		}
+		a, b := randSlice(rng, ar*ac), randSlice(rng, br*bc)
+		want := refGemm(j.tA, j.tB, j.m, j.n, j.k, 1, a, ac, b, bc, 0, nil, j.n)
+		errs := make(chan error, 6)
+		for range 6 {
+			go func() {
+				c := make([]float32, j.m*j.n)
+				Sgemm(j.tA, j.tB, j.m, j.n, j.k, 1, a, ac, b, bc, 0, c, j.n)
+				for i, w := range want {
+					if math.Abs(float64(c[i])-w) > 1e-4*(1+math.Abs(w)) {
+						errs <- fmt.Errorf("%+v: C[%d] = %g, want %g", j, i, c[i], w)
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for range 6 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n := len(blasSlots); n != 0 {
+		t.Fatalf("%d concurrency slots still held after all calls returned", n)
+	}
+}
+
+func TestKernelWarning(t *testing.T) {
+	flags := func(have ...string) func(string) bool {
+		return func(f string) bool { return strings.Contains(strings.Join(have, " "), f) }
+	}
+	cases := []struct {
+		config string
+		flags  func(string) bool
+		want   string // substring; "" means no warning
+	}{
+		{"OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Prescott MAX_THREADS=64", flags("avx2", "avx512f"), "OPENBLAS_CORETYPE=SkylakeX"},
+		{"OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Prescott MAX_THREADS=64", flags("avx2"), "OPENBLAS_CORETYPE=Haswell"},
+		{"OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Prescott MAX_THREADS=64", flags("sse3"), ""},
+		{"OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY SkylakeX MAX_THREADS=64", flags("avx2", "avx512f"), ""},
+		{"OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64", flags("avx2"), ""},
+		{"", flags("avx512f"), ""},
+	}
+	for _, c := range cases {
+		got := kernelWarning(c.config, c.flags)
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("%q: got %q, want %q", c.config, got, c.want)
+		}
+	}
+	t.Logf("this machine: %q", BLASWarning())
 }
