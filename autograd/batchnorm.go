@@ -1,0 +1,219 @@
+package autograd
+
+import (
+	"math"
+
+	"github.com/sslzoo/sslzoo/tensor"
+)
+
+// BatchNorm is torch.nn.functional.batch_norm over axis 1 of x ([N,C] or
+// [N,C,H,W]; any [N,C,...] works): y = (x-mean)/sqrt(var+eps)*weight + bias.
+//
+// In training mode it normalises with the batch statistics (biased
+// variance) and, when runningMean/runningVar are given, updates them in
+// place as PyTorch does: running = (1-momentum)*running + momentum*batch,
+// with the unbiased variance. In eval mode it normalises with the running
+// statistics; with none given (track_running_stats=False) it uses the
+// batch statistics in both modes. weight and bias may be nil (affine=False).
+//
+// The kernels are Go loops spread over channels with tensor.Parallel: the
+// op is memory-bound, and two passes over the data per direction are all
+// it costs.
+//
+// Recorded attributes: epsilon, momentum, training_mode (whether batch
+// statistics were used), has_weight, has_bias, and inputs, the role of each
+// recorded input in order (x, then "scale", "B", "mean", "var" as present;
+// the running statistics are recorded as Const inputs so that export can
+// find them).
+func (tp *Tape) BatchNorm(x, weight, bias *Var, runningMean, runningVar *tensor.Tensor, training bool, momentum, eps float32) *Var {
+	s := x.Value.Shape
+	if len(s) < 2 {
+		Failf("BatchNorm", "x shape %v: need [N,C] or [N,C,H,W]", s)
+	}
+	n, c := s[0], s[1]
+	spatial := 1
+	for _, d := range s[2:] {
+		spatial *= d
+	}
+	m := n * spatial // values per channel
+	for _, p := range []struct {
+		name string
+		v    *tensor.Tensor
+	}{{"weight", varValue(weight)}, {"bias", varValue(bias)}, {"running_mean", runningMean}, {"running_var", runningVar}} {
+		if p.v != nil && (len(p.v.Shape) != 1 || p.v.Shape[0] != c) {
+			Failf("BatchNorm", "%s shape %v for x shape %v: need [%d]", p.name, p.v.Shape, s, c)
+		}
+	}
+	if (runningMean == nil) != (runningVar == nil) {
+		Failf("BatchNorm", "give both running_mean and running_var, or neither")
+	}
+	batchStats := training || runningMean == nil
+	if batchStats && m < 2 && training {
+		Failf("BatchNorm", "x shape %v: training needs more than 1 value per channel", s)
+	}
+
+	xd := x.Value.Data
+	out := tp.Alloc(s...)
+	od := out.Data
+	// stats keeps each channel's mean and 1/std for the backward pass.
+	stats := tp.Alloc(2 * c)
+	mean, rstd := stats.Data[:c], stats.Data[c:]
+	var wd, bd []float32
+	if weight != nil {
+		wd = weight.Value.Data
+	}
+	if bias != nil {
+		bd = bias.Value.Data
+	}
+	// channel calls f with channel ch's contiguous runs in x (and the same
+	// offsets in any other [N,C,...] buffer).
+	channel := func(ch int, f func(off int)) {
+		for i := 0; i < n; i++ {
+			f((i*c + ch) * spatial)
+		}
+	}
+	tensor.Parallel(c, 3*m, func(lo, hi int) {
+		for ch := lo; ch < hi; ch++ {
+			var mu, v float64
+			if batchStats {
+				// Two passes in float64: exact enough for any activation
+				// scale, unlike a one-pass sum of squares.
+				var sum float64
+				channel(ch, func(off int) {
+					var part float32 // short runs: float32 is exact enough per run
+					for _, e := range xd[off : off+spatial] {
+						part += e
+					}
+					sum += float64(part)
+				})
+				mu = sum / float64(m)
+				channel(ch, func(off int) {
+					for _, e := range xd[off : off+spatial] {
+						d := float64(e) - mu
+						v += d * d
+					}
+				})
+				v /= float64(m)
+				if training && runningMean != nil {
+					mom := float64(momentum)
+					runningMean.Data[ch] = float32((1-mom)*float64(runningMean.Data[ch]) + mom*mu)
+					unbiased := v * float64(m) / float64(m-1)
+					runningVar.Data[ch] = float32((1-mom)*float64(runningVar.Data[ch]) + mom*unbiased)
+				}
+			} else {
+				mu, v = float64(runningMean.Data[ch]), float64(runningVar.Data[ch])
+			}
+			r := 1 / math.Sqrt(v+float64(eps))
+			mean[ch], rstd[ch] = float32(mu), float32(r)
+			// y = x*scale + shift folds the affine into one multiply-add.
+			scale, shift := r, -mu*r
+			if wd != nil {
+				scale *= float64(wd[ch])
+				shift *= float64(wd[ch])
+			}
+			if bd != nil {
+				shift += float64(bd[ch])
+			}
+			sc, sh := float32(scale), float32(shift)
+			channel(ch, func(off int) {
+				o := od[off : off+spatial]
+				for i, e := range xd[off : off+spatial] {
+					o[i] = e*sc + sh
+				}
+			})
+		}
+	})
+
+	inputs := []*Var{x}
+	roles := []string{"X"}
+	if weight != nil {
+		inputs, roles = append(inputs, weight), append(roles, "scale")
+	}
+	if bias != nil {
+		inputs, roles = append(inputs, bias), append(roles, "B")
+	}
+	if runningMean != nil {
+		inputs = append(inputs, Const(runningMean), Const(runningVar))
+		roles = append(roles, "mean", "var")
+	}
+	attrs := map[string]any{
+		"epsilon":       eps,
+		"momentum":      momentum,
+		"training_mode": batchStats,
+		"has_weight":    weight != nil,
+		"has_bias":      bias != nil,
+		"inputs":        roles,
+	}
+	return tp.Record("BatchNorm", attrs, out, inputs, func(o *Var) {
+		dy := o.Grad.Data
+		gx := tp.GradOf(x)
+		var gw, gb *tensor.Tensor
+		if weight != nil {
+			gw = tp.GradOf(weight)
+		}
+		if bias != nil {
+			gb = tp.GradOf(bias)
+		}
+		tensor.Parallel(c, 3*m, func(lo, hi int) {
+			for ch := lo; ch < hi; ch++ {
+				mu, r := mean[ch], rstd[ch]
+				// sum(dy) and sum(dy * xhat) over the channel.
+				var sdy, sdyx float64
+				channel(ch, func(off int) {
+					g := dy[off : off+spatial]
+					var a, b float32
+					for i, e := range xd[off : off+spatial] {
+						a += g[i]
+						b += g[i] * (e - mu)
+					}
+					sdy += float64(a)
+					sdyx += float64(b)
+				})
+				sdyx *= float64(r)
+				if gb != nil {
+					gb.Data[ch] += float32(sdy)
+				}
+				if gw != nil {
+					gw.Data[ch] += float32(sdyx)
+				}
+				if gx == nil {
+					continue
+				}
+				w := float32(1)
+				if wd != nil {
+					w = wd[ch]
+				}
+				gd := gx.Data
+				if !batchStats {
+					// Running statistics are constants: a per-channel scale.
+					k := w * r
+					channel(ch, func(off int) {
+						d := gd[off : off+spatial]
+						for i, g := range dy[off : off+spatial] {
+							d[i] += g * k
+						}
+					})
+					continue
+				}
+				// dx = w*r/m * (m*dy - sum(dy) - xhat*sum(dy*xhat))
+				k := w * r
+				meanDy := float32(sdy / float64(m))
+				c2 := float32(sdyx/float64(m)) * r // multiplies (x-mu)
+				channel(ch, func(off int) {
+					d := gd[off : off+spatial]
+					xs := xd[off : off+spatial]
+					for i, g := range dy[off : off+spatial] {
+						d[i] += k * (g - meanDy - (xs[i]-mu)*c2)
+					}
+				})
+			}
+		})
+	})
+}
+
+func varValue(v *Var) *tensor.Tensor {
+	if v == nil {
+		return nil
+	}
+	return v.Value
+}
