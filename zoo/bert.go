@@ -347,7 +347,7 @@ type BERTLayer struct {
 func (l *BERTLayer) Forward(tp *autograd.Tape, x, mask *autograd.Var) *autograd.Var {
 	training := l.training
 	q, k, v := l.Query.Forward(tp, x), l.Key.Forward(tp, x), l.Value.Forward(tp, x)
-	ctx := attention(tp, q, k, v, l.heads, mask, l.attnDropout, training, l.rng)
+	ctx := nn.AttentionDropout(tp, q, k, v, l.heads, mask, l.attnDropout, training, l.rng)
 	a := l.AttnNorm.Forward(tp, tp.Add(tp.Dropout(l.AttnOut.Forward(tp, ctx), l.hiddenDropout, training, l.rng), x))
 	h := l.Output.Forward(tp, tp.GELU(l.Intermediate.Forward(tp, a)))
 	return l.OutNorm.Forward(tp, tp.Add(tp.Dropout(h, l.hiddenDropout, training, l.rng), a))
