@@ -30,7 +30,7 @@ func newTinyRun(seed uint64, optimizer string) *tinyRun {
 	rng := rand.New(src)
 	r := &tinyRun{src: src, rng: rng}
 	r.model = NewSequential(
-		NewLinear(5, 16, true, rng), GELU{}, NewDropout(0.25, rng),
+		NewLinear(5, 16, true, rng), NewBatchNorm(16), GELU{}, NewDropout(0.25, rng),
 		NewLayerNorm(16, 1e-5), NewLinear(16, 3, true, rng),
 	)
 	ps := StateOf(r.model).Params
@@ -109,6 +109,11 @@ func TestCheckpointResumeIsBitIdentical(t *testing.T) {
 					t.Errorf("%s[%d]: %g after resume, %g uninterrupted", a[i].Name, j, b[i].Var.Value.Data[j], a[i].Var.Value.Data[j])
 				}
 			}
+			bf, br := full.model.Layers[1].(*BatchNorm), resumed.model.Layers[1].(*BatchNorm)
+			if sameBitsF32(bf.RunningMean.Data, br.RunningMean.Data) >= 0 || sameBitsF32(bf.RunningVar.Data, br.RunningVar.Data) >= 0 ||
+				bf.NumBatchesTracked != br.NumBatchesTracked || br.NumBatchesTracked != tinySteps {
+				t.Errorf("BatchNorm buffers differ after resume (count %d vs %d)", br.NumBatchesTracked, bf.NumBatchesTracked)
+			}
 			if full.rng.Uint64() != resumed.rng.Uint64() {
 				t.Error("RNG streams differ after the run")
 			}
@@ -135,7 +140,7 @@ func TestCheckpointErrors(t *testing.T) {
 	}
 	// A different architecture fails before anything changes.
 	rng := testRNG()
-	wrong := NewSequential(NewLinear(5, 8, true, rng), GELU{}, NewDropout(0.25, rng), NewLayerNorm(8, 1e-5), NewLinear(8, 3, true, rng))
+	wrong := NewSequential(NewLinear(5, 8, true, rng), NewBatchNorm(8), GELU{}, NewDropout(0.25, rng), NewLayerNorm(8, 1e-5), NewLinear(8, 3, true, rng))
 	before := wrong.Layers[0].(*Linear).Weight.Value.Clone()
 	_, _, err := LoadCheckpoint(path, wrong, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "0.weight") || !strings.Contains(err.Error(), path) {
