@@ -218,25 +218,29 @@ func (o *SGD) Step() {
 			fresh = o.bufs[i]["momentum"] == nil
 			buf = o.buf(i, "momentum").Data
 		}
-		for j := range w {
-			d := g[j]
-			if c.WeightDecay != 0 {
-				d += c.WeightDecay * w[j]
-			}
-			if c.Momentum != 0 {
-				if fresh {
-					buf[j] = d
-				} else {
-					buf[j] = c.Momentum*buf[j] + (1-c.Dampening)*d
+		// Elements are independent, so splitting them over cores gives the
+		// same bits as a serial loop.
+		tensor.Parallel(len(w), 4, func(lo, hi int) {
+			for j := lo; j < hi; j++ {
+				d := g[j]
+				if c.WeightDecay != 0 {
+					d += c.WeightDecay * w[j]
 				}
-				if c.Nesterov {
-					d += c.Momentum * buf[j]
-				} else {
-					d = buf[j]
+				if c.Momentum != 0 {
+					if fresh {
+						buf[j] = d
+					} else {
+						buf[j] = c.Momentum*buf[j] + (1-c.Dampening)*d
+					}
+					if c.Nesterov {
+						d += c.Momentum * buf[j]
+					} else {
+						d = buf[j]
+					}
 				}
+				w[j] -= c.LR * d
 			}
-			w[j] -= c.LR * d
-		}
+		})
 	}
 }
 
@@ -305,6 +309,7 @@ func (o *LARS) Step() {
 			wd = 0
 		}
 		// Norms in float64: they are sums over up to millions of squares.
+		// They stay serial so the result does not depend on the core count.
 		var wn, gn float64
 		for j := range w {
 			d := float64(g[j] + wd*w[j])
@@ -318,15 +323,17 @@ func (o *LARS) Step() {
 		}
 		scaled := c.LR * ratio
 		v := o.buf(i, "momentum").Data
-		for j := range w {
-			d := g[j] + wd*w[j]
-			v[j] = c.Momentum*v[j] + scaled*d
-			if c.Nesterov {
-				w[j] -= c.Momentum*v[j] + scaled*d
-			} else {
-				w[j] -= v[j]
+		tensor.Parallel(len(w), 4, func(lo, hi int) {
+			for j := lo; j < hi; j++ {
+				d := g[j] + wd*w[j]
+				v[j] = c.Momentum*v[j] + scaled*d
+				if c.Nesterov {
+					w[j] -= c.Momentum*v[j] + scaled*d
+				} else {
+					w[j] -= v[j]
+				}
 			}
-		}
+		})
 	}
 }
 
@@ -386,15 +393,17 @@ func (o *AdamW) Step() {
 		decay := float32(1 - float64(c.LR)*float64(c.WeightDecay))
 		w, g := p.Var.Value.Data, p.Var.Grad.Data
 		m, v := o.buf(i, "exp_avg").Data, o.buf(i, "exp_avg_sq").Data
-		for j := range w {
-			if c.WeightDecay != 0 {
-				w[j] *= decay
+		tensor.Parallel(len(w), 10, func(lo, hi int) {
+			for j := lo; j < hi; j++ {
+				if c.WeightDecay != 0 {
+					w[j] *= decay
+				}
+				m[j] = c.Beta1*m[j] + (1-c.Beta1)*g[j]
+				v[j] = c.Beta2*v[j] + (1-c.Beta2)*g[j]*g[j]
+				denom := float32(math.Sqrt(float64(v[j])))/invBC2 + c.Eps
+				w[j] -= stepSize * m[j] / denom
 			}
-			m[j] = c.Beta1*m[j] + (1-c.Beta1)*g[j]
-			v[j] = c.Beta2*v[j] + (1-c.Beta2)*g[j]*g[j]
-			denom := float32(math.Sqrt(float64(v[j])))/invBC2 + c.Eps
-			w[j] -= stepSize * m[j] / denom
-		}
+		})
 	}
 }
 

@@ -94,9 +94,11 @@ func (e *EMA) UpdateWith(m float64) {
 	mf, rf := float32(m), float32(1-m)
 	for i, p := range e.online.Params {
 		t, o := e.target.Params[i].Var.Value.Data, p.Var.Value.Data
-		for j := range t {
-			t[j] = mf*t[j] + rf*o[j]
-		}
+		tensor.Parallel(len(t), 3, func(lo, hi int) {
+			for j := lo; j < hi; j++ {
+				t[j] = mf*t[j] + rf*o[j]
+			}
+		})
 	}
 	for i, b := range e.online.Buffers {
 		c := e.target.Buffers[i]
