@@ -16,9 +16,12 @@ import (
 // statistics; with none given (track_running_stats=False) it uses the
 // batch statistics in both modes. weight and bias may be nil (affine=False).
 //
-// The kernels are Go loops spread over channels with tensor.Parallel: the
-// op is memory-bound, and two passes over the data per direction are all
-// it costs.
+// The kernels are Go loops spread over channels with tensor.Parallel. The
+// op is memory-bound; measured on [64,64,32,32] fwd+bwd (2 cores), oneDNN
+// 2.6.3's batch norm on our NCHW layout (ncsp_bnorm) took 155-178 ms
+// against about 30 ms for these loops, and its AVX-512 kernel needs the
+// blocked nChw16c layout (35-38 ms before the four reorders it would cost),
+// so Go it is.
 //
 // Recorded attributes: epsilon, momentum, training_mode (whether batch
 // statistics were used), has_weight, has_bias, and inputs, the role of each
