@@ -153,3 +153,17 @@ func TestPoolGeomValidate(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkMaxPoolForward is the ImageNet-stem pool (3x3, stride 2, pad 1)
+// on a [64,64,32,32] activation.
+func BenchmarkMaxPoolForward(b *testing.B) {
+	g := PoolGeom{N: 64, C: 64, H: 32, W: 32, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1}
+	rng := rand.New(rand.NewPCG(1, 1))
+	x := convRand(rng, g.N*g.C*g.H*g.W)
+	y := make([]float32, g.OutputLen())
+	arg := make([]int32, g.OutputLen())
+	b.ResetTimer()
+	for range b.N {
+		MaxPoolForward(g, x, y, arg)
+	}
+}
