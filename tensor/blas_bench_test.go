@@ -52,7 +52,7 @@ func BenchmarkGemmVsRaw(b *testing.B) {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
 			reps := 5
 			if n <= 512 {
-				reps = 15
+				reps = 11
 			}
 			for range b.N {
 				ours, raw, err := BenchGemm(n, reps)
