@@ -507,6 +507,9 @@ func dnnlPlanLocked(k dnnlKey) *C.szdn_plan {
 // dnnlExec runs the plan for k on the given buffers (nil for unused
 // slots). It reports false when oneDNN cannot run this shape.
 func dnnlExec(k dnnlKey, bufs ...[]float32) bool {
+	if !dnnlState().ok {
+		return false // never call through the unresolved function table
+	}
 	var ptr [4]unsafe.Pointer
 	for i, b := range bufs {
 		if b != nil {
@@ -530,6 +533,9 @@ func dnnlExec(k dnnlKey, bufs ...[]float32) bool {
 // dnnlImpl names the oneDNN implementation chosen for a pass, e.g.
 // "jit:avx512_core", for diagnostics and benchmarks.
 func dnnlImpl(kind int, g ConvGeom, bias bool) string {
+	if !dnnlState().ok {
+		return ""
+	}
 	dnnlMu.Lock()
 	defer dnnlMu.Unlock()
 	p := dnnlPlanLocked(dnnlKey{kind: kind, g: g.norm(), bias: bias, blocked: dnnlBlocked})
