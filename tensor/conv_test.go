@@ -309,3 +309,35 @@ func TestConvBackendName(t *testing.T) {
 	}
 	t.Log(name)
 }
+
+// TestConvConcurrent runs convolutions of several shapes from several
+// goroutines at once: the plan cache and the shared arena must hold up,
+// and each result must still be right.
+func TestConvConcurrent(t *testing.T) {
+	errs := make(chan error, 8)
+	for i := range 8 {
+		go func() {
+			c := convCases[i%len(convCases)]
+			g := c.g.norm()
+			rng := rand.New(rand.NewPCG(uint64(i), 77))
+			x, w := convRand(rng, g.InputLen()), convRand(rng, g.WeightLen())
+			want := refConv(g, x, w, nil)
+			y := make([]float32, g.OutputLen())
+			for range 5 {
+				ConvForward(g, x, w, nil, y)
+				for j, v := range want {
+					if math.Abs(float64(y[j])-v) > 1e-4*(1+math.Abs(v)) {
+						errs <- fmt.Errorf("%s: y[%d] = %g, want %g", c.name, j, y[j], v)
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
