@@ -8,48 +8,53 @@ func (tp *Tape) ReLU(x *Var) *Var {
 		func(o, x []float32) {
 			x = x[:len(o)]
 			for i := range o {
-				// NaN passes through, as in PyTorch: NaN < 0 is false.
-				v := x[i]
-				if v < 0 {
-					v = 0
-				}
-				o[i] = v
+				o[i] = relu32(x[i])
 			}
 		},
 		func(gx, g, _, o []float32) {
 			g, o = g[:len(gx)], o[:len(gx)]
 			for i := range gx {
-				if o[i] > 0 {
-					gx[i] += g[i]
-				}
+				gx[i] += math.Float32frombits(math.Float32bits(g[i]) & positiveMask(o[i]))
 			}
 		})
 }
 
-const (
-	invSqrt2   = 0.7071067811865476
-	invSqrt2Pi = 0.3989422804014327
-)
+// Activations have random signs, so ReLU avoids branches (a mispredicted
+// branch per element costs more than the rest of the loop): both helpers
+// build a bit mask with integer arithmetic instead.
+
+// relu32 zeroes negative x (including -0) but keeps NaN, as PyTorch does.
+func relu32(v float32) float32 {
+	b := math.Float32bits(v)
+	neg := uint32(int32(b) >> 31)
+	// All ones unless b's magnitude bits exceed +Inf's, i.e. v is NaN.
+	notNaN := uint32(int32((b&0x7fffffff)-0x7f800001) >> 31)
+	return math.Float32frombits(b &^ (neg & notNaN))
+}
+
+// positiveMask is all ones when v > 0 (and not NaN), else 0.
+func positiveMask(v float32) uint32 {
+	// v > 0 exactly when its bits lie in [1, 0x7f800000].
+	// Subtracting 1 wraps 0 (and -0's 0x80000000 stays large) past it.
+	u := int64(math.Float32bits(v) - 1)
+	return uint32((u - 0x7f800000) >> 63)
+}
 
 // GELU is the exact Gaussian error linear unit x*Φ(x) = 0.5·x·(1+erf(x/√2)),
-// torch.nn.functional.gelu with approximate="none".
+// torch.nn.functional.gelu with approximate="none", to float32 precision
+// (not the tanh approximation).
 func (tp *Tape) GELU(x *Var) *Var {
-	return tp.unary("GELU", map[string]any{"approximate": "none"}, x, 12,
+	return tp.unary("GELU", map[string]any{"approximate": "none"}, x, 6,
 		func(o, x []float32) {
 			x = x[:len(o)]
 			for i := range o {
-				v := float64(x[i])
-				o[i] = float32(0.5 * v * (1 + erf64(v*invSqrt2)))
+				o[i] = gelu32(x[i])
 			}
 		},
 		func(gx, g, x, _ []float32) {
 			g, x = g[:len(gx)], x[:len(gx)]
 			for i := range gx {
-				// d/dx x·Φ(x) = Φ(x) + x·φ(x)
-				v := x[i]
-				cdf := 0.5 * (1 + erf64(float64(v)*invSqrt2))
-				pdf := invSqrt2Pi * float64(exp32(-0.5*v*v))
-				gx[i] += g[i] * float32(cdf+float64(v)*pdf)
+				gx[i] += g[i] * geluGrad32(x[i])
 			}
 		})
 }

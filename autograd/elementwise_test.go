@@ -280,24 +280,57 @@ func TestUnaryForward(t *testing.T) {
 	}
 }
 
-// exp32 and erf32 replace math.Exp/math.Erf in hot loops: check them
+// exp32 and the GELU tables replace float64 math in hot loops: check them
 // densely against float64 over their whole useful range.
 func TestFastMath(t *testing.T) {
-	for x := float32(-87); x < 88.7; x += 0.00731 {
+	for x := float32(-87.3); x < 88.7; x += 0.00731 {
 		want := math.Exp(float64(x))
 		got := float64(exp32(x))
 		if math.Abs(got-want) > 2.5e-7*want {
 			t.Fatalf("exp32(%g) = %g, want %g (rel %g)", x, got, want, math.Abs(got-want)/want)
 		}
 	}
-	if exp32(-200) != 0 || !math.IsInf(float64(exp32(100)), 1) || !math.IsNaN(float64(exp32(float32(math.NaN())))) {
+	inf, nan := float32(math.Inf(1)), float32(math.NaN())
+	if exp32(-200) != 0 || exp32(-inf) != 0 || exp32(100) != inf || exp32(inf) != inf || !isNaN32(exp32(nan)) {
 		t.Fatal("exp32 limits")
 	}
-	for x := float32(-6); x < 6; x += 0.000913 {
-		want := math.Erf(float64(x))
-		got := float64(erf32(x))
-		if math.Abs(got-want) > 1.2e-7*math.Max(math.Abs(want), 1e-30)+1e-45 {
-			t.Fatalf("erf32(%g) = %.9g, want %.9g", x, got, want)
+	for x := float32(-8); x < 8; x += 0.000913 {
+		xd := float64(x)
+		cdf := 0.5 * (1 + math.Erf(xd/math.Sqrt2))
+		want := xd * cdf
+		if got := float64(gelu32(x)); math.Abs(got-want) > 2e-7*(1+math.Abs(want)) {
+			t.Fatalf("gelu32(%g) = %.9g, want %.9g", x, got, want)
+		}
+		want = cdf + xd*math.Exp(-xd*xd/2)/math.Sqrt(2*math.Pi)
+		if got := float64(geluGrad32(x)); math.Abs(got-want) > 2e-7*(1+math.Abs(want)) {
+			t.Fatalf("geluGrad32(%g) = %.9g, want %.9g", x, got, want)
 		}
 	}
+	// Tiny inputs keep their relative accuracy (GELU(x) ~ x/2).
+	for _, x := range []float32{1e-3, -2e-5, 3e-8} {
+		if got := gelu32(x); math.Abs(float64(got)/float64(x)-0.5) > 1e-3 {
+			t.Fatalf("gelu32(%g) = %g", x, got)
+		}
+	}
+	if gelu32(inf) != inf || gelu32(-inf) == gelu32(-inf) || !isNaN32(gelu32(nan)) || !isNaN32(geluGrad32(nan)) || geluGrad32(-inf) != 0 {
+		t.Fatal("gelu32 limits")
+	}
+	// ReLU's branch-free masks.
+	for _, c := range []struct{ x, relu, mask float32 }{
+		{1.5, 1.5, 1}, {-2, 0, 0}, {0, 0, 0}, {float32(math.Copysign(0, -1)), 0, 0},
+		{inf, inf, 1}, {-inf, 0, 0}, {1e-45, 1e-45, 1},
+	} {
+		if r := relu32(c.x); r != c.relu || math.Signbit(float64(r)) {
+			t.Errorf("relu32(%g) = %g", c.x, r)
+		}
+		if m := positiveMask(c.x); (m != 0) != (c.mask != 0) {
+			t.Errorf("positiveMask(%g) = %#x", c.x, m)
+		}
+	}
+	negNaN := math.Float32frombits(0xffc00000)
+	if !isNaN32(relu32(nan)) || !isNaN32(relu32(negNaN)) || positiveMask(nan) != 0 {
+		t.Error("NaN through ReLU")
+	}
 }
+
+func isNaN32(v float32) bool { return v != v }

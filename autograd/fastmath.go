@@ -2,82 +2,69 @@ package autograd
 
 import "math"
 
-// Scalar float32 kernels for exp and erf. The math package's float64
-// versions cost 5-15 ns each, which would make softmax over attention
-// scores and GELU over MLP activations dominate a ViT/BERT step. These
-// evaluate short polynomials in float64 (as cheap as float32 for scalar
-// code) and are within one float32 ulp of the correctly rounded result.
+// Scalar float32 kernels for the transcendental functions in hot loops.
+// The math package works in float64 and costs 10-80 ns per call here;
+// converting float32<->float64 per element is itself slow on amd64 (the
+// conversions carry false register dependencies), so these stay in
+// float32 and evaluate short polynomials in Estrin form to keep
+// dependency chains short.
 
-const (
-	log2e = 1.4426950408889634
-	ln2   = 0.6931471805599453
-)
-
-// exp32 returns e^x. Results below the smallest normal float32 are
-// flushed to 0 (they would vanish next to any other term anyway).
+// exp32 returns e^x within 2 float32 ulps. Results below the smallest
+// normal float32 are flushed to 0 (they vanish next to any other term).
 func exp32(x float32) float32 {
-	switch {
-	case x != x:
-		return x
-	case x > 88.8:
-		return float32(math.Inf(1))
-	case x < -87.33:
+	if x > 88.3762 {
+		// Rare: near overflow (or +Inf), where 2^k needs k = 128.
+		return float32(math.Exp(float64(x)))
+	}
+	if x < -87.33654 {
 		return 0
 	}
-	xd := float64(x)
-	kf := xd * log2e
-	var k int64
-	if kf >= 0 {
-		k = int64(kf + 0.5)
-	} else {
-		k = int64(kf - 0.5)
-	}
-	// r lies in [-ln2/2, ln2/2]; the Taylor series to r^7 is below 1e-8
-	// relative error there.
-	r := xd - float64(k)*ln2
-	p := 1 + r*(1+r*(1.0/2+r*(1.0/6+r*(1.0/24+r*(1.0/120+r*(1.0/720+r*(1.0/5040)))))))
-	return float32(p * math.Float64frombits(uint64(k+1023)<<52))
+	// x = k*ln2 + r with |r| <= ln2/2; k by adding 1.5*2^23, which rounds
+	// to an integer in the low mantissa bits (NaN stays NaN throughout).
+	const magic = 12582912
+	kf := x*1.442695041 + magic
+	k := math.Float32bits(kf) - math.Float32bits(magic)
+	fk := kf - magic
+	// ln2 split in two (Cody-Waite) so that fk*ln2Hi is exact.
+	r := x - fk*0.693145751953125
+	r -= fk * 1.428606765330187e-06
+	r2 := r * r
+	r4 := r2 * r2
+	// Taylor series to r^7: truncation error below 1e-8 for |r| <= ln2/2.
+	p := (1 + r) + (0.5+0.16666667*r)*r2 + ((0.041666668+0.008333334*r)+(0.0013888889+0.0001984127*r)*r2)*r4
+	return p * math.Float32frombits((k+127)<<23)
 }
 
-// Rational approximation erf(x) = x*P(x²)/Q(x²) on |x| <= 4, fitted for
-// minimax relative error (about 2e-9 in float64) by scripts/fit_erf32.py.
-// Beyond |x| = 4, erf rounds to ±1 in float32.
-const (
-	erfP0 = 1.12837916937585
-	erfP1 = 0.18520271595805346
-	erfP2 = 0.054316697346046966
-	erfP3 = 0.0038495718541105713
-	erfP4 = 0.00037960208714220246
-	erfP5 = 4.684609845408139e-06
-	erfP6 = -1.320133752313879e-08
-	erfQ1 = 0.49746504736816505
-	erfQ2 = 0.1139580771007602
-	erfQ3 = 0.015461986227538275
-	erfQ4 = 0.0013075526756206987
-	erfQ5 = 6.310897976992674e-05
-)
-
-// erf64 evaluates the approximation in float64; callers round to float32.
-func erf64(x float64) float64 {
-	if x > 4 {
-		return 1
+// gelu32 returns the exact GELU x*Φ(x) to float32 precision from the
+// piecewise polynomials in gelu_table.go.
+func gelu32(x float32) float32 {
+	if x >= geluHi {
+		return x
 	}
-	if x < -4 {
-		return -1
+	if !(x > geluLo) {
+		return 0 * x // 0, or NaN for NaN and -Inf as 0.5*x*(1+erf) gives
 	}
-	t := x * x
-	p := erfP0 + t*(erfP1+t*(erfP2+t*(erfP3+t*(erfP4+t*(erfP5+t*erfP6)))))
-	q := 1 + t*(erfQ1+t*(erfQ2+t*(erfQ3+t*(erfQ4+t*erfQ5))))
-	y := x * p / q
-	// Clamp the approximation's tiny overshoot near |x| = 4.
-	if y > 1 {
-		return 1
-	}
-	if y < -1 {
-		return -1
-	}
-	return y
+	i := min(uint(int((x-geluLo)*4)), geluIntervals-1)
+	c := &geluTab[i]
+	u := x - (float32(int(i))*0.25 - 6)
+	u2 := u * u
+	return (c[0] + c[1]*u) + (c[2]+c[3]*u)*u2 + c[4]*(u2*u2)
 }
 
-// erf32 returns erf(x) for float32 x.
-func erf32(x float32) float32 { return float32(erf64(float64(x))) }
+// geluGrad32 returns d/dx x*Φ(x) = Φ(x) + x*φ(x).
+func geluGrad32(x float32) float32 {
+	if x >= geluHi {
+		return 1
+	}
+	if !(x > geluLo) {
+		if x != x {
+			return x
+		}
+		return 0
+	}
+	i := min(uint(int((x-geluLo)*4)), geluIntervals-1)
+	c := &geluGradTab[i]
+	u := x - (float32(int(i))*0.25 - 6)
+	u2 := u * u
+	return (c[0] + c[1]*u) + (c[2]+c[3]*u)*u2 + c[4]*(u2*u2)
+}
