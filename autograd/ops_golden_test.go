@@ -124,6 +124,8 @@ func goldenOp(t *testing.T, tp *Tape, c *goldenCase, in []*Var) *Var {
 		return tp.Slice(in[0], c.int("axis"), c.int("start"), c.int("end"))
 	case "Gather":
 		return tp.Gather(in[0], c.int("axis"), c.Ints)
+	case "TakeAlongAxis":
+		return tp.TakeAlongAxis(in[0], c.int("axis"), c.Ints, c.int("k"))
 	}
 	t.Fatalf("golden case %s: unknown op %q", c.Name, c.Op)
 	return nil

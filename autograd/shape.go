@@ -303,6 +303,56 @@ func (tp *Tape) Gather(x *Var, axis int, idx []int) *Var {
 	})
 }
 
+// TakeAlongAxis picks, for every index o over the axes before axis, its
+// own k entries idx[o*k : (o+1)*k] along axis (torch.gather with an index
+// expanded over the trailing axes, e.g. MAE keeping a random subset of each
+// image's patches: x [B,T,D], idx B*k ids -> [B,k,D]).
+func (tp *Tape) TakeAlongAxis(x *Var, axis int, idx []int, k int) *Var {
+	shape := x.Value.Shape
+	axis = normAxis("TakeAlongAxis", axis, len(shape))
+	outer, dim, post := axisSplit(shape, axis)
+	if k < 0 || len(idx) != outer*k {
+		Failf("TakeAlongAxis", "%d indices for x shape %v, axis %d, k = %d: need %d", len(idx), shape, axis, k, outer*k)
+	}
+	for i, j := range idx {
+		if j < 0 || j >= dim {
+			Failf("TakeAlongAxis", "index %d (position %d) out of range for axis %d of x shape %v", j, i, axis, shape)
+		}
+	}
+	idx = slices.Clone(idx)
+	outShape := slices.Clone(shape)
+	outShape[axis] = k
+	in, rowOut := dim*post, k*post
+	out := tp.Alloc(outShape...)
+	xd, od := x.Value.Data, out.Data
+	tensor.Parallel(outer, rowOut, func(lo, hi int) {
+		for o := lo; o < hi; o++ {
+			for q, j := range idx[o*k : (o+1)*k] {
+				copy(od[o*rowOut+q*post:o*rowOut+(q+1)*post], xd[o*in+j*post:o*in+(j+1)*post])
+			}
+		}
+	})
+	attrs := map[string]any{"axis": axis, "indices": idx, "k": k}
+	return tp.Record("TakeAlongAxis", attrs, out, []*Var{x}, func(ov *Var) {
+		gx := tp.GradOf(x)
+		if gx == nil {
+			return
+		}
+		g := ov.Grad.Data
+		tensor.Parallel(outer, rowOut, func(lo, hi int) {
+			for o := lo; o < hi; o++ {
+				for q, j := range idx[o*k : (o+1)*k] {
+					d := gx.Data[o*in+j*post : o*in+(j+1)*post]
+					src := g[o*rowOut+q*post : o*rowOut+(q+1)*post]
+					for i := range d {
+						d[i] += src[i]
+					}
+				}
+			}
+		})
+	})
+}
+
 // Detach returns x's value cut off from the graph: no gradient flows back
 // through it (the stop-gradient of BYOL/SimSiam targets). It is recorded as
 // an identity so export still sees the data flow.

@@ -22,6 +22,9 @@ func TestShapeGrad(t *testing.T) {
 		{name: "Gather0", shapes: [][]int{{4, 3}}, f: func(tp *Tape, in []*Var) *Var { return tp.Gather(in[0], 0, []int{2, 0, 2}) }},
 		{name: "Gather1", shapes: [][]int{{2, 5, 3}}, f: func(tp *Tape, in []*Var) *Var { return tp.Gather(in[0], 1, []int{4, 4, 1}) }},
 		{name: "GatherLast", shapes: [][]int{{2, 3, 4}}, f: func(tp *Tape, in []*Var) *Var { return tp.Gather(in[0], -1, []int{3, 0}) }},
+		{name: "TakeAlong1", shapes: [][]int{{2, 5, 3}}, f: func(tp *Tape, in []*Var) *Var { return tp.TakeAlongAxis(in[0], 1, []int{4, 0, 2, 1, 1, 3}, 3) }},
+		{name: "TakeAlong0", shapes: [][]int{{4, 2}}, f: func(tp *Tape, in []*Var) *Var { return tp.TakeAlongAxis(in[0], 0, []int{3, 3}, 2) }},
+		{name: "TakeAlongLast", shapes: [][]int{{3, 4}}, f: func(tp *Tape, in []*Var) *Var { return tp.TakeAlongAxis(in[0], -1, []int{0, 3, 2, 2, 1, 0}, 2) }},
 	}
 	for _, c := range []struct {
 		shape, perm []int
@@ -108,6 +111,9 @@ func TestShapeForward(t *testing.T) {
 	if got := tp.Gather(x, 1, []int{2, 2, 0}); !slices.Equal(got.Value.Data, []float32{2, 2, 0, 5, 5, 3}) {
 		t.Errorf("Gather: %v", got.Value.Data)
 	}
+	if got := tp.TakeAlongAxis(x, 1, []int{2, 0, 1, 1}, 2); !slices.Equal(got.Value.Data, []float32{2, 0, 4, 4}) {
+		t.Errorf("TakeAlongAxis: %v", got.Value.Data)
+	}
 	if got := tp.Reshape(x, -1, 2); !slices.Equal(got.Shape(), []int{3, 2}) {
 		t.Errorf("Reshape: shape %v", got.Shape())
 	}
@@ -119,6 +125,8 @@ func TestShapeForward(t *testing.T) {
 		"concat nil": func() { tp.Concat(nil, 0) },
 		"slice":      func() { tp.Slice(x, 1, 2, 4) },
 		"gather":     func() { tp.Gather(x, 0, []int{2}) },
+		"take count": func() { tp.TakeAlongAxis(x, 1, []int{0, 1, 2}, 2) },
+		"take range": func() { tp.TakeAlongAxis(x, 1, []int{0, 3}, 1) },
 	} {
 		if Catch(bad) == nil {
 			t.Errorf("%s: bad arguments accepted", name)

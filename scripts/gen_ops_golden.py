@@ -143,6 +143,10 @@ case("SliceNeg", "Slice", [([4, 5], "uniform")], lambda x: x[-3:-1], {"axis": 0,
 gidx = [4, 4, 1, 0]
 case("Gather1", "Gather", [([2, 5, 3], "uniform")], lambda x: torch.index_select(x, 1, torch.tensor(gidx)),
      {"axis": 1}, ints=gidx)
+tidx = [[4, 0, 2], [1, 1, 3]]
+case("TakeAlongAxis1", "TakeAlongAxis", [([2, 5, 3], "uniform")],
+     lambda x: torch.gather(x, 1, torch.tensor(tidx)[:, :, None].expand(-1, -1, 3)), {"axis": 1, "k": 3},
+     ints=[j for row in tidx for j in row])
 
 path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "autograd", "testdata", "ops_golden.json")
 os.makedirs(os.path.dirname(path), exist_ok=True)
