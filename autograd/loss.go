@@ -70,7 +70,7 @@ func (tp *Tape) CrossEntropy(logits *Var, targets []int) *Var {
 			total += float64(lse.Data[2*r+1]) - float64(xd[r*c+t]-lse.Data[2*r])
 		}
 	}
-	out := tp.Alloc()
+	out := tp.allocScalar()
 	out.Data[0] = float32(total / float64(count))
 	attrs := map[string]any{"ignore_index": IgnoreIndex, "reduction": "mean"}
 	return tp.Record("CrossEntropy", attrs, out, []*Var{logits}, func(o *Var) {
@@ -121,7 +121,7 @@ func (tp *Tape) CrossEntropySoft(logits, probs *Var) *Var {
 			rowLoss[r] = float32(s)
 		}
 	})
-	out := tp.Alloc()
+	out := tp.allocScalar()
 	out.Data[0] = float32(sumf(rowLoss[:n]) / float64(n))
 	tp.Release(rowLoss)
 	return tp.Record("CrossEntropySoft", map[string]any{"reduction": "mean"}, out, []*Var{logits, probs}, func(o *Var) {

@@ -81,6 +81,9 @@ func (tp *Tape) reduce(op string, x *Var, axes []int, keepDim, mean bool) *Var {
 		alpha = 1 / float32(count)
 	}
 	out := tp.AllocZeroed(outShape...)
+	if len(outShape) == 0 {
+		out.Shape = []int{}
+	}
 	kst := broadcastStrides(kshape, shape)
 	cst := contiguousStrides(shape)
 	tp.accumulate(out.Data, kst, shape, accScale, alpha, x.Value.Data, cst, nil, nil, nil, nil)
@@ -93,6 +96,14 @@ func (tp *Tape) reduce(op string, x *Var, axes []int, keepDim, mean bool) *Var {
 			tp.accumulate(gx.Data, cst, shape, accScale, alpha, o.Grad.Data, kst, nil, nil, nil, nil)
 		}
 	})
+}
+
+// allocScalar returns a one-element output of shape [] (non-nil, so it
+// prints and compares as the empty shape).
+func (tp *Tape) allocScalar() *tensor.Tensor {
+	t := tp.Alloc()
+	t.Shape = []int{}
+	return t
 }
 
 // Max takes the maximum of x along axis; the gradient flows to the first

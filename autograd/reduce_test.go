@@ -88,7 +88,7 @@ func TestScalarLossBackward(t *testing.T) {
 	x := NewParam("x", tensor.FromSlice([]float32{1, 2, 3, 4}, 2, 2))
 	tp := NewTape()
 	loss := tp.MeanAll(tp.Square(x))
-	if len(loss.Shape()) != 0 || loss.Value.Numel() != 1 {
+	if loss.Shape() == nil || len(loss.Shape()) != 0 || loss.Value.Numel() != 1 {
 		t.Fatalf("loss shape %v", loss.Shape())
 	}
 	if err := tp.Backward(loss); err != nil {
