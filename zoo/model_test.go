@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/sslzoo/sslzoo/autograd"
+	"github.com/sslzoo/sslzoo/nn"
 	"github.com/sslzoo/sslzoo/tensor"
 )
 
@@ -68,5 +69,69 @@ func TestBERTPaddingRowGradient(t *testing.T) {
 	}
 	if row(5) == 0 || row(7) == 0 {
 		t.Errorf("token rows got no gradient: %g, %g", row(5), row(7))
+	}
+}
+
+// TestResNetZeroInitResidual checks the option zeroes each block's last
+// BatchNorm weight and nothing else.
+func TestResNetZeroInitResidual(t *testing.T) {
+	for _, depth := range []int{18, 50} {
+		m, err := NewResNet(ResNetConfig{Depth: depth, Width: 0.125, ZeroInitResidual: true}, rand.New(rand.NewPCG(1, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := "bn2.weight"
+		if depth == 50 {
+			last = "bn3.weight"
+		}
+		for _, p := range nn.StateOf(m).Params {
+			if !isBNWeight(p.Name) {
+				continue
+			}
+			zero := true
+			for _, v := range p.Var.Value.Data {
+				zero = zero && v == 0
+			}
+			if want := len(p.Name) > len(last) && p.Name[len(p.Name)-len(last):] == last; zero != want {
+				t.Errorf("resnet%d %s: all zero %v, want %v", depth, p.Name, zero, want)
+			}
+		}
+	}
+}
+
+func isBNWeight(name string) bool {
+	for _, s := range []string{"bn1.weight", "bn2.weight", "bn3.weight", "downsample.1.weight"} {
+		if len(name) >= len(s) && name[len(name)-len(s):] == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestFeatureDims checks FeatureDim and the output widths with and without
+// classifier heads.
+func TestFeatureDims(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	tp := autograd.NewTape()
+	r, err := NewResNet(ResNetConfig{Depth: 50, Stem: "cifar", Width: 0.0625, InChannels: 1}, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.FeatureDim() != 128 {
+		t.Errorf("resnet50 width 1/16: feature dim %d, want 128", r.FeatureDim())
+	}
+	r.SetTraining(false)
+	if s := r.Forward(tp, autograd.Const(randTensor(rng, 2, 1, 8, 8))).Shape(); !tensor.SameShape(s, []int{2, 128}) {
+		t.Errorf("resnet50 features shape %v", s)
+	}
+	v, err := NewViT(ViTConfig{ImageSize: 8, PatchSize: 4, Dim: 8, Depth: 1, Heads: 2, NumClasses: 5}, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := v.Forward(tp, autograd.Const(randTensor(rng, 3, 3, 8, 12))).Shape(); !tensor.SameShape(s, []int{3, 5}) {
+		t.Errorf("vit logits shape %v", s)
+	}
+	if s := v.Features(tp, autograd.Const(randTensor(rng, 3, 3, 8, 8))).Shape(); !tensor.SameShape(s, []int{3, 8}) {
+		t.Errorf("vit features shape %v", s)
 	}
 }

@@ -154,6 +154,108 @@ func zeroGrads(m nn.Module) {
 	}
 }
 
+// TestResNetParity loads torchvision-named weights into reduced-width
+// ResNets and matches PyTorch's eval output, train output (batch
+// statistics), every parameter gradient, and the running statistics after
+// the train-mode step.
+func TestResNetParity(t *testing.T) {
+	cases := []struct {
+		fixture string
+		cfg     ResNetConfig
+	}{
+		{"resnet18_cifar", ResNetConfig{Depth: 18, Stem: "cifar", Width: 0.0625, InChannels: 3, NumClasses: 10}},
+		{"resnet18_imagenet", ResNetConfig{Depth: 18, Stem: "imagenet", Width: 0.0625, InChannels: 1}},
+		{"resnet50_cifar", ResNetConfig{Depth: 50, Stem: "cifar", Width: 0.03125, InChannels: 2, NumClasses: 7}},
+	}
+	for _, c := range cases {
+		t.Run(c.fixture, func(t *testing.T) {
+			f := loadFixture(t, c.fixture)
+			m, err := NewResNet(c.cfg, rand.New(rand.NewPCG(1, 2)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.load(t, m)
+			x := autograd.Const(f.f32(t, "input"))
+			tp := autograd.NewTape()
+
+			m.SetTraining(false)
+			compare(t, "eval output", m.Forward(tp, x).Value, f.f32(t, "eval.out0"), parityTol)
+			tp.Reset()
+
+			m.SetTraining(true)
+			out := m.Forward(tp, x)
+			compare(t, "train output", out.Value, f.f32(t, "train.out0"), parityTol)
+			if err := tp.Backward(seededLoss(tp, []*autograd.Var{out}, []*tensor.Tensor{f.f32(t, "r.out0")})); err != nil {
+				t.Fatal(err)
+			}
+			f.checkGrads(t, m, "")
+			for _, b := range nn.StateOf(m).Buffers {
+				if b.Count != nil {
+					want := f.ints(t, "after."+b.Name)
+					if *b.Count != int64(want[0]) {
+						t.Errorf("%s = %d after one step, want %d", b.Name, *b.Count, want[0])
+					}
+					continue
+				}
+				compare(t, "after train step "+b.Name, b.T, f.f32(t, "after."+b.Name), parityTol)
+			}
+		})
+	}
+}
+
+// TestViTParity matches timm-named ViTs (class-token and mean pooling) at the
+// training size, and at other sizes through the bicubic position-embedding
+// resize, including the gradients that flow back through the resize.
+func TestViTParity(t *testing.T) {
+	cases := []struct {
+		fixture string
+		cfg     ViTConfig
+		resized int
+	}{
+		{"vit_cls", ViTConfig{ImageSize: 16, PatchSize: 4, InChannels: 3, Dim: 32, Depth: 2, Heads: 4, MLPRatio: 4, Pool: "cls", NumClasses: 10}, 2},
+		{"vit_mean", ViTConfig{ImageSize: 16, PatchSize: 8, InChannels: 1, Dim: 16, Depth: 1, Heads: 2, MLPRatio: 2, Pool: "mean"}, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.fixture, func(t *testing.T) {
+			f := loadFixture(t, c.fixture)
+			m, err := NewViT(c.cfg, rand.New(rand.NewPCG(1, 2)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.load(t, m)
+			x := autograd.Const(f.f32(t, "input"))
+			tp := autograd.NewTape()
+
+			m.SetTraining(false)
+			compare(t, "eval output", m.Forward(tp, x).Value, f.f32(t, "eval.out0"), parityTol)
+			tp.Reset()
+
+			m.SetTraining(true)
+			out := m.Forward(tp, x)
+			compare(t, "train output", out.Value, f.f32(t, "train.out0"), parityTol)
+			if err := tp.Backward(seededLoss(tp, []*autograd.Var{out}, []*tensor.Tensor{f.f32(t, "r.out0")})); err != nil {
+				t.Fatal(err)
+			}
+			f.checkGrads(t, m, "")
+			tp.Reset()
+
+			for i := range c.resized {
+				p := fmt.Sprintf("resize%d.", i)
+				xr := autograd.Const(f.f32(t, p+"input"))
+				zeroGrads(m)
+				out := m.Forward(tp, xr)
+				compare(t, p+"output", out.Value, f.f32(t, p+"eval"), parityTol)
+				if err := tp.Backward(seededLoss(tp, []*autograd.Var{out}, []*tensor.Tensor{f.f32(t, p+"r")})); err != nil {
+					t.Fatal(err)
+				}
+				compare(t, p+"grad pos_embed", m.PosEmbed.Grad, f.f32(t, p+"grad.pos_embed"), parityTol)
+				compare(t, p+"grad patch_embed", m.PatchEmbed.Weight.Grad, f.f32(t, p+"grad.patch_embed.proj.weight"), parityTol)
+				tp.Reset()
+			}
+		})
+	}
+}
+
 // TestBERTParity matches a Hugging Face-named BertForMaskedLM (with pooler)
 // on a padded batch with two segments: sequence output, pooled output, MLM
 // logits through the tied decoder, and every gradient (the padding row of
