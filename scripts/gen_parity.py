@@ -15,6 +15,10 @@ For each reduced-size backbone it writes two safetensors files:
                               ("grad.<param name>"), and BatchNorm buffers
                               after the train-mode forward ("after.<buffer>")
 
+r is scaled by a power of two so that the largest gradient lies in (0.5, 1],
+and ResNet inputs are drawn away from ReLU and max-pool kinks (see
+KINK_MARGIN); both keep a fixed 1e-4 tolerance meaningful in float32.
+
 plus shapes.json: the parameter and buffer names and shapes of the full-size
 registry entries (resnet18 ... bert-base), so the Go registry can be checked
 against the real architectures without storing their weights.
