@@ -1,10 +1,6 @@
 package autograd
 
-import (
-	"unsafe"
-
-	"github.com/sslzoo/sslzoo/tensor"
-)
+import "github.com/sslzoo/sslzoo/tensor"
 
 // poolGeom validates a square pooling window over x [N,C,H,W].
 func poolGeom(op string, x *Var, kernel, stride, pad int) tensor.PoolGeom {
@@ -35,14 +31,14 @@ func poolAttrs(g tensor.PoolGeom) map[string]any {
 func (tp *Tape) MaxPool2d(x *Var, kernel, stride, pad int) *Var {
 	g := poolGeom("MaxPool2d", x, kernel, stride, pad)
 	out := tp.Alloc(g.N, g.C, g.OutH(), g.OutW())
-	// The argmax indices live in a float32 buffer of the tape's, viewed as
-	// int32, so that they are recycled with the step like everything else.
-	idxBuf := tp.Alloc(g.OutputLen())
-	argmax := unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(idxBuf.Data))), len(idxBuf.Data))
-	tensor.MaxPoolForward(g, x.Value.Data, out.Data, argmax)
+	// The workspace (argmax) lives in a buffer of the tape's, so that it
+	// is recycled with the step like everything else.
+	ws := tp.Alloc(tensor.MaxPoolWorkspaceLen(g))
+	tensor.MaxPoolForward(g, x.Value.Data, out.Data, ws.Data)
 	return tp.Record("MaxPool2d", poolAttrs(g), out, []*Var{x}, func(o *Var) {
-		if gx := tp.GradOf(x); gx != nil {
-			tensor.MaxPoolBackward(g, o.Grad.Data, argmax, gx.Data)
+		if x.requiresGrad {
+			fresh := x.Grad == nil // GradOf zeroes a new buffer: overwrite it
+			tensor.MaxPoolBackward(g, o.Grad.Data, ws.Data, tp.GradOf(x).Data, !fresh)
 		}
 	})
 }
@@ -57,8 +53,9 @@ func (tp *Tape) AvgPool2d(x *Var, kernel, stride, pad int) *Var {
 	attrs := poolAttrs(g)
 	attrs["count_include_pad"] = 1
 	return tp.Record("AvgPool2d", attrs, out, []*Var{x}, func(o *Var) {
-		if gx := tp.GradOf(x); gx != nil {
-			tensor.AvgPoolBackward(g, o.Grad.Data, gx.Data)
+		if x.requiresGrad {
+			fresh := x.Grad == nil
+			tensor.AvgPoolBackward(g, o.Grad.Data, tp.GradOf(x).Data, !fresh)
 		}
 	})
 }

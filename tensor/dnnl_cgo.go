@@ -52,6 +52,8 @@ enum {
 	SZDN_ARG_DIFF_SRC = 129, SZDN_ARG_DIFF_DST = 145, SZDN_ARG_DIFF_WEIGHTS = 161,
 	SZDN_ARG_DIFF_BIAS = 169, SZDN_ARG_SCRATCHPAD = 80,
 	SZDN_Q_SCRATCHPAD_MD = 136, SZDN_SCRATCHPAD_USER = 1,
+	SZDN_POOL_MAX = 511, SZDN_POOL_AVG_INCLUDE_PADDING = 767,
+	SZDN_Q_WORKSPACE_MD = 135, SZDN_ARG_WORKSPACE = 64,
 };
 
 typedef int (*szdn_engine_create_fn)(void **, int, size_t);
@@ -63,6 +65,10 @@ typedef int (*szdn_conv_bwd_data_init_fn)(szdn_opdesc *, int, const szdn_md *, c
 	const szdn_md *, const int64_t *, const int64_t *, const int64_t *, const int64_t *);
 typedef int (*szdn_conv_bwd_w_init_fn)(szdn_opdesc *, int, const szdn_md *, const szdn_md *,
 	const szdn_md *, const szdn_md *, const int64_t *, const int64_t *, const int64_t *, const int64_t *);
+typedef int (*szdn_pool_fwd_init_fn)(szdn_opdesc *, int, int, const szdn_md *, const szdn_md *,
+	const int64_t *, const int64_t *, const int64_t *, const int64_t *);
+typedef int (*szdn_pool_bwd_init_fn)(szdn_opdesc *, int, const szdn_md *, const szdn_md *,
+	const int64_t *, const int64_t *, const int64_t *, const int64_t *);
 typedef int (*szdn_pd_create_fn)(void **, const void *, const void *, void *, const void *);
 typedef const szdn_md *(*szdn_pd_query_md_fn)(const void *, int, int);
 typedef int (*szdn_pd_query_fn)(const void *, int, int, void *);
@@ -86,6 +92,8 @@ static struct {
 	szdn_conv_fwd_init_fn conv_fwd_init;
 	szdn_conv_bwd_data_init_fn conv_bwd_data_init;
 	szdn_conv_bwd_w_init_fn conv_bwd_w_init;
+	szdn_pool_fwd_init_fn pool_fwd_init;
+	szdn_pool_bwd_init_fn pool_bwd_init;
 	szdn_pd_create_fn pd_create;
 	szdn_pd_query_md_fn pd_query_md;
 	szdn_pd_query_fn pd_query;
@@ -129,6 +137,8 @@ static const char *szdn_open(const char *lib, int *major, int *minor, int *patch
 	SZDN_SYM(conv_fwd_init, "dnnl_dilated_convolution_forward_desc_init");
 	SZDN_SYM(conv_bwd_data_init, "dnnl_dilated_convolution_backward_data_desc_init");
 	SZDN_SYM(conv_bwd_w_init, "dnnl_dilated_convolution_backward_weights_desc_init");
+	SZDN_SYM(pool_fwd_init, "dnnl_pooling_forward_desc_init");
+	SZDN_SYM(pool_bwd_init, "dnnl_pooling_backward_desc_init");
 	SZDN_SYM(pd_create, "dnnl_primitive_desc_create");
 	SZDN_SYM(pd_query_md, "dnnl_primitive_desc_query_md");
 	SZDN_SYM(pd_query, "dnnl_primitive_desc_query");
@@ -367,6 +377,71 @@ fail:
 	return NULL;
 }
 
+// szdn_pool_plans builds the forward and backward plans of one pooling
+// shape together (the backward reads the forward's workspace, so both must
+// come from oneDNN or neither). geom is N,C,H,W,KH,KW,sh,sw,ph,pw,OH,OW.
+// Both work on plain NCHW, where oneDNN's pooling is already its AVX-512
+// kernel. User buffers: forward src, dst[, workspace]; backward diff_dst,
+// diff_src[, workspace]. *ws_bytes is the workspace size (0 for average).
+static const char *szdn_pool_plans(int alg, const int64_t *g, szdn_plan **fwd_out, szdn_plan **bwd_out, size_t *ws_bytes) {
+	int64_t sdims[4] = {g[0], g[1], g[2], g[3]}, ddims[4] = {g[0], g[1], g[10], g[11]};
+	int64_t kernel[2] = {g[4], g[5]}, strides[2] = {g[6], g[7]}, pl[2] = {g[8], g[9]};
+	int64_t pr[2] = {(g[10] - 1) * g[6] + g[4] - g[2] - g[8], (g[11] - 1) * g[7] + g[5] - g[3] - g[9]};
+	szdn_md src, dst;
+	*fwd_out = *bwd_out = NULL;
+	*ws_bytes = 0;
+	if (szdn.md_init_by_tag(&src, 4, sdims, SZDN_F32, SZDN_TAG_NCHW) != SZDN_SUCCESS ||
+		szdn.md_init_by_tag(&dst, 4, ddims, SZDN_F32, SZDN_TAG_NCHW) != SZDN_SUCCESS) return "dnnl_memory_desc_init_by_tag failed";
+	szdn_plan *pf = calloc(1, sizeof(szdn_plan)), *pb = calloc(1, sizeof(szdn_plan));
+	szdn_opdesc *od = malloc(sizeof(szdn_opdesc));
+	const char *err = NULL;
+	void *fpd = NULL, *bpd = NULL;
+	if (!pf || !pb || !od) { err = "out of memory"; goto fail; }
+	if (szdn.pool_fwd_init(od, SZDN_FORWARD_TRAINING, alg, &src, &dst, strides, kernel, pl, pr) != SZDN_SUCCESS) { err = "dnnl_pooling_forward_desc_init failed"; goto fail; }
+	if (szdn.pd_create(&fpd, od, szdn.attr, szdn.engine, NULL) != SZDN_SUCCESS) { err = "no oneDNN forward pooling for this shape"; goto fail; }
+	szdn_keep_pd(pf, fpd);
+	if (szdn.pool_bwd_init(od, alg, &src, &dst, strides, kernel, pl, pr) != SZDN_SUCCESS) { err = "dnnl_pooling_backward_desc_init failed"; goto fail; }
+	if (szdn.pd_create(&bpd, od, szdn.attr, szdn.engine, fpd) != SZDN_SUCCESS) { err = "no oneDNN backward pooling for this shape"; goto fail; }
+	szdn_keep_pd(pb, bpd);
+	const szdn_md *wmd = szdn.pd_query_md(fpd, SZDN_Q_WORKSPACE_MD, 0);
+	size_t wsz = wmd ? szdn.md_size(wmd) : 0;
+	// Forward: src, dst, [workspace]; backward: diff_dst, diff_src, [workspace].
+	const szdn_md *fmds[3] = {&src, &dst, wmd}, *bmds[3] = {&dst, &src, wmd};
+	int fargs[3] = {SZDN_ARG_SRC, SZDN_ARG_DST, SZDN_ARG_WORKSPACE};
+	int bargs[3] = {SZDN_ARG_DIFF_DST, SZDN_ARG_DIFF_SRC, SZDN_ARG_WORKSPACE};
+	int nmem = wsz ? 3 : 2;
+	szdn_plan *plans[2] = {pf, pb};
+	void *pds[2] = {fpd, bpd};
+	for (int k = 0; k < 2 && !err; k++) {
+		szdn_plan *p = plans[k];
+		szdn_step *st = &p->steps[0];
+		p->nsteps = 1;
+		if (szdn.prim_create(&st->prim, pds[k]) != SZDN_SUCCESS) { err = "dnnl_primitive_create (pooling) failed"; break; }
+		for (int i = 0; i < nmem; i++) {
+			void *mem = NULL;
+			if (szdn.mem_create(&mem, k == 0 ? fmds[i] : bmds[i], szdn.engine, NULL) != SZDN_SUCCESS) { err = "dnnl_memory_create failed"; break; }
+			p->user[p->nuser++] = mem;
+			st->args[st->nargs++] = (szdn_arg){k == 0 ? fargs[i] : bargs[i], mem};
+		}
+		if (!err) err = szdn_add_scratch(p, 0, st, pds[k]);
+		p->scratch_off = 0;
+		p->arena_bytes = p->scratch_bytes;
+		const char *impl = NULL;
+		if (szdn.pd_query(pds[k], SZDN_Q_IMPL_INFO_STR, 0, &impl) == SZDN_SUCCESS && impl) strncpy(p->impl, impl, sizeof p->impl - 1);
+	}
+	if (err) goto fail;
+	free(od);
+	*fwd_out = pf;
+	*bwd_out = pb;
+	*ws_bytes = wsz;
+	return NULL;
+fail:
+	free(od);
+	szdn_plan_free(pf);
+	szdn_plan_free(pb);
+	return err;
+}
+
 // szdn_run executes a plan on the caller's buffers. The Go pointers are
 // handed to oneDNN only for the duration of this call and cleared before
 // it returns, as cgo's pointer rules require.
@@ -443,6 +518,10 @@ var dnnlEnums = map[string]int{
 	"DNNL_ARG_SCRATCHPAD":               C.SZDN_ARG_SCRATCHPAD,
 	"dnnl_query_scratchpad_md":          C.SZDN_Q_SCRATCHPAD_MD,
 	"dnnl_scratchpad_mode_user":         C.SZDN_SCRATCHPAD_USER,
+	"dnnl_pooling_max":                  C.SZDN_POOL_MAX,
+	"dnnl_pooling_avg_include_padding":  C.SZDN_POOL_AVG_INCLUDE_PADDING,
+	"dnnl_query_workspace_md":           C.SZDN_Q_WORKSPACE_MD,
+	"DNNL_ARG_WORKSPACE":                C.SZDN_ARG_WORKSPACE,
 	"DNNL_ARG_DIFF_BIAS":                C.SZDN_ARG_DIFF_BIAS,
 	"sizeof(dnnl_exec_arg_t)":           int(unsafe.Sizeof(C.szdn_arg{})),
 	"offsetof(dnnl_exec_arg_t, memory)": int(unsafe.Offsetof(C.szdn_arg{}.mem)),
@@ -594,6 +673,101 @@ func dnnlConvBackwardWeights(g ConvGeom, x, dy, dw, db []float32, accumulate boo
 	addInto(dw[:len(tw)], tw)
 	if db != nil {
 		addInto(db[:g.O], tb)
+	}
+	return true
+}
+
+// Pooling. oneDNN's AVX-512 pooling runs on plain NCHW and measured 3-10x
+// faster than the Go loops on [64,64,32,32] (max 3x3/2: 4.5 ms against
+// 40-70 ms forward; average: 9-13 ms against about 40 ms), so it is used
+// whenever it loads.
+
+type dnnlPoolKey struct {
+	max bool
+	g   PoolGeom
+}
+
+type dnnlPoolPlans struct {
+	fwd, bwd *C.szdn_plan
+	wsBytes  int
+}
+
+// dnnlPools caches pooling plans (guarded by dnnlMu); nil records a shape
+// oneDNN refused.
+var dnnlPools = map[dnnlPoolKey]*dnnlPoolPlans{}
+
+func dnnlPoolLocked(k dnnlPoolKey) *dnnlPoolPlans {
+	if p, ok := dnnlPools[k]; ok {
+		return p
+	}
+	if len(dnnlPools) >= dnnlMaxPlans {
+		for key, p := range dnnlPools {
+			if p != nil {
+				C.szdn_plan_free(p.fwd)
+				C.szdn_plan_free(p.bwd)
+			}
+			delete(dnnlPools, key)
+		}
+	}
+	g := k.g
+	geom := [12]C.int64_t{C.int64_t(g.N), C.int64_t(g.C), C.int64_t(g.H), C.int64_t(g.W),
+		C.int64_t(g.KH), C.int64_t(g.KW), C.int64_t(g.StrideH), C.int64_t(g.StrideW),
+		C.int64_t(g.PadH), C.int64_t(g.PadW), C.int64_t(g.OutH()), C.int64_t(g.OutW())}
+	alg := C.int(C.SZDN_POOL_AVG_INCLUDE_PADDING)
+	if k.max {
+		alg = C.SZDN_POOL_MAX
+	}
+	var fwd, bwd *C.szdn_plan
+	var ws C.size_t
+	var plans *dnnlPoolPlans
+	if C.szdn_pool_plans(alg, &geom[0], &fwd, &bwd, &ws) == nil {
+		plans = &dnnlPoolPlans{fwd: fwd, bwd: bwd, wsBytes: int(ws)}
+	}
+	dnnlPools[k] = plans
+	return plans
+}
+
+// dnnlPoolWorkspace returns the workspace size in bytes oneDNN's max pool
+// needs for g, or -1 when oneDNN will not run g.
+func dnnlPoolWorkspace(g PoolGeom) int {
+	if !dnnlState().ok {
+		return -1
+	}
+	dnnlMu.Lock()
+	defer dnnlMu.Unlock()
+	p := dnnlPoolLocked(dnnlPoolKey{max: true, g: g})
+	if p == nil {
+		return -1
+	}
+	return p.wsBytes
+}
+
+// dnnlPool runs the forward (bwd=false: a, b = x, y) or backward (a, b =
+// dy, dx) pass of a pool; ws is the max pool's workspace. It reports false
+// when oneDNN cannot run this shape.
+func dnnlPool(max, bwd bool, g PoolGeom, a, b, ws []float32) bool {
+	if !dnnlState().ok {
+		return false
+	}
+	dnnlMu.Lock()
+	defer dnnlMu.Unlock()
+	p := dnnlPoolLocked(dnnlPoolKey{max: max, g: g})
+	if p == nil {
+		return false
+	}
+	plan := p.fwd
+	if bwd {
+		plan = p.bwd
+	}
+	var wsPtr unsafe.Pointer
+	if p.wsBytes > 0 {
+		if len(ws)*4 < p.wsBytes {
+			panic(fmt.Sprintf("tensor: pooling workspace of %d floats, oneDNN needs %d bytes", len(ws), p.wsBytes))
+		}
+		wsPtr = unsafe.Pointer(&ws[0])
+	}
+	if st := C.szdn_run(plan, unsafe.Pointer(&a[0]), unsafe.Pointer(&b[0]), wsPtr, nil); st != 0 {
+		panic(fmt.Sprintf("tensor: oneDNN pooling %+v failed with status %d", g, int(st)))
 	}
 	return true
 }

@@ -27,3 +27,7 @@ func dnnlConvBackwardData(g ConvGeom, dy, w, dx []float32, accumulate bool) bool
 func dnnlConvBackwardWeights(g ConvGeom, x, dy, dw, db []float32, accumulate bool) bool {
 	return false
 }
+
+func dnnlPoolWorkspace(g PoolGeom) int { return -1 }
+
+func dnnlPool(max, bwd bool, g PoolGeom, a, b, ws []float32) bool { return false }

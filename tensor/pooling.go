@@ -3,10 +3,13 @@ package tensor
 import (
 	"fmt"
 	"math"
+	"unsafe"
 )
 
-// Pooling kernels over NCHW data, in Go: pooling is memory-bound and a
-// plain loop over the planes, spread over the cores, is all it needs.
+// Pooling kernels over NCHW data. Max and average pooling go to oneDNN
+// when it is loaded (see dnnlPool for the measurement) and to the Go loops
+// below otherwise; global average pooling is a plain memory-bound sum and
+// stays in Go.
 
 // PoolGeom describes a 2-D max or average pool over [N,C,H,W] input with
 // floor output sizes (PyTorch's ceil_mode=False) and implicit padding.
@@ -50,15 +53,92 @@ func (g PoolGeom) check(x []float32, y []float32) {
 	mustLen("pool output", y, g.OutputLen())
 }
 
-// MaxPoolForward writes the window maxima of x to y and, for backward, the
-// position of each maximum within its input plane (h*W+w) to argmax. Ties
-// go to the first position in row-major window order and NaN wins, as in
-// PyTorch.
-func MaxPoolForward(g PoolGeom, x, y []float32, argmax []int32) {
-	g.check(x, y)
-	if len(argmax) < g.OutputLen() {
-		panic(fmt.Sprintf("tensor.MaxPoolForward: argmax has %d elements, need %d", len(argmax), g.OutputLen()))
+// MaxPoolWorkspaceLen is how many float32s the workspace that carries a
+// max pool's argmax from forward to backward must hold. Its contents are
+// opaque: oneDNN's format or, in the Go path, int32 positions.
+func MaxPoolWorkspaceLen(g PoolGeom) int {
+	n := g.OutputLen()
+	if b := dnnlPoolWorkspace(g); b >= 0 {
+		n = max(n, (b+3)/4)
 	}
+	return n
+}
+
+// MaxPoolForward writes the window maxima of x to y and what backward needs
+// to ws (at least MaxPoolWorkspaceLen(g) long). Ties go to the first
+// position in row-major window order, as in PyTorch. A NaN input wins its
+// window in the Go path, as in PyTorch, but is skipped by oneDNN's kernel.
+func MaxPoolForward(g PoolGeom, x, y, ws []float32) {
+	g.check(x, y)
+	mustLen("max pool workspace", ws, g.OutputLen())
+	if dnnlPool(true, false, g, x, y, ws) {
+		return
+	}
+	maxPoolForwardGo(g, x, y, int32View(ws))
+}
+
+// MaxPoolBackward routes each output gradient to its window's maximum, as
+// recorded in ws by MaxPoolForward. With accumulate the result is added to
+// dx, otherwise it overwrites dx.
+func MaxPoolBackward(g PoolGeom, dy, ws, dx []float32, accumulate bool) {
+	g.check(dx, dy)
+	mustLen("max pool workspace", ws, g.OutputLen())
+	if poolBackwardDNNL(true, g, dy, ws, dx, accumulate) {
+		return
+	}
+	if !accumulate {
+		clear(dx[:g.N*g.C*g.H*g.W])
+	}
+	maxPoolBackwardGo(g, dy, int32View(ws), dx)
+}
+
+// AvgPoolForward writes window means to y, counting padding as zeros in
+// the divisor (PyTorch's count_include_pad=True).
+func AvgPoolForward(g PoolGeom, x, y []float32) {
+	g.check(x, y)
+	if dnnlPool(false, false, g, x, y, nil) {
+		return
+	}
+	avgPoolForwardGo(g, x, y)
+}
+
+// AvgPoolBackward spreads each output gradient evenly over its window.
+// With accumulate the result is added to dx, otherwise it overwrites dx.
+func AvgPoolBackward(g PoolGeom, dy, dx []float32, accumulate bool) {
+	g.check(dx, dy)
+	if poolBackwardDNNL(false, g, dy, nil, dx, accumulate) {
+		return
+	}
+	if !accumulate {
+		clear(dx[:g.N*g.C*g.H*g.W])
+	}
+	avgPoolBackwardGo(g, dy, dx)
+}
+
+// poolBackwardDNNL runs oneDNN's pooling backward, which overwrites its
+// output: accumulating goes through a temporary.
+func poolBackwardDNNL(isMax bool, g PoolGeom, dy, ws, dx []float32, accumulate bool) bool {
+	if !accumulate {
+		return dnnlPool(isMax, true, g, dy, dx, ws)
+	}
+	n := g.N * g.C * g.H * g.W
+	tmp := convScratch.get(n)
+	defer convScratch.put(tmp)
+	if !dnnlPool(isMax, true, g, dy, tmp, ws) {
+		return false
+	}
+	addInto(dx[:n], tmp)
+	return true
+}
+
+// int32View reinterprets a float32 workspace as the Go path's int32 argmax.
+func int32View(ws []float32) []int32 {
+	return unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(ws))), len(ws))
+}
+
+// maxPoolForwardGo writes the window maxima and, to argmax, the position of
+// each maximum within its input plane (h*W+w). NaN wins, as in PyTorch.
+func maxPoolForwardGo(g PoolGeom, x, y []float32, argmax []int32) {
 	oh, ow, hw := g.OutH(), g.OutW(), g.H*g.W
 	Parallel(g.N*g.C, oh*ow*g.KH*g.KW, func(lo, hi int) {
 		for p := lo; p < hi; p++ {
@@ -95,9 +175,8 @@ func MaxPoolForward(g PoolGeom, x, y []float32, argmax []int32) {
 	})
 }
 
-// MaxPoolBackward adds each output gradient to dx at its window's argmax.
-func MaxPoolBackward(g PoolGeom, dy []float32, argmax []int32, dx []float32) {
-	g.check(dx, dy)
+// maxPoolBackwardGo adds each output gradient to dx at its window's argmax.
+func maxPoolBackwardGo(g PoolGeom, dy []float32, argmax []int32, dx []float32) {
 	ohw, hw := g.OutH()*g.OutW(), g.H*g.W
 	Parallel(g.N*g.C, ohw, func(lo, hi int) {
 		for p := lo; p < hi; p++ {
@@ -110,11 +189,9 @@ func MaxPoolBackward(g PoolGeom, dy []float32, argmax []int32, dx []float32) {
 	})
 }
 
-// AvgPoolForward writes window means to y, counting padding as zeros in
-// the divisor (PyTorch's count_include_pad=True). With floor output sizes
-// no window reaches past the padding, so every divisor is KH*KW.
-func AvgPoolForward(g PoolGeom, x, y []float32) {
-	g.check(x, y)
+// avgPoolForwardGo writes window means. With floor output sizes no window
+// reaches past the padding, so every divisor is KH*KW.
+func avgPoolForwardGo(g PoolGeom, x, y []float32) {
 	oh, ow, hw := g.OutH(), g.OutW(), g.H*g.W
 	inv := 1 / float32(g.KH*g.KW)
 	Parallel(g.N*g.C, oh*ow*g.KH*g.KW, func(lo, hi int) {
@@ -142,10 +219,9 @@ func AvgPoolForward(g PoolGeom, x, y []float32) {
 	})
 }
 
-// AvgPoolBackward spreads each output gradient evenly over its window,
+// avgPoolBackwardGo spreads each output gradient evenly over its window,
 // adding into dx.
-func AvgPoolBackward(g PoolGeom, dy, dx []float32) {
-	g.check(dx, dy)
+func avgPoolBackwardGo(g PoolGeom, dy, dx []float32) {
 	oh, ow, hw := g.OutH(), g.OutW(), g.H*g.W
 	inv := 1 / float32(g.KH*g.KW)
 	Parallel(g.N*g.C, oh*ow*g.KH*g.KW, func(lo, hi int) {

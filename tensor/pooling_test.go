@@ -51,59 +51,130 @@ var poolCases = []PoolGeom{
 	{N: 1, C: 4, H: 4, W: 4, KH: 4, KW: 4, StrideH: 4, StrideW: 4},
 }
 
+// poolImpl is one way of running the pools: the public entry points (on
+// oneDNN when it is loaded) or the Go loops.
+type poolImpl struct {
+	name    string
+	maxFwd  func(g PoolGeom, x, y, ws []float32)
+	maxBwd  func(g PoolGeom, dy, ws, dx []float32) // accumulates
+	avgFwd  func(g PoolGeom, x, y []float32)
+	avgBwd  func(g PoolGeom, dy, dx []float32) // accumulates
+	argmaxG bool                               // ws holds Go argmax positions
+}
+
+func poolImpls(t *testing.T) []poolImpl {
+	impls := []poolImpl{{
+		name:    "go",
+		maxFwd:  func(g PoolGeom, x, y, ws []float32) { maxPoolForwardGo(g, x, y, int32View(ws)) },
+		maxBwd:  func(g PoolGeom, dy, ws, dx []float32) { maxPoolBackwardGo(g, dy, int32View(ws), dx) },
+		avgFwd:  avgPoolForwardGo,
+		avgBwd:  avgPoolBackwardGo,
+		argmaxG: true,
+	}}
+	if !dnnlState().ok {
+		t.Logf("oneDNN pooling not tested: %s", ConvBackend())
+		return impls
+	}
+	return append(impls, poolImpl{
+		name:   "selected",
+		maxFwd: MaxPoolForward,
+		maxBwd: func(g PoolGeom, dy, ws, dx []float32) { MaxPoolBackward(g, dy, ws, dx, true) },
+		avgFwd: AvgPoolForward,
+		avgBwd: func(g PoolGeom, dy, dx []float32) { AvgPoolBackward(g, dy, dx, true) },
+	})
+}
+
 func TestPoolingAgainstDirect(t *testing.T) {
-	for ci, g := range poolCases {
-		t.Run(fmt.Sprintf("%+v", g), func(t *testing.T) {
-			if err := g.Validate(); err != nil {
-				t.Fatal(err)
-			}
-			rng := rand.New(rand.NewPCG(uint64(ci), 3))
-			nx := g.N * g.C * g.H * g.W
-			x := convRand(rng, nx)
-			dy := convRand(rng, g.OutputLen())
+	for _, impl := range poolImpls(t) {
+		for ci, g := range poolCases {
+			t.Run(fmt.Sprintf("%s/%+v", impl.name, g), func(t *testing.T) {
+				if err := g.Validate(); err != nil {
+					t.Fatal(err)
+				}
+				rng := rand.New(rand.NewPCG(uint64(ci), 3))
+				nx := g.N * g.C * g.H * g.W
+				x := convRand(rng, nx)
+				dy := convRand(rng, g.OutputLen())
 
-			y := convRand(rng, g.OutputLen())
-			arg := make([]int32, g.OutputLen())
-			MaxPoolForward(g, x, y, arg)
-			closeTo(t, "max", y, refPool(g, x, true), 0)
-			hw := g.H * g.W
-			for i, a := range arg {
-				p := i / (g.OutH() * g.OutW())
-				if x[p*hw+int(a)] != y[i] {
-					t.Fatalf("argmax[%d]=%d points at %g, max is %g", i, a, x[p*hw+int(a)], y[i])
+				y := convRand(rng, g.OutputLen())
+				ws := make([]float32, MaxPoolWorkspaceLen(g))
+				impl.maxFwd(g, x, y, ws)
+				closeTo(t, "max", y, refPool(g, x, true), 0)
+				// Backward: with distinct inputs, the gradient of sum(dy*y)
+				// goes to the position of each window's maximum.
+				want := make([]float64, nx)
+				hw, ohw := g.H*g.W, g.OutH()*g.OutW()
+				for i, v := range y {
+					p := i / ohw
+					at := -1
+					for k, e := range x[p*hw : (p+1)*hw] {
+						if e == v {
+							at = k
+						}
+					}
+					if impl.argmaxG && int(int32View(ws)[i]) != at {
+						t.Fatalf("argmax[%d] = %d, want %d", i, int32View(ws)[i], at)
+					}
+					want[p*hw+at] += float64(dy[i])
 				}
-			}
-			// Backward: with distinct inputs, the gradient of sum(dy*y)
-			// routes each dy to its argmax.
-			dx := make([]float32, nx)
-			MaxPoolBackward(g, dy, arg, dx)
-			want := make([]float64, nx)
-			for i, a := range arg {
-				p := i / (g.OutH() * g.OutW())
-				want[p*hw+int(a)] += float64(dy[i])
-			}
-			closeTo(t, "max dx", dx, want, 1e-6)
+				dx := make([]float32, nx)
+				impl.maxBwd(g, dy, ws, dx)
+				closeTo(t, "max dx", dx, want, 1e-6)
+				// accumulating adds on top
+				impl.maxBwd(g, dy, ws, dx)
+				for i := range want {
+					want[i] *= 2
+				}
+				closeTo(t, "max dx accumulated", dx, want, 1e-6)
 
-			AvgPoolForward(g, x, y)
-			closeTo(t, "avg", y, refPool(g, x, false), 1e-5)
-			// Average pool is linear: check backward as the adjoint,
-			// <dy, A x> == <A^T dy, x>, on basis vectors of x.
-			clear(dx)
-			AvgPoolBackward(g, dy, dx)
-			e := make([]float32, nx)
-			for k := 0; k < nx; k++ {
-				e[k] = 1
-				col := refPool(g, e, false)
-				e[k] = 0
-				s := 0.0
-				for i, v := range col {
-					s += v * float64(dy[i])
+				impl.avgFwd(g, x, y)
+				closeTo(t, "avg", y, refPool(g, x, false), 1e-5)
+				// Average pool is linear: check backward as the adjoint,
+				// <dy, A x> == <A^T dy, x>, on basis vectors of x.
+				clear(dx)
+				impl.avgBwd(g, dy, dx)
+				e := make([]float32, nx)
+				for k := 0; k < nx; k++ {
+					e[k] = 1
+					col := refPool(g, e, false)
+					e[k] = 0
+					s := 0.0
+					for i, v := range col {
+						s += v * float64(dy[i])
+					}
+					if math.Abs(s-float64(dx[k])) > 1e-5 {
+						t.Fatalf("avg dx[%d] = %g, want %g", k, dx[k], s)
+					}
 				}
-				if math.Abs(s-float64(dx[k])) > 1e-5 {
-					t.Fatalf("avg dx[%d] = %g, want %g", k, dx[k], s)
-				}
-			}
-		})
+			})
+		}
+	}
+}
+
+// TestPoolBackwardOverwrites checks accumulate=false on the public entry
+// points: stale contents of dx must not survive.
+func TestPoolBackwardOverwrites(t *testing.T) {
+	g := poolCases[1]
+	rng := rand.New(rand.NewPCG(4, 4))
+	nx := g.N * g.C * g.H * g.W
+	x, dy := convRand(rng, nx), convRand(rng, g.OutputLen())
+	y, ws := make([]float32, g.OutputLen()), make([]float32, MaxPoolWorkspaceLen(g))
+	MaxPoolForward(g, x, y, ws)
+	fresh, stale := make([]float32, nx), convRand(rng, nx)
+	MaxPoolBackward(g, dy, ws, fresh, false)
+	MaxPoolBackward(g, dy, ws, stale, false)
+	for i := range fresh {
+		if fresh[i] != stale[i] {
+			t.Fatalf("max: dx[%d] = %g over stale data, %g over zeros", i, stale[i], fresh[i])
+		}
+	}
+	stale = convRand(rng, nx)
+	AvgPoolBackward(g, dy, fresh, false)
+	AvgPoolBackward(g, dy, stale, false)
+	for i := range fresh {
+		if fresh[i] != stale[i] {
+			t.Fatalf("avg: dx[%d] = %g over stale data, %g over zeros", i, stale[i], fresh[i])
+		}
 	}
 }
 
@@ -113,14 +184,23 @@ func TestMaxPoolTiesAndNaN(t *testing.T) {
 		1, 1, 0, float32(math.NaN()),
 		1, 1, 5, 7,
 	}
-	y := make([]float32, 2)
-	arg := make([]int32, 2)
-	MaxPoolForward(g, x, y, arg)
-	if y[0] != 1 || arg[0] != 0 {
-		t.Errorf("tie: got %g at %d, want 1 at 0 (first in window order)", y[0], arg[0])
-	}
-	if !math.IsNaN(float64(y[1])) || arg[1] != 3 {
-		t.Errorf("NaN window: got %g at %d, want NaN at 3", y[1], arg[1])
+	for _, impl := range poolImpls(t) {
+		y := make([]float32, 2)
+		ws := make([]float32, MaxPoolWorkspaceLen(g))
+		impl.maxFwd(g, x, y, ws)
+		dx := make([]float32, 8)
+		impl.maxBwd(g, []float32{1, 1}, ws, dx)
+		// The tie's gradient goes to the first 1 in window order.
+		if y[0] != 1 || dx[0] != 1 || dx[1]+dx[4]+dx[5] != 0 {
+			t.Errorf("%s: tie window gave %g with dx %v, want 1 with the gradient at 0", impl.name, y[0], dx[:6])
+		}
+		if impl.argmaxG {
+			if !math.IsNaN(float64(y[1])) || dx[3] != 1 {
+				t.Errorf("%s: NaN window gave %g with dx %v, want NaN with the gradient at 3", impl.name, y[1], dx)
+			}
+		} else {
+			t.Logf("%s: NaN window gave %g, dx %v", impl.name, y[1], dx)
+		}
 	}
 }
 
@@ -161,9 +241,12 @@ func BenchmarkMaxPoolForward(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	x := convRand(rng, g.N*g.C*g.H*g.W)
 	y := make([]float32, g.OutputLen())
-	arg := make([]int32, g.OutputLen())
-	b.ResetTimer()
-	for range b.N {
-		MaxPoolForward(g, x, y, arg)
+	ws := make([]float32, MaxPoolWorkspaceLen(g))
+	for _, impl := range poolImpls(&testing.T{}) {
+		b.Run(impl.name, func(b *testing.B) {
+			for range b.N {
+				impl.maxFwd(g, x, y, ws)
+			}
+		})
 	}
 }
