@@ -1,0 +1,90 @@
+package runtime
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// OptLevel is ONNX Runtime's graph optimisation level.
+type OptLevel int
+
+// Graph optimisation levels, as ONNX Runtime defines them.
+const (
+	OptAll      OptLevel = iota // every fusion and layout change (the default)
+	OptDisable                  // run the graph exactly as written
+	OptBasic                    // constant folding, redundant-node removal
+	OptExtended                 // plus the op fusions
+)
+
+// ParseOptLevel reads "disable", "basic", "extended" or "all" ("" is all).
+func ParseOptLevel(s string) (OptLevel, error) {
+	switch strings.ToLower(s) {
+	case "", "all":
+		return OptAll, nil
+	case "disable", "disabled", "none":
+		return OptDisable, nil
+	case "basic":
+		return OptBasic, nil
+	case "extended":
+		return OptExtended, nil
+	}
+	return 0, fmt.Errorf("graph optimisation level %q: want disable, basic, extended or all", s)
+}
+
+func (l OptLevel) String() string {
+	return [...]string{"all", "disable", "basic", "extended"}[l]
+}
+
+// Device is where a session runs.
+type Device struct {
+	CUDA bool
+	ID   int // CUDA device ordinal
+}
+
+// ParseDevice reads "cpu", "cuda" or "cuda:N" ("" is cpu).
+func ParseDevice(s string) (Device, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	switch {
+	case s == "" || s == "cpu":
+		return Device{}, nil
+	case s == "cuda" || s == "gpu":
+		return Device{CUDA: true}, nil
+	case strings.HasPrefix(s, "cuda:"):
+		n, err := strconv.Atoi(s[len("cuda:"):])
+		if err != nil || n < 0 {
+			return Device{}, fmt.Errorf("device %q: want cuda:N with N a device number >= 0", s)
+		}
+		return Device{CUDA: true, ID: n}, nil
+	}
+	return Device{}, fmt.Errorf("device %q: want cpu, cuda or cuda:N", s)
+}
+
+func (d Device) String() string {
+	if d.CUDA {
+		return fmt.Sprintf("cuda:%d", d.ID)
+	}
+	return "cpu"
+}
+
+// Options configure a Session. The zero value is a CPU session with ONNX
+// Runtime's default threading and full graph optimisation.
+type Options struct {
+	// IntraOpThreads caps the threads one op may use; 0 leaves ONNX
+	// Runtime's default (one per physical core).
+	IntraOpThreads int
+	// Optimization is the graph optimisation level.
+	Optimization OptLevel
+	// Device selects the execution provider.
+	Device Device
+}
+
+// cudaProviderFiles are the libraries ONNX Runtime's CUDA execution provider
+// loads from the folder of libonnxruntime itself. CPU-only packages (the npm
+// one included) do not ship them.
+var cudaProviderFiles = []string{"libonnxruntime_providers_shared.so", "libonnxruntime_providers_cuda.so"}
+
+// cudaHint says how to get a GPU build of ONNX Runtime.
+const cudaHint = "get ONNX Runtime " + ORTVersion + "'s GPU build (the onnxruntime-linux-x64-gpu-" + ORTVersion +
+	".tgz release archive, or the onnxruntime/capi folder of the Python wheel onnxruntime-gpu==" + ORTVersion +
+	"), then set " + LibraryEnv + " to its libonnxruntime.so.1 (its provider libraries must sit beside it), with CUDA 12 and cuDNN 9 installed"

@@ -1,0 +1,166 @@
+package runtime
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/sslzoo/sslzoo/export/onnxpb"
+)
+
+// TensorFromProto decodes an ONNX TensorProto held in memory (raw_data or
+// the typed repeated fields; not external data) into a Tensor.
+func TensorFromProto(tp *onnxpb.TensorProto) (*Tensor, error) {
+	if tp.GetDataLocation() == onnxpb.TensorProto_EXTERNAL || len(tp.GetExternalData()) > 0 {
+		return nil, fmt.Errorf("tensor %q: external data must be resolved by the caller", tp.GetName())
+	}
+	shape := make([]int, len(tp.GetDims()))
+	for i, d := range tp.GetDims() {
+		if d < 0 {
+			return nil, fmt.Errorf("tensor %q: negative dimension in %v", tp.GetName(), tp.GetDims())
+		}
+		shape[i] = int(d)
+	}
+	n := numel(shape)
+	dt := DType(tp.GetDataType())
+	raw := tp.GetRawData()
+	hasRaw := tp.RawData != nil
+	if hasRaw && dt != String && len(raw) != n*dt.Size() {
+		return nil, fmt.Errorf("tensor %q: %v %v needs %d bytes of raw_data, has %d", tp.GetName(), dt, shape, n*dt.Size(), len(raw))
+	}
+	t := &Tensor{DType: dt, Shape: shape}
+	// count checks a typed field's length.
+	count := func(got int) error {
+		if got != n {
+			return fmt.Errorf("tensor %q: %v %v needs %d values, has %d", tp.GetName(), dt, shape, n, got)
+		}
+		return nil
+	}
+	var err error
+	switch dt {
+	case Float32:
+		v := make([]float32, n)
+		if hasRaw {
+			for i := range v {
+				v[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+			}
+		} else if err = count(len(tp.GetFloatData())); err == nil {
+			copy(v, tp.GetFloatData())
+		}
+		t.Data = v
+	case Float64:
+		v := make([]float64, n)
+		if hasRaw {
+			for i := range v {
+				v[i] = math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:]))
+			}
+		} else if err = count(len(tp.GetDoubleData())); err == nil {
+			copy(v, tp.GetDoubleData())
+		}
+		t.Data = v
+	case Int64:
+		v := make([]int64, n)
+		if hasRaw {
+			for i := range v {
+				v[i] = int64(binary.LittleEndian.Uint64(raw[8*i:]))
+			}
+		} else if err = count(len(tp.GetInt64Data())); err == nil {
+			copy(v, tp.GetInt64Data())
+		}
+		t.Data = v
+	case Uint64, Uint32:
+		v := make([]uint64, n)
+		if hasRaw {
+			for i := range v {
+				if dt == Uint64 {
+					v[i] = binary.LittleEndian.Uint64(raw[8*i:])
+				} else {
+					v[i] = uint64(binary.LittleEndian.Uint32(raw[4*i:]))
+				}
+			}
+		} else if err = count(len(tp.GetUint64Data())); err == nil {
+			copy(v, tp.GetUint64Data())
+		}
+		if dt == Uint64 {
+			t.Data = v
+		} else {
+			u := make([]uint32, n)
+			for i, e := range v {
+				u[i] = uint32(e)
+			}
+			t.Data = u
+		}
+	case Int32, Int16, Uint16, Int8, Uint8, Bool, Float16, BFloat16:
+		// The narrow types travel in int32_data, one value per entry.
+		v := make([]int32, n)
+		if hasRaw {
+			w := dt.Size()
+			for i := range v {
+				switch w {
+				case 4:
+					v[i] = int32(binary.LittleEndian.Uint32(raw[4*i:]))
+				case 2:
+					v[i] = int32(binary.LittleEndian.Uint16(raw[2*i:]))
+				case 1:
+					v[i] = int32(raw[i])
+				}
+			}
+		} else if err = count(len(tp.GetInt32Data())); err == nil {
+			copy(v, tp.GetInt32Data())
+		}
+		t.Data = narrow(dt, v)
+	case String:
+		if err = count(len(tp.GetStringData())); err == nil {
+			v := make([]string, n)
+			for i, b := range tp.GetStringData() {
+				v[i] = string(b)
+			}
+			t.Data = v
+		}
+	default:
+		return nil, fmt.Errorf("tensor %q: element type %v is not supported", tp.GetName(), dt)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// narrow converts int32_data / widened raw values to the Go slice of dt.
+func narrow(dt DType, v []int32) any {
+	switch dt {
+	case Int32:
+		return v
+	case Int16:
+		o := make([]int16, len(v))
+		for i, e := range v {
+			o[i] = int16(e)
+		}
+		return o
+	case Uint16, Float16, BFloat16:
+		o := make([]uint16, len(v))
+		for i, e := range v {
+			o[i] = uint16(e)
+		}
+		return o
+	case Int8:
+		o := make([]int8, len(v))
+		for i, e := range v {
+			o[i] = int8(e)
+		}
+		return o
+	case Uint8:
+		o := make([]uint8, len(v))
+		for i, e := range v {
+			o[i] = uint8(e)
+		}
+		return o
+	case Bool:
+		o := make([]bool, len(v))
+		for i, e := range v {
+			o[i] = e != 0
+		}
+		return o
+	}
+	return nil
+}

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Installs ONNX Runtime's shared library (libonnxruntime.so.1, version 1.30.0)
+# into the sslzoo cache, where runtime/ finds it without any configuration:
+#
+#   ${SSLZOO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sslzoo}/onnxruntime/1.30.0/libonnxruntime.so.1
+#
+# The library comes from the npm package onnxruntime-node@1.30.0: `npm pack`
+# downloads the tarball without running any of its install scripts, and we take
+# the one Linux x64 file we need out of it. The file is checked against a
+# pinned size and sha256 before it is moved into place (temp file + rename),
+# so a failed or tampered download never leaves a library behind.
+#
+# Idempotent: when the cached file already has the right hash, it prints the
+# path and does nothing else. Prints the library path on stdout on success.
+set -euo pipefail
+
+version=1.30.0
+member=package/bin/napi-v6/linux/x64/libonnxruntime.so.1
+want_size=45828512
+want_sha=ffb75a925ba05e47b235bb66e3e3911714a80b328a9c9425539feb204aa32a23
+
+say() { printf 'install-onnxruntime: %s\n' "$*" >&2; }
+
+case "$(uname -s)/$(uname -m)" in
+Linux/x86_64) ;;
+*)
+	say "only linux/x86_64 is packaged here (this is $(uname -s)/$(uname -m)); set ONNXRUNTIME_SHARED_LIBRARY_PATH to your own libonnxruntime"
+	exit 1
+	;;
+esac
+
+cache=${SSLZOO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sslzoo}
+dir=$cache/onnxruntime/$version
+dest=$dir/libonnxruntime.so.1
+
+sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+if [[ -f $dest ]] && [[ $(stat -c %s "$dest") == "$want_size" ]] && [[ $(sha_of "$dest") == "$want_sha" ]]; then
+	echo "$dest"
+	exit 0
+fi
+
+if ! command -v npm >/dev/null 2>&1; then
+	say "npm is not on PATH; install it (Debian: apt-get install npm) or set ONNXRUNTIME_SHARED_LIBRARY_PATH"
+	exit 1
+fi
+
+mkdir -p "$dir"
+work=$(mktemp -d "${TMPDIR:-/tmp}/sslzoo-ort.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+say "fetching onnxruntime-node@$version with npm pack (no install scripts run)"
+if ! (cd "$work" && npm pack --silent "onnxruntime-node@$version" >npm.out 2>npm.err); then
+	cat "$work/npm.err" >&2
+	say "npm pack onnxruntime-node@$version failed"
+	exit 1
+fi
+tgz=$work/$(tail -n1 "$work/npm.out")
+if [[ ! -f $tgz ]]; then
+	say "npm pack did not leave the tarball it named ($tgz)"
+	exit 1
+fi
+if ! tar -xzf "$tgz" -C "$work" "$member"; then
+	say "$member is not in $(basename "$tgz")"
+	exit 1
+fi
+got=$work/$member
+
+size=$(stat -c %s "$got")
+if [[ $size != "$want_size" ]]; then
+	say "size mismatch for $member: got $size bytes, want $want_size; not installing"
+	exit 1
+fi
+sha=$(sha_of "$got")
+if [[ $sha != "$want_sha" ]]; then
+	say "sha256 mismatch for $member: got $sha, want $want_sha; not installing"
+	exit 1
+fi
+
+# Same file system as the destination, so the final rename is atomic.
+tmp=$(mktemp "$dir/.libonnxruntime.so.1.XXXXXX")
+cp "$got" "$tmp"
+chmod 0644 "$tmp"
+mv -f "$tmp" "$dest"
+say "installed ONNX Runtime $version"
+echo "$dest"
