@@ -57,4 +57,6 @@ func (s *Session) Close() error { return nil }
 func (s *Session) Run(inputs ...*Tensor) ([]*Tensor, error) { return nil, errNoCgo }
 
 // RunNamed fails without cgo.
-func (s *Session) RunNamed(inputs map[string]*Tensor) (map[string]*Tensor, error) { return nil, errNoCgo }
+func (s *Session) RunNamed(inputs map[string]*Tensor) (map[string]*Tensor, error) {
+	return nil, errNoCgo
+}
