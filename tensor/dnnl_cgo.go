@@ -745,13 +745,13 @@ func dnnlPoolWorkspace(g PoolGeom) int {
 // dnnlPool runs the forward (bwd=false: a, b = x, y) or backward (a, b =
 // dy, dx) pass of a pool; ws is the max pool's workspace. It reports false
 // when oneDNN cannot run this shape.
-func dnnlPool(max, bwd bool, g PoolGeom, a, b, ws []float32) bool {
+func dnnlPool(isMax, bwd bool, g PoolGeom, a, b, ws []float32) bool {
 	if !dnnlState().ok {
 		return false
 	}
 	dnnlMu.Lock()
 	defer dnnlMu.Unlock()
-	p := dnnlPoolLocked(dnnlPoolKey{max: max, g: g})
+	p := dnnlPoolLocked(dnnlPoolKey{max: isMax, g: g})
 	if p == nil {
 		return false
 	}

@@ -30,4 +30,4 @@ func dnnlConvBackwardWeights(g ConvGeom, x, dy, dw, db []float32, accumulate boo
 
 func dnnlPoolWorkspace(g PoolGeom) int { return -1 }
 
-func dnnlPool(max, bwd bool, g PoolGeom, a, b, ws []float32) bool { return false }
+func dnnlPool(isMax, bwd bool, g PoolGeom, a, b, ws []float32) bool { return false }
