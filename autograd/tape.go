@@ -188,6 +188,22 @@ func (tp *Tape) GradOf(v *Var) *tensor.Tensor {
 	return v.Grad
 }
 
+// GradForWrite is GradOf for backward closures that write every element
+// of the gradient: when fresh is true the buffer was just allocated, its
+// contents are undefined, and the op must overwrite it (saving the zeroing
+// pass plus a read); when false it already holds gradient and the op must
+// accumulate (+=) as usual. It returns nil when v needs no gradient.
+func (tp *Tape) GradForWrite(v *Var) (g *tensor.Tensor, fresh bool) {
+	if !v.requiresGrad {
+		return nil, false
+	}
+	if v.Grad != nil || v.leaf {
+		return tp.GradOf(v), false
+	}
+	v.Grad = &tensor.Tensor{Shape: append([]int(nil), v.Value.Shape...), Data: tp.pool.Get(v.Value.Numel())}
+	return v.Grad, true
+}
+
 // RetainGrad keeps v's gradient after Backward (until Reset), e.g. to read
 // the gradient of a loss with respect to embeddings.
 func (tp *Tape) RetainGrad(v *Var) { v.retain = true }

@@ -184,3 +184,22 @@ func TestCheckGradCatchesWrongGradient(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestGradForWrite(t *testing.T) {
+	tp := NewTape()
+	x := NewParam("x", tensor.FromSlice([]float32{1, 2}, 2))
+	h := scale(tp, x, 1)
+	g, fresh := tp.GradForWrite(h)
+	if !fresh || g == nil {
+		t.Fatal("first GradForWrite on an activation is not fresh")
+	}
+	if _, fresh := tp.GradForWrite(h); fresh {
+		t.Fatal("second GradForWrite reported fresh: accumulated gradient would be overwritten")
+	}
+	if _, fresh := tp.GradForWrite(x); fresh {
+		t.Fatal("a leaf's gradient must always accumulate")
+	}
+	if g, _ := tp.GradForWrite(Const(tensor.New(1))); g != nil {
+		t.Fatal("a Const got a gradient buffer")
+	}
+}
