@@ -57,7 +57,15 @@ func (tp *Tape) binary(op binOp, a, b *Var) *Var {
 	return tp.Record(name, nil, out, []*Var{a, b}, func(o *Var) {
 		g := o.Grad.Data
 		cst := contiguousStrides(shape)
-		if ga := tp.GradOf(a); ga != nil {
+		// A same-shape Add/Sub passes the gradient through unchanged: copy it
+		// into a fresh buffer rather than zero-and-accumulate.
+		if (op == opAdd || op == opSub) && tensor.SameShape(as, shape) {
+			if ga, fresh := tp.GradForWrite(a); fresh {
+				copy(ga.Data, g)
+			} else if ga != nil {
+				addTo(ga.Data, g)
+			}
+		} else if ga := tp.GradOf(a); ga != nil {
 			switch op {
 			case opAdd, opSub:
 				tp.accumulate(ga.Data, ast, shape, accScale, 1, g, cst, nil, nil, nil, nil)
@@ -67,7 +75,13 @@ func (tp *Tape) binary(op binOp, a, b *Var) *Var {
 				tp.accumulate(ga.Data, ast, shape, accDiv, 1, g, cst, bd, bst, nil, nil)
 			}
 		}
-		if gb := tp.GradOf(b); gb != nil {
+		if op == opAdd && tensor.SameShape(bs, shape) {
+			if gb, fresh := tp.GradForWrite(b); fresh {
+				copy(gb.Data, g)
+			} else if gb != nil {
+				addTo(gb.Data, g)
+			}
+		} else if gb := tp.GradOf(b); gb != nil {
 			switch op {
 			case opAdd:
 				tp.accumulate(gb.Data, bst, shape, accScale, 1, g, cst, nil, nil, nil, nil)

@@ -18,7 +18,9 @@ func (tp *Tape) Reshape(x *Var, shape ...int) *Var {
 	// "shape" keeps the caller's -1 so export can stay batch-agnostic.
 	attrs := map[string]any{"shape": slices.Clone(shape), "out_shape": slices.Clone(s)}
 	return tp.Record("Reshape", attrs, out, []*Var{x}, func(o *Var) {
-		if gx := tp.GradOf(x); gx != nil {
+		if gx, fresh := tp.GradForWrite(x); fresh {
+			copy(gx.Data, o.Grad.Data)
+		} else if gx != nil {
 			addTo(gx.Data, o.Grad.Data)
 		}
 	})
@@ -58,8 +60,8 @@ func (tp *Tape) Transpose(x *Var, perm ...int) *Var {
 	out := tp.Alloc(outShape...)
 	permute(out.Data, x.Value.Data, shape, perm, false)
 	return tp.Record("Transpose", map[string]any{"perm": perm}, out, []*Var{x}, func(o *Var) {
-		if gx := tp.GradOf(x); gx != nil {
-			permute(gx.Data, o.Grad.Data, outShape, inv, true)
+		if gx, fresh := tp.GradForWrite(x); gx != nil {
+			permute(gx.Data, o.Grad.Data, outShape, inv, !fresh)
 		}
 	})
 }
