@@ -23,6 +23,18 @@ func benchCommand() *cli.Command {
 		Usage: "measure training/inference throughput and peak memory (see make bench for the PyTorch comparison)",
 		Subcommands: []*cli.Command{
 			{
+				Name:   "train",
+				Usage:  "full training step: forward, cross-entropy against random labels, backward, SGD step",
+				Flags:  append(modelFlags(), stepFlags(10, 2)...),
+				Action: benchModel("train"),
+			},
+			{
+				Name:   "forward",
+				Usage:  "eval-mode forward pass, nothing recorded",
+				Flags:  append(modelFlags(), stepFlags(10, 2)...),
+				Action: benchModel("forward"),
+			},
+			{
 				Name:   "gemm",
 				Usage:  "time a square float32 GEMM through tensor.Sgemm, and raw C sgemm when OpenBLAS is in use",
 				Flags:  append([]cli.Flag{&cli.IntFlag{Name: "size", Value: 512, Usage: "m = n = k"}}, stepFlags(10, 1)...),
@@ -35,6 +47,32 @@ func benchCommand() *cli.Command {
 			}
 			return usagef("bench: name a workload: train, forward or gemm (run 'sslzoo bench --help')")
 		},
+	}
+}
+
+func modelFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "arch", Value: "resnet18-cifar", Usage: "architecture from the zoo registry (image models: resnet*, vit-*)"},
+		&cli.IntFlag{Name: "batch", Value: 64, Usage: "images per step"},
+		&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed for weights, inputs and labels"},
+	}
+}
+
+func benchModel(mode string) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if err := noArgs(c); err != nil {
+			return err
+		}
+		cfg := bench.ModelConfig{Arch: c.String("arch"), Mode: mode, Batch: c.Int("batch"),
+			Steps: c.Int("steps"), Warmup: c.Int("warmup"), Seed: c.Uint64("seed")}
+		if cfg.Batch < 1 || cfg.Steps < 1 || cfg.Warmup < 0 {
+			return usagef("bench %s: --batch and --steps must be positive and --warmup non-negative (got %d, %d, %d)", mode, cfg.Batch, cfg.Steps, cfg.Warmup)
+		}
+		r, err := bench.Model(cfg)
+		if err != nil {
+			return err
+		}
+		return report(c.App.Writer, r, c.Bool("json"))
 	}
 }
 

@@ -30,6 +30,10 @@ func TestCLIErrorsAreOneLine(t *testing.T) {
 		{[]string{"bench", "gemm", "--size", "x"}, "invalid value"},
 		{[]string{"bench", "gemm", "--size", "0"}, "must be positive"},
 		{[]string{"bench", "gemm", "--steps", "1", "stray"}, `unexpected argument "stray"`},
+		{[]string{"bench", "train", "--arch", "resnet7"}, `unknown architecture "resnet7"`},
+		{[]string{"bench", "forward", "--arch", "bert-mini"}, "image classifiers"},
+		{[]string{"bench", "train", "--batch", "0"}, "must be positive"},
+		{[]string{"bench", "train", "--steps", "-1"}, "must be positive"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
