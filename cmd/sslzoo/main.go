@@ -60,6 +60,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			doctorCommand(),
 			benchCommand(),
+			demoCommand(),
 		},
 	}
 	for _, c := range app.Commands {
