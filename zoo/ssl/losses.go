@@ -1,0 +1,287 @@
+package ssl
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/sslzoo/sslzoo/autograd"
+	"github.com/sslzoo/sslzoo/tensor"
+)
+
+// normEps is torch.nn.functional.normalize's default epsilon, which all the
+// reference implementations use.
+const normEps = 1e-12
+
+// maskedLogit is added to logits that must drop out of a softmax. exp of
+// anything this far below the row maximum is exactly 0 in float32, so the
+// result equals PyTorch's masked_fill(-inf) without producing infinities
+// that would turn gradients into NaN.
+const maskedLogit = -1e9
+
+// NTXent is SimCLR's normalised temperature-scaled cross-entropy over the
+// 2N embeddings of two views: z1[i] and z2[i] are the two views of image i.
+// Rows are L2-normalised, the similarity matrix is divided by temperature,
+// each row's self-similarity is excluded, and the positive of row i is the
+// other view of the same image. The result is the mean over all 2N rows.
+func NTXent(tp *autograd.Tape, z1, z2 *autograd.Var, temperature float32) *autograd.Var {
+	s1, s2 := z1.Shape(), z2.Shape()
+	if len(s1) != 2 || !tensor.SameShape(s1, s2) {
+		autograd.Failf("NTXent", "view embeddings have shapes %v and %v: need equal [N, D]", s1, s2)
+	}
+	if !(temperature > 0) {
+		autograd.Failf("NTXent", "temperature %g must be positive", temperature)
+	}
+	n := s1[0]
+	z := tp.L2Normalize(tp.Concat([]*autograd.Var{z1, z2}, 0), 1, normEps)
+	logits := tp.MulScalar(tp.MatMulT(z, z, false, true), 1/temperature)
+	mask := tp.AllocZeroed(2*n, 2*n)
+	for i := range 2 * n {
+		mask.Data[i*2*n+i] = maskedLogit
+	}
+	logits = tp.Add(logits, autograd.Const(mask))
+	targets := make([]int, 2*n)
+	for i := range n {
+		targets[i], targets[n+i] = n+i, i
+	}
+	return tp.CrossEntropy(logits, targets)
+}
+
+// InfoNCE is MoCo's contrastive loss against a queue of negatives: queries
+// q [N, D] and keys k [N, D] are L2-normalised, the positive logit of row i
+// is q[i]·k[i], the negatives are q[i]·queue[:, j] for the K columns of
+// queue [D, K] (MoCo's buffer layout, columns already unit-norm), and the
+// loss is the cross-entropy with the positive as class 0 after dividing by
+// temperature. No gradient reaches the keys or the queue: pass keys
+// computed under Tape.NoGrad (or Detach them).
+func InfoNCE(tp *autograd.Tape, q, k *autograd.Var, queue *tensor.Tensor, temperature float32) *autograd.Var {
+	sq, sk := q.Shape(), k.Shape()
+	if len(sq) != 2 || !tensor.SameShape(sq, sk) {
+		autograd.Failf("InfoNCE", "query shape %v and key shape %v: need equal [N, D]", sq, sk)
+	}
+	if len(queue.Shape) != 2 || queue.Shape[0] != sq[1] {
+		autograd.Failf("InfoNCE", "queue shape %v: need [%d, K]", queue.Shape, sq[1])
+	}
+	if !(temperature > 0) {
+		autograd.Failf("InfoNCE", "temperature %g must be positive", temperature)
+	}
+	qn := tp.L2Normalize(q, 1, normEps)
+	kn := tp.Detach(tp.L2Normalize(k, 1, normEps))
+	pos := tp.Sum(tp.Mul(qn, kn), []int{1}, true)
+	neg := tp.MatMul(qn, autograd.Const(queue))
+	logits := tp.MulScalar(tp.Concat([]*autograd.Var{pos, neg}, 1), 1/temperature)
+	return tp.CrossEntropy(logits, make([]int, sq[0]))
+}
+
+// MoCoV3Contrastive is one direction of MoCo v3's loss: q and k [N, D] are
+// L2-normalised, logits q·kᵀ/temperature have the matching key on the
+// diagonal, and the cross-entropy is scaled by 2*temperature as in the
+// paper's pseudo-code. Keys carry no gradient.
+func MoCoV3Contrastive(tp *autograd.Tape, q, k *autograd.Var, temperature float32) *autograd.Var {
+	sq, sk := q.Shape(), k.Shape()
+	if len(sq) != 2 || !tensor.SameShape(sq, sk) {
+		autograd.Failf("MoCoV3Contrastive", "query shape %v and key shape %v: need equal [N, D]", sq, sk)
+	}
+	if !(temperature > 0) {
+		autograd.Failf("MoCoV3Contrastive", "temperature %g must be positive", temperature)
+	}
+	qn := tp.L2Normalize(q, 1, normEps)
+	kn := tp.Detach(tp.L2Normalize(k, 1, normEps))
+	logits := tp.MulScalar(tp.MatMulT(qn, kn, false, true), 1/temperature)
+	targets := make([]int, sq[0])
+	for i := range targets {
+		targets[i] = i
+	}
+	return tp.MulScalar(tp.CrossEntropy(logits, targets), 2*temperature)
+}
+
+// MoCoV3Loss is MoCo v3's symmetrised loss ctr(q1, k2) + ctr(q2, k1), where
+// q are the predictor outputs of the online network and k the momentum
+// encoder's projections of the two views.
+func MoCoV3Loss(tp *autograd.Tape, q1, q2, k1, k2 *autograd.Var, temperature float32) *autograd.Var {
+	return tp.Add(MoCoV3Contrastive(tp, q1, k2, temperature), MoCoV3Contrastive(tp, q2, k1, temperature))
+}
+
+// BYOLLoss is BYOL's symmetrised normalised mean squared error: for each
+// image, (2 - 2cos(p1, z2)) + (2 - 2cos(p2, z1)), averaged over the batch.
+// p are the online predictions, z the target projections (no gradient
+// reaches them).
+func BYOLLoss(tp *autograd.Tape, p1, p2, z1, z2 *autograd.Var) *autograd.Var {
+	for _, v := range []*autograd.Var{p2, z1, z2} {
+		if len(p1.Shape()) != 2 || !tensor.SameShape(p1.Shape(), v.Shape()) {
+			autograd.Failf("BYOLLoss", "prediction and projection shapes %v, %v, %v, %v: need equal [N, D]",
+				p1.Shape(), p2.Shape(), z1.Shape(), z2.Shape())
+		}
+	}
+	cos := func(p, z *autograd.Var) *autograd.Var {
+		pn := tp.L2Normalize(p, 1, normEps)
+		zn := tp.Detach(tp.L2Normalize(z, 1, normEps))
+		return tp.Sum(tp.Mul(pn, zn), []int{1}, false)
+	}
+	both := tp.Add(cos(p1, z2), cos(p2, z1))
+	return tp.AddScalar(tp.MulScalar(tp.MeanAll(both), -2), 4)
+}
+
+// Sinkhorn computes SwAV's soft assignments ("codes") for scores [B, K]
+// (embeddings times prototypes) with iters rounds of Sinkhorn-Knopp at
+// entropic regularisation eps, as SwAV's distributed_sinkhorn on one
+// process: Q = exp(scores/eps)ᵀ, normalised in turn so that every prototype
+// gets 1/K of the mass and every sample 1/B, and finally scaled so each row
+// of the returned [B, K] matrix sums to 1. It is computed in float64 and
+// carries no gradient. Scores are shifted by their maximum before exp; the
+// normalisations cancel the shift, so the result is the same and cannot
+// overflow even for eps far below SwAV's 0.05.
+func Sinkhorn(scores *tensor.Tensor, eps float32, iters int) (*tensor.Tensor, error) {
+	if len(scores.Shape) != 2 || scores.Shape[0] == 0 || scores.Shape[1] == 0 {
+		return nil, fmt.Errorf("sinkhorn: scores shape %v: need non-empty [B, K]", scores.Shape)
+	}
+	if !(eps > 0) || iters < 0 {
+		return nil, fmt.Errorf("sinkhorn: epsilon %g must be positive and iterations %d non-negative", eps, iters)
+	}
+	b, k := scores.Shape[0], scores.Shape[1]
+	mx := math.Inf(-1)
+	for _, v := range scores.Data {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil, fmt.Errorf("sinkhorn: scores %v hold a non-finite value", scores.Shape)
+		}
+		mx = math.Max(mx, float64(v))
+	}
+	q := make([]float64, b*k) // row-major [B, K]; SwAV's Q is its transpose
+	var total float64
+	for i, v := range scores.Data {
+		q[i] = math.Exp((float64(v) - mx) / float64(eps))
+		total += q[i]
+	}
+	for i := range q {
+		q[i] /= total
+	}
+	colSum := make([]float64, k)
+	for range iters {
+		// Each prototype (SwAV's row of Q) gets total mass 1/K ...
+		clear(colSum)
+		for r := range b {
+			for c := range k {
+				colSum[c] += q[r*k+c]
+			}
+		}
+		for r := range b {
+			for c := range k {
+				q[r*k+c] /= colSum[c] * float64(k)
+			}
+		}
+		// ... then each sample gets 1/B.
+		for r := range b {
+			row := q[r*k : (r+1)*k]
+			var s float64
+			for _, v := range row {
+				s += v
+			}
+			for c := range row {
+				row[c] /= s * float64(b)
+			}
+		}
+	}
+	out := tensor.New(b, k)
+	for i, v := range q {
+		out.Data[i] = float32(v * float64(b))
+	}
+	return out, nil
+}
+
+// SwAVLossConfig holds the swapped-prediction settings.
+type SwAVLossConfig struct {
+	// Batch is the number of images B; scores hold Crops*B rows, crop by crop.
+	Batch int
+	// AssignCrops are the crops whose codes are predicted (SwAV: the two
+	// global crops, [0, 1]).
+	AssignCrops []int
+	// Temperature divides the scores before the softmax (SwAV: 0.1).
+	Temperature float32
+	// Epsilon and Iterations configure Sinkhorn (SwAV: 0.05 and 3).
+	Epsilon    float32
+	Iterations int
+}
+
+// SwAVLoss is SwAV's swapped prediction. scores [Crops*B, K] are the
+// normalised embeddings of all crops times the normalised prototypes. For
+// each assignment crop i, the codes Q_i come from Sinkhorn on that crop's
+// scores without gradient; when queueScores[i] (scores of queued embeddings
+// of crop i, [L, K]) is given, Sinkhorn runs on the queue rows stacked above
+// the batch and keeps the last B rows. Every other crop v predicts Q_i with
+// the cross-entropy of softmax(scores_v/temperature), averaged over rows.
+// The loss averages over the Crops-1 predicting crops and over the
+// assignment crops. It returns the codes too.
+func SwAVLoss(tp *autograd.Tape, scores *autograd.Var, queueScores []*tensor.Tensor, cfg SwAVLossConfig) (*autograd.Var, []*tensor.Tensor, error) {
+	shape := scores.Shape()
+	b := cfg.Batch
+	if len(shape) != 2 || b <= 0 || shape[0]%b != 0 {
+		return nil, nil, fmt.Errorf("swav loss: scores shape %v is not [crops*%d, K]", shape, b)
+	}
+	crops, k := shape[0]/b, shape[1]
+	if crops < 2 {
+		return nil, nil, fmt.Errorf("swav loss: %d crop(s); swapped prediction needs at least 2", crops)
+	}
+	if len(cfg.AssignCrops) == 0 {
+		return nil, nil, fmt.Errorf("swav loss: no assignment crops")
+	}
+	if !(cfg.Temperature > 0) {
+		return nil, nil, fmt.Errorf("swav loss: temperature %g must be positive", cfg.Temperature)
+	}
+	if queueScores != nil && len(queueScores) != len(cfg.AssignCrops) {
+		return nil, nil, fmt.Errorf("swav loss: %d queue score blocks for %d assignment crops", len(queueScores), len(cfg.AssignCrops))
+	}
+	var total *autograd.Var
+	codes := make([]*tensor.Tensor, len(cfg.AssignCrops))
+	for i, c := range cfg.AssignCrops {
+		if c < 0 || c >= crops {
+			return nil, nil, fmt.Errorf("swav loss: assignment crop %d out of range for %d crops", c, crops)
+		}
+		own := &tensor.Tensor{Shape: []int{b, k}, Data: scores.Value.Data[c*b*k : (c+1)*b*k]}
+		in := own
+		if queueScores != nil && queueScores[i] != nil {
+			qs := queueScores[i]
+			if len(qs.Shape) != 2 || qs.Shape[1] != k {
+				return nil, nil, fmt.Errorf("swav loss: queue scores %d shape %v: need [L, %d]", i, qs.Shape, k)
+			}
+			in = tensor.New(qs.Shape[0]+b, k)
+			copy(in.Data, qs.Data)
+			copy(in.Data[len(qs.Data):], own.Data)
+		}
+		q, err := Sinkhorn(in, cfg.Epsilon, cfg.Iterations)
+		if err != nil {
+			return nil, nil, fmt.Errorf("swav loss: crop %d: %w", c, err)
+		}
+		q = &tensor.Tensor{Shape: []int{b, k}, Data: q.Data[len(q.Data)-b*k:]}
+		codes[i] = q
+		qc := autograd.Const(q)
+		var sub *autograd.Var
+		for v := range crops {
+			if v == c {
+				continue
+			}
+			x := tp.MulScalar(tp.Slice(scores, 0, v*b, (v+1)*b), 1/cfg.Temperature)
+			ce := tp.CrossEntropySoft(x, qc)
+			if sub == nil {
+				sub = ce
+			} else {
+				sub = tp.Add(sub, ce)
+			}
+		}
+		sub = tp.MulScalar(sub, 1/float32(crops-1))
+		if total == nil {
+			total = sub
+		} else {
+			total = tp.Add(total, sub)
+		}
+	}
+	return tp.MulScalar(total, 1/float32(len(cfg.AssignCrops))), codes, nil
+}
+
+// queueScores is queue [L, D] times prototypes [K, D] transposed: the
+// scores of queued embeddings, computed outside the tape (Sinkhorn needs no
+// gradient).
+func queueScores(queue, prototypes *tensor.Tensor) *tensor.Tensor {
+	l, d, k := queue.Shape[0], queue.Shape[1], prototypes.Shape[0]
+	out := tensor.New(l, k)
+	tensor.Sgemm(false, true, l, k, d, 1, queue.Data, d, prototypes.Data, d, 0, out.Data, k)
+	return out
+}
