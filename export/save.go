@@ -1,0 +1,230 @@
+package export
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sslzoo/sslzoo/export/onnxpb"
+)
+
+// DefaultExternalThreshold is the initializer size above which Save moves
+// tensor bytes to an external data file: a protobuf message cannot exceed
+// 2 GiB.
+const DefaultExternalThreshold int64 = 2 << 30
+
+// SaveOptions control how a model is written.
+type SaveOptions struct {
+	// ExternalDataThreshold: when the initializers hold more bytes than
+	// this, they go to "<model file>.data" beside the model. 0 means
+	// DefaultExternalThreshold; negative means never.
+	ExternalDataThreshold int64
+	// MinExternalBytes keeps tensors smaller than this inline even in
+	// external mode (default 1024, as the ONNX tools do).
+	MinExternalBytes int
+}
+
+// externalAlign aligns each external tensor so that readers can map it.
+const externalAlign = 64
+
+// Export traces spec and saves the model at path.
+func Export(spec Spec, path string, opts SaveOptions) error {
+	m, err := Trace(spec)
+	if err != nil {
+		return err
+	}
+	return Save(m, path, opts)
+}
+
+// Save writes m to path atomically (temporary file, then rename), moving
+// large initializers to external data when the threshold is exceeded. m is
+// not modified.
+func Save(m *onnxpb.ModelProto, path string, opts SaveOptions) error {
+	threshold := opts.ExternalDataThreshold
+	if threshold == 0 {
+		threshold = DefaultExternalThreshold
+	}
+	minBytes := opts.MinExternalBytes
+	if minBytes == 0 {
+		minBytes = 1024
+	}
+	var total int64
+	for _, t := range m.GetGraph().GetInitializer() {
+		total += int64(len(t.GetRawData()))
+	}
+	out := m
+	if threshold > 0 && total > threshold {
+		var err error
+		if out, err = externalize(m, path, minBytes); err != nil {
+			return err
+		}
+	}
+	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(out)
+	if err != nil {
+		return fmt.Errorf("export: encode %s: %w", path, err)
+	}
+	return writeAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// externalize writes the big initializers' bytes to "<path>.data" and
+// returns a copy of m that points at them.
+func externalize(m *onnxpb.ModelProto, path string, minBytes int) (*onnxpb.ModelProto, error) {
+	location := filepath.Base(path) + ".data"
+	g := m.GetGraph()
+	// Copy the model without the initializers' bytes, then rebuild them.
+	inits := g.Initializer
+	g.Initializer = nil
+	out := proto.Clone(m).(*onnxpb.ModelProto)
+	g.Initializer = inits
+	var offset int64
+	err := writeAtomic(filepath.Join(filepath.Dir(path), location), func(w io.Writer) error {
+		pad := make([]byte, externalAlign)
+		for _, t := range inits {
+			raw := t.GetRawData()
+			if len(raw) < minBytes {
+				out.Graph.Initializer = append(out.Graph.Initializer, t)
+				continue
+			}
+			if r := offset % externalAlign; r != 0 {
+				if _, err := w.Write(pad[:externalAlign-r]); err != nil {
+					return err
+				}
+				offset += externalAlign - r
+			}
+			if _, err := w.Write(raw); err != nil {
+				return err
+			}
+			t.RawData = nil
+			ext := proto.Clone(t).(*onnxpb.TensorProto)
+			t.RawData = raw
+			ext.DataLocation = onnxpb.TensorProto_EXTERNAL.Enum()
+			ext.ExternalData = []*onnxpb.StringStringEntryProto{
+				{Key: proto.String("location"), Value: proto.String(location)},
+				{Key: proto.String("offset"), Value: proto.String(strconv.FormatInt(offset, 10))},
+				{Key: proto.String("length"), Value: proto.String(strconv.Itoa(len(raw)))},
+			}
+			out.Graph.Initializer = append(out.Graph.Initializer, ext)
+			offset += int64(len(raw))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// writeAtomic writes a file through a temporary in the same folder and
+// renames it into place, so a failure never leaves a partial file.
+func writeAtomic(path string, fill func(io.Writer) error) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	tmp := f.Name()
+	err = fill(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("export: write %s: %w", path, err)
+	}
+	return nil
+}
+
+// Load reads an ONNX model and pulls any external initializer data into
+// memory, so the returned model is self-contained.
+func Load(path string) (*onnxpb.ModelProto, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	m := &onnxpb.ModelProto{}
+	if err := proto.Unmarshal(raw, m); err != nil {
+		return nil, fmt.Errorf("%s: not an ONNX model (protobuf decode: %v)", path, err)
+	}
+	if m.GetGraph() == nil {
+		return nil, fmt.Errorf("%s: not an ONNX model (no graph)", path)
+	}
+	dir := filepath.Dir(path)
+	files := map[string]*os.File{}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	for _, t := range m.GetGraph().GetInitializer() {
+		if t.GetDataLocation() != onnxpb.TensorProto_EXTERNAL {
+			continue
+		}
+		if err := loadExternal(t, dir, files); err != nil {
+			return nil, fmt.Errorf("%s: initializer %q: %w", path, t.GetName(), err)
+		}
+	}
+	return m, nil
+}
+
+func loadExternal(t *onnxpb.TensorProto, dir string, files map[string]*os.File) error {
+	var loc string
+	offset, length := int64(0), int64(-1)
+	for _, kv := range t.GetExternalData() {
+		var err error
+		switch kv.GetKey() {
+		case "location":
+			loc = kv.GetValue()
+		case "offset":
+			offset, err = strconv.ParseInt(kv.GetValue(), 10, 64)
+		case "length":
+			length, err = strconv.ParseInt(kv.GetValue(), 10, 64)
+		}
+		if err != nil {
+			return fmt.Errorf("external_data %s=%q: %w", kv.GetKey(), kv.GetValue(), err)
+		}
+	}
+	// The location is relative to the model and may not leave its folder.
+	if loc == "" || filepath.IsAbs(loc) || strings.HasPrefix(filepath.Clean(loc), "..") {
+		return fmt.Errorf("external data location %q must be a relative path inside the model's folder", loc)
+	}
+	f, ok := files[loc]
+	if !ok {
+		var err error
+		if f, err = os.Open(filepath.Join(dir, loc)); err != nil {
+			return err
+		}
+		files[loc] = f
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if length < 0 {
+		length = fi.Size() - offset
+	}
+	if offset < 0 || length < 0 || offset+length > fi.Size() {
+		return fmt.Errorf("bytes [%d, %d) are outside %s (%d bytes)", offset, offset+length, loc, fi.Size())
+	}
+	buf := make([]byte, length)
+	if _, err := f.ReadAt(buf, offset); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	t.RawData = buf
+	t.ExternalData = nil
+	t.DataLocation = nil
+	return nil
+}

@@ -1,0 +1,379 @@
+package export
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"sort"
+	"unsafe"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sslzoo/sslzoo/autograd"
+	"github.com/sslzoo/sslzoo/export/onnxpb"
+	"github.com/sslzoo/sslzoo/nn"
+	"github.com/sslzoo/sslzoo/tensor"
+)
+
+// The format sslzoo writes. Opset 17 is the newest that Debian's onnx 1.12
+// checker knows, and it has LayerNormalization; IR version 8 goes with it.
+const (
+	Opset     = 17
+	IRVersion = 8
+	// BatchAxis is the symbolic name of every input's and output's first axis.
+	BatchAxis = "batch"
+	Producer  = "sslzoo"
+)
+
+// traceBatches are the batch sizes of the two traced forwards. Any two
+// distinct sizes work: dimensions equal in both are static, the others
+// follow the batch.
+var traceBatches = [2]int{2, 3}
+
+// Input declares one graph input: a float32 tensor whose first axis is the
+// batch axis.
+type Input struct {
+	Name string
+	// Shape is the full input shape; Shape[0] (the batch) is ignored.
+	Shape []int
+}
+
+// Spec says what to export.
+type Spec struct {
+	// Name is the graph's name (e.g. the architecture).
+	Name    string
+	Inputs  []Input
+	Outputs []string
+	// Forward runs the model in eval mode (call SetTraining(false) first) on
+	// tp and returns one Var per output. It is called twice, on random
+	// inputs of two batch sizes; it must record the same ops both times.
+	Forward func(tp *autograd.Tape, inputs []*autograd.Var) []*autograd.Var
+	// Module owns the parameters and buffers; nn.StateOf names them, and
+	// buffers such as BatchNorm running statistics are matched by identity.
+	// Without it, parameters keep whatever Name they carry and other
+	// constants get generated names.
+	Module nn.Module
+	// Metadata goes to the model's metadata_props.
+	Metadata map[string]string
+	// ProducerVersion is stored as the model's producer_version.
+	ProducerVersion string
+	// Seed picks the random trace inputs (their values never reach the file).
+	Seed uint64
+}
+
+// traced is one forward's record.
+type traced struct {
+	tp      *autograd.Tape
+	inputs  []*autograd.Var
+	outputs []*autograd.Var
+}
+
+func runForward(s *Spec, k int) (*traced, error) {
+	batch := traceBatches[k]
+	rng := rand.New(rand.NewPCG(s.Seed, uint64(k)))
+	t := &traced{tp: autograd.NewTape()}
+	for _, in := range s.Inputs {
+		shape := append([]int{batch}, in.Shape[1:]...)
+		v := tensor.New(shape...)
+		for i := range v.Data {
+			v.Data[i] = float32(rng.NormFloat64())
+		}
+		t.inputs = append(t.inputs, autograd.Const(v))
+	}
+	err := autograd.Catch(func() { t.outputs = s.Forward(t.tp, t.inputs) })
+	if err != nil {
+		return nil, fmt.Errorf("forward at batch %d: %w", batch, err)
+	}
+	if len(t.outputs) != len(s.Outputs) {
+		return nil, fmt.Errorf("forward returned %d outputs, spec names %d (%v)", len(t.outputs), len(s.Outputs), s.Outputs)
+	}
+	for i, o := range t.outputs {
+		if o == nil {
+			return nil, fmt.Errorf("forward returned nil for output %s", s.Outputs[i])
+		}
+	}
+	return t, nil
+}
+
+func (s *Spec) validate() error {
+	if s.Forward == nil {
+		return errors.New("spec has no Forward")
+	}
+	if len(s.Inputs) == 0 || len(s.Outputs) == 0 {
+		return fmt.Errorf("spec needs at least one input and one output (has %d and %d)", len(s.Inputs), len(s.Outputs))
+	}
+	seen := map[string]bool{}
+	for _, in := range s.Inputs {
+		if len(in.Shape) == 0 {
+			return fmt.Errorf("input %q: shape must have a batch axis", in.Name)
+		}
+		for _, d := range in.Shape[1:] {
+			if d <= 0 {
+				return fmt.Errorf("input %q: shape %v has a non-positive dimension", in.Name, in.Shape)
+			}
+		}
+	}
+	for _, n := range append(inputNames(s), s.Outputs...) {
+		if n == "" || seen[n] {
+			return fmt.Errorf("input/output name %q is empty or used twice", n)
+		}
+		seen[n] = true
+	}
+	return nil
+}
+
+func inputNames(s *Spec) []string {
+	n := make([]string, len(s.Inputs))
+	for i, in := range s.Inputs {
+		n[i] = in.Name
+	}
+	return n
+}
+
+// Trace runs the spec's forward and converts the record to an ONNX model.
+func Trace(s Spec) (*onnxpb.ModelProto, error) {
+	if err := s.validate(); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	var tr [2]*traced
+	for k := range tr {
+		t, err := runForward(&s, k)
+		if err != nil {
+			return nil, fmt.Errorf("export %s: %w", s.Name, err)
+		}
+		defer t.tp.Reset()
+		tr[k] = t
+	}
+	g, err := convert(&s, tr[0], tr[1])
+	if err != nil {
+		return nil, fmt.Errorf("export %s: %w", s.Name, err)
+	}
+	m := &onnxpb.ModelProto{
+		IrVersion:       proto.Int64(IRVersion),
+		ProducerName:    proto.String(Producer),
+		ProducerVersion: proto.String(s.ProducerVersion),
+		OpsetImport:     []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(Opset)}},
+		Graph:           g,
+	}
+	keys := make([]string, 0, len(s.Metadata))
+	for k := range s.Metadata {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		m.MetadataProps = append(m.MetadataProps, &onnxpb.StringStringEntryProto{Key: proto.String(k), Value: proto.String(s.Metadata[k])})
+	}
+	return m, nil
+}
+
+// converter holds the state of one graph conversion.
+type converter struct {
+	b       *builder
+	s       *Spec
+	names   map[*autograd.Var]string
+	buffers map[*tensor.Tensor]string
+	bufData map[*float32]string
+}
+
+// ctx is what an op mapping sees: the node in both traces, its input names,
+// and the name its output must get.
+type ctx struct {
+	*converter
+	n, twin *autograd.Node
+	in      []string
+	out     string
+}
+
+// opFunc emits the ONNX nodes for one engine op.
+type opFunc func(c *ctx) error
+
+func convert(s *Spec, a, bt *traced) (*onnxpb.GraphProto, error) {
+	na, nb := a.tp.Nodes(), bt.tp.Nodes()
+	if len(na) != len(nb) {
+		return nil, fmt.Errorf("forward records %d ops at batch %d but %d at batch %d; export needs a batch-independent graph", len(na), traceBatches[0], len(nb), traceBatches[1])
+	}
+	index := make(map[*autograd.Node]int, len(na))
+	for i, n := range na {
+		if n.Op != nb[i].Op {
+			return nil, fmt.Errorf("op %d is %s at batch %d but %s at batch %d", i, n.Op, traceBatches[0], nb[i].Op, traceBatches[1])
+		}
+		index[n] = i
+	}
+	// Only ops that reach an output are exported.
+	needed := make([]bool, len(na))
+	stack := slices.Clone(a.outputs)
+	for len(stack) > 0 {
+		v := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		n := v.Creator()
+		if n == nil {
+			continue
+		}
+		i, ok := index[n]
+		if !ok {
+			return nil, fmt.Errorf("an output was computed on another tape")
+		}
+		if needed[i] {
+			continue
+		}
+		needed[i] = true
+		stack = append(stack, n.Inputs...)
+	}
+
+	c := &converter{b: newBuilder(s.Name), s: s, names: map[*autograd.Var]string{},
+		buffers: map[*tensor.Tensor]string{}, bufData: map[*float32]string{}}
+	if s.Module != nil {
+		for _, buf := range nn.StateOf(s.Module).Buffers {
+			if buf.T != nil {
+				c.buffers[buf.T] = buf.Name
+				if len(buf.T.Data) > 0 {
+					c.bufData[unsafe.SliceData(buf.T.Data)] = buf.Name
+				}
+			}
+		}
+	}
+	for i, in := range s.Inputs {
+		c.b.claim(in.Name)
+		c.names[a.inputs[i]] = in.Name
+		c.b.g.Input = append(c.b.g.Input, valueInfo(in.Name, onnxpb.TensorProto_FLOAT, append([]int{-1}, in.Shape[1:]...)))
+	}
+	for i, o := range a.outputs {
+		if _, named := c.names[o]; !named && o.Creator() != nil {
+			c.b.claim(s.Outputs[i])
+			c.names[o] = s.Outputs[i]
+		}
+	}
+
+	for i, n := range na {
+		if !needed[i] {
+			continue
+		}
+		if err := c.emit(n, nb[i]); err != nil {
+			return nil, fmt.Errorf("op %d (%s): %w", i, n.Op, err)
+		}
+	}
+
+	for i, o := range a.outputs {
+		name := s.Outputs[i]
+		src, err := c.valueName(o, bt.outputs[i])
+		if err != nil {
+			return nil, fmt.Errorf("output %s: %w", name, err)
+		}
+		if src != name {
+			c.b.claim(name)
+			c.b.node("Identity", []string{src}, []string{name})
+		}
+		shape := slices.Clone(o.Value.Shape)
+		ob := bt.outputs[i].Value.Shape
+		if len(ob) != len(shape) {
+			return nil, fmt.Errorf("output %s has shape %v at batch %d but %v at batch %d", name, shape, traceBatches[0], ob, traceBatches[1])
+		}
+		for d := range shape {
+			if shape[d] != ob[d] {
+				shape[d] = -1
+			}
+		}
+		c.b.g.Output = append(c.b.g.Output, valueInfo(name, onnxpb.TensorProto_FLOAT, shape))
+	}
+	return c.b.g, nil
+}
+
+// emit converts one recorded op.
+func (c *converter) emit(n, twin *autograd.Node) error {
+	f, ok := ops[n.Op]
+	if !ok {
+		return fmt.Errorf("no ONNX mapping for engine op %s", n.Op)
+	}
+	if f == nil {
+		return notExportable[n.Op]
+	}
+	if len(n.Outputs) != 1 {
+		return fmt.Errorf("%d outputs; only single-output ops are mapped", len(n.Outputs))
+	}
+	if len(n.Inputs) != len(twin.Inputs) {
+		return fmt.Errorf("%d inputs at batch %d but %d at batch %d", len(n.Inputs), traceBatches[0], len(twin.Inputs), traceBatches[1])
+	}
+	if err := sameAttrs(n, twin); err != nil {
+		return err
+	}
+	x := &ctx{converter: c, n: n, twin: twin}
+	for i, v := range n.Inputs {
+		name, err := c.valueName(v, twin.Inputs[i])
+		if err != nil {
+			return fmt.Errorf("input %d: %w", i, err)
+		}
+		x.in = append(x.in, name)
+	}
+	out := n.Outputs[0]
+	if name, ok := c.names[out]; ok {
+		x.out = name
+	} else {
+		x.out = c.b.fresh(lower(n.Op))
+		c.names[out] = x.out
+	}
+	return f(x)
+}
+
+// batchShaped lists, per op, the attributes that may legitimately follow
+// the batch size; the op's mapping deals with them.
+var batchShaped = map[string][]string{
+	"Reshape": {"shape", "out_shape"},
+	"Slice":   {"end"},
+}
+
+// sameAttrs checks that an op's attributes do not depend on the batch.
+func sameAttrs(n, twin *autograd.Node) error {
+	for k, v := range n.Attrs {
+		if slices.Contains(batchShaped[n.Op], k) {
+			continue
+		}
+		if w := twin.Attrs[k]; !reflect.DeepEqual(v, w) {
+			return fmt.Errorf("attribute %s is %v at batch %d but %v at batch %d; export needs a batch-independent graph", k, short(v), traceBatches[0], short(w), traceBatches[1])
+		}
+	}
+	return nil
+}
+
+// short abbreviates long attribute values in messages.
+func short(v any) string {
+	s := fmt.Sprint(v)
+	if len(s) > 60 {
+		s = s[:57] + "..."
+	}
+	return s
+}
+
+// valueName names an op input: an earlier op's output, a graph input, a
+// parameter or buffer (initializer under its state_dict name), or another
+// constant (which must be the same in both traces).
+func (c *converter) valueName(v, twin *autograd.Var) (string, error) {
+	if name, ok := c.names[v]; ok {
+		return name, nil
+	}
+	if v.Creator() != nil {
+		return "", fmt.Errorf("value produced by %s was not exported before use", v.Creator().Op)
+	}
+	shape := v.Value.Shape
+	var name string
+	switch {
+	case v.Name != "":
+		name = v.Name
+	case c.buffers[v.Value] != "":
+		name = c.buffers[v.Value]
+	case len(v.Value.Data) > 0 && c.bufData[unsafe.SliceData(v.Value.Data)] != "":
+		name = c.bufData[unsafe.SliceData(v.Value.Data)]
+	}
+	if name == "" {
+		if !slices.Equal(shape, twin.Value.Shape) || !slices.Equal(v.Value.Data, twin.Value.Data) {
+			return "", fmt.Errorf("a constant of shape %v differs between the two traces (shape %v at batch %d); values computed outside the tape from the input cannot be exported", shape, twin.Value.Shape, traceBatches[1])
+		}
+		name = c.b.fresh("const")
+	} else if !c.b.claim(name) {
+		return "", fmt.Errorf("two different tensors are both named %q", name)
+	}
+	c.b.initializer(name, shape, v.Value.Data)
+	c.names[v] = name
+	return name, nil
+}
