@@ -459,4 +459,3 @@ func embedding(c *ctx) error {
 	}
 	return c.emitOut("Gather", []string{c.in[0], c.b.constI64(shape, int64s(ids)...)}, aInt("axis", 0))
 }
-
