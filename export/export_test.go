@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sslzoo/sslzoo/autograd"
 	"github.com/sslzoo/sslzoo/export/onnxpb"
@@ -256,6 +259,193 @@ func checkGraph(t *testing.T, m *onnxpb.ModelProto, mod nn.Module) {
 	for _, n := range g.GetNode() {
 		if n.GetOpType() == "Reshape" || n.GetOpType() == "Dropout" {
 			t.Errorf("unexpected %s node %s in a ResNet export", n.GetOpType(), n.GetName())
+		}
+	}
+}
+
+// TestViTEndToEnd exports small ViTs (class-token and mean pooling, with a
+// head) and compares ONNX Runtime with the Go forward at batch 1 and 7; the
+// class token's broadcast over the batch is a batch-following constant.
+func TestViTEndToEnd(t *testing.T) {
+	for _, cfg := range []zoo.ViTConfig{
+		{ImageSize: 16, PatchSize: 4, Dim: 32, Depth: 2, Heads: 4, MLPRatio: 2, Pool: "cls"},
+		{ImageSize: 16, PatchSize: 8, InChannels: 1, Dim: 24, Depth: 1, Heads: 3, Pool: "mean", NumClasses: 5},
+	} {
+		name := fmt.Sprintf("vit-%s-d%d", cfg.Pool, cfg.Dim)
+		t.Run(name, func(t *testing.T) {
+			m, err := zoo.NewViT(cfg, rand.New(rand.NewPCG(1, 2)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			randomizeState(m, 4)
+			m.SetTraining(false)
+			inC := max(cfg.InChannels, 3)
+			if cfg.InChannels == 1 {
+				inC = 1
+			}
+			fwd := func(tp *autograd.Tape, in []*autograd.Var) []*autograd.Var {
+				return []*autograd.Var{m.Forward(tp, in[0])}
+			}
+			spec := Spec{
+				Name:    name,
+				Inputs:  []Input{{Name: "pixel_values", Shape: []int{1, inC, cfg.ImageSize, cfg.ImageSize}}},
+				Outputs: []string{"embedding"},
+				Forward: fwd,
+				Module:  m,
+			}
+			path := filepath.Join(t.TempDir(), "model.onnx")
+			if err := Export(spec, path, SaveOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			checkONNX(t, path)
+			if !ortAvailable(t) {
+				return
+			}
+			rng := rand.New(rand.NewPCG(5, 6))
+			for _, batch := range []int{1, 7} {
+				x := randTensor(rng, batch, inC, cfg.ImageSize, cfg.ImageSize)
+				d, cos := compareORT(t, path, fwd, []*tensor.Tensor{x}, 1e-4)
+				t.Logf("batch %d: max |ORT-Go| %.3g, cosine %.9f", batch, d, cos)
+			}
+		})
+	}
+}
+
+// TestExternalData forces the external-data layout with a tiny threshold:
+// the big initializers move to model.onnx.data, the checker and ONNX
+// Runtime still accept the file, and Load brings back the very same bytes.
+func TestExternalData(t *testing.T) {
+	m, err := zoo.NewResNet(zoo.ResNetConfig{Depth: 18, Stem: "cifar", Width: 0.125, NumClasses: 3}, rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	randomizeState(m, 3)
+	calibrate(m, m.Forward, []int{8, 3, 8, 8})
+	fwd := func(tp *autograd.Tape, in []*autograd.Var) []*autograd.Var {
+		return []*autograd.Var{m.Forward(tp, in[0])}
+	}
+	spec := Spec{Name: "ext", Inputs: []Input{{Name: "pixel_values", Shape: []int{1, 3, 8, 8}}},
+		Outputs: []string{"embedding"}, Forward: fwd, Module: m}
+	mp, err := Trace(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	inline, ext := filepath.Join(dir, "inline.onnx"), filepath.Join(dir, "model.onnx")
+	if err := Save(mp, inline, SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Save(mp, ext, SaveOptions{ExternalDataThreshold: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// Save must not have touched the model it was given.
+	for _, x := range mp.GetGraph().GetInitializer() {
+		if x.GetDataLocation() == onnxpb.TensorProto_EXTERNAL || x.RawData == nil {
+			t.Fatalf("Save modified initializer %s", x.GetName())
+		}
+	}
+	is, es, ds := fileSize(t, inline), fileSize(t, ext), fileSize(t, ext+".data")
+	t.Logf("inline %d bytes; external: model %d + data %d bytes", is, es, ds)
+	if es > is/4 || ds < is*3/4 {
+		t.Errorf("external layout did not move the weights out (model %d, data %d, inline %d)", es, ds, is)
+	}
+	back, err := Load(ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]byte{}
+	for _, x := range mp.GetGraph().GetInitializer() {
+		want[x.GetName()] = x.GetRawData()
+	}
+	external := 0
+	for _, x := range back.GetGraph().GetInitializer() {
+		if !slices.Equal(x.GetRawData(), want[x.GetName()]) {
+			t.Errorf("initializer %s differs after the external round trip", x.GetName())
+		}
+		if len(x.GetRawData()) >= 1024 {
+			external++
+		}
+	}
+	if external == 0 {
+		t.Error("no initializer was large enough to go external")
+	}
+	checkONNX(t, ext)
+	if ortAvailable(t) {
+		x := randTensor(rand.New(rand.NewPCG(9, 9)), 7, 3, 8, 8)
+		d, _ := compareORT(t, ext, fwd, []*tensor.Tensor{x}, 1e-4)
+		t.Logf("batch 7 from external data: max |ORT-Go| %.3g", d)
+	}
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// TestLoadRejectsEscapingLocation: an external data location may not point
+// outside the model's folder.
+func TestLoadRejectsEscapingLocation(t *testing.T) {
+	dir := t.TempDir()
+	m := &onnxpb.ModelProto{IrVersion: proto.Int64(8), Graph: &onnxpb.GraphProto{Initializer: []*onnxpb.TensorProto{{
+		Name: proto.String("w"), DataType: proto.Int32(1), Dims: []int64{1},
+		DataLocation: onnxpb.TensorProto_EXTERNAL.Enum(),
+		ExternalData: []*onnxpb.StringStringEntryProto{{Key: proto.String("location"), Value: proto.String("../secret")}},
+	}}}}
+	path := filepath.Join(dir, "m.onnx")
+	if err := Save(m, path, SaveOptions{ExternalDataThreshold: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "inside the model's folder") {
+		t.Fatalf("Load: %v", err)
+	}
+}
+
+// TestTraceErrors: models that cannot become a batch-independent inference
+// graph are refused with a message saying why.
+func TestTraceErrors(t *testing.T) {
+	bn := nn.NewBatchNorm(3)
+	lin := nn.NewLinear(4, 2, true, rand.New(rand.NewPCG(1, 1)))
+	in := []Input{{Name: "x", Shape: []int{1, 3, 2, 2}}}
+	for _, c := range []struct {
+		name string
+		spec Spec
+		want string
+	}{
+		{"training batchnorm", Spec{Inputs: in, Outputs: []string{"y"}, Module: bn,
+			Forward: func(tp *autograd.Tape, x []*autograd.Var) []*autograd.Var { return []*autograd.Var{bn.Forward(tp, x[0])} }},
+			"SetTraining(false)"},
+		{"input-derived constant", Spec{Inputs: in, Outputs: []string{"y"},
+			Forward: func(tp *autograd.Tape, x []*autograd.Var) []*autograd.Var {
+				c := tensor.New(x[0].Shape()...)
+				copy(c.Data, x[0].Value.Data) // computed outside the tape
+				return []*autograd.Var{tp.Add(x[0], autograd.Const(c))}
+			}}, "one value along the batch axis"},
+		{"batch-dependent slice", Spec{Inputs: in, Outputs: []string{"y"},
+			Forward: func(tp *autograd.Tape, x []*autograd.Var) []*autograd.Var {
+				return []*autograd.Var{tp.Slice(x[0], 0, 0, x[0].Shape()[0]-1)}
+			}}, "depends on the batch size"},
+		{"loss", Spec{Inputs: []Input{{Name: "x", Shape: []int{1, 4}}}, Outputs: []string{"y"}, Module: lin,
+			Forward: func(tp *autograd.Tape, x []*autograd.Var) []*autograd.Var {
+				return []*autograd.Var{tp.CrossEntropy(lin.Forward(tp, x[0]), make([]int, x[0].Shape()[0]))}
+			}}, "loss ops"},
+		{"op error", Spec{Inputs: in, Outputs: []string{"y"},
+			Forward: func(tp *autograd.Tape, x []*autograd.Var) []*autograd.Var { return []*autograd.Var{tp.Reshape(x[0], 5, -1)} }},
+			"Reshape"},
+		{"arity", Spec{Inputs: in, Outputs: []string{"y", "z"},
+			Forward: func(tp *autograd.Tape, x []*autograd.Var) []*autograd.Var { return []*autograd.Var{tp.ReLU(x[0])} }},
+			"returned 1 outputs"},
+		{"names", Spec{Inputs: in, Outputs: []string{"x"},
+			Forward: func(tp *autograd.Tape, x []*autograd.Var) []*autograd.Var { return []*autograd.Var{tp.ReLU(x[0])} }},
+			"used twice"},
+	} {
+		c.spec.Name = c.name
+		_, err := Trace(c.spec)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want one containing %q", c.name, err, c.want)
 		}
 	}
 }

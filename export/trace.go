@@ -175,6 +175,7 @@ type converter struct {
 	names   map[*autograd.Var]string
 	buffers map[*tensor.Tensor]string
 	bufData map[*float32]string
+	batch   string // run-time batch size value, see batchSize
 }
 
 // ctx is what an op mapping sees: the node in both traces, its input names,
@@ -366,8 +367,16 @@ func (c *converter) valueName(v, twin *autograd.Var) (string, error) {
 		name = c.bufData[unsafe.SliceData(v.Value.Data)]
 	}
 	if name == "" {
-		if !slices.Equal(shape, twin.Value.Shape) || !slices.Equal(v.Value.Data, twin.Value.Data) {
-			return "", fmt.Errorf("a constant of shape %v differs between the two traces (shape %v at batch %d); values computed outside the tape from the input cannot be exported", shape, twin.Value.Shape, traceBatches[1])
+		if !slices.Equal(shape, twin.Value.Shape) {
+			name, err := c.batchFill(v, twin)
+			if err != nil {
+				return "", err
+			}
+			c.names[v] = name
+			return name, nil
+		}
+		if !slices.Equal(v.Value.Data, twin.Value.Data) {
+			return "", fmt.Errorf("a constant of shape %v differs between the two traces; values computed outside the tape from the input cannot be exported", shape)
 		}
 		name = c.b.fresh("const")
 	} else if !c.b.claim(name) {
@@ -376,4 +385,49 @@ func (c *converter) valueName(v, twin *autograd.Var) (string, error) {
 	c.b.initializer(name, shape, v.Value.Data)
 	c.names[v] = name
 	return name, nil
+}
+
+// batchFill exports a constant whose shape follows the batch and whose
+// elements are all one value (e.g. zeros that broadcast a class token over
+// the batch) as ConstantOfShape over a shape taken from the first input at
+// run time.
+func (c *converter) batchFill(v, twin *autograd.Var) (string, error) {
+	sa, sb := v.Value.Shape, twin.Value.Shape
+	bad := fmt.Errorf("a constant has shape %v at batch %d but %v at batch %d; only constants that repeat one value along the batch axis can follow the batch",
+		sa, traceBatches[0], sb, traceBatches[1])
+	if len(sa) != len(sb) || len(v.Value.Data) == 0 {
+		return "", bad
+	}
+	fillValue := v.Value.Data[0]
+	for _, d := range [][]float32{v.Value.Data, twin.Value.Data} {
+		for _, x := range d {
+			if x != fillValue && !(x != x && fillValue != fillValue) {
+				return "", bad
+			}
+		}
+	}
+	parts := make([]string, len(sa))
+	for i := range sa {
+		switch {
+		case sa[i] == sb[i]:
+			parts[i] = c.b.constI64([]int{1}, int64(sa[i]))
+		case sa[i] == traceBatches[0] && sb[i] == traceBatches[1]:
+			parts[i] = c.batchSize()
+		default:
+			return "", bad
+		}
+	}
+	shape := c.b.op1("Concat", parts, aInt("axis", 0))
+	value := &onnxpb.AttributeProto{Name: proto.String("value"), Type: onnxpb.AttributeProto_TENSOR.Enum(),
+		T: floatTensor("", []int{1}, []float32{fillValue})}
+	return c.b.op1("ConstantOfShape", []string{shape}, value), nil
+}
+
+// batchSize is a 1-D int64 tensor holding the run-time batch size (the
+// first input's first dimension), computed once per graph.
+func (c *converter) batchSize() string {
+	if c.batch == "" {
+		c.batch = c.b.op1("Shape", []string{c.s.Inputs[0].Name}, aInt("start", 0), aInt("end", 1))
+	}
+	return c.batch
 }
