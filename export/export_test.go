@@ -416,7 +416,9 @@ func TestTraceErrors(t *testing.T) {
 		want string
 	}{
 		{"training batchnorm", Spec{Inputs: in, Outputs: []string{"y"}, Module: bn,
-			Forward: func(tp *autograd.Tape, x []*autograd.Var) []*autograd.Var { return []*autograd.Var{bn.Forward(tp, x[0])} }},
+			Forward: func(tp *autograd.Tape, x []*autograd.Var) []*autograd.Var {
+				return []*autograd.Var{bn.Forward(tp, x[0])}
+			}},
 			"SetTraining(false)"},
 		{"input-derived constant", Spec{Inputs: in, Outputs: []string{"y"},
 			Forward: func(tp *autograd.Tape, x []*autograd.Var) []*autograd.Var {
@@ -433,7 +435,9 @@ func TestTraceErrors(t *testing.T) {
 				return []*autograd.Var{tp.CrossEntropy(lin.Forward(tp, x[0]), make([]int, x[0].Shape()[0]))}
 			}}, "loss ops"},
 		{"op error", Spec{Inputs: in, Outputs: []string{"y"},
-			Forward: func(tp *autograd.Tape, x []*autograd.Var) []*autograd.Var { return []*autograd.Var{tp.Reshape(x[0], 5, -1)} }},
+			Forward: func(tp *autograd.Tape, x []*autograd.Var) []*autograd.Var {
+				return []*autograd.Var{tp.Reshape(x[0], 5, -1)}
+			}},
 			"Reshape"},
 		{"arity", Spec{Inputs: in, Outputs: []string{"y", "z"},
 			Forward: func(tp *autograd.Tape, x []*autograd.Var) []*autograd.Var { return []*autograd.Var{tp.ReLU(x[0])} }},
