@@ -1,0 +1,331 @@
+package export
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"testing"
+
+	"github.com/sslzoo/sslzoo/autograd"
+	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/tensor"
+)
+
+// params makes named random parameters for one op case.
+type params struct {
+	rng *rand.Rand
+	n   int
+}
+
+func (p *params) new(shape ...int) *autograd.Var {
+	p.n++
+	return autograd.NewParam(fmt.Sprintf("p%d", p.n), randTensor(p.rng, shape...))
+}
+
+// pos is a parameter with values in [0.5, 1.5) (variances, divisors).
+func (p *params) pos(shape ...int) *autograd.Var {
+	v := p.new(shape...)
+	for i := range v.Value.Data {
+		v.Value.Data[i] = 0.5 + p.rng.Float32()
+	}
+	return v
+}
+
+type fwd1 = func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var
+
+// opCase is one engine op (or a short chain around it) exported alone.
+// in lists the input shapes; their first axis is the batch.
+type opCase struct {
+	name  string
+	in    [][]int
+	build func(p *params) fwd1
+}
+
+func conv(pr autograd.ConvParams, o, c, k int, bias bool) func(p *params) fwd1 {
+	return func(p *params) fwd1 {
+		g := max(pr.Groups, 1)
+		w := p.new(o, c/g, k, k)
+		var b *autograd.Var
+		if bias {
+			b = p.new(o)
+		}
+		return func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var { return tp.Conv2d(x[0], w, b, pr) }
+	}
+}
+
+func batchNormCase(c int, affine bool) func(p *params) fwd1 {
+	return func(p *params) fwd1 {
+		var w, b *autograd.Var
+		if affine {
+			w, b = p.new(c), p.new(c)
+		}
+		mean, vr := p.new(c).Value, p.pos(c).Value
+		return func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var {
+			return tp.BatchNorm(x[0], w, b, mean, vr, false, 0.1, 1e-5)
+		}
+	}
+}
+
+func unary(f func(tp *autograd.Tape, x *autograd.Var) *autograd.Var) func(p *params) fwd1 {
+	return func(*params) fwd1 {
+		return func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var { return f(tp, x[0]) }
+	}
+}
+
+// positive keeps inputs away from 0 for Log, Sqrt and fractional powers.
+func positive(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.AddScalar(tp.Abs(x), 0.25) }
+
+func binop(f func(tp *autograd.Tape, a, b *autograd.Var) *autograd.Var, paramShape ...int) func(p *params) fwd1 {
+	return func(p *params) fwd1 {
+		var w *autograd.Var
+		if paramShape != nil {
+			w = p.pos(paramShape...)
+		}
+		return func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var {
+			if w != nil {
+				return f(tp, x[0], w)
+			}
+			return f(tp, x[0], x[1])
+		}
+	}
+}
+
+var opCases = []opCase{
+	{"Conv2d 3x3 pad1", [][]int{{1, 3, 7, 6}}, conv(autograd.ConvParams{PadH: 1, PadW: 1}, 4, 3, 3, true)},
+	{"Conv2d 3x3 stride2 no-bias", [][]int{{1, 4, 9, 8}}, conv(autograd.ConvParams{StrideH: 2, StrideW: 2, PadH: 1, PadW: 1}, 5, 4, 3, false)},
+	{"Conv2d 1x1", [][]int{{1, 6, 5, 5}}, conv(autograd.ConvParams{}, 3, 6, 1, true)},
+	{"Conv2d dilation2 groups2", [][]int{{1, 4, 9, 9}}, conv(autograd.ConvParams{DilationH: 2, DilationW: 2, Groups: 2, PadH: 2, PadW: 2}, 6, 4, 3, true)},
+	{"Conv2d 7x7 stride2 pad3", [][]int{{1, 2, 12, 12}}, conv(autograd.ConvParams{StrideH: 2, StrideW: 2, PadH: 3, PadW: 3}, 3, 2, 7, false)},
+	{"BatchNorm 4-D", [][]int{{1, 3, 4, 5}}, batchNormCase(3, true)},
+	{"BatchNorm 2-D no-affine", [][]int{{1, 6}}, batchNormCase(6, false)},
+	{"MaxPool2d k3 s2 p1", [][]int{{1, 2, 9, 8}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.MaxPool2d(x, 3, 2, 1) })},
+	{"MaxPool2d k2 s2", [][]int{{1, 3, 6, 6}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.MaxPool2d(x, 2, 2, 0) })},
+	{"AvgPool2d k3 s1 p1", [][]int{{1, 2, 5, 6}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.AvgPool2d(x, 3, 1, 1) })},
+	{"AvgPool2d k2 s2", [][]int{{1, 3, 8, 6}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.AvgPool2d(x, 2, 2, 0) })},
+	{"GlobalAvgPool", [][]int{{1, 5, 3, 4}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.GlobalAvgPool(x) })},
+	{"Linear 2-D", [][]int{{1, 7}}, func(p *params) fwd1 {
+		w, b := p.new(5, 7), p.new(5)
+		return func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var { return tp.Linear(x[0], w, b) }
+	}},
+	{"Linear 3-D no-bias", [][]int{{1, 4, 6}}, func(p *params) fwd1 {
+		w := p.new(3, 6)
+		return func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var { return tp.Linear(x[0], w, nil) }
+	}},
+	{"Linear 3-D", [][]int{{1, 2, 6}}, func(p *params) fwd1 {
+		w, b := p.new(4, 6), p.new(4)
+		return func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var { return tp.Linear(x[0], w, b) }
+	}},
+	{"MatMul batched", [][]int{{1, 3, 4}, {1, 4, 5}}, binop(func(tp *autograd.Tape, a, b *autograd.Var) *autograd.Var { return tp.MatMul(a, b) })},
+	{"MatMul shared 2-D", [][]int{{1, 3, 4}}, binop(func(tp *autograd.Tape, a, b *autograd.Var) *autograd.Var { return tp.MatMul(a, b) }, 4, 6)},
+	{"MatMulT transB", [][]int{{1, 2, 3, 4}, {1, 2, 5, 4}}, binop(func(tp *autograd.Tape, a, b *autograd.Var) *autograd.Var { return tp.MatMulT(a, b, false, true) })},
+	{"MatMulT transA", [][]int{{1, 4, 3}, {1, 4, 5}}, binop(func(tp *autograd.Tape, a, b *autograd.Var) *autograd.Var { return tp.MatMulT(a, b, true, false) })},
+	{"Add same shape", [][]int{{1, 3, 4}, {1, 3, 4}}, binop(func(tp *autograd.Tape, a, b *autograd.Var) *autograd.Var { return tp.Add(a, b) })},
+	{"Add broadcast param", [][]int{{1, 3, 4}}, binop(func(tp *autograd.Tape, a, b *autograd.Var) *autograd.Var { return tp.Add(a, b) }, 4)},
+	{"Sub broadcast", [][]int{{1, 3, 1}, {1, 1, 4}}, binop(func(tp *autograd.Tape, a, b *autograd.Var) *autograd.Var { return tp.Sub(a, b) })},
+	{"Mul broadcast param", [][]int{{1, 2, 3, 4}}, binop(func(tp *autograd.Tape, a, b *autograd.Var) *autograd.Var { return tp.Mul(a, b) }, 3, 1)},
+	{"Div by param", [][]int{{1, 5}}, binop(func(tp *autograd.Tape, a, b *autograd.Var) *autograd.Var { return tp.Div(a, b) }, 5)},
+	{"ReLU", [][]int{{1, 3, 5}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.ReLU(x) })},
+	{"GELU", [][]int{{1, 4, 8}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.GELU(tp.MulScalar(x, 3)) })},
+	{"Sigmoid", [][]int{{1, 7}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Sigmoid(tp.MulScalar(x, 4)) })},
+	{"Tanh", [][]int{{1, 7}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Tanh(tp.MulScalar(x, 2)) })},
+	{"Neg", [][]int{{1, 3}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Neg(x) })},
+	{"Exp", [][]int{{1, 2, 3}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Exp(x) })},
+	{"Log", [][]int{{1, 6}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Log(positive(tp, x)) })},
+	{"Sqrt", [][]int{{1, 6}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Sqrt(positive(tp, x)) })},
+	{"Abs", [][]int{{1, 6}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Abs(x) })},
+	{"Square", [][]int{{1, 6}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Square(x) })},
+	{"AddScalar", [][]int{{1, 6}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.AddScalar(x, -1.5) })},
+	{"MulScalar", [][]int{{1, 6}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.MulScalar(x, 0.3) })},
+	{"PowScalar 3", [][]int{{1, 6}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.PowScalar(x, 3) })},
+	{"PowScalar 0.5", [][]int{{1, 6}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.PowScalar(positive(tp, x), 0.5) })},
+	{"PowScalar 2", [][]int{{1, 6}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.PowScalar(x, 2) })},
+	{"Sum axis1 keep", [][]int{{1, 3, 4}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Sum(x, []int{1}, true) })},
+	{"Sum axes12", [][]int{{1, 3, 4, 2}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Sum(x, []int{1, 2}, false) })},
+	{"Sum over batch", [][]int{{1, 3, 4}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Sum(x, []int{0}, false) })},
+	{"Mean axis-1", [][]int{{1, 3, 4}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Mean(x, []int{-1}, false) })},
+	{"Mean axes keep", [][]int{{1, 2, 3, 4}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Mean(x, []int{2, 3}, true) })},
+	{"SumAll", [][]int{{1, 3, 4}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.SumAll(x) })},
+	{"MeanAll", [][]int{{1, 5}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.MeanAll(x) })},
+	{"Max axis1", [][]int{{1, 4, 3}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Max(x, 1, false) })},
+	{"Max axis-1 keep", [][]int{{1, 4, 3}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Max(x, -1, true) })},
+	{"Softmax last", [][]int{{1, 3, 7}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Softmax(tp.MulScalar(x, 3), -1) })},
+	{"Softmax axis1", [][]int{{1, 5, 2, 3}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Softmax(x, 1) })},
+	{"LogSoftmax", [][]int{{1, 9}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.LogSoftmax(tp.MulScalar(x, 5), 1) })},
+	{"LayerNorm affine", [][]int{{1, 3, 8}}, func(p *params) fwd1 {
+		w, b := p.new(8), p.new(8)
+		return func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var { return tp.LayerNorm(x[0], w, b, 1e-5) }
+	}},
+	{"LayerNorm plain", [][]int{{1, 6}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.LayerNorm(x, nil, nil, 1e-6) })},
+	{"LayerNorm weight only", [][]int{{1, 2, 5}}, func(p *params) fwd1 {
+		w := p.new(5)
+		return func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var { return tp.LayerNorm(x[0], w, nil, 1e-12) }
+	}},
+	{"L2Normalize axis1", [][]int{{1, 8}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.L2Normalize(x, 1, 1e-12) })},
+	{"L2Normalize axis1 of 3", [][]int{{1, 4, 3}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.L2Normalize(x, 1, 1e-12) })},
+	{"Reshape flatten", [][]int{{1, 2, 3, 4}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Reshape(x, x.Shape()[0], -1) })},
+	{"Reshape split heads", [][]int{{1, 5, 12}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
+		return tp.Reshape(x, x.Shape()[0], 5, 3, 4)
+	})},
+	{"Reshape merge batch", [][]int{{1, 5, 6}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
+		return tp.Reshape(tp.ReLU(tp.Reshape(x, x.Shape()[0]*5, 6)), x.Shape()[0], 30)
+	})},
+	{"Transpose", [][]int{{1, 2, 3, 4}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Transpose(x, 0, 2, 3, 1) })},
+	{"Concat inputs axis1", [][]int{{1, 2, 3}, {1, 4, 3}}, binop(func(tp *autograd.Tape, a, b *autograd.Var) *autograd.Var {
+		return tp.Concat([]*autograd.Var{a, b, a}, 1)
+	})},
+	{"Concat batch axis", [][]int{{1, 3}, {1, 3}}, binop(func(tp *autograd.Tape, a, b *autograd.Var) *autograd.Var {
+		return tp.Concat([]*autograd.Var{a, b}, 0)
+	})},
+	{"Slice axis1", [][]int{{1, 6, 2}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Slice(x, 1, 1, -2) })},
+	{"Slice batch", [][]int{{1, 3}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
+		return tp.Slice(x, 0, 0, x.Shape()[0])
+	})},
+	{"Gather axis1", [][]int{{1, 5, 2}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
+		return tp.Gather(x, 1, []int{4, 0, 0, 2})
+	})},
+	{"Gather axis-1", [][]int{{1, 3, 4}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
+		return tp.Gather(x, -1, []int{3, 1})
+	})},
+	{"Detach", [][]int{{1, 4}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Detach(tp.Exp(x)) })},
+	{"Embedding position ids", [][]int{{1, 4, 3}}, func(p *params) fwd1 {
+		table := p.new(6, 3)
+		return func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var {
+			return tp.Add(x[0], tp.Embedding(table, []int{5, 0, 3, 3}, []int{4}))
+		}
+	}},
+	{"Dropout eval", [][]int{{1, 4}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
+		return tp.Dropout(tp.ReLU(x), 0.5, false, nil)
+	})},
+	{"batch-shaped fill", [][]int{{1, 2, 3}}, unary(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
+		fill := tensor.New(x.Shape()[0], 1, 3)
+		fill.Fill(1.5)
+		return tp.Add(autograd.Const(fill), x)
+	})},
+}
+
+// TestOpConformance exports every engine op alone, checks each file with
+// onnx.checker, and runs it in ONNX Runtime on random inputs at batch 1 and
+// 5 against the Go kernel: |ORT - Go| <= 1e-4 + 1e-5*|Go| element-wise.
+func TestOpConformance(t *testing.T) {
+	haveORT := ortAvailable(t)
+	dir := t.TempDir()
+	var paths []string
+	covered := map[string]bool{}
+	for i, c := range opCases {
+		p := &params{rng: rand.New(rand.NewPCG(uint64(i), 1))}
+		f := c.build(p)
+		fwd := func(tp *autograd.Tape, x []*autograd.Var) []*autograd.Var { return []*autograd.Var{f(tp, x)} }
+		spec := Spec{Name: c.name, Outputs: []string{"y"}, Forward: fwd}
+		for j, s := range c.in {
+			spec.Inputs = append(spec.Inputs, Input{Name: fmt.Sprintf("x%d", j), Shape: s})
+		}
+		// Record which engine ops the case exercises.
+		m, err := Trace(spec)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		tp := autograd.NewTape()
+		var in []*autograd.Var
+		for _, s := range c.in {
+			in = append(in, autograd.Const(randTensor(p.rng, s...)))
+		}
+		f(tp, in)
+		for _, n := range tp.Nodes() {
+			covered[n.Op] = true
+		}
+		tp.Reset()
+
+		path := filepath.Join(dir, fmt.Sprintf("op%02d.onnx", i))
+		if err := Save(m, path, SaveOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, path)
+		if !haveORT {
+			continue
+		}
+		rng := rand.New(rand.NewPCG(uint64(i), 2))
+		for _, batch := range []int{1, 5} {
+			var xs []*tensor.Tensor
+			for _, s := range c.in {
+				xs = append(xs, randTensor(rng, append([]int{batch}, s[1:]...)...))
+			}
+			if err := compareOp(t, path, fwd, xs); err != nil {
+				t.Errorf("%s at batch %d: %v", c.name, batch, err)
+			}
+		}
+	}
+	checkAll(t, paths)
+	// Every mapped op must have a case; the deliberately unmapped ones have
+	// their own error test.
+	var missing []string
+	for op, f := range ops {
+		if f != nil && !covered[op] {
+			missing = append(missing, op)
+		}
+	}
+	sort.Strings(missing)
+	t.Logf("%d cases over %d engine ops exported; ONNX Runtime compared: %v", len(opCases), len(covered), haveORT)
+	if len(missing) > 0 {
+		t.Errorf("mapped ops without a conformance case: %v", missing)
+	}
+}
+
+// compareOp is the element-wise per-op check.
+func compareOp(t *testing.T, path string, fwd func(*autograd.Tape, []*autograd.Var) []*autograd.Var, xs []*tensor.Tensor) error {
+	s, err := runtime.Open(path, runtime.Options{IntraOpThreads: 1})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	var rin []*runtime.Tensor
+	for _, x := range xs {
+		rin = append(rin, runtime.NewTensor(x.Shape, x.Data))
+	}
+	got, err := s.Run(rin...)
+	if err != nil {
+		return err
+	}
+	want := goForward(t, fwd, xs)[0]
+	g, err := got[0].Float32s()
+	if err != nil {
+		return err
+	}
+	if !slices.Equal(got[0].Shape, want.Shape) && !(len(want.Shape) == 0 && len(got[0].Shape) == 0) {
+		return fmt.Errorf("ORT shape %v, Go shape %v", got[0].Shape, want.Shape)
+	}
+	for j := range g {
+		a, b := float64(g[j]), float64(want.Data[j])
+		if d := math.Abs(a - b); !(d <= 1e-4+1e-5*math.Abs(b)) {
+			return fmt.Errorf("element %d: ORT %v, Go %v (|diff| %.3g)", j, a, b, d)
+		}
+	}
+	return nil
+}
+
+// checkAll runs onnx.checker (full_check) over many files in one Python
+// process.
+func checkAll(t *testing.T, paths []string) {
+	t.Helper()
+	if len(paths) == 0 || exec.Command(python, "-c", "import onnx").Run() != nil {
+		t.Log("python3-onnx not installed: skipping onnx.checker")
+		return
+	}
+	script := `import sys, onnx
+bad = 0
+for p in sys.argv[1:]:
+    try:
+        onnx.checker.check_model(p, full_check=True)
+    except Exception as e:
+        bad += 1
+        print(p, str(e).splitlines()[0])
+sys.exit(1 if bad else 0)
+`
+	if out, err := exec.Command(python, append([]string{"-c", script}, paths...)...).CombinedOutput(); err != nil {
+		t.Errorf("onnx.checker rejected files: %v\n%s", err, out)
+	}
+}
