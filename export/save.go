@@ -1,13 +1,11 @@
 package export
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -149,82 +147,5 @@ func writeAtomic(path string, fill func(io.Writer) error) error {
 }
 
 // Load reads an ONNX model and pulls any external initializer data into
-// memory, so the returned model is self-contained.
-func Load(path string) (*onnxpb.ModelProto, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	m := &onnxpb.ModelProto{}
-	if err := proto.Unmarshal(raw, m); err != nil {
-		return nil, fmt.Errorf("%s: not an ONNX model (protobuf decode: %v)", path, err)
-	}
-	if m.GetGraph() == nil {
-		return nil, fmt.Errorf("%s: not an ONNX model (no graph)", path)
-	}
-	dir := filepath.Dir(path)
-	files := map[string]*os.File{}
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
-	for _, t := range m.GetGraph().GetInitializer() {
-		if t.GetDataLocation() != onnxpb.TensorProto_EXTERNAL {
-			continue
-		}
-		if err := loadExternal(t, dir, files); err != nil {
-			return nil, fmt.Errorf("%s: initializer %q: %w", path, t.GetName(), err)
-		}
-	}
-	return m, nil
-}
-
-func loadExternal(t *onnxpb.TensorProto, dir string, files map[string]*os.File) error {
-	var loc string
-	offset, length := int64(0), int64(-1)
-	for _, kv := range t.GetExternalData() {
-		var err error
-		switch kv.GetKey() {
-		case "location":
-			loc = kv.GetValue()
-		case "offset":
-			offset, err = strconv.ParseInt(kv.GetValue(), 10, 64)
-		case "length":
-			length, err = strconv.ParseInt(kv.GetValue(), 10, 64)
-		}
-		if err != nil {
-			return fmt.Errorf("external_data %s=%q: %w", kv.GetKey(), kv.GetValue(), err)
-		}
-	}
-	// The location is relative to the model and may not leave its folder.
-	if loc == "" || filepath.IsAbs(loc) || strings.HasPrefix(filepath.Clean(loc), "..") {
-		return fmt.Errorf("external data location %q must be a relative path inside the model's folder", loc)
-	}
-	f, ok := files[loc]
-	if !ok {
-		var err error
-		if f, err = os.Open(filepath.Join(dir, loc)); err != nil {
-			return err
-		}
-		files[loc] = f
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if length < 0 {
-		length = fi.Size() - offset
-	}
-	if offset < 0 || length < 0 || offset+length > fi.Size() {
-		return fmt.Errorf("bytes [%d, %d) are outside %s (%d bytes)", offset, offset+length, loc, fi.Size())
-	}
-	buf := make([]byte, length)
-	if _, err := f.ReadAt(buf, offset); err != nil && !errors.Is(err, io.EOF) {
-		return err
-	}
-	t.RawData = buf
-	t.ExternalData = nil
-	t.DataLocation = nil
-	return nil
-}
+// memory (see onnxpb.ReadFile).
+func Load(path string) (*onnxpb.ModelProto, error) { return onnxpb.ReadFile(path) }
