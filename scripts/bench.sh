@@ -87,14 +87,14 @@ for mode in ("train", "forward"):
 for size in sorted({r["size"] for r in rows if r["mode"] == "gemm"}):
     o, t = pick("sslzoo", "gemm", size), pick("pytorch", "gemm", size)
     line(f"gemm {size}^3 GFLOP/s (torch.mm)", med(o, "gflops"), med(t, "gflops"))
-    line(f"gemm {size}^3 GFLOP/s (raw C sgemm)", med(o, "paired_gflops"), med(o, "raw_gflops"), False, "ours/raw C, interleaved in one process")
+    line(f"gemm {size}^3 GFLOP/s (raw OpenBLAS)", med(o, "paired_gflops"), med(o, "raw_gflops"), False, "ours/raw OpenBLAS, interleaved in one process")
 
 head = ("metric", "sslzoo", "pytorch", "ratio", "ratio is")
 w = [max(len(str(r[i])) for r in table + [head]) for i in range(5)]
 fmt = "  ".join("{:<%d}" % w[0] if i == 0 else "{:>%d}" % w[i] if i < 4 else "{:<%d}" % w[i] for i in range(5))
-print(fmt.format(*head))
+print(fmt.format(*head).rstrip())
 for r in table:
-    print(fmt.format(*r))
+    print(fmt.format(*r).rstrip())
 o = rows[0] if rows else {}
 extra = [f"{k}={o[k]}" for k in ("blas", "conv") if o.get(k)]
 if extra:

@@ -85,16 +85,24 @@ def bench_gemm(args):
     a = torch.rand(n, n, generator=g) - 0.5
     b = torch.rand(n, n, generator=g) - 0.5
     c = torch.empty(n, n)
-    for _ in range(args.warmup):
+    # Warm up for at least --warmup calls and 0.3 s, as `sslzoo bench gemm`.
+    t0, i = time.perf_counter(), 0
+    while i < args.warmup or time.perf_counter() - t0 < 0.3:
         torch.mm(a, b, out=c)
+        i += 1
+    # GFLOP/s from the median call, as `sslzoo bench gemm` does.
+    times = []
     t0 = time.perf_counter()
     for _ in range(args.steps):
+        t = time.perf_counter()
         torch.mm(a, b, out=c)
+        times.append(time.perf_counter() - t)
     secs = time.perf_counter() - t0
+    med = sorted(times)[len(times) // 2]
     return {
         "engine": "pytorch", "mode": "gemm", "size": n, "steps": args.steps,
         "warmup": args.warmup, "threads": torch.get_num_threads(), "seconds": secs,
-        "gflops": 2.0 * n * n * n * args.steps / secs / 1e9,
+        "gflops": 2.0 * n * n * n / med / 1e9,
         "peak_rss_mib": peak_rss_mib(),
     }
 

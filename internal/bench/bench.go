@@ -24,7 +24,7 @@ type Result struct {
 	Threads      int     `json:"threads"`
 	Seconds      float64 `json:"seconds"` // timed steps only
 	ImagesPerSec float64 `json:"images_per_sec,omitempty"`
-	GFLOPS       float64 `json:"gflops,omitempty"`
+	GFLOPS       float64 `json:"gflops,omitempty"` // from the median call
 	// RawGFLOPS is the C library called directly, and PairedGFLOPS ours in
 	// the same interleaved run (medians); their ratio is the cost of our
 	// Go call path.
@@ -73,7 +73,7 @@ func (r *Result) Summary() string {
 		s := fmt.Sprintf("%s gemm %d^3: %.1f GFLOP/s over %d calls (%.3fs), peak RSS %.0f MiB",
 			r.Engine, r.Size, r.GFLOPS, r.Steps, r.Seconds, r.PeakRSSMiB)
 		if r.RawGFLOPS > 0 {
-			s += fmt.Sprintf("; interleaved with raw C sgemm: ours %.1f vs raw %.1f GFLOP/s (%.2fx)",
+			s += fmt.Sprintf("; interleaved with raw OpenBLAS: ours %.1f vs raw %.1f GFLOP/s (%.2fx)",
 				r.PairedGFLOPS, r.RawGFLOPS, r.PairedGFLOPS/r.RawGFLOPS)
 		}
 		return s
