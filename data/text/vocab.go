@@ -134,7 +134,10 @@ func (v *Vocab) Save(path string) error {
 		return fmt.Errorf("save vocab %s: %w", path, err)
 	}
 	tmp := f.Name()
-	err = v.Write(f)
+	err = f.Chmod(0o644) // CreateTemp makes 0600; a vocabulary is not secret
+	if err == nil {
+		err = v.Write(f)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
