@@ -195,31 +195,41 @@ type part struct {
 	trainable bool
 }
 
+// group is a list of named modules acting as one nn.Module (e.g. encoder
+// plus projector, the unit a target network averages).
+type group []part
+
+func (g group) CollectState(prefix string, s *nn.State) {
+	for _, q := range g {
+		q.m.CollectState(nn.Join(prefix, q.name), s)
+	}
+}
+
+// SetTraining switches every part; target networks stay in training mode
+// as in the reference code (their BatchNorm uses batch statistics).
+func (g group) SetTraining(on bool) {
+	for _, q := range g {
+		q.m.SetTraining(on)
+	}
+}
+
 // parts is the common state plumbing of the methods: the named modules,
 // the step counter and extra buffers.
 type parts struct {
-	list    []part
+	list    group
 	steps   int64
 	buffers func(prefix string, s *nn.State)
 }
 
 func (p *parts) CollectState(prefix string, s *nn.State) {
-	for _, q := range p.list {
-		q.m.CollectState(nn.Join(prefix, q.name), s)
-	}
+	p.list.CollectState(prefix, s)
 	if p.buffers != nil {
 		p.buffers(prefix, s)
 	}
 	s.Buffers = append(s.Buffers, nn.Buffer{Name: nn.Join(prefix, "steps"), Count: &p.steps})
 }
 
-// SetTraining switches every part; target networks stay in training mode
-// as in the reference code (their BatchNorm uses batch statistics).
-func (p *parts) SetTraining(on bool) {
-	for _, q := range p.list {
-		q.m.SetTraining(on)
-	}
-}
+func (p *parts) SetTraining(on bool) { p.list.SetTraining(on) }
 
 func (p *parts) Steps() int64 { return p.steps }
 
@@ -315,4 +325,17 @@ func runStep(tp *autograd.Tape, method string, p *parts, opt nn.Optimizer, oc Op
 	}
 	p.steps++
 	return loss, nil
+}
+
+// newEMA pairs an online and a target group whose part names differ only
+// by the target's "target_" prefix (nn.EMA matches parameters by name).
+func newEMA(online, target group, base float64, totalSteps int) (*nn.EMA, error) {
+	if len(online) != len(target) {
+		return nil, fmt.Errorf("ema: %d online and %d target parts", len(online), len(target))
+	}
+	renamed := make(group, len(target))
+	for i, q := range target {
+		renamed[i] = part{online[i].name, q.m, false}
+	}
+	return nn.NewEMA(online, renamed, base, totalSteps)
 }

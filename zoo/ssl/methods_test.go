@@ -28,13 +28,26 @@ func tinyResNet(t *testing.T, seed uint64) *zoo.ResNet {
 	return r
 }
 
+// randomViews draws n random images and returns count views of them. An
+// image is a random colour per channel plus pixel noise (pooled features of
+// pure noise barely differ between images); a view adds its own noise at a
+// third of the pixel noise's scale, so the views of one image share content
+// as augmented crops do.
 func randomViews(seed uint64, count, n, size int) []*tensor.Tensor {
 	rng := rand.New(rand.NewPCG(seed, 2))
+	hw := size * size
+	base := make([]float32, n*3*hw)
+	for c := range n * 3 {
+		colour := float32(rng.NormFloat64())
+		for j := range hw {
+			base[c*hw+j] = colour + float32(rng.NormFloat64())/2
+		}
+	}
 	views := make([]*tensor.Tensor, count)
 	for i := range views {
 		v := tensor.New(n, 3, size, size)
 		for j := range v.Data {
-			v.Data[j] = float32(rng.NormFloat64())
+			v.Data[j] = base[j] + float32(rng.NormFloat64())/6
 		}
 		views[i] = v
 	}
@@ -155,5 +168,149 @@ func TestStepRejectsBadViews(t *testing.T) {
 	}
 	if m.Steps() != 0 {
 		t.Errorf("failed steps counted: %d", m.Steps())
+	}
+}
+
+func snapshot(m nn.Module) map[string][]float32 {
+	out := map[string][]float32{}
+	for _, p := range nn.StateOf(m).Params {
+		out[p.Name] = append([]float32(nil), p.Var.Value.Data...)
+	}
+	return out
+}
+
+// checkEMA verifies target = mom*before + (1-mom)*online for every
+// parameter of the online module against its target counterpart.
+func checkEMA(t *testing.T, targetBefore, online map[string][]float32, target nn.Module, rename func(string) string, mom float64) {
+	t.Helper()
+	checked := 0
+	for _, p := range nn.StateOf(target).Params {
+		src := rename(p.Name)
+		o, ok := online[src]
+		if !ok {
+			t.Fatalf("target param %s has no online counterpart %s", p.Name, src)
+		}
+		tb := targetBefore[p.Name]
+		for i, v := range p.Var.Value.Data {
+			want := mom*float64(tb[i]) + (1-mom)*float64(o[i])
+			if math.Abs(float64(v)-want) > 1e-6+1e-5*math.Abs(want) {
+				t.Fatalf("%s[%d] = %g, want %g (momentum %g)", p.Name, i, v, want, mom)
+			}
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Fatal("no target parameters")
+	}
+}
+
+func newTestMoCoV2(t *testing.T, queue int) *MoCoV2 {
+	cfg := DefaultMoCoV2Config(testBatch, 10, 100)
+	cfg.HiddenDim, cfg.OutDim, cfg.QueueSize = 32, 16, queue
+	cfg.Optim = testOptim("sgd", 0.3)
+	m, err := NewMoCoV2(cfg, tinyResNet(t, 3), rand.New(rand.NewPCG(3, 3)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// With a fixed batch the queue would fill with keys of the very images it
+// is meant to contrast against, so MoCo v2 overfits a small set instead:
+// four batches in turn, with a queue of three batches, so the negatives are
+// always the other images. The loss of the last round must fall below the
+// first round's.
+func TestMoCoV2OverfitsSmallSet(t *testing.T) {
+	m := newTestMoCoV2(t, 3*testBatch)
+	// The recipe's 0.999 barely moves the key encoder in 20 steps.
+	m.Config.Momentum = 0.99
+	var batches [][]*tensor.Tensor
+	for i := range 4 {
+		batches = append(batches, randomViews(uint64(10+i), 2, testBatch, 16))
+	}
+	tp := autograd.NewTape()
+	rounds := 5
+	perRound := make([]float64, rounds)
+	for r := range rounds {
+		for _, b := range batches {
+			l, err := m.Step(tp, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			perRound[r] += float64(l) / float64(len(batches))
+		}
+	}
+	t.Logf("mean loss per round %v", perRound)
+	// The first round's queue still holds random keys, which are easy
+	// negatives; compare from the second round on.
+	if !(perRound[rounds-1] < perRound[1]*0.9) {
+		t.Errorf("loss did not fall by 10%%: %v", perRound)
+	}
+}
+
+func TestMoCoV2QueueAndMomentum(t *testing.T) {
+	// Queue of 12 keys with batches of 8: the second step wraps around.
+	m := newTestMoCoV2(t, 12)
+	if len(nn.StateOf(m).Params) == 0 {
+		t.Fatal("no params")
+	}
+	views := randomViews(4, 2, testBatch, 16)
+	tp := autograd.NewTape()
+	for step := range 2 {
+		before := append([]float32(nil), m.Queue.Data...)
+		ptr := int(m.QueuePtr)
+		targetBefore := snapshot(group{{"target_backbone", m.TargetEncoder, false}, {"target_projector", m.TargetProjector, false}})
+		online := snapshot(group{{"backbone", m.Encoder, true}, {"projector", m.Projector, true}})
+		if _, err := m.Step(tp, views); err != nil {
+			t.Fatal(err)
+		}
+		// The key encoder moved once, at the start of the step, from the
+		// online weights as they were then.
+		checkEMA(t, targetBefore, online, group{{"target_backbone", m.TargetEncoder, false}, {"target_projector", m.TargetProjector, false}},
+			func(s string) string { return s[len("target_"):] }, 0.999)
+		// Recompute the keys with the key encoder as it stands (train-mode
+		// BatchNorm uses batch statistics, so the forward is repeatable).
+		tp2 := autograd.NewTape()
+		var keys *tensor.Tensor
+		tp2.NoGrad(func() {
+			k := m.TargetProjector.Forward(tp2, m.TargetEncoder.Features(tp2, autograd.Const(views[1])))
+			keys = tp2.L2Normalize(k, 1, normEps).Value
+		})
+		d, kq := m.Config.OutDim, m.Config.QueueSize
+		written := map[int]int{}
+		for i := range testBatch {
+			written[(ptr+i)%kq] = i
+		}
+		for col := range kq {
+			for r := range d {
+				got := m.Queue.Data[r*kq+col]
+				if i, ok := written[col]; ok {
+					// Later keys of the batch overwrite earlier ones in the
+					// same column when the batch exceeds the queue.
+					last := i
+					for j := i + kq; j < testBatch; j += kq {
+						last = j
+					}
+					if want := keys.Data[last*d+r]; math.Abs(float64(got-want)) > 1e-5 {
+						t.Fatalf("step %d: queue[%d, %d] = %g, want key %d's %g", step, r, col, got, last, want)
+					}
+				} else if got != before[r*kq+col] {
+					t.Fatalf("step %d: queue column %d changed but was not due", step, col)
+				}
+			}
+		}
+		if want := int64((ptr + testBatch) % kq); m.QueuePtr != want {
+			t.Fatalf("step %d: queue_ptr %d, want %d", step, m.QueuePtr, want)
+		}
+	}
+	// queue and queue_ptr are part of the saved state.
+	names := map[string]bool{}
+	for _, b := range nn.StateOf(m).Buffers {
+		names[b.Name] = true
+	}
+	for _, n := range []string{"queue", "queue_ptr", "steps", "target_backbone.bn1.running_mean"} {
+		if !names[n] {
+			t.Errorf("state has no buffer %q", n)
+		}
 	}
 }
