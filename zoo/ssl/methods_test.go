@@ -1,6 +1,7 @@
 package ssl
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -312,5 +313,121 @@ func TestMoCoV2QueueAndMomentum(t *testing.T) {
 		if !names[n] {
 			t.Errorf("state has no buffer %q", n)
 		}
+	}
+}
+
+func onlineTarget(enc, tenc Encoder, proj, tproj Head) (group, group) {
+	return group{{"backbone", enc, true}, {"projector", proj, true}},
+		group{{"target_backbone", tenc, false}, {"target_projector", tproj, false}}
+}
+
+func stripTarget(s string) string { return s[len("target_"):] }
+
+func TestBYOLOverfitsBatchAndMovesTarget(t *testing.T) {
+	cfg := DefaultBYOLConfig(testBatch, 10, 100)
+	cfg.ProjHidden, cfg.ProjDim, cfg.PredHidden = 32, 16, 32
+	cfg.Optim = testOptim("lars", 1)
+	cfg.MomentumSteps = 12
+	m, err := NewBYOL(cfg, tinyResNet(t, 5), rand.New(rand.NewPCG(5, 3)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.TargetMomentum(0); got != 0.996 {
+		t.Errorf("momentum at step 0 is %g, want 0.996", got)
+	}
+	if got := m.TargetMomentum(6); math.Abs(got-0.998) > 1e-12 {
+		t.Errorf("momentum half-way is %g, want 0.998", got)
+	}
+	if got := m.TargetMomentum(12); got != 1 {
+		t.Errorf("momentum at the end is %g, want 1", got)
+	}
+	views := randomViews(5, 2, testBatch, 16)
+	tp := autograd.NewTape()
+	var losses []float32
+	for step := range 12 {
+		online, target := onlineTarget(m.Encoder, m.TargetEncoder, m.Projector, m.TargetProjector)
+		targetBefore := snapshot(target)
+		l, err := m.Step(tp, views)
+		if err != nil {
+			t.Fatal(err)
+		}
+		losses = append(losses, l)
+		// The target moved after the optimizer step, towards the updated
+		// online weights, with the schedule's momentum for this step.
+		checkEMA(t, targetBefore, snapshot(online), target, stripTarget, nn.CosineMomentum(step, 12, 0.996))
+	}
+	requireDecrease(t, losses, 0.2)
+}
+
+func newTinyViT(t *testing.T, seed uint64) *zoo.ViT {
+	t.Helper()
+	v, err := zoo.NewViT(zoo.ViTConfig{ImageSize: 16, PatchSize: 4, Dim: 16, Depth: 1, Heads: 2}, rand.New(rand.NewPCG(seed, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestMoCoV3(t *testing.T) {
+	for _, arch := range []string{"resnet", "vit"} {
+		t.Run(arch, func(t *testing.T) {
+			var enc Encoder
+			if arch == "vit" {
+				enc = newTinyViT(t, 6)
+			} else {
+				enc = tinyResNet(t, 6)
+			}
+			cfg := DefaultMoCoV3Config(enc, testBatch, 10, 100)
+			if arch == "vit" {
+				if cfg.ProjLayers != 3 || cfg.Temperature != 0.2 || cfg.Optim.Name != "adamw" || !cfg.FreezePatchEmbed {
+					t.Fatalf("vit recipe %+v", cfg)
+				}
+				cfg.Optim.LR, cfg.Optim.WarmupSteps, cfg.Optim.TotalSteps = 3e-3, 0, 0
+			} else {
+				if cfg.ProjLayers != 2 || cfg.Temperature != 1 || cfg.Optim.Name != "lars" {
+					t.Fatalf("resnet recipe %+v", cfg)
+				}
+				cfg.Optim = testOptim("lars", 1)
+			}
+			cfg.HiddenDim, cfg.OutDim = 32, 16
+			cfg.MomentumSteps = 15
+			m, err := NewMoCoV3(cfg, enc, rand.New(rand.NewPCG(6, 3)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The projector ends in a BatchNorm without affine parameters.
+			st := nn.StateOf(m.Projector)
+			last := st.Params[len(st.Params)-1].Name
+			if last != fmt.Sprintf("%d.weight", 3*(cfg.ProjLayers-1)) {
+				t.Errorf("projector's last parameter is %s: the final BatchNorm should have none", last)
+			}
+			var frozen []float32
+			if vit, ok := enc.(*zoo.ViT); ok {
+				frozen = append(frozen, vit.PatchEmbed.Weight.Value.Data...)
+			}
+			views := randomViews(6, 2, testBatch, 16)
+			tp := autograd.NewTape()
+			var losses []float32
+			for step := range 15 {
+				online, target := onlineTarget(m.Encoder, m.TargetEncoder, m.Projector, m.TargetProjector)
+				targetBefore, onlineBefore := snapshot(target), snapshot(online)
+				l, err := m.Step(tp, views)
+				if err != nil {
+					t.Fatal(err)
+				}
+				losses = append(losses, l)
+				// The momentum encoder moved before the keys were computed,
+				// from the online weights as they were then.
+				checkEMA(t, targetBefore, onlineBefore, target, stripTarget, nn.CosineMomentum(step, 15, 0.99))
+			}
+			requireDecrease(t, losses, 0.1)
+			if vit, ok := enc.(*zoo.ViT); ok {
+				for i, v := range vit.PatchEmbed.Weight.Value.Data {
+					if v != frozen[i] {
+						t.Fatal("frozen patch embedding changed")
+					}
+				}
+			}
+		})
 	}
 }
