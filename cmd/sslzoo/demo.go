@@ -4,19 +4,17 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"path/filepath"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/sslzoo/sslzoo/autograd"
+	"github.com/sslzoo/sslzoo/data"
 	"github.com/sslzoo/sslzoo/internal/bench"
 	"github.com/sslzoo/sslzoo/nn"
 	"github.com/sslzoo/sslzoo/tensor"
 	"github.com/sslzoo/sslzoo/zoo"
 )
-
-const fashionMNISTDir = "/usr/share/datasets/fashion-mnist"
 
 // Fashion-MNIST training-set pixel statistics (on the 0-1 scale).
 const fashionMean, fashionStd = 0.2860, 0.3530
@@ -26,7 +24,7 @@ func demoCommand() *cli.Command {
 		Name:  "demo",
 		Usage: "train a few SGD steps of ResNet-18 (CIFAR stem) on a batch of Fashion-MNIST and print the loss",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "data", Value: fashionMNISTDir, Usage: "folder with train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz"},
+			&cli.StringFlag{Name: "data", Usage: "folder with train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz (default $" + data.EnvFashionMNISTDir + ", else " + data.FashionMNISTDir + ")"},
 			&cli.IntFlag{Name: "batch", Value: 64, Usage: "images in the batch"},
 			&cli.IntFlag{Name: "steps", Value: 12, Usage: "SGD steps on that batch"},
 			&cli.Float64Flag{Name: "lr", Value: 0.05, Usage: "learning rate (momentum 0.9)"},
@@ -60,7 +58,7 @@ type demoConfig struct {
 func demo(w io.Writer, cfg demoConfig) error {
 	x, labels, err := loadFashionBatch(cfg.Data, cfg.Batch)
 	if err != nil {
-		return fmt.Errorf("demo: %w (install dataset-fashion-mnist or pass --data)", err)
+		return fmt.Errorf("demo: %w", err)
 	}
 	model, err := zoo.NewResNet(zoo.ResNetConfig{Depth: 18, Stem: "cifar", Width: cfg.Width, InChannels: 1, NumClasses: 10},
 		rand.New(rand.NewPCG(cfg.Seed, 0xde70)))
@@ -100,19 +98,15 @@ func demo(w io.Writer, cfg demoConfig) error {
 // dataset's mean and std and padded from 28x28 to 32x32 with the background
 // value, as [n,1,32,32], and their labels.
 func loadFashionBatch(dir string, n int) (*tensor.Tensor, []int, error) {
-	img, err := readIDX(filepath.Join(dir, "train-images-idx3-ubyte.gz"), n)
+	ds, err := data.LoadFashionMNIST(dir, true)
 	if err != nil {
 		return nil, nil, err
 	}
-	lab, err := readIDX(filepath.Join(dir, "train-labels-idx1-ubyte.gz"), n)
-	if err != nil {
-		return nil, nil, err
+	if ds.C != 1 || ds.H != 28 || ds.W != 28 || ds.Labels == nil {
+		return nil, nil, fmt.Errorf("%s: want labelled 1x28x28 images, got %dx%dx%d", ds.Name, ds.C, ds.H, ds.W)
 	}
-	if len(img.dims) != 3 || img.dims[1] != 28 || img.dims[2] != 28 || len(lab.dims) != 1 {
-		return nil, nil, fmt.Errorf("%s: want 28x28 images and 1-D labels, got %v and %v", dir, img.dims, lab.dims)
-	}
-	if img.dims[0] < n || lab.dims[0] < n {
-		return nil, nil, fmt.Errorf("%s: asked for %d images, the files hold %d images and %d labels", dir, n, img.dims[0], lab.dims[0])
+	if ds.N < n {
+		return nil, nil, fmt.Errorf("%s: asked for %d images, it holds %d", ds.Name, n, ds.N)
 	}
 	const size, pad = 32, 2
 	x := tensor.New(n, 1, size, size)
@@ -123,7 +117,7 @@ func loadFashionBatch(dir string, n int) (*tensor.Tensor, []int, error) {
 	for b := range n {
 		for r := range 28 {
 			dst := x.Data[b*size*size+(r+pad)*size+pad:]
-			src := img.data[b*28*28+r*28:]
+			src := ds.Pix[b*28*28+r*28:]
 			for c := range 28 {
 				dst[c] = (float32(src[c])/255 - fashionMean) / fashionStd
 			}
@@ -131,9 +125,9 @@ func loadFashionBatch(dir string, n int) (*tensor.Tensor, []int, error) {
 	}
 	labels := make([]int, n)
 	for i := range labels {
-		labels[i] = int(lab.data[i])
-		if labels[i] > 9 {
-			return nil, nil, fmt.Errorf("%s: label %d of image %d is out of range 0-9", dir, labels[i], i)
+		labels[i] = ds.Labels[i]
+		if labels[i] < 0 || labels[i] > 9 {
+			return nil, nil, fmt.Errorf("%s: label %d of image %d is out of range 0-9", ds.Name, labels[i], i)
 		}
 	}
 	return x, labels, nil

@@ -104,7 +104,7 @@ func TestDemoFlags(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
 	code, _, errs = runCLI("demo", "--data", t.TempDir(), "--steps", "2", "--batch", "1")
-	if code == 0 || !strings.Contains(errs, "dataset-fashion-mnist") || strings.Count(errs, "\n") != 1 {
+	if code == 0 || !strings.Contains(errs, "fashion-mnist") || strings.Count(errs, "\n") != 1 {
 		t.Fatalf("missing data: exit %d, stderr %q", code, errs)
 	}
 }
