@@ -431,3 +431,127 @@ func TestMoCoV3(t *testing.T) {
 		})
 	}
 }
+
+func newTestSwAV(t *testing.T, freeze, queue int) *SwAV {
+	t.Helper()
+	cfg := DefaultSwAVConfig(testBatch, 10, 100)
+	if cfg.Prototypes != 3000 || cfg.Epsilon != 0.05 || cfg.SinkhornIters != 3 || cfg.Temperature != 0.1 || cfg.FreezePrototypesSteps != 10 {
+		t.Fatalf("swav recipe %+v", cfg)
+	}
+	cfg.ProjHidden, cfg.ProjDim, cfg.Prototypes = 32, 16, 12
+	cfg.FreezePrototypesSteps, cfg.QueueLength = freeze, queue
+	cfg.Optim = testOptim("lars", 1)
+	m, err := NewSwAV(cfg, tinyResNet(t, 7), rand.New(rand.NewPCG(7, 3)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// swavViews is two 16x16 global crops and two 8x8 local crops of the same
+// images (the local crops are the global ones' top-left corners plus noise).
+func swavViews(seed uint64) []*tensor.Tensor {
+	views := randomViews(seed, 4, testBatch, 16)
+	for i := 2; i < 4; i++ {
+		small := tensor.New(testBatch, 3, 8, 8)
+		for n := range testBatch {
+			for c := range 3 {
+				for y := range 8 {
+					copy(small.Data[((n*3+c)*8+y)*8:][:8], views[i].Data[((n*3+c)*16+y)*16:][:8])
+				}
+			}
+		}
+		views[i] = small
+	}
+	return views
+}
+
+func checkUnitRows(t *testing.T, w *tensor.Tensor) {
+	t.Helper()
+	d := w.Shape[1]
+	for r := range w.Shape[0] {
+		var s float64
+		for _, v := range w.Data[r*d : (r+1)*d] {
+			s += float64(v) * float64(v)
+		}
+		if math.Abs(math.Sqrt(s)-1) > 1e-5 {
+			t.Fatalf("prototype %d has norm %g", r, math.Sqrt(s))
+		}
+	}
+}
+
+func TestSwAVOverfitsBatchWithFrozenPrototypes(t *testing.T) {
+	const freeze = 4
+	m := newTestSwAV(t, freeze, 0)
+	views := swavViews(7)
+	tp := autograd.NewTape()
+	w := m.Prototypes.Weight
+	checkUnitRows(t, w.Value)
+	var losses []float32
+	for step := range 15 {
+		before := append([]float32(nil), w.Value.Data...)
+		l, err := m.Step(tp, views)
+		if err != nil {
+			t.Fatal(err)
+		}
+		losses = append(losses, l)
+		checkUnitRows(t, w.Value)
+		moved := 0.0
+		for i, v := range w.Value.Data {
+			moved = math.Max(moved, math.Abs(float64(v-before[i])))
+		}
+		if step < freeze {
+			if moved > 1e-6 || w.Grad != nil {
+				t.Fatalf("step %d: frozen prototypes moved by %g (grad %v)", step, moved, w.Grad != nil)
+			}
+			if !m.PrototypesFrozen(int64(step)) {
+				t.Fatalf("step %d: not reported frozen", step)
+			}
+		} else if moved < 1e-4 {
+			t.Fatalf("step %d: prototypes did not move after the freeze (max change %g)", step, moved)
+		}
+	}
+	requireDecrease(t, losses, 0.1)
+}
+
+func TestSwAVQueue(t *testing.T) {
+	// A queue of two batches: filled after two steps, used from the third.
+	m := newTestSwAV(t, 0, 2*testBatch)
+	// plain is the same model without a queue: its losses match until the
+	// queue is full and enters Sinkhorn.
+	plain := newTestSwAV(t, 0, 0)
+	views := swavViews(8)
+	tp := autograd.NewTape()
+	l, d := 2*testBatch, 16
+	for step := range 4 {
+		before := append([]float32(nil), m.Queue.Data...)
+		loss, err := m.Step(tp, views)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lossPlain, err := plain.Step(tp, views)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if used := step >= 2; used == (loss == lossPlain) {
+			t.Errorf("step %d: loss %g with queue, %g without; the queue should be used from step 2 only", step, loss, lossPlain)
+		}
+		if want := int64(min((step+1)*testBatch, l)); m.QueueFilled != want {
+			t.Fatalf("step %d: %d queue rows filled, want %d", step, m.QueueFilled, want)
+		}
+		for i := range 2 {
+			q, qb := m.Queue.Data[i*l*d:(i+1)*l*d], before[i*l*d:(i+1)*l*d]
+			// the old top batch moved down by one batch ...
+			for j := range (l - testBatch) * d {
+				if q[testBatch*d+j] != qb[j] {
+					t.Fatalf("step %d crop %d: queue did not shift", step, i)
+				}
+			}
+			// ... and the new top holds unit embeddings.
+			checkUnitRows(t, &tensor.Tensor{Shape: []int{testBatch, d}, Data: q[:testBatch*d]})
+		}
+	}
+	if _, err := m.Step(tp, randomViews(9, 2, testBatch-2, 16)); err == nil {
+		t.Error("batch that does not divide the queue length: no error")
+	}
+}
