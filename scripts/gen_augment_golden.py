@@ -1,9 +1,11 @@
 #!/usr/bin/python3
-"""Golden fixtures for data/augment: torchvision 0.14 functional ops on fixed inputs.
+"""Golden fixtures for data/augment: torchvision 0.14 functional ops on fixed inputs,
+and the WebP files (with PIL's decoded pixels) for data's ImageFolder test.
 
 Run with Debian's python (torch 1.13.1, torchvision 0.14.1):
     /usr/bin/python3 scripts/gen_augment_golden.py
-It rewrites data/augment/testdata/golden.json, read by data/augment's tests.
+It rewrites data/augment/testdata/golden.json, read by data/augment's tests,
+and data/testdata/webp/.
 Inputs are float32 CHW tensors in [0,1]; every case records the op, its
 arguments, the input name and torchvision's output (float32 values written as
 the shortest decimal that round-trips, so Go reads back the same float32).
@@ -95,3 +97,25 @@ with open(path, "w") as f:
     json.dump(doc, f, separators=(",", ":"))
     f.write("\n")
 print(f"wrote {len(cases)} cases to {os.path.normpath(path)}")
+
+# WebP has no Go encoder, so the ImageFolder test reads files PIL wrote:
+# data/testdata/webp/{lossless,lossy}.webp and the pixels PIL decodes from them.
+from PIL import Image  # noqa: E402
+
+wdir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "testdata", "webp")
+os.makedirs(wdir, exist_ok=True)
+# Smooth content: lossy codecs subsample chroma, and decoders upsample it
+# differently (libwebp interpolates, x/image/webp repeats), which only
+# smooth images make comparable.
+yy, xx = torch.meshgrid(torch.arange(12), torch.arange(16), indexing="ij")
+arr = torch.stack([xx * 15, yy * 20, 60 + xx * 4 + yy * 6], dim=-1).to(torch.uint8).numpy()
+pixels = {}
+for name, kw in [("lossless", {"lossless": True}), ("lossy", {"quality": 90})]:
+    p = os.path.join(wdir, name + ".webp")
+    Image.fromarray(arr, "RGB").save(p, "WEBP", **kw)
+    back = Image.open(p).convert("RGB")
+    pixels[name] = {"size": list(back.size), "rgb": list(back.tobytes())}
+with open(os.path.join(wdir, "pixels.json"), "w") as f:
+    json.dump(pixels, f)
+    f.write("\n")
+print(f"wrote webp fixtures to {os.path.normpath(wdir)}")

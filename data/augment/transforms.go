@@ -162,7 +162,7 @@ func active(r [2]float64, identity float64) bool {
 // permutation of 0..3 (brightness, contrast, saturation, hue); a factor is
 // NaN when its property is off.
 type JitterParams struct {
-	Order                                [4]int
+	Order                                 [4]int
 	Brightness, Contrast, Saturation, Hue float64
 }
 
