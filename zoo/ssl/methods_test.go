@@ -555,3 +555,100 @@ func TestSwAVQueue(t *testing.T) {
 		t.Error("batch that does not divide the queue length: no error")
 	}
 }
+
+func TestNewByName(t *testing.T) {
+	run := Run{Batch: 256, StepsPerEpoch: 10, Epochs: 100}
+	for _, name := range MethodNames() {
+		m, err := New(name, tinyResNet(t, 8), run, rand.New(rand.NewPCG(8, 3)))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if m.Name() != name {
+			t.Errorf("New(%q) built %q", name, m.Name())
+		}
+		// The online encoder is saved under "backbone." with torchvision's
+		// names, so evaluation can load it by that prefix.
+		found := false
+		for _, p := range nn.StateOf(m).Params {
+			found = found || p.Name == "backbone.conv1.weight"
+		}
+		if !found {
+			t.Errorf("%s: no backbone.conv1.weight in its state", name)
+		}
+	}
+	if _, err := New("dino", tinyResNet(t, 8), run, nil); err == nil || !strings.Contains(err.Error(), "simclr") {
+		t.Errorf("unknown method error %v does not list the known ones", err)
+	}
+	if _, err := New("byol", tinyResNet(t, 8), Run{Batch: 1, StepsPerEpoch: 1, Epochs: 1}, nil); err == nil {
+		t.Error("batch 1: no error")
+	}
+}
+
+// A checkpoint taken mid-run restores everything the next step depends on:
+// weights, target network, queue and its pointer, step counter (and with it
+// the schedules) and optimizer state.
+func TestCheckpointResume(t *testing.T) {
+	for _, name := range []string{"mocov2", "swav", "byol"} {
+		t.Run(name, func(t *testing.T) {
+			build := func(seed uint64) Method {
+				var m Method
+				var err error
+				switch name {
+				case "mocov2":
+					m = newTestMoCoV2(t, 12)
+				case "swav":
+					m = newTestSwAV(t, 1, 2*testBatch)
+				case "byol":
+					cfg := DefaultBYOLConfig(testBatch, 2, 3)
+					cfg.ProjHidden, cfg.ProjDim, cfg.PredHidden = 16, 8, 16
+					m, err = NewBYOL(cfg, tinyResNet(t, seed), rand.New(rand.NewPCG(seed, 3)))
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				return m
+			}
+			views := randomViews(11, 2, testBatch, 16)
+			if name == "swav" {
+				views = swavViews(11)
+			}
+			a := build(1)
+			tp := autograd.NewTape()
+			for range 3 {
+				if _, err := a.Step(tp, views); err != nil {
+					t.Fatal(err)
+				}
+			}
+			path := t.TempDir() + "/ckpt.safetensors"
+			if err := nn.SaveCheckpoint(path, a, a.Optimizer(), a.Steps(), nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			b := build(2)
+			if _, _, err := nn.LoadCheckpoint(path, b, b.Optimizer(), nil); err != nil {
+				t.Fatal(err)
+			}
+			if b.Steps() != 3 {
+				t.Fatalf("restored step counter %d, want 3", b.Steps())
+			}
+			la, err := a.Step(tp, views)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lb, err := b.Step(tp, views)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if la != lb {
+				t.Errorf("loss after resume %g, uninterrupted %g", lb, la)
+			}
+			sa, sb := nn.StateOf(a), nn.StateOf(b)
+			for i, p := range sa.Params {
+				for j, v := range p.Var.Value.Data {
+					if sb.Params[i].Var.Value.Data[j] != v {
+						t.Fatalf("%s differs after the resumed step", p.Name)
+					}
+				}
+			}
+		})
+	}
+}
