@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	ortruntime "github.com/sslzoo/sslzoo/runtime"
 )
 
 func doctorCommand() *cli.Command {
@@ -33,7 +35,6 @@ type libSpec struct {
 var doctorLibs = []libSpec{
 	{"libopenblas.so.0", "GEMM", "libopenblas-dev"},
 	{"libdnnl.so.2", "convolution", "libdnnl-dev"},
-	{"libonnxruntime.so.1", "ONNX Runtime inference", "see DESIGN.md"},
 }
 
 // doctorData lists data and tools used by the demo, benchmarks and tests.
@@ -79,6 +80,11 @@ func doctor(w io.Writer) error {
 		} else {
 			row(l.soname, "not found ("+l.role+"; "+l.pkg+")")
 		}
+	}
+	if err := ortruntime.Available(); err != nil {
+		row("onnxruntime", "unavailable: "+oneLine(err))
+	} else {
+		row("onnxruntime", ortruntime.Version()+" ("+ortruntime.LibraryPath()+")")
 	}
 	for _, d := range doctorData {
 		if _, err := os.Stat(d.path); err == nil {

@@ -56,7 +56,7 @@ func TestDoctor(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	for _, want := range []string{"go1.", "GOMAXPROCS", "libopenblas.so.0", "libdnnl.so.2", "\nblas ", "\nconv "} {
+	for _, want := range []string{"go1.", "GOMAXPROCS", "libopenblas.so.0", "libdnnl.so.2", "\nblas ", "\nconv ", "\nonnxruntime "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor output lacks %q:\n%s", want, out)
 		}
