@@ -211,10 +211,9 @@ func LoadBrown(dir string) ([]Document, error) {
 // ParseBrown reads one tagged Brown file: every non-blank line is a
 // sentence of word/tag tokens (the tag is after the last "/", so "1-1/2/cd"
 // is the word "1-1/2"). Tags are dropped, the corpus's quote marks (two
-// backticks, two apostrophes)
-// become ", and words are joined by single spaces (the tokenizer splits
-// punctuation again, so no detokenizing is needed). The genre comes from the
-// file name's second letter.
+// backticks, two apostrophes) become ", and words are joined by single
+// spaces (the tokenizer splits punctuation again, so no detokenizing is
+// needed). The genre comes from the file name's second letter.
 func ParseBrown(name string, r io.Reader) (Document, error) {
 	doc := Document{Name: name}
 	if m := brownFileName.FindStringSubmatch(name); m != nil {
