@@ -44,7 +44,7 @@ vet:
 	$(GO) vet ./...
 
 lint: vet
-	@bad=$$(gofmt -l $$($(GO) list -f '{{.Dir}}' ./...)); \
+	@bad=$$(gofmt -l $$($(GO) list -f '{{.Dir}}' ./...) | sort -u); \
 	if [[ -n "$$bad" ]]; then echo "gofmt needed on:"; echo "$$bad"; exit 1; fi
 	@if command -v staticcheck >/dev/null 2>&1; then staticcheck ./...; \
 	else echo "lint: staticcheck not installed; ran gofmt and go vet only"; fi
