@@ -54,13 +54,15 @@ func loadGolden(t *testing.T) []goldenCase {
 	return f.Cases
 }
 
-func closeTo(got []float32, want []float64) error {
+func closeTo(got []float32, want []float64) error { return closeToTol(got, want, goldenTol) }
+
+func closeToTol(got []float32, want []float64, tol float64) error {
 	if len(got) != len(want) {
 		return fmt.Errorf("%d values, want %d", len(got), len(want))
 	}
 	for i, w := range want {
 		g := float64(got[i])
-		if math.IsNaN(g) || math.Abs(g-w) > goldenTol+goldenTol*math.Abs(w) {
+		if math.IsNaN(g) || math.Abs(g-w) > tol+tol*math.Abs(w) {
 			return fmt.Errorf("element %d: got %.8g, want %.8g", i, g, w)
 		}
 	}
