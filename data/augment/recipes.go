@@ -105,3 +105,9 @@ func SwAV(globalSize, nGlobal, localSize, nLocal int, norm *Normalization) []Tra
 	l := withNorm(append(Compose{RandomResizedCrop{H: localSize, W: localSize, Scale: [2]float64{0.05, 0.14}}}, tail(localSize)...), norm)
 	return MultiCrop(g, nGlobal, l, nLocal)
 }
+
+// Eval is the deterministic pipeline for evaluation and feature extraction:
+// resize to size x size (bilinear, antialiased) and normalise.
+func Eval(size int, norm *Normalization) Transform {
+	return withNorm(Compose{Resize{H: size, W: size}}, norm)
+}
