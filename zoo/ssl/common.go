@@ -63,6 +63,10 @@ type OptimConfig struct {
 	WeightDecay float64
 	// TrustCoefficient is LARS's eta (0 means 0.001).
 	TrustCoefficient float64
+	// AdaptAll makes LARS adapt and decay every parameter, biases and
+	// normalisation weights included, as SwAV's LARC wrapper does; by
+	// default they are excluded, as in SimCLR, BYOL and MoCo v3.
+	AdaptAll bool
 	// Beta1 and Beta2 are AdamW's (0 means PyTorch's 0.9 and 0.999).
 	Beta1, Beta2 float64
 }
@@ -99,8 +103,12 @@ func (c OptimConfig) build(params []nn.Param) (nn.Optimizer, error) {
 	lr := float32(c.LRAt(0))
 	switch c.Name {
 	case "lars":
-		return nn.NewLARS(params, nn.LARSConfig{LR: lr, Momentum: float32(c.Momentum), WeightDecay: float32(c.WeightDecay),
-			TrustCoefficient: float32(c.TrustCoefficient)}), nil
+		lc := nn.LARSConfig{LR: lr, Momentum: float32(c.Momentum), WeightDecay: float32(c.WeightDecay),
+			TrustCoefficient: float32(c.TrustCoefficient)}
+		if c.AdaptAll {
+			lc.Exclude = func(nn.Param) bool { return false }
+		}
+		return nn.NewLARS(params, lc), nil
 	case "sgd":
 		return nn.NewSGD(params, nn.SGDConfig{LR: lr, Momentum: float32(c.Momentum), WeightDecay: float32(c.WeightDecay)}), nil
 	case "adamw":

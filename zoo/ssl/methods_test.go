@@ -124,6 +124,26 @@ func TestDefaultConfigs(t *testing.T) {
 	if c := DefaultSimCLRConfig(256, 10, 20); c.Optim.WarmupSteps != 20 {
 		t.Errorf("short-run warmup %d steps, want 20", c.Optim.WarmupSteps)
 	}
+	if c := DefaultSwAVConfig(256, 10, 100); !c.Optim.AdaptAll || c.Optim.LR != 0.3 || c.Optim.FinalLR != 0.0003 {
+		t.Errorf("swav default optimizer %+v", c.Optim)
+	}
+	// AdaptAll: a bias with no gradient still decays; by default it is
+	// excluded and stays.
+	for _, all := range []bool{false, true} {
+		b := autograd.NewParam("head.bias", tensor.FromSlice([]float32{1, 2}, 2))
+		b.Grad = tensor.New(2)
+		opt, err := OptimConfig{Name: "lars", LR: 1, WeightDecay: 0.5, AdaptAll: all}.build([]nn.Param{{Name: "head.bias", Var: b}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opt.Step()
+		if moved := b.Value.Data[0] != 1; moved != all {
+			t.Errorf("AdaptAll %v: bias moved %v", all, moved)
+		}
+	}
+	if _, err := (OptimConfig{Name: "rmsprop"}).build(nil); err == nil {
+		t.Error("unknown optimizer: no error")
+	}
 	o := OptimConfig{LR: 1, FinalLR: 0, WarmupSteps: 10, TotalSteps: 110}
 	for _, tc := range []struct {
 		step int64
