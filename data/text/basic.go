@@ -139,6 +139,9 @@ func isCJK(r rune) bool {
 }
 
 func stripAccents(s string) string {
+	if isASCII(s) {
+		return s
+	}
 	d := norm.NFD.String(s)
 	var sb strings.Builder
 	sb.Grow(len(d))
@@ -154,14 +157,7 @@ func stripAccents(s string) string {
 // plus the two special cases that are not one rune to one rune or that
 // depend on context.
 func lower(s string) string {
-	ascii := true
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			ascii = false
-			break
-		}
-	}
-	if ascii {
+	if isASCII(s) {
 		return strings.ToLower(s)
 	}
 	var sb strings.Builder
@@ -225,4 +221,13 @@ func caseIgnorable(r rune) bool {
 		return true
 	}
 	return unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf, unicode.Lm, unicode.Sk)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }

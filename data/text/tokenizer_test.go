@@ -353,3 +353,32 @@ func TestVocabFile(t *testing.T) {
 		t.Errorf("missing [MASK]: %v", err)
 	}
 }
+
+// TestConcurrentEncode runs encodings from several goroutines (meaningful
+// under -race: the tokenizer is shared read-only apart from its counter).
+func TestConcurrentEncode(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxLen = 8
+	v, _ := LoadVocab("testdata/vocab_small.txt")
+	tok, _ := New(v, cfg)
+	want, _ := tok.Encode("the quick brown fox jumped over the lazy dog")
+	done := make(chan []int)
+	for range 4 {
+		go func() {
+			var got []int
+			for range 50 {
+				e, _ := tok.Encode("the quick brown fox jumped over the lazy dog")
+				got = e.IDs
+			}
+			done <- got
+		}()
+	}
+	for range 4 {
+		if got := <-done; !reflect.DeepEqual(got, want.IDs) {
+			t.Errorf("concurrent encode %v, want %v", got, want.IDs)
+		}
+	}
+	if n := tok.Truncations(); n != 201 {
+		t.Errorf("Truncations() = %d, want 201", n)
+	}
+}
