@@ -106,14 +106,15 @@ func goForward(t *testing.T, fwd func(*autograd.Tape, []*autograd.Var) []*autogr
 	return outs
 }
 
-// compareORT runs the exported file in ONNX Runtime and checks every
-// output against the Go forward: the largest |ORT-Go| must stay within
+// compareEngine runs the exported file on an engine (ONNX Runtime, or the Go
+// engine through the ONNX importer) and checks every output against the Go
+// forward: the largest |ORT-Go| must stay within
 // tol*max(1, max|Go|) (float32 rounding drifts with depth, so deep models
 // are judged against their output scale). It returns the largest absolute
 // difference and the smallest cosine similarity over the outputs.
-func compareORT(t *testing.T, path string, fwd func(*autograd.Tape, []*autograd.Var) []*autograd.Var, in []*tensor.Tensor, tol float64) (maxDiff, minCos float64) {
+func compareEngine(t *testing.T, engine, path string, fwd func(*autograd.Tape, []*autograd.Var) []*autograd.Var, in []*tensor.Tensor, tol float64) (maxDiff, minCos float64) {
 	t.Helper()
-	s, err := runtime.Open(path, runtime.Options{IntraOpThreads: 1})
+	s, err := runtime.OpenEngine(path, engine, runtime.Options{IntraOpThreads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +135,7 @@ func compareORT(t *testing.T, path string, fwd func(*autograd.Tape, []*autograd.
 			t.Fatal(err)
 		}
 		if !slices.Equal(got[i].Shape, w.Shape) {
-			t.Fatalf("output %d: ORT shape %v, Go shape %v", i, got[i].Shape, w.Shape)
+			t.Fatalf("output %d: %s shape %v, Go forward shape %v", i, engine, got[i].Shape, w.Shape)
 		}
 		var dot, ng, nw, diff, scale float64
 		worst := 0
@@ -147,8 +148,8 @@ func compareORT(t *testing.T, path string, fwd func(*autograd.Tape, []*autograd.
 			dot, ng, nw = dot+a*b, ng+a*a, nw+b*b
 		}
 		if !(diff <= tol*max(1, scale)) {
-			t.Fatalf("output %d element %d: ORT %v, Go %v (|diff| %.3g > %.3g = %g * max(1, max|Go| %.3g))",
-				i, worst, g[worst], w.Data[worst], diff, tol*max(1, scale), tol, scale)
+			t.Fatalf("output %d element %d: %s %v, Go forward %v (|diff| %.3g > %.3g = %g * max(1, max|Go| %.3g))",
+				i, worst, engine, g[worst], w.Data[worst], diff, tol*max(1, scale), tol, scale)
 		}
 		maxDiff = max(maxDiff, diff)
 		if ng > 0 && nw > 0 {
@@ -164,6 +165,15 @@ func ortAvailable(t *testing.T) bool {
 		return false
 	}
 	return true
+}
+
+// engines lists the engines to check exports on: the Go engine always,
+// ONNX Runtime when its library loads.
+func engines(t *testing.T) []string {
+	if ortAvailable(t) {
+		return []string{runtime.EngineORT, runtime.EngineGo}
+	}
+	return []string{runtime.EngineGo}
 }
 
 // TestResNetEndToEnd exports ResNets from the zoo (both stems, basic and
@@ -213,14 +223,13 @@ func TestResNetEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkGraph(t, mp, m)
-			if !ortAvailable(t) {
-				return
-			}
 			rng := rand.New(rand.NewPCG(5, 6))
 			for _, batch := range []int{1, 7} {
 				x := randTensor(rng, batch, inC, c.size, c.size)
-				d, cos := compareORT(t, path, fwd, []*tensor.Tensor{x}, 1e-4)
-				t.Logf("batch %d: max |ORT-Go| %.3g, cosine %.9f", batch, d, cos)
+				for _, e := range engines(t) {
+					d, cos := compareEngine(t, e, path, fwd, []*tensor.Tensor{x}, 1e-4)
+					t.Logf("batch %d, %s engine: max |diff| to the Go forward %.3g, cosine %.9f", batch, e, d, cos)
+				}
 			}
 		})
 	}
@@ -298,14 +307,13 @@ func TestViTEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkONNX(t, path)
-			if !ortAvailable(t) {
-				return
-			}
 			rng := rand.New(rand.NewPCG(5, 6))
 			for _, batch := range []int{1, 7} {
 				x := randTensor(rng, batch, inC, cfg.ImageSize, cfg.ImageSize)
-				d, cos := compareORT(t, path, fwd, []*tensor.Tensor{x}, 1e-4)
-				t.Logf("batch %d: max |ORT-Go| %.3g, cosine %.9f", batch, d, cos)
+				for _, e := range engines(t) {
+					d, cos := compareEngine(t, e, path, fwd, []*tensor.Tensor{x}, 1e-4)
+					t.Logf("batch %d, %s engine: max |diff| to the Go forward %.3g, cosine %.9f", batch, e, d, cos)
+				}
 			}
 		})
 	}
@@ -370,10 +378,10 @@ func TestExternalData(t *testing.T) {
 		t.Error("no initializer was large enough to go external")
 	}
 	checkONNX(t, ext)
-	if ortAvailable(t) {
-		x := randTensor(rand.New(rand.NewPCG(9, 9)), 7, 3, 8, 8)
-		d, _ := compareORT(t, ext, fwd, []*tensor.Tensor{x}, 1e-4)
-		t.Logf("batch 7 from external data: max |ORT-Go| %.3g", d)
+	x := randTensor(rand.New(rand.NewPCG(9, 9)), 7, 3, 8, 8)
+	for _, e := range engines(t) {
+		d, _ := compareEngine(t, e, ext, fwd, []*tensor.Tensor{x}, 1e-4)
+		t.Logf("batch 7 from external data, %s engine: max |diff| %.3g", e, d)
 	}
 }
 

@@ -208,10 +208,11 @@ var opCases = []opCase{
 }
 
 // TestOpConformance exports every engine op alone, checks each file with
-// onnx.checker, and runs it in ONNX Runtime on random inputs at batch 1 and
-// 5 against the Go kernel: |ORT - Go| <= 1e-4 + 1e-5*|Go| element-wise.
+// onnx.checker, and runs it in ONNX Runtime and on the Go engine (through
+// the ONNX importer) on random inputs at batch 1 and 5 against the Go
+// kernel: |engine - Go| <= 1e-4 + 1e-5*|Go| element-wise.
 func TestOpConformance(t *testing.T) {
-	haveORT := ortAvailable(t)
+	engs := engines(t)
 	dir := t.TempDir()
 	var paths []string
 	covered := map[string]bool{}
@@ -245,17 +246,16 @@ func TestOpConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		paths = append(paths, path)
-		if !haveORT {
-			continue
-		}
 		rng := rand.New(rand.NewPCG(uint64(i), 2))
 		for _, batch := range []int{1, 5} {
 			var xs []*tensor.Tensor
 			for _, s := range c.in {
 				xs = append(xs, randTensor(rng, append([]int{batch}, s[1:]...)...))
 			}
-			if err := compareOp(t, path, fwd, xs); err != nil {
-				t.Errorf("%s at batch %d: %v", c.name, batch, err)
+			for _, e := range engs {
+				if err := compareOp(t, e, path, fwd, xs); err != nil {
+					t.Errorf("%s at batch %d on %s: %v", c.name, batch, e, err)
+				}
 			}
 		}
 	}
@@ -269,15 +269,15 @@ func TestOpConformance(t *testing.T) {
 		}
 	}
 	sort.Strings(missing)
-	t.Logf("%d cases over %d engine ops exported; ONNX Runtime compared: %v", len(opCases), len(covered), haveORT)
+	t.Logf("%d cases over %d engine ops exported and run on %v", len(opCases), len(covered), engs)
 	if len(missing) > 0 {
 		t.Errorf("mapped ops without a conformance case: %v", missing)
 	}
 }
 
 // compareOp is the element-wise per-op check.
-func compareOp(t *testing.T, path string, fwd func(*autograd.Tape, []*autograd.Var) []*autograd.Var, xs []*tensor.Tensor) error {
-	s, err := runtime.Open(path, runtime.Options{IntraOpThreads: 1})
+func compareOp(t *testing.T, engine, path string, fwd func(*autograd.Tape, []*autograd.Var) []*autograd.Var, xs []*tensor.Tensor) error {
+	s, err := runtime.OpenEngine(path, engine, runtime.Options{IntraOpThreads: 1})
 	if err != nil {
 		return err
 	}
@@ -296,12 +296,12 @@ func compareOp(t *testing.T, path string, fwd func(*autograd.Tape, []*autograd.V
 		return err
 	}
 	if !slices.Equal(got[0].Shape, want.Shape) && !(len(want.Shape) == 0 && len(got[0].Shape) == 0) {
-		return fmt.Errorf("ORT shape %v, Go shape %v", got[0].Shape, want.Shape)
+		return fmt.Errorf("engine shape %v, Go forward shape %v", got[0].Shape, want.Shape)
 	}
 	for j := range g {
 		a, b := float64(g[j]), float64(want.Data[j])
 		if d := math.Abs(a - b); !(d <= 1e-4+1e-5*math.Abs(b)) {
-			return fmt.Errorf("element %d: ORT %v, Go %v (|diff| %.3g)", j, a, b, d)
+			return fmt.Errorf("element %d: engine %v, Go forward %v (|diff| %.3g)", j, a, b, d)
 		}
 	}
 	return nil

@@ -73,10 +73,15 @@ func ReadModelInfo(data []byte) (*ModelInfo, error) {
 	if err := proto.Unmarshal(data, m); err != nil {
 		return nil, fmt.Errorf("not an ONNX model (protobuf decode: %v)", err)
 	}
-	g := m.GetGraph()
-	if g == nil {
+	if m.GetGraph() == nil {
 		return nil, fmt.Errorf("not an ONNX model (no graph)")
 	}
+	return modelInfo(m), nil
+}
+
+// modelInfo lists a decoded model's inputs, outputs and metadata.
+func modelInfo(m *onnxpb.ModelProto) *ModelInfo {
+	g := m.GetGraph()
 	info := &ModelInfo{Metadata: map[string]string{}}
 	for _, op := range m.GetOpsetImport() {
 		if d := op.GetDomain(); d == "" || d == "ai.onnx" {
@@ -98,7 +103,7 @@ func ReadModelInfo(data []byte) (*ModelInfo, error) {
 	for _, v := range g.GetOutput() {
 		info.Outputs = append(info.Outputs, valueInfo(v))
 	}
-	return info, nil
+	return info
 }
 
 // ReadModelInfoFile is ReadModelInfo on a file.

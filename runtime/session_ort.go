@@ -311,31 +311,6 @@ func (s *Session) Run(inputs ...*Tensor) ([]*Tensor, error) {
 	return res, nil
 }
 
-// checkInput compares a tensor with the declared input, so that a wrong
-// shape or type gets a message naming both rather than ORT's.
-func checkInput(vi ValueInfo, t *Tensor) error {
-	if vi.Kind != "tensor" {
-		return fmt.Errorf("has type %s; only tensor inputs are supported", vi.Kind)
-	}
-	if err := t.Validate(); err != nil {
-		return err
-	}
-	if t.DType != vi.DType {
-		return fmt.Errorf("model wants %v, got %v %v", vi.DType, t.DType, t.Shape)
-	}
-	if vi.Shape == nil {
-		return nil
-	}
-	ok := len(vi.Shape) == len(t.Shape)
-	for i := 0; ok && i < len(t.Shape); i++ {
-		ok = vi.Shape[i] < 0 || vi.Shape[i] == t.Shape[i]
-	}
-	if !ok {
-		return fmt.Errorf("shape %v does not match the model's %v", t.Shape, vi)
-	}
-	return nil
-}
-
 func ortShape(s []int) ort.Shape {
 	out := make(ort.Shape, len(s))
 	for i, d := range s {

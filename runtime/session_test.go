@@ -380,3 +380,64 @@ func TestHalfToFloat32(t *testing.T) {
 		t.Error("inf/nan")
 	}
 }
+
+// TestGoSession runs the hand-worked model on the Go engine, through
+// OpenEngine, and checks its refusals.
+func TestGoSession(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gemm_relu.onnx")
+	if err := os.WriteFile(path, gemmReluModel(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e, err := OpenEngine(path, EngineGo, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Metadata()["sslzoo.test"] != "gemm" || fmt.Sprint(e.Inputs()) != "[x float32 [batch 3]]" {
+		t.Errorf("metadata %v inputs %v", e.Metadata(), e.Inputs())
+	}
+	out, err := e.Run(NewTensor([]int{2, 3}, []float32{1, 1, 1, -1, 0, 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Close(out[0], NewTensor([]int{2, 2}, []float32{6.5, 0, 5.5, 0}), 1e-6, 0); err != nil {
+		t.Fatalf("%v: got %v", err, out[0].Data)
+	}
+	if _, err := e.Run(NewTensor([]int{2, 4}, make([]float32, 8))); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Errorf("wrong shape: %v", err)
+	}
+	if _, err := OpenEngine(path, "tpu", Options{}); err == nil {
+		t.Error("unknown engine accepted")
+	}
+
+	garbage := filepath.Join(dir, "garbage.onnx")
+	os.WriteFile(garbage, []byte("\x0a\xff\xff"), 0o644)
+	unknown := filepath.Join(dir, "unknown.onnx")
+	os.WriteFile(unknown, model(&onnxpb.GraphProto{
+		Name: proto.String("unknown"),
+		Node: []*onnxpb.NodeProto{
+			node("NoSuchOp", []string{"x"}, []string{"h"}),
+			node("AlsoMissing", []string{"h"}, []string{"y"}),
+		},
+		Input:  []*onnxpb.ValueInfoProto{tensorValue("x", Float32, dims(1))},
+		Output: []*onnxpb.ValueInfoProto{tensorValue("y", Float32, dims(1))},
+	}, nil), 0o644)
+	int32In := filepath.Join(dir, "int32.onnx")
+	os.WriteFile(int32In, model(&onnxpb.GraphProto{
+		Name:   proto.String("int32"),
+		Node:   []*onnxpb.NodeProto{node("Identity", []string{"x"}, []string{"y"})},
+		Input:  []*onnxpb.ValueInfoProto{tensorValue("x", Int32, dims(1))},
+		Output: []*onnxpb.ValueInfoProto{tensorValue("y", Int32, dims(1))},
+	}, nil), 0o644)
+	for _, c := range []struct{ path, want string }{
+		{garbage, "not an ONNX model"},
+		{unknown, "ops not supported by the Go engine: AlsoMissing, NoSuchOp"},
+		{int32In, "float32 and int64"},
+		{filepath.Join(dir, "missing.onnx"), "no such file"},
+	} {
+		_, err := OpenGo(c.path)
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("OpenGo(%s): %v, want one line containing %q", filepath.Base(c.path), err, c.want)
+		}
+	}
+}

@@ -1,0 +1,299 @@
+package runtime
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/sslzoo/sslzoo/autograd"
+	"github.com/sslzoo/sslzoo/export/onnxpb"
+	"github.com/sslzoo/sslzoo/tensor"
+)
+
+// GoSession runs an ONNX model on sslzoo's own engine: each ONNX node is
+// executed with the autograd kernels (in NoGrad mode), so no ONNX Runtime is
+// needed. It supports the ONNX ops sslzoo exports plus the common shape and
+// element-wise ops around them, float32 data and int64 shape/index tensors;
+// OpenGo rejects anything else with a message that lists what is missing.
+//
+// A GoSession is safe for concurrent use: every Run gets its own tape.
+type GoSession struct {
+	name  string
+	info  *ModelInfo
+	opset int64
+	inits map[string]*gval
+	nodes []*gnode
+}
+
+// gval is a value flowing through the graph: float32 data in f, or int64
+// data (shapes, indices) in i.
+type gval struct {
+	f *tensor.Tensor
+	i *itensor
+}
+
+type itensor struct {
+	shape []int
+	data  []int64
+}
+
+func (v *gval) shape() []int {
+	if v.f != nil {
+		return v.f.Shape
+	}
+	return v.i.shape
+}
+
+type gnode struct {
+	op    string
+	name  string
+	in    []string
+	out   []string
+	attrs map[string]*onnxpb.AttributeProto
+	impl  *goOp
+}
+
+// gctx is the per-Run state an op sees.
+type gctx struct {
+	tp    *autograd.Tape
+	opset int64
+}
+
+type goOp struct {
+	// check validates a node's static attributes at load time (nil: none).
+	check func(n *gnode, opset int64) error
+	run   func(c *gctx, n *gnode, in []*gval) ([]*gval, error)
+}
+
+// OpenGo loads an ONNX file for the Go engine.
+func OpenGo(path string) (*GoSession, error) {
+	m, err := onnxpb.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("open model: %w", err)
+	}
+	return newGoSession(path, m)
+}
+
+// OpenGoModel loads an in-memory ONNX model for the Go engine.
+func OpenGoModel(name string, m *onnxpb.ModelProto) (*GoSession, error) {
+	return newGoSession(name, m)
+}
+
+func newGoSession(name string, m *onnxpb.ModelProto) (*GoSession, error) {
+	if m.GetGraph() == nil {
+		return nil, fmt.Errorf("model %s: not an ONNX model (no graph)", name)
+	}
+	info := modelInfo(m)
+	s := &GoSession{name: name, info: info, opset: info.Opset, inits: map[string]*gval{}}
+	if s.opset == 0 {
+		return nil, fmt.Errorf("model %s imports no default-domain opset", name)
+	}
+	for _, v := range info.Inputs {
+		if v.Kind != "tensor" || (v.DType != Float32 && v.DType != Int64) {
+			return nil, fmt.Errorf("model %s: input %v: the Go engine takes float32 and int64 tensors only", name, v)
+		}
+	}
+	for _, v := range info.Outputs {
+		if v.Kind != "tensor" || (v.DType != Float32 && v.DType != Int64) {
+			return nil, fmt.Errorf("model %s: output %v: the Go engine returns float32 and int64 tensors only", name, v)
+		}
+	}
+	g := m.GetGraph()
+	for _, tp := range g.GetInitializer() {
+		v, err := valueFromProto(tp)
+		if err != nil {
+			return nil, fmt.Errorf("model %s: initializer: %w", name, err)
+		}
+		s.inits[tp.GetName()] = v
+	}
+	if len(g.GetSparseInitializer()) > 0 {
+		return nil, fmt.Errorf("model %s: sparse initializers are not supported by the Go engine", name)
+	}
+	var missing []string
+	var problems []string
+	for i, np := range g.GetNode() {
+		n := &gnode{op: np.GetOpType(), name: np.GetName(), in: np.GetInput(), out: np.GetOutput(), attrs: map[string]*onnxpb.AttributeProto{}}
+		if n.name == "" {
+			n.name = fmt.Sprintf("#%d", i)
+		}
+		for _, a := range np.GetAttribute() {
+			n.attrs[a.GetName()] = a
+		}
+		if d := np.GetDomain(); d != "" && d != "ai.onnx" {
+			missing = append(missing, d+"."+n.op)
+			continue
+		}
+		op, ok := goOps[n.op]
+		if !ok {
+			missing = append(missing, n.op)
+			continue
+		}
+		n.impl = op
+		if op.check != nil {
+			if err := op.check(n, s.opset); err != nil {
+				problems = append(problems, fmt.Sprintf("%s node %s: %v", n.op, n.name, err))
+			}
+		}
+		s.nodes = append(s.nodes, n)
+	}
+	if len(missing) == 0 {
+		// Element types, so that unsupported ones are refused now rather
+		// than halfway through a Run.
+		types := map[string]DType{}
+		for _, v := range info.Inputs {
+			types[v.Name] = v.DType
+		}
+		for k, v := range s.inits {
+			types[k] = Float32
+			if v.i != nil {
+				types[k] = Int64
+			}
+		}
+		for _, n := range s.nodes {
+			in := make([]DType, len(n.in))
+			for j, name := range n.in {
+				if name != "" {
+					t, ok := types[name]
+					if !ok {
+						problems = append(problems, fmt.Sprintf("%s node %s: input %q is not defined before use", n.op, n.name, name))
+						continue
+					}
+					in[j] = t
+				}
+			}
+			out, err := inferTypes(n, in)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s node %s: %v", n.op, n.name, err))
+				continue
+			}
+			for j, name := range n.out {
+				types[name] = out[j]
+			}
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		missing = slices.Compact(missing)
+		return nil, fmt.Errorf("model %s: ops not supported by the Go engine: %s", name, strings.Join(missing, ", "))
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("model %s: %s", name, strings.Join(problems, "; "))
+	}
+	return s, nil
+}
+
+func valueFromProto(tp *onnxpb.TensorProto) (*gval, error) {
+	t, err := TensorFromProto(tp)
+	if err != nil {
+		return nil, err
+	}
+	return valueFromTensor(t, fmt.Sprintf("tensor %q", tp.GetName()))
+}
+
+func valueFromTensor(t *Tensor, what string) (*gval, error) {
+	switch d := t.Data.(type) {
+	case []float32:
+		return &gval{f: &tensor.Tensor{Shape: slices.Clone(t.Shape), Data: d}}, nil
+	case []int64:
+		return &gval{i: &itensor{shape: slices.Clone(t.Shape), data: d}}, nil
+	}
+	return nil, fmt.Errorf("%s is %v; the Go engine handles float32 and int64", what, t.DType)
+}
+
+// Name is the model's file name.
+func (s *GoSession) Name() string { return s.name }
+
+// Inputs lists the model's inputs in the order Run expects them.
+func (s *GoSession) Inputs() []ValueInfo { return s.info.Inputs }
+
+// Outputs lists the model's outputs in the order Run returns them.
+func (s *GoSession) Outputs() []ValueInfo { return s.info.Outputs }
+
+// Metadata is the model's metadata_props.
+func (s *GoSession) Metadata() map[string]string { return s.info.Metadata }
+
+// Close releases nothing: the Go engine holds only Go memory.
+func (s *GoSession) Close() error { return nil }
+
+// Run executes the graph on one tensor per input (float32 or int64, in
+// Inputs order) and returns every output, copied out of the engine.
+func (s *GoSession) Run(inputs ...*Tensor) (out []*Tensor, err error) {
+	if len(inputs) != len(s.info.Inputs) {
+		return nil, fmt.Errorf("model %s takes %d inputs (%v), got %d", s.name, len(s.info.Inputs), s.info.Inputs, len(inputs))
+	}
+	vals := make(map[string]*gval, len(s.inits)+len(s.nodes))
+	for k, v := range s.inits {
+		vals[k] = v
+	}
+	for i, t := range inputs {
+		vi := s.info.Inputs[i]
+		if err := checkInput(vi, t); err != nil {
+			return nil, fmt.Errorf("model %s: input %s: %w", s.name, vi.Name, err)
+		}
+		v, err := valueFromTensor(t, "input "+vi.Name)
+		if err != nil {
+			return nil, err
+		}
+		vals[vi.Name] = v
+	}
+	c := &gctx{tp: autograd.NewTape(), opset: s.opset}
+	defer c.tp.Reset()
+	var current *gnode
+	var runErr error
+	err = autograd.Catch(func() {
+		c.tp.NoGrad(func() {
+			for _, n := range s.nodes {
+				current = n
+				in := make([]*gval, len(n.in))
+				for j, name := range n.in {
+					if name == "" {
+						continue
+					}
+					v, ok := vals[name]
+					if !ok {
+						runErr = fmt.Errorf("input %q is not computed before use", name)
+						return
+					}
+					in[j] = v
+				}
+				var res []*gval
+				if res, runErr = n.impl.run(c, n, in); runErr != nil {
+					return
+				}
+				for j, name := range n.out {
+					if name != "" && j < len(res) {
+						vals[name] = res[j]
+					}
+				}
+			}
+			current = nil
+		})
+	})
+	if err == nil {
+		err = runErr
+	}
+	if err != nil {
+		if current != nil {
+			return nil, fmt.Errorf("model %s: %s node %s: %w", s.name, current.op, current.name, err)
+		}
+		return nil, fmt.Errorf("model %s: %w", s.name, err)
+	}
+	out = make([]*Tensor, len(s.info.Outputs))
+	for i, vi := range s.info.Outputs {
+		v, ok := vals[vi.Name]
+		if !ok {
+			return nil, fmt.Errorf("model %s: output %s was never computed", s.name, vi.Name)
+		}
+		// Copy: the data may live in the tape's pool, recycled on Reset.
+		if v.f != nil {
+			out[i] = NewTensor(v.f.Shape, slices.Clone(v.f.Data))
+		} else {
+			out[i] = NewTensor(v.i.shape, slices.Clone(v.i.data))
+		}
+		if out[i].Shape == nil {
+			out[i].Shape = []int{}
+		}
+	}
+	return out, nil
+}
