@@ -89,6 +89,7 @@ func NewBYOL(cfg BYOLConfig, backbone Encoder, rng *rand.Rand) (*BYOL, error) {
 func (m *BYOL) Name() string            { return "byol" }
 func (m *BYOL) Backbone() Encoder       { return m.Encoder }
 func (m *BYOL) Optimizer() nn.Optimizer { return m.opt }
+func (m *BYOL) Configuration() any      { return m.Config }
 
 // TargetMomentum is the EMA momentum applied after iteration step.
 func (m *BYOL) TargetMomentum(step int64) float64 { return m.ema.Momentum(int(step)) }

@@ -46,6 +46,9 @@ type Method interface {
 	// Steps is the number of completed iterations; the schedules read it,
 	// and it is saved in the state as "steps".
 	Steps() int64
+	// Configuration is the method's config struct (e.g. SimCLRConfig), for
+	// recording with a checkpoint; it marshals to JSON.
+	Configuration() any
 }
 
 // OptimConfig is a method's optimizer and learning-rate schedule: linear

@@ -112,6 +112,7 @@ func NewMoCoV2(cfg MoCoV2Config, backbone Encoder, rng *rand.Rand) (*MoCoV2, err
 func (m *MoCoV2) Name() string            { return "mocov2" }
 func (m *MoCoV2) Backbone() Encoder       { return m.Encoder }
 func (m *MoCoV2) Optimizer() nn.Optimizer { return m.opt }
+func (m *MoCoV2) Configuration() any      { return m.Config }
 
 // Step runs one MoCo v2 iteration: views[0] are the queries, views[1] the
 // keys. As in the reference, the key encoder moves first, then the loss is

@@ -127,6 +127,7 @@ func NewMoCoV3(cfg MoCoV3Config, backbone Encoder, rng *rand.Rand) (*MoCoV3, err
 func (m *MoCoV3) Name() string            { return "mocov3" }
 func (m *MoCoV3) Backbone() Encoder       { return m.Encoder }
 func (m *MoCoV3) Optimizer() nn.Optimizer { return m.opt }
+func (m *MoCoV3) Configuration() any      { return m.Config }
 
 // TargetMomentum is the momentum applied at the start of iteration step.
 func (m *MoCoV3) TargetMomentum(step int64) float64 { return m.ema.Momentum(int(step)) }

@@ -68,6 +68,7 @@ func NewSimCLR(cfg SimCLRConfig, backbone Encoder, rng *rand.Rand) (*SimCLR, err
 func (m *SimCLR) Name() string            { return "simclr" }
 func (m *SimCLR) Backbone() Encoder       { return m.Encoder }
 func (m *SimCLR) Optimizer() nn.Optimizer { return m.opt }
+func (m *SimCLR) Configuration() any      { return m.Config }
 
 // Step runs one SimCLR iteration on two views. Both views go through the
 // encoder as one batch, as in the reference implementation, so BatchNorm

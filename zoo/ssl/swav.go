@@ -104,6 +104,7 @@ func NewSwAV(cfg SwAVConfig, backbone Encoder, rng *rand.Rand) (*SwAV, error) {
 func (m *SwAV) Name() string            { return "swav" }
 func (m *SwAV) Backbone() Encoder       { return m.Encoder }
 func (m *SwAV) Optimizer() nn.Optimizer { return m.opt }
+func (m *SwAV) Configuration() any      { return m.Config }
 
 // PrototypesFrozen reports whether the prototypes are held fixed at
 // iteration step.
