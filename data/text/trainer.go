@@ -34,7 +34,8 @@ type TrainConfig struct {
 	// than this (0 means 2: a merge seen once never pays).
 	MinFrequency int
 	Score        Score
-	// Basic splits training text into words; use the tokenizer's.
+	// Basic splits training text into words: use the tokenizer's
+	// (DefaultConfig().Basic for uncased BERT; the zero value is cased).
 	Basic Basic
 	// MaxCharsPerWord skips longer words (the tokenizer maps them to
 	// [UNK]); 0 means 100.
