@@ -80,6 +80,24 @@ for name in ["rgb", "gray", "ramp"]:
             add("resized_crop", name, {"top": top, "left": left, "h": h, "w": w,
                                        "oh": oh, "ow": ow, "antialias": aa}, out)
 
+# The same crops on PIL images (uint8), which is what torchvision pipelines
+# over torchvision.datasets (FashionMNIST, CIFAR10, ImageFolder) resize:
+# PIL's own antialiased bilinear filter, rounded to uint8. The Go side feeds
+# the same uint8 values (as v/255) and compares after rounding to 1/255.
+from PIL import Image as PILImage  # noqa: E402
+
+for name in ["rgb", "gray", "ramp"]:
+    x = inputs[name]
+    u8 = (x * 255).round().to(torch.uint8)
+    mode = "L" if x.shape[0] == 1 else "RGB"
+    pil = PILImage.fromarray(u8[0].numpy() if mode == "L" else u8.permute(1, 2, 0).numpy(), mode)
+    H, W = x.shape[1:]
+    for top, left, h, w, oh, ow in [(1, 2, 5, 6, 12, 10), (0, 0, H, W, 4, 5), (2, 1, 6, 8, 9, 4), (0, 0, H, W, 32, 32)]:
+        out = F.resized_crop(pil, top, left, h, w, [oh, ow], interpolation=InterpolationMode.BILINEAR)
+        t = F.pil_to_tensor(out).float() / 255
+        cases.append({"op": "pil_resized_crop", "input": name, "args": {"top": top, "left": left, "h": h, "w": w, "oh": oh, "ow": ow},
+                      "in_u8": u8.flatten().tolist(), "shape": list(t.shape), "out": t.flatten().tolist()})
+
 x = inputs["special"]
 for h in [-0.5, -0.2, 0.0, 0.3, 0.5]:
     add("hue", "special", {"factor": h}, F.adjust_hue(x, h))
