@@ -183,8 +183,21 @@ func Sinkhorn(scores *tensor.Tensor, eps float32, iters int) (*tensor.Tensor, er
 	out := tensor.New(b, k)
 	for i, v := range q {
 		out.Data[i] = float32(v * float64(b))
+		// A prototype whose every score sits more than ~745*eps below the
+		// maximum gets no mass at all and the normalisation divides by 0.
+		if math.IsNaN(float64(out.Data[i])) || math.IsInf(float64(out.Data[i]), 0) {
+			return nil, fmt.Errorf("sinkhorn: epsilon %g is too small for scores spanning %v: assignments underflow", eps, scoreRange(scores.Data))
+		}
 	}
 	return out, nil
+}
+
+func scoreRange(x []float32) [2]float32 {
+	lo, hi := x[0], x[0]
+	for _, v := range x {
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	return [2]float32{lo, hi}
 }
 
 // SwAVLossConfig holds the swapped-prediction settings.

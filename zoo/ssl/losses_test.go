@@ -236,6 +236,10 @@ func TestLossShapeErrors(t *testing.T) {
 	if _, err := Sinkhorn(nan, 0.05, 3); err == nil {
 		t.Error("sinkhorn on NaN scores: no error")
 	}
+	wide := tensor.FromSlice([]float32{1, -1, 1, -1}, 2, 2)
+	if _, err := Sinkhorn(wide, 1e-3, 3); err == nil {
+		t.Error("sinkhorn with underflowing assignments: no error")
+	}
 	if _, _, err := SwAVLoss(tp, autograd.Const(tensor.New(6, 3)), nil, SwAVLossConfig{Batch: 4, AssignCrops: []int{0}, Temperature: 0.1, Epsilon: 0.05, Iterations: 3}); err == nil {
 		t.Error("swav with rows not a multiple of the batch: no error")
 	}
