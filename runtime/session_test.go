@@ -441,3 +441,44 @@ func TestGoSession(t *testing.T) {
 		}
 	}
 }
+
+// TestBatcher: batched runs on a worker pool give the same rows as one run,
+// on every available engine, and output errors name the rows.
+func TestBatcher(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gemm_relu.onnx")
+	if err := os.WriteFile(path, gemmReluModel(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kinds := []string{EngineGo}
+	if Available() == nil {
+		kinds = append(kinds, EngineORT)
+	}
+	x := NewTensor([]int{10, 3}, make([]float32, 30))
+	for i := range 30 {
+		x.Data.([]float32)[i] = float32(i%7) - 3
+	}
+	for _, k := range kinds {
+		e, err := OpenEngine(path, k, Options{IntraOpThreads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := e.Run(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range []Batcher{{Engine: e, Size: 3, Workers: 2}, {Engine: e, Size: 4, Workers: 8}, {Engine: e}} {
+			got, err := b.Run(x)
+			if err != nil {
+				t.Fatalf("%s %+v: %v", k, b, err)
+			}
+			if err := Close(got[0], want[0], 0, 0); err != nil {
+				t.Errorf("%s size %d workers %d: %v", k, b.Size, b.Workers, err)
+			}
+		}
+		bad := Batcher{Engine: e, Size: 4, Workers: 2}
+		if _, err := bad.Run(NewTensor([]int{5, 2}, make([]float32, 10))); err == nil || !strings.Contains(err.Error(), "rows 0-4") {
+			t.Errorf("%s: bad input error %v should name the rows", k, err)
+		}
+		e.Close()
+	}
+}
