@@ -170,16 +170,11 @@ func AdjustHue(m *Image, factor float64) error {
 	return nil
 }
 
-// pyMod1 is Python's x % 1.0 (result in [0,1) for finite x).
+// pyMod1 is torch's x % 1.0 (remainder: x - floor(x), in float32).
+// Subtracting the integer part is exact for x >= 0; for negative x the
+// float32 rounding of x + n is torch's too.
 func pyMod1(x float32) float32 {
-	r := float32(math.Mod(float64(x), 1))
-	if r < 0 {
-		r++
-		if r >= 1 { // -tiny % 1 rounds up to 1 in float32
-			r = 0
-		}
-	}
-	return r
+	return x - float32(math.Floor(float64(x)))
 }
 
 func rgbToHSV(r, g, b float32) (h, s, v float32) {
@@ -201,7 +196,10 @@ func rgbToHSV(r, g, b float32) (h, s, v float32) {
 	default:
 		h = 4 + gc - rc
 	}
-	h = float32(math.Mod(float64(h/6+1), 1))
+	// torch.fmod(h/6 + 1, 1): the argument is in [0, 2), so fmod is the
+	// exact subtraction of its integer part.
+	h = h/6 + 1
+	h -= float32(math.Floor(float64(h)))
 	return h, s, maxc
 }
 
