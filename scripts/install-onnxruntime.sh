@@ -12,7 +12,23 @@
 #
 # Idempotent: when the cached file already has the right hash, it prints the
 # path and does nothing else. Prints the library path on stdout on success.
+#
+# With --node it also installs the npm package itself (and its one
+# dependency, onnxruntime-common) under .../1.30.0/node/node_modules, with
+# --ignore-scripts, so that tests can run exported models from JavaScript
+# (scripts/ort-node-run.js) as "another stack" would.
 set -euo pipefail
+
+with_node=0
+for arg in "$@"; do
+	case $arg in
+	--node) with_node=1 ;;
+	*)
+		printf 'usage: %s [--node]\n' "$0" >&2
+		exit 2
+		;;
+	esac
+done
 
 version=1.30.0
 member=package/bin/napi-v6/linux/x64/libonnxruntime.so.1
@@ -35,7 +51,42 @@ dest=$dir/libonnxruntime.so.1
 
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }
 
+# install_node puts onnxruntime-node into $dir/node (idempotent) and checks
+# that the library it carries is the pinned one.
+install_node() {
+	local prefix=$dir/node
+	local pkg=$prefix/node_modules/onnxruntime-node
+	if [[ -f $pkg/package.json ]] && grep -q "\"version\": \"$version\"" "$pkg/package.json" &&
+		[[ $(sha_of "$pkg/bin/napi-v6/linux/x64/libonnxruntime.so.1") == "$want_sha" ]]; then
+		return 0
+	fi
+	if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+		say "--node needs node and npm on PATH (Debian: apt-get install nodejs npm)"
+		exit 1
+	fi
+	# Install into a temporary prefix, verify, then swap it in.
+	local tmp
+	tmp=$(mktemp -d "$dir/.node.XXXXXX")
+	say "installing onnxruntime-node@$version (npm install --ignore-scripts)"
+	if ! npm install --prefix "$tmp" --ignore-scripts --no-audit --no-fund --silent "onnxruntime-node@$version" >&2; then
+		rm -rf "$tmp"
+		say "npm install onnxruntime-node@$version failed"
+		exit 1
+	fi
+	local lib=$tmp/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1
+	if [[ ! -f $lib ]] || [[ $(sha_of "$lib") != "$want_sha" ]]; then
+		rm -rf "$tmp"
+		say "the onnxruntime-node package does not carry the expected libonnxruntime.so.1 (sha256 $want_sha); not installing"
+		exit 1
+	fi
+	rm -rf "$prefix"
+	mv "$tmp" "$prefix"
+}
+
 if [[ -f $dest ]] && [[ $(stat -c %s "$dest") == "$want_size" ]] && [[ $(sha_of "$dest") == "$want_sha" ]]; then
+	if ((with_node)); then
+		install_node
+	fi
 	echo "$dest"
 	exit 0
 fi
@@ -83,4 +134,7 @@ cp "$got" "$tmp"
 chmod 0644 "$tmp"
 mv -f "$tmp" "$dest"
 say "installed ONNX Runtime $version"
+if ((with_node)); then
+	install_node
+fi
 echo "$dest"
