@@ -1,6 +1,7 @@
 package export
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -459,5 +460,45 @@ func TestTraceErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want one containing %q", c.name, err, c.want)
 		}
+	}
+}
+
+// TestImageSpecMetadata: the metadata lands in metadata_props, the file
+// passes the checker, both engines report it, and the preprocessing JSON
+// decodes.
+func TestImageSpecMetadata(t *testing.T) {
+	m, err := zoo.NewResNet(zoo.ResNetConfig{Depth: 18, Stem: "cifar", Width: 0.125}, rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pp := &Preprocess{Channels: "RGB", Size: [2]int{8, 8}, Resize: "bilinear", Crop: "center", Scale: 1.0 / 255,
+		Mean: []float64{0.4914, 0.4822, 0.4465}, Std: []float64{0.247, 0.243, 0.261}}
+	spec, err := ImageSpec("resnet18-cifar", m, 3, 8, 8, Metadata{Method: "simclr", Backbone: "resnet18-cifar",
+		EmbeddingDim: m.FeatureDim(), Version: "0.1.0", WeightsSHA256: strings.Repeat("ab", 32), Preprocess: pp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "m.onnx")
+	if err := Export(spec, path, SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	checkONNX(t, path)
+	for _, e := range engines(t) {
+		s, err := runtime.OpenEngine(path, e, runtime.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		md := s.Metadata()
+		s.Close()
+		var back Preprocess
+		if err := json.Unmarshal([]byte(md["sslzoo.preprocess"]), &back); err != nil || back.Layout != "NCHW" || back.Mean[2] != 0.4465 {
+			t.Errorf("%s: preprocess %q: %v", e, md["sslzoo.preprocess"], err)
+		}
+		if md["sslzoo.embedding_dim"] != fmt.Sprint(m.FeatureDim()) || md["sslzoo.method"] != "simclr" || md["sslzoo.weights_sha256"] == "" {
+			t.Errorf("%s: metadata %v", e, md)
+		}
+	}
+	if _, err := (Metadata{Preprocess: &Preprocess{Mean: []float64{1}}}).Props(); err == nil {
+		t.Error("mismatched mean/std accepted")
 	}
 }
