@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"image"
 	"math"
+	"sync"
+	"sync/atomic"
 
 	"golang.org/x/image/draw"
 )
@@ -45,7 +47,33 @@ func resizedCropInto(dst, src *Image, top, left, h, w int) {
 		}
 		return
 	}
-	draw.BiLinear.Scale(dst, dst.Bounds(), src, sr, draw.Src, nil)
+	scalerFor(dst.W, dst.H, w, h).Scale(dst, dst.Bounds(), src, sr, draw.Src, nil)
+}
+
+// Scalers are cached by (dst, src) size: NewScaler precomputes the kernel
+// weights and pools its temporary buffer, which a one-off Scale recomputes
+// and reallocates per call. Crops of small images repeat a few hundred
+// sizes; the cache stops growing at maxScalers for large, varied images.
+const maxScalers = 4096
+
+var (
+	scalers     sync.Map // [4]int -> draw.Scaler
+	scalerCount atomic.Int32
+)
+
+func scalerFor(dw, dh, sw, sh int) draw.Scaler {
+	key := [4]int{dw, dh, sw, sh}
+	if s, ok := scalers.Load(key); ok {
+		return s.(draw.Scaler)
+	}
+	if scalerCount.Load() >= maxScalers {
+		return draw.BiLinear
+	}
+	s, loaded := scalers.LoadOrStore(key, draw.BiLinear.NewScaler(dw, dh, sw, sh))
+	if !loaded {
+		scalerCount.Add(1)
+	}
+	return s.(draw.Scaler)
 }
 
 // HFlip mirrors the image left to right in place.
