@@ -214,6 +214,12 @@ func DecodeImageFile(path string) (*augment.Image, error) {
 	cr := &countingReader{r: bytes.NewReader(b)}
 	img, format, err := image.Decode(cr)
 	if err != nil {
+		if errors.Is(err, image.ErrFormat) {
+			// Sniffing looks at the first bytes only (the reader's read-ahead
+			// is not where the problem is).
+			return nil, &DecodeError{Path: path, Offset: 0, Size: int64(len(b)),
+				Err: fmt.Errorf("%w: no decoder for a file starting % x", err, b[:min(len(b), 8)])}
+		}
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}

@@ -216,6 +216,10 @@ func TestImageFolderDecodePolicy(t *testing.T) {
 	if de.Offset <= 0 || de.Offset > de.Size {
 		t.Errorf("offset %d of %d", de.Offset, de.Size)
 	}
+	_, _, err = f.Get(1) // a/0-garbage.jpg: no decoder recognises it
+	if !errors.As(err, &de) || de.Offset != 0 || !strings.Contains(err.Error(), "byte offset 0") || !errors.Is(err, image.ErrFormat) {
+		t.Fatalf("garbage file: %v", err)
+	}
 
 	var warned []error
 	f, err = OpenImageFolder(root, FolderOptions{OnDecodeError: SkipOnDecodeError, Warn: func(err error) { warned = append(warned, err) }})
