@@ -502,3 +502,99 @@ func TestImageSpecMetadata(t *testing.T) {
 		t.Error("mismatched mean/std accepted")
 	}
 }
+
+// TestBERTEndToEnd exports a small BERT with int64 inputs input_ids and
+// attention_mask (padding included) and compares both engines with the Go
+// forward at batch 1 and 7. The word embeddings read input_ids, the
+// all-zero token types follow the batch, and the additive attention mask
+// (computed in Go from the ints) is recognised as an affine function of
+// attention_mask.
+func TestBERTEndToEnd(t *testing.T) {
+	cfg := zoo.BERTConfig{VocabSize: 50, Hidden: 32, Layers: 2, Heads: 4, Intermediate: 64, MaxPositions: 16,
+		HiddenDropout: 0.1, AttentionDropout: 0.1, Pooler: true}
+	m, err := zoo.NewBERT(cfg, rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	randomizeState(m, 5)
+	m.SetTraining(false)
+	const seq = 8
+	fwd := func(tp *autograd.Tape, in []*autograd.Var) []*autograd.Var {
+		out := m.Forward(tp, zoo.BERTInput{Batch: in[0].Shape()[0], Seq: seq, IDs: IntsOf(in[0]), Mask: IntsOf(in[1])})
+		return []*autograd.Var{out.Sequence, out.Pooled}
+	}
+	spec := Spec{
+		Name: "bert-test",
+		Inputs: []Input{
+			{Name: "input_ids", Shape: []int{1, seq}, Int: true, Low: 0, High: cfg.VocabSize},
+			{Name: "attention_mask", Shape: []int{1, seq}, Int: true, Low: 0, High: 2},
+		},
+		Outputs: []string{"last_hidden_state", "pooler_output"},
+		Forward: fwd,
+		Module:  m,
+	}
+	path := filepath.Join(t.TempDir(), "bert.onnx")
+	if err := Export(spec, path, SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	checkONNX(t, path)
+	mp, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uses := map[string]bool{}
+	for _, n := range mp.GetGraph().GetNode() {
+		for _, in := range n.GetInput() {
+			uses[in] = true
+		}
+	}
+	for _, v := range mp.GetGraph().GetInput() {
+		if v.GetType().GetTensorType().GetElemType() != int32(onnxpb.TensorProto_INT64) || !uses[v.GetName()] {
+			t.Errorf("input %s: want an int64 input that the graph reads", v.GetName())
+		}
+	}
+	for _, p := range nn.StateOf(m).Params {
+		if !p.Var.RequiresGrad() {
+			t.Fatalf("export left parameter %s frozen", p.Name)
+		}
+	}
+	rng := rand.New(rand.NewPCG(8, 8))
+	for _, batch := range []int{1, 7} {
+		ids, mask := make([]int64, batch*seq), make([]int64, batch*seq)
+		fIDs, fMask := tensor.New(batch, seq), tensor.New(batch, seq)
+		for i := range ids {
+			ids[i] = int64(rng.IntN(cfg.VocabSize))
+			// Sequences of different lengths, padded at the end.
+			if i%seq < seq-(i/seq)%4 {
+				mask[i] = 1
+			}
+			fIDs.Data[i], fMask.Data[i] = float32(ids[i]), float32(mask[i])
+		}
+		want := goForward(t, fwd, []*tensor.Tensor{fIDs, fMask})
+		for _, e := range engines(t) {
+			s, err := runtime.OpenEngine(path, e, runtime.Options{IntraOpThreads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Run(runtime.NewTensor([]int{batch, seq}, ids), runtime.NewTensor([]int{batch, seq}, mask))
+			s.Close()
+			if err != nil {
+				t.Fatalf("%s: %v", e, err)
+			}
+			for o, w := range want {
+				g, _ := got[o].Float32s()
+				if !slices.Equal(got[o].Shape, w.Shape) {
+					t.Fatalf("%s output %d: shape %v, want %v", e, o, got[o].Shape, w.Shape)
+				}
+				var diff float64
+				for j := range g {
+					diff = max(diff, math.Abs(float64(g[j]-w.Data[j])))
+				}
+				if !(diff <= 1e-4) {
+					t.Errorf("%s batch %d output %s: max |diff| %.3g", e, batch, spec.Outputs[o], diff)
+				}
+				t.Logf("batch %d, %s engine, %s: max |diff| to the Go forward %.3g", batch, e, spec.Outputs[o], diff)
+			}
+		}
+	}
+}

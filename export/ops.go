@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/sslzoo/sslzoo/export/onnxpb"
 )
@@ -352,29 +353,25 @@ func l2Normalize(c *ctx) error {
 	return c.emitOut("Div", []string{c.in[0], n})
 }
 
-// reshape writes a target shape that holds in both traces: static
-// dimensions as numbers, a batch-following dimension as 0 (copy the input's)
-// when it sits where the input's does, else as -1.
-func reshape(c *ctx) error {
-	want, err := attr[[]int](c, "shape")
-	if err != nil {
-		return err
-	}
-	inA, inB := c.inShape(0), c.twin.Inputs[0].Value.Shape
-	outA, outB := c.n.Outputs[0].Value.Shape, c.twin.Outputs[0].Value.Shape
-	if len(outA) != len(outB) || len(want) != len(outA) {
-		return fmt.Errorf("reshape to %v has rank %d at batch %d but %v at batch %d", want, len(outA), traceBatches[0], outB, traceBatches[1])
+// reshapeTarget is a Reshape target that holds in both traces (input
+// shapes inA/inB, outputs outA/outB): static dimensions as numbers, a
+// batch-following dimension as 0 (copy the input's) when it sits where the
+// input's does, else as -1. want is the caller's requested shape (its -1
+// is kept), or nil.
+func reshapeTarget(inA, inB, outA, outB, want []int) ([]int64, error) {
+	if len(outA) != len(outB) || (want != nil && len(want) != len(outA)) {
+		return nil, fmt.Errorf("reshape to %v has rank %d at batch %d but %v at batch %d", want, len(outA), traceBatches[0], outB, traceBatches[1])
 	}
 	target := make([]int64, len(outA))
 	free := 0
 	for i := range outA {
 		switch {
-		case want[i] == -1:
+		case want != nil && want[i] == -1:
 			target[i] = -1
 		case outA[i] == outB[i]:
 			target[i] = int64(outA[i])
 			if outA[i] == 0 {
-				return errors.New("reshape to an empty dimension is not exported")
+				return nil, errors.New("reshape to an empty dimension is not exported")
 			}
 			continue
 		case i < len(inA) && i < len(inB) && inA[i] == outA[i] && inB[i] == outB[i]:
@@ -386,7 +383,20 @@ func reshape(c *ctx) error {
 		free++
 	}
 	if free > 1 {
-		return fmt.Errorf("reshape %v -> %v has %d dimensions that follow the batch; ONNX Reshape allows one -1", inA, outA, free)
+		return nil, fmt.Errorf("reshape %v -> %v has %d dimensions that follow the batch; ONNX Reshape allows one -1", inA, outA, free)
+	}
+	return target, nil
+}
+
+// reshape exports Reshape with a batch-independent target.
+func reshape(c *ctx) error {
+	want, err := attr[[]int](c, "shape")
+	if err != nil {
+		return err
+	}
+	target, err := reshapeTarget(c.inShape(0), c.twin.Inputs[0].Value.Shape, c.n.Outputs[0].Value.Shape, c.twin.Outputs[0].Value.Shape, want)
+	if err != nil {
+		return err
 	}
 	return c.emitOut("Reshape", []string{c.in[0], c.b.constI64([]int{len(target)}, target...)})
 }
@@ -445,9 +455,10 @@ func gather(c *ctx) error {
 	return c.emitOut("Gather", []string{c.in[0], c.b.constI64([]int{len(idx)}, int64s(idx)...)}, aInt("axis", axis))
 }
 
-// embedding with ids fixed at trace time (e.g. position ids) is a Gather of
-// constant indices; ids that come from a model input need an int64 graph
-// input, which Spec does not declare yet.
+// embedding is a Gather from the table. Its ids are an int graph input
+// (matched by value in both traces), the same constants in both traces
+// (e.g. position ids), or one repeated value whose shape follows the batch
+// (e.g. all-zero token types).
 func embedding(c *ctx) error {
 	ids, err := attr[[]int](c, "ids")
 	if err != nil {
@@ -457,5 +468,26 @@ func embedding(c *ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.emitOut("Gather", []string{c.in[0], c.b.constI64(shape, int64s(ids)...)}, aInt("axis", 0))
+	idsB, _ := c.twin.Attrs["ids"].([]int)
+	shapeB, _ := c.twin.Attrs["shape"].([]int)
+	if i := c.intInput(ids, idsB); i >= 0 {
+		x := c.s.Inputs[i].Name
+		inA, inB := c.traced[0].inputs[i].Value.Shape, c.traced[1].inputs[i].Value.Shape
+		if !slices.Equal(inA, shape) {
+			target, err := reshapeTarget(inA, inB, shape, shapeB, nil)
+			if err != nil {
+				return err
+			}
+			x = c.b.op1("Reshape", []string{x, c.b.constI64([]int{len(target)}, target...)})
+		}
+		return c.emitOut("Gather", []string{c.in[0], x}, aInt("axis", 0))
+	}
+	if slices.Equal(ids, idsB) && slices.Equal(shape, shapeB) {
+		return c.emitOut("Gather", []string{c.in[0], c.b.constI64(shape, int64s(ids)...)}, aInt("axis", 0))
+	}
+	idx, err := c.batchFillInt(ids, idsB, shape, shapeB)
+	if err != nil {
+		return fmt.Errorf("embedding ids: %w", err)
+	}
+	return c.emitOut("Gather", []string{c.in[0], idx}, aInt("axis", 0))
 }

@@ -32,12 +32,26 @@ const (
 // follow the batch.
 var traceBatches = [2]int{2, 3}
 
-// Input declares one graph input: a float32 tensor whose first axis is the
-// batch axis.
+// Input declares one graph input, whose first axis is the batch axis: a
+// float32 tensor, or with Int an int64 tensor (token ids, attention masks).
 type Input struct {
 	Name string
 	// Shape is the full input shape; Shape[0] (the batch) is ignored.
 	Shape []int
+	// Int makes the input int64. Forward still receives a Var, holding the
+	// integers as float32 values (read them with IntsOf); the trace draws
+	// them uniformly from [Low, High).
+	Int       bool
+	Low, High int
+}
+
+// IntsOf reads an int input's values (see Input.Int).
+func IntsOf(v *autograd.Var) []int {
+	out := make([]int, len(v.Value.Data))
+	for i, x := range v.Value.Data {
+		out[i] = int(x)
+	}
+	return out
 }
 
 // Spec says what to export.
@@ -78,9 +92,24 @@ func runForward(s *Spec, k int) (*traced, error) {
 		shape := append([]int{batch}, in.Shape[1:]...)
 		v := tensor.New(shape...)
 		for i := range v.Data {
-			v.Data[i] = float32(rng.NormFloat64())
+			if in.Int {
+				v.Data[i] = float32(in.Low + rng.IntN(in.High-in.Low))
+			} else {
+				v.Data[i] = float32(rng.NormFloat64())
+			}
 		}
 		t.inputs = append(t.inputs, autograd.Const(v))
+	}
+	// Export needs no gradients: freezing the parameters spares the
+	// backward closures and takes the inference path of code that branches
+	// on RequiresGrad (e.g. BERT's padding-gradient stop).
+	if s.Module != nil {
+		for _, p := range nn.StateOf(s.Module).Params {
+			if p.Var.RequiresGrad() {
+				p.Var.SetRequiresGrad(false)
+				defer p.Var.SetRequiresGrad(true)
+			}
+		}
 	}
 	err := autograd.Catch(func() { t.outputs = s.Forward(t.tp, t.inputs) })
 	if err != nil {
@@ -108,6 +137,9 @@ func (s *Spec) validate() error {
 	for _, in := range s.Inputs {
 		if len(in.Shape) == 0 {
 			return fmt.Errorf("input %q: shape must have a batch axis", in.Name)
+		}
+		if in.Int && (in.High <= in.Low || in.High-in.Low < 2 || max(-in.Low, in.High) > 1<<24) {
+			return fmt.Errorf("int input %q: range [%d, %d) must hold at least two values and stay within ±2^24", in.Name, in.Low, in.High)
 		}
 		for _, d := range in.Shape[1:] {
 			if d <= 0 {
@@ -176,6 +208,8 @@ type converter struct {
 	buffers map[*tensor.Tensor]string
 	bufData map[*float32]string
 	batch   string // run-time batch size value, see batchSize
+	traced  [2]*traced
+	floatOf map[int]string // int input index -> its Cast to float32
 }
 
 // ctx is what an op mapping sees: the node in both traces, its input names,
@@ -224,7 +258,7 @@ func convert(s *Spec, a, bt *traced) (*onnxpb.GraphProto, error) {
 	}
 
 	c := &converter{b: newBuilder(s.Name), s: s, names: map[*autograd.Var]string{},
-		buffers: map[*tensor.Tensor]string{}, bufData: map[*float32]string{}}
+		buffers: map[*tensor.Tensor]string{}, bufData: map[*float32]string{}, floatOf: map[int]string{}}
 	if s.Module != nil {
 		for _, buf := range nn.StateOf(s.Module).Buffers {
 			if buf.T != nil {
@@ -235,10 +269,16 @@ func convert(s *Spec, a, bt *traced) (*onnxpb.GraphProto, error) {
 			}
 		}
 	}
+	c.traced = [2]*traced{a, bt}
 	for i, in := range s.Inputs {
 		c.b.claim(in.Name)
-		c.names[a.inputs[i]] = in.Name
-		c.b.g.Input = append(c.b.g.Input, valueInfo(in.Name, onnxpb.TensorProto_FLOAT, append([]int{-1}, in.Shape[1:]...)))
+		elem := onnxpb.TensorProto_FLOAT
+		if in.Int {
+			elem = onnxpb.TensorProto_INT64
+		} else {
+			c.names[a.inputs[i]] = in.Name
+		}
+		c.b.g.Input = append(c.b.g.Input, valueInfo(in.Name, elem, append([]int{-1}, in.Shape[1:]...)))
 	}
 	for i, o := range a.outputs {
 		if _, named := c.names[o]; !named && o.Creator() != nil {
@@ -320,8 +360,9 @@ func (c *converter) emit(n, twin *autograd.Node) error {
 // batchShaped lists, per op, the attributes that may legitimately follow
 // the batch size; the op's mapping deals with them.
 var batchShaped = map[string][]string{
-	"Reshape": {"shape", "out_shape"},
-	"Slice":   {"end"},
+	"Reshape":   {"shape", "out_shape"},
+	"Slice":     {"end"},
+	"Embedding": {"ids", "shape"},
 }
 
 // sameAttrs checks that an op's attributes do not depend on the batch.
@@ -356,6 +397,16 @@ func (c *converter) valueName(v, twin *autograd.Var) (string, error) {
 	if v.Creator() != nil {
 		return "", fmt.Errorf("value produced by %s was not exported before use", v.Creator().Op)
 	}
+	for i, in := range c.traced[0].inputs {
+		if v == in {
+			// An int input used as float data in an op.
+			if c.floatOf[i] == "" {
+				c.floatOf[i] = c.b.op1("Cast", []string{c.s.Inputs[i].Name}, aInt("to", int(onnxpb.TensorProto_FLOAT)))
+			}
+			c.names[v] = c.floatOf[i]
+			return c.floatOf[i], nil
+		}
+	}
 	shape := v.Value.Shape
 	var name string
 	switch {
@@ -367,6 +418,10 @@ func (c *converter) valueName(v, twin *autograd.Var) (string, error) {
 		name = c.bufData[unsafe.SliceData(v.Value.Data)]
 	}
 	if name == "" {
+		if name, ok := c.affineOfInput(v, twin); ok {
+			c.names[v] = name
+			return name, nil
+		}
 		if !slices.Equal(shape, twin.Value.Shape) {
 			name, err := c.batchFill(v, twin)
 			if err != nil {
@@ -406,6 +461,41 @@ func (c *converter) batchFill(v, twin *autograd.Var) (string, error) {
 			}
 		}
 	}
+	shape, err := c.batchShape(sa, sb)
+	if err != nil {
+		return "", bad
+	}
+	value := &onnxpb.AttributeProto{Name: proto.String("value"), Type: onnxpb.AttributeProto_TENSOR.Enum(),
+		T: floatTensor("", []int{1}, []float32{fillValue})}
+	return c.b.op1("ConstantOfShape", []string{shape}, value), nil
+}
+
+// batchFillInt is batchFill for int64 indices given as Go ints.
+func (c *converter) batchFillInt(a, b, sa, sb []int) (string, error) {
+	bad := fmt.Errorf("%d values at batch %d but %d at batch %d that are neither an int input nor one repeated value", len(a), traceBatches[0], len(b), traceBatches[1])
+	if len(a) == 0 || len(b) == 0 {
+		return "", bad
+	}
+	for _, x := range append(slices.Clone(a), b...) {
+		if x != a[0] {
+			return "", bad
+		}
+	}
+	shape, err := c.batchShape(sa, sb)
+	if err != nil {
+		return "", err
+	}
+	value := &onnxpb.AttributeProto{Name: proto.String("value"), Type: onnxpb.AttributeProto_TENSOR.Enum(),
+		T: int64Tensor("", []int{1}, []int64{int64(a[0])})}
+	return c.b.op1("ConstantOfShape", []string{shape}, value), nil
+}
+
+// batchShape builds, at run time, a shape that is sa with its
+// batch-following dimensions replaced by the batch size.
+func (c *converter) batchShape(sa, sb []int) (string, error) {
+	if len(sa) != len(sb) {
+		return "", fmt.Errorf("shape %v at batch %d but %v at batch %d", sa, traceBatches[0], sb, traceBatches[1])
+	}
 	parts := make([]string, len(sa))
 	for i := range sa {
 		switch {
@@ -414,13 +504,10 @@ func (c *converter) batchFill(v, twin *autograd.Var) (string, error) {
 		case sa[i] == traceBatches[0] && sb[i] == traceBatches[1]:
 			parts[i] = c.batchSize()
 		default:
-			return "", bad
+			return "", fmt.Errorf("dimension %d of shape %v follows the batch but is not the batch size", i, sa)
 		}
 	}
-	shape := c.b.op1("Concat", parts, aInt("axis", 0))
-	value := &onnxpb.AttributeProto{Name: proto.String("value"), Type: onnxpb.AttributeProto_TENSOR.Enum(),
-		T: floatTensor("", []int{1}, []float32{fillValue})}
-	return c.b.op1("ConstantOfShape", []string{shape}, value), nil
+	return c.b.op1("Concat", parts, aInt("axis", 0)), nil
 }
 
 // batchSize is a 1-D int64 tensor holding the run-time batch size (the
@@ -430,4 +517,78 @@ func (c *converter) batchSize() string {
 		c.batch = c.b.op1("Shape", []string{c.s.Inputs[0].Name}, aInt("start", 0), aInt("end", 1))
 	}
 	return c.batch
+}
+
+// affineOfInput recognises a constant that the forward computed outside the
+// tape as an exact affine function a*x+b of an int input x (e.g. an
+// attention mask turned into additive 0/-max scores), in both traces, and
+// exports it as that function of the input.
+func (c *converter) affineOfInput(v, twin *autograd.Var) (string, bool) {
+	for i, in := range c.s.Inputs {
+		if !in.Int {
+			continue
+		}
+		xa, xb := c.traced[0].inputs[i].Value, c.traced[1].inputs[i].Value
+		if len(xa.Data) != len(v.Value.Data) || len(xb.Data) != len(twin.Value.Data) {
+			continue
+		}
+		// Two positions with different x fix a and b.
+		j := slices.IndexFunc(xa.Data, func(x float32) bool { return x != xa.Data[0] })
+		if j < 0 {
+			continue
+		}
+		ca := v.Value.Data
+		a := float32((float64(ca[j]) - float64(ca[0])) / float64(xa.Data[j]-xa.Data[0]))
+		b := float32(float64(ca[0]) - float64(a)*float64(xa.Data[0]))
+		fits := func(x, y []float32) bool {
+			for k := range x {
+				if a*x[k]+b != y[k] {
+					return false
+				}
+			}
+			return true
+		}
+		if !fits(xa.Data, ca) || !fits(xb.Data, twin.Value.Data) {
+			continue
+		}
+		target, err := reshapeTarget(xa.Shape, xb.Shape, v.Value.Shape, twin.Value.Shape, nil)
+		if err != nil {
+			continue
+		}
+		x := c.b.op1("Cast", []string{in.Name}, aInt("to", int(onnxpb.TensorProto_FLOAT)))
+		x = c.b.op1("Reshape", []string{x, c.b.constI64([]int{len(target)}, target...)})
+		if a != 1 {
+			x = c.b.op1("Mul", []string{x, c.b.constF32(nil, a)})
+		}
+		if b != 0 {
+			x = c.b.op1("Add", []string{x, c.b.constF32(nil, b)})
+		}
+		return x, true
+	}
+	return "", false
+}
+
+// intInput finds the int input whose traced values are ids in both traces.
+func (c *converter) intInput(idsA, idsB []int) int {
+	for i, in := range c.s.Inputs {
+		if !in.Int {
+			continue
+		}
+		if equalInts(c.traced[0].inputs[i].Value.Data, idsA) && equalInts(c.traced[1].inputs[i].Value.Data, idsB) {
+			return i
+		}
+	}
+	return -1
+}
+
+func equalInts(f []float32, ids []int) bool {
+	if len(f) != len(ids) {
+		return false
+	}
+	for k, x := range f {
+		if int(x) != ids[k] {
+			return false
+		}
+	}
+	return true
 }
