@@ -86,6 +86,9 @@ func runNodeTest(dir string) error {
 	return nil
 }
 
+// envDependent marks listed failures that may pass on another machine.
+const envDependent = "~"
+
 func readFailureList(t *testing.T) map[string]string {
 	f, err := os.Open(nodeTestFailuresFile)
 	if err != nil {
@@ -101,6 +104,10 @@ func readFailureList(t *testing.T) map[string]string {
 		}
 		name, reason, _ := strings.Cut(line, ":")
 		m[strings.TrimSpace(name)] = strings.TrimSpace(reason)
+		if n, ok := strings.CutPrefix(strings.TrimSpace(name), "~"); ok {
+			delete(m, strings.TrimSpace(name))
+			m[n] = envDependent
+		}
 	}
 	return m
 }
@@ -131,13 +138,19 @@ func TestORTNodeTests(t *testing.T) {
 		fmt.Fprintf(&b, "# ONNX node tests (Debian libonnx-testdata 1.12) that ONNX Runtime %s does not pass\n", Version())
 		fmt.Fprintf(&b, "# through sslzoo's runtime package: %d of %d pass. Regenerate with\n", passed, len(dirs))
 		b.WriteString("#   go test ./runtime -run TestORTNodeTests -update-node-failures\n")
+		b.WriteString("# A leading ~ marks a failure that depends on the machine (installed locales):\n")
+		b.WriteString("# such a test may pass elsewhere.\n")
 		names := make([]string, 0, len(failures))
 		for n := range failures {
 			names = append(names, n)
 		}
 		sort.Strings(names)
 		for _, n := range names {
-			fmt.Fprintf(&b, "%s: %s\n", n, strings.ReplaceAll(failures[n], "\n", " "))
+			mark := ""
+			if strings.Contains(failures[n], "locale") {
+				mark = "~"
+			}
+			fmt.Fprintf(&b, "%s%s: %s\n", mark, n, strings.ReplaceAll(failures[n], "\n", " "))
 		}
 		if err := os.WriteFile(nodeTestFailuresFile, []byte(b.String()), 0o644); err != nil {
 			t.Fatal(err)
@@ -147,12 +160,12 @@ func TestORTNodeTests(t *testing.T) {
 	expected := readFailureList(t)
 	for _, d := range dirs {
 		n := filepath.Base(d)
-		_, want := expected[n]
+		reason, want := expected[n]
 		got, failed := failures[n]
 		switch {
 		case failed && !want:
 			t.Errorf("%s: %s", n, got)
-		case !failed && want:
+		case !failed && want && reason != envDependent:
 			t.Errorf("%s now passes; remove it from %s", n, nodeTestFailuresFile)
 		}
 	}
