@@ -19,7 +19,10 @@ import (
 // outH x outW with x/image/draw's BiLinear kernel, like torchvision's
 // resized_crop with bilinear interpolation and antialias=True (PIL's
 // behaviour): when shrinking, the kernel widens to cover the source pixels.
-// The box must lie inside src.
+// Measured against torchvision 0.14: within 1.5e-5 of resized_crop on float
+// tensors with antialias=True (and with antialias=False when enlarging),
+// within 1/255 on PIL images. Shrinking with antialias=False is a different
+// filter. The box must lie inside src.
 func ResizedCrop(src *Image, top, left, h, w, outH, outW int) (*Image, error) {
 	if err := src.Check(); err != nil {
 		return nil, err
@@ -117,7 +120,7 @@ func Grayscale(m *Image) {
 	copy(m.Pix[2*n:], m.Pix[:n])
 }
 
-// blend computes ratio*a + (1-ratio)*b clamped to [0,1], in place in a, with
+// blendScalar computes ratio*a + (1-ratio)*b clamped to [0,1], in place in a, with
 // the same float32 rounding as torchvision's _blend.
 func blendScalar(a []float32, b float32, ratio float64) {
 	r, s := float32(ratio), float32(1-ratio)
