@@ -511,9 +511,9 @@ func (m *MAE) Step(tp *autograd.Tape, views []*tensor.Tensor) (float32, error) {
 // decayGroups is AdamW over two parameter groups, with and without weight
 // decay (the reference's add_weight_decay), acting as one optimizer.
 type decayGroups struct {
-	groups   []*nn.AdamW
-	names    []map[string]bool
-	lr       float32
+	groups []*nn.AdamW
+	names  []map[string]bool
+	lr     float32
 }
 
 func newDecayGroups(decay, noDecay []nn.Param, oc OptimConfig) *decayGroups {
