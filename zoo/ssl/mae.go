@@ -159,7 +159,9 @@ func NewMAE(cfg MAEConfig, backbone *zoo.ViT, rng *rand.Rand) (*MAE, error) {
 	if err := cfg.Optim.validate(); err != nil {
 		return nil, fmt.Errorf("mae: %w", err)
 	}
-	m.opt = newDecayGroups(decay, noDecay, cfg.Optim)
+	oc := cfg.Optim
+	m.opt = NewAdamWGroups(decay, noDecay, nn.AdamWConfig{LR: float32(oc.LRAt(0)), Beta1: float32(oc.Beta1),
+		Beta2: float32(oc.Beta2), WeightDecay: float32(oc.WeightDecay)})
 	m.SetTraining(true)
 	return m, nil
 }
@@ -508,56 +510,62 @@ func (m *MAE) Step(tp *autograd.Tape, views []*tensor.Tensor) (float32, error) {
 	}, m.opt.Step)
 }
 
-// decayGroups is AdamW over two parameter groups, with and without weight
-// decay (the reference's add_weight_decay), acting as one optimizer.
-type decayGroups struct {
+// AdamWGroups is AdamW over two parameter groups, with and without weight
+// decay (the MAE reference's add_weight_decay, and Hugging Face's Trainer
+// excluding biases and LayerNorm weights), acting as one optimizer whose
+// state saves and loads as one.
+type AdamWGroups struct {
 	groups []*nn.AdamW
 	names  []map[string]bool
 	lr     float32
 }
 
-func newDecayGroups(decay, noDecay []nn.Param, oc OptimConfig) *decayGroups {
-	lr := float32(oc.LRAt(0))
-	g := &decayGroups{lr: lr}
+// NewAdamWGroups builds AdamW with cfg over decay and with cfg but no
+// weight decay over noDecay. Parameter names must be unique.
+func NewAdamWGroups(decay, noDecay []nn.Param, cfg nn.AdamWConfig) *AdamWGroups {
+	g := &AdamWGroups{lr: cfg.LR}
 	for i, ps := range [][]nn.Param{decay, noDecay} {
-		wd := float32(oc.WeightDecay)
+		c := cfg
 		if i == 1 {
-			wd = 0
+			c.WeightDecay = 0
 		}
 		names := map[string]bool{}
 		for _, p := range ps {
 			names[p.Name] = true
 		}
-		g.groups = append(g.groups, nn.NewAdamW(ps, nn.AdamWConfig{LR: lr, Beta1: float32(oc.Beta1), Beta2: float32(oc.Beta2), WeightDecay: wd}))
+		g.groups = append(g.groups, nn.NewAdamW(ps, c))
 		g.names = append(g.names, names)
 	}
 	return g
 }
 
-func (g *decayGroups) Step() {
+// Decays reports whether the named parameter is in the decayed group.
+func (g *AdamWGroups) Decays(name string) bool { return g.names[0][name] }
+
+func (g *AdamWGroups) Step() {
 	for _, o := range g.groups {
 		o.Step()
 	}
 }
 
-func (g *decayGroups) ZeroGrad() {
+func (g *AdamWGroups) ZeroGrad() {
 	for _, o := range g.groups {
 		o.ZeroGrad()
 	}
 }
 
-func (g *decayGroups) SetLR(lr float32) {
+func (g *AdamWGroups) SetLR(lr float32) {
 	g.lr = lr
 	for _, o := range g.groups {
 		o.SetLR(lr)
 	}
 }
 
-func (g *decayGroups) LR() float32 { return g.lr }
+func (g *AdamWGroups) LR() float32 { return g.lr }
 
 // StateTensors implements nn.OptimizerState; parameter names are unique
 // across the groups, so the maps merge without clashes.
-func (g *decayGroups) StateTensors() map[string]*weights.Tensor {
+func (g *AdamWGroups) StateTensors() map[string]*weights.Tensor {
 	out := map[string]*weights.Tensor{}
 	for _, o := range g.groups {
 		for k, v := range o.StateTensors() {
@@ -569,7 +577,7 @@ func (g *decayGroups) StateTensors() map[string]*weights.Tensor {
 
 // LoadStateTensors implements nn.OptimizerState, handing each group the
 // entries of its own parameters.
-func (g *decayGroups) LoadStateTensors(ts map[string]*weights.Tensor) error {
+func (g *AdamWGroups) LoadStateTensors(ts map[string]*weights.Tensor) error {
 	parts := make([]map[string]*weights.Tensor, len(g.groups))
 	for i := range parts {
 		parts[i] = map[string]*weights.Tensor{}
@@ -589,7 +597,7 @@ func (g *decayGroups) LoadStateTensors(ts map[string]*weights.Tensor) error {
 			}
 		}
 		if !placed {
-			return fmt.Errorf("mae optimizer state: unexpected entry %q", k)
+			return fmt.Errorf("adamw groups: unexpected optimizer state entry %q", k)
 		}
 	}
 	for i, o := range g.groups {
