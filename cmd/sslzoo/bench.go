@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 
 	"github.com/urfave/cli/v2"
 
@@ -55,6 +57,7 @@ func modelFlags() []cli.Flag {
 		&cli.StringFlag{Name: "arch", Value: "resnet18-cifar", Usage: "architecture from the zoo registry (image models: resnet*, vit-*)"},
 		&cli.IntFlag{Name: "batch", Value: 64, Usage: "images per step"},
 		&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed for weights, inputs and labels"},
+		&cli.StringFlag{Name: "cpuprofile", Usage: "write a pprof CPU profile of the run to this file (go tool pprof)"},
 	}
 }
 
@@ -67,6 +70,17 @@ func benchModel(mode string) cli.ActionFunc {
 			Steps: c.Int("steps"), Warmup: c.Int("warmup"), Seed: c.Uint64("seed")}
 		if cfg.Batch < 1 || cfg.Steps < 1 || cfg.Warmup < 0 {
 			return usagef("bench %s: --batch and --steps must be positive and --warmup non-negative (got %d, %d, %d)", mode, cfg.Batch, cfg.Steps, cfg.Warmup)
+		}
+		if path := c.String("cpuprofile"); path != "" {
+			f, err := os.Create(path)
+			if err != nil {
+				return fmt.Errorf("bench %s: --cpuprofile: %w", mode, err)
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return fmt.Errorf("bench %s: --cpuprofile: %w", mode, err)
+			}
+			defer pprof.StopCPUProfile()
 		}
 		r, err := bench.Model(cfg)
 		if err != nil {
