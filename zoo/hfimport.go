@@ -239,3 +239,64 @@ func sameValues(a, b *weights.Tensor) bool {
 	y, err2 := b.Float32()
 	return err1 == nil && err2 == nil && slices.Equal(x.Shape, y.Shape) && slices.Equal(x.Data, y.Data)
 }
+
+// SaveHFBERT writes m and tok as a Hugging Face BERT folder that
+// LoadHFBERT, and transformers' BertModel / BertForMaskedLM
+// from_pretrained, read back: config.json, model.safetensors (sslzoo's
+// state names are Hugging Face's; the tied decoder is left out as
+// save_pretrained does) and the tokenizer files. meta is stored in the
+// safetensors header next to {"format": "pt"}.
+func SaveHFBERT(dir string, m *BERT, tok *text.Tokenizer, meta map[string]string) error {
+	c := m.Config
+	if tok != nil && tok.Vocab().Size() != c.VocabSize {
+		return fmt.Errorf("save hf bert %s: tokenizer has %d tokens, model %d", dir, tok.Vocab().Size(), c.VocabSize)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("save hf bert: %w", err)
+	}
+	arch := "BertModel"
+	if m.MLM != nil {
+		arch = "BertForMaskedLM"
+	}
+	cfg := map[string]any{
+		"architectures":                []string{arch},
+		"attention_probs_dropout_prob": c.AttentionDropout,
+		"classifier_dropout":           nil,
+		"hidden_act":                   "gelu",
+		"hidden_dropout_prob":          c.HiddenDropout,
+		"hidden_size":                  c.Hidden,
+		"initializer_range":            0.02,
+		"intermediate_size":            c.Intermediate,
+		"layer_norm_eps":               c.Eps,
+		"max_position_embeddings":      c.MaxPositions,
+		"model_type":                   "bert",
+		"num_attention_heads":          c.Heads,
+		"num_hidden_layers":            c.Layers,
+		"pad_token_id":                 c.PadTokenID,
+		"position_embedding_type":      "absolute",
+		"torch_dtype":                  "float32",
+		"type_vocab_size":              c.TypeVocabSize,
+		"use_cache":                    true,
+		"vocab_size":                   c.VocabSize,
+	}
+	raw, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return fmt.Errorf("save hf bert: %w", err)
+	}
+	md := map[string]string{"format": "pt"}
+	for k, v := range meta {
+		md[k] = v
+	}
+	if err := weights.Write(filepath.Join(dir, "model.safetensors"), nn.StateTensors(m), md); err != nil {
+		return fmt.Errorf("save hf bert: %w", err)
+	}
+	if err := weights.WriteFileAtomic(filepath.Join(dir, "config.json"), append(raw, '\n')); err != nil {
+		return fmt.Errorf("save hf bert: %w", err)
+	}
+	if tok != nil {
+		if err := tok.SaveDir(dir); err != nil {
+			return fmt.Errorf("save hf bert: %w", err)
+		}
+	}
+	return nil
+}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sslzoo/sslzoo/autograd"
+	"github.com/sslzoo/sslzoo/nn"
 	"github.com/sslzoo/sslzoo/weights"
 )
 
@@ -169,4 +170,50 @@ func TestLoadHFBERTErrors(t *testing.T) {
 	if _, err := LoadHFBERT(d); err == nil || !strings.Contains(err.Error(), "pytorch_model.bin") {
 		t.Errorf("pickle only: %v", err)
 	}
+}
+
+func TestSaveHFBERTRoundTrip(t *testing.T) {
+	h, err := LoadHFBERT(filepath.Join("testdata", "hf_bert_mlm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "out")
+	if err := SaveHFBERT(dir, h.Model, h.Tokenizer, map[string]string{"sslzoo.steps": "3"}); err != nil {
+		t.Fatal(err)
+	}
+	back, err := LoadHFBERT(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Model.Config != h.Model.Config {
+		t.Errorf("config %+v, want %+v", back.Model.Config, h.Model.Config)
+	}
+	if back.Tokenizer.Vocab().SHA256() != h.Tokenizer.Vocab().SHA256() {
+		t.Error("vocabulary changed")
+	}
+	a, b := stateValues(t, h.Model), stateValues(t, back.Model)
+	for name, x := range a {
+		if !slices.Equal(x, b[name]) {
+			t.Errorf("%s changed", name)
+		}
+	}
+	f, err := weights.Read(filepath.Join(dir, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Metadata["format"] != "pt" || f.Metadata["sslzoo.steps"] != "3" {
+		t.Errorf("metadata %v", f.Metadata)
+	}
+	if _, tied := f.Tensors["cls.predictions.decoder.weight"]; tied {
+		t.Error("tied decoder weight written")
+	}
+}
+
+func stateValues(t *testing.T, m *BERT) map[string][]float32 {
+	t.Helper()
+	out := map[string][]float32{}
+	for _, p := range nn.StateOf(m).Params {
+		out[p.Name] = p.Var.Value.Data
+	}
+	return out
 }
