@@ -61,6 +61,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			doctorCommand(),
 			benchCommand(),
 			demoCommand(),
+			trainCommand(),
+			evalCommand(),
 		},
 	}
 	for _, c := range app.Commands {

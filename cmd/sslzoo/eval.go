@@ -1,0 +1,344 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/sslzoo/sslzoo/data"
+	"github.com/sslzoo/sslzoo/data/augment"
+	"github.com/sslzoo/sslzoo/eval"
+	"github.com/sslzoo/sslzoo/nn"
+	"github.com/sslzoo/sslzoo/weights"
+	"github.com/sslzoo/sslzoo/zoo/ssl"
+)
+
+// evalProtocols are the evaluations `sslzoo eval` runs.
+var evalProtocols = []string{"knn", "linear", "finetune"}
+
+func evalCommand() *cli.Command {
+	action := func(c *cli.Context) error {
+		if err := noArgs(c); err != nil {
+			return err
+		}
+		o := evalOptions{
+			Protocol: c.Command.Name, Checkpoint: c.String("checkpoint"), Data: c.String("data"), JSON: c.Bool("json"),
+			RandomInit: c.Bool("random-init"), Pixels: c.Bool("pixels"), K: c.Int("k"), Temperature: c.Float64("temperature"),
+			Fraction: c.Float64("fraction"), Epochs: c.Int("epochs"), Batch: c.Int("batch"), LR: c.Float64("lr"),
+			LimitTrain: c.Int("limit-train"), LimitTest: c.Int("limit-test"), Seed: c.Uint64("seed"),
+			Workers: c.Int("workers"), OnDecodeError: c.String("on-decode-error"),
+		}
+		return runEval(c.Context, c.App.Writer, c.App.ErrWriter, o)
+	}
+	usage := map[string]string{
+		"knn":      "weighted kNN (k 200, T 0.1, cosine): training split as the bank, test split classified",
+		"linear":   "linear probe (softmax regression) on frozen, standardised features",
+		"finetune": "fine-tune the encoder plus a linear head on a --fraction of the labels",
+	}
+	flags := evalFlags()
+	var subs []*cli.Command
+	for _, p := range evalProtocols {
+		subs = append(subs, &cli.Command{Name: p, Usage: usage[p], Flags: flags, Action: action})
+	}
+	return &cli.Command{
+		Name:        "eval",
+		Usage:       "evaluate a pretrained encoder: kNN, linear probe or fine-tuning with few labels (top-1/top-5)",
+		ArgsUsage:   "knn|linear|finetune [flags]",
+		Subcommands: subs,
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("sslzoo eval: unknown protocol %q (known: %s)", c.Args().First(), strings.Join(evalProtocols, ", "))
+			}
+			return usagef("sslzoo eval: name a protocol (%s)", strings.Join(evalProtocols, ", "))
+		},
+		Description: "Features come from --checkpoint (a final.safetensors or checkpoint.safetensors from sslzoo train),\n" +
+			"from an untrained backbone of the same config (--random-init), or from raw pixels (--pixels).\n" +
+			"kNN: weighted, k 200, temperature 0.1, cosine similarity, train split as the bank, test split classified.\n" +
+			"linear: softmax regression on frozen standardised features. finetune: the whole encoder plus a linear\n" +
+			"head on a class-balanced --fraction of the training labels.",
+	}
+}
+
+func evalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "checkpoint", Usage: "weights written by sslzoo train (OUT/final.safetensors)"},
+		&cli.StringFlag{Name: "data", Value: "fashion-mnist", Usage: "dataset: " + data.DatasetSpecs},
+		&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
+		&cli.BoolFlag{Name: "random-init", Usage: "evaluate an untrained backbone of the checkpoint's config"},
+		&cli.BoolFlag{Name: "pixels", Usage: "evaluate raw pixels (no network; --checkpoint optional, sets the image size)"},
+		&cli.IntFlag{Name: "k", Value: 200, Usage: "kNN neighbours"},
+		&cli.Float64Flag{Name: "temperature", Value: 0.1, Usage: "kNN temperature"},
+		&cli.Float64Flag{Name: "fraction", Value: 0.1, Usage: "finetune: fraction of training labels used (0.01 or 0.1 in the literature)"},
+		&cli.IntFlag{Name: "epochs", Usage: "linear/finetune epochs (0: 30)"},
+		&cli.IntFlag{Name: "batch", Usage: "linear/finetune batch (0: 256 / 64)"},
+		&cli.Float64Flag{Name: "lr", Usage: "linear/finetune learning rate (0: 0.1 / 0.05)"},
+		&cli.IntFlag{Name: "limit-train", Usage: "use the first N training images only (0: all)"},
+		&cli.IntFlag{Name: "limit-test", Usage: "use the first N test images only (0: all)"},
+		&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed for --random-init weights, label fractions and shuffling"},
+		&cli.IntFlag{Name: "workers", Usage: "data loading goroutines (0: one per CPU)"},
+		&cli.StringFlag{Name: "on-decode-error", Value: "fail", Usage: "image folder files that fail to decode: fail or skip"},
+	}
+}
+
+type evalOptions struct {
+	Protocol, Checkpoint, Data string
+	JSON, RandomInit, Pixels   bool
+	K                          int
+	Temperature, Fraction      float64
+	Epochs, Batch              int
+	LR                         float64
+	LimitTrain, LimitTest      int
+	Seed                       uint64
+	Workers                    int
+	OnDecodeError              string
+}
+
+func (o evalOptions) validate() error {
+	known := false
+	for _, p := range evalProtocols {
+		known = known || p == o.Protocol
+	}
+	switch {
+	case !known:
+		return usagef("sslzoo eval: unknown protocol %q (known: %s)", o.Protocol, strings.Join(evalProtocols, ", "))
+	case o.RandomInit && o.Pixels:
+		return usagef("sslzoo eval: --random-init and --pixels exclude each other")
+	case o.Checkpoint == "" && !o.Pixels:
+		return usagef("sslzoo eval: --checkpoint is required (except with --pixels)")
+	case o.Pixels && o.Protocol == "finetune":
+		return usagef("sslzoo eval: finetune trains a network; --pixels applies to knn and linear")
+	case o.K < 1 || !(o.Temperature > 0):
+		return usagef("sslzoo eval: --k %d and --temperature %g must be positive", o.K, o.Temperature)
+	case !(o.Fraction > 0 && o.Fraction <= 1):
+		return usagef("sslzoo eval: --fraction %g must lie in (0, 1]", o.Fraction)
+	case o.Epochs < 0 || o.Batch < 0 || o.LR < 0 || o.LimitTrain < 0 || o.LimitTest < 0 || o.Workers < 0:
+		return usagef("sslzoo eval: --epochs, --batch, --lr, --limit-train, --limit-test and --workers must not be negative")
+	}
+	if _, err := data.ParseDecodePolicy(o.OnDecodeError); err != nil {
+		return usagef("sslzoo eval: --on-decode-error: %v", err)
+	}
+	return nil
+}
+
+// evalReport is what `sslzoo eval --json` prints.
+type evalReport struct {
+	Protocol   string  `json:"protocol"`
+	Features   string  `json:"features"` // "trained", "random-init" or "pixels"
+	Checkpoint string  `json:"checkpoint,omitempty"`
+	Method     string  `json:"method,omitempty"`
+	Data       string  `json:"data"`
+	Top1       float64 `json:"top1"`
+	Top5       float64 `json:"top5"`
+	Test       int     `json:"test_images"`
+	Train      int     `json:"train_images"`
+	Seconds    float64 `json:"seconds"`
+}
+
+// loadEncoder rebuilds the backbone a training run saved: a final weights
+// file (backbone state, spec in sslzoo.train) or a checkpoint (method
+// state with the backbone under "backbone.", spec in train.spec). With
+// randomInit the weights are left freshly initialised.
+func loadEncoder(path string, randomInit bool, seed uint64) (ssl.Encoder, runSpec, error) {
+	f, err := weights.Read(path)
+	if err != nil {
+		return nil, runSpec{}, err
+	}
+	raw, ok := f.Metadata[metaTrain]
+	ckpt := false
+	if !ok {
+		raw, ckpt = f.Metadata[ckptMetaTrain], true
+	}
+	var spec runSpec
+	if raw == "" {
+		return nil, spec, fmt.Errorf("%s has no %s metadata: not written by sslzoo train", path, metaTrain)
+	}
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		return nil, spec, fmt.Errorf("%s: bad %s metadata: %w", path, metaTrain, err)
+	}
+	enc, err := buildBackbone(spec, rand.New(rand.NewPCG(seed, 0x72616e64)))
+	if err != nil {
+		return nil, spec, fmt.Errorf("%s: %w", path, err)
+	}
+	if randomInit {
+		return enc, spec, nil
+	}
+	ts := f.Tensors
+	if ckpt {
+		ts = map[string]*weights.Tensor{}
+		for n, t := range f.Tensors {
+			if rest, ok := strings.CutPrefix(n, "backbone."); ok {
+				ts[rest] = t
+			}
+		}
+	}
+	if err := nn.LoadState(enc, ts, true); err != nil {
+		return nil, spec, fmt.Errorf("%s: %w", path, err)
+	}
+	return enc, spec, nil
+}
+
+func runEval(ctx context.Context, stdout, stderr io.Writer, o evalOptions) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	warn := func(err error) { fmt.Fprintf(stderr, "warning: %v\n", err) }
+	policy, _ := data.ParseDecodePolicy(o.OnDecodeError)
+	open := func(train bool, limit int) (data.Dataset, error) {
+		ds, err := data.Open(ctx, o.Data, data.OpenOptions{Train: train, OnDecodeError: policy, Warn: warn})
+		if err != nil {
+			return nil, fmt.Errorf("sslzoo eval: --data %s: %w", o.Data, err)
+		}
+		if limit > 0 && limit < ds.Len() {
+			idx := make([]int, limit)
+			for i := range idx {
+				idx[i] = i
+			}
+			ds = &data.Subset{Base: ds, Indices: idx}
+		}
+		if ds.Len() == 0 {
+			split := "test"
+			if train {
+				split = "training"
+			}
+			return nil, fmt.Errorf("sslzoo eval: --data %s has no %s images", o.Data, split)
+		}
+		return ds, nil
+	}
+	train, err := open(true, o.LimitTrain)
+	if err != nil {
+		return err
+	}
+	test, err := open(false, o.LimitTest)
+	if err != nil {
+		return err
+	}
+	channels, toRGB := channelsOf(train)
+
+	rep := evalReport{Protocol: o.Protocol, Features: "trained", Checkpoint: o.Checkpoint, Data: o.Data, Test: test.Len(), Train: train.Len()}
+	var enc ssl.Encoder
+	var spec runSpec
+	if o.Checkpoint != "" {
+		if enc, spec, err = loadEncoder(o.Checkpoint, o.RandomInit, o.Seed); err != nil {
+			return fmt.Errorf("sslzoo eval: --checkpoint: %w", err)
+		}
+		rep.Method = spec.Method
+		if spec.InChannels != channels {
+			return fmt.Errorf("sslzoo eval: %s takes %d-channel images, --data %s gives %d", o.Checkpoint, spec.InChannels, o.Data, channels)
+		}
+	}
+	if o.RandomInit {
+		rep.Features = "random-init"
+	}
+	var tf augment.Transform
+	if o.Pixels {
+		// Raw pixels in [0, 1], at the checkpoint's size when one is given
+		// (else the images' own size), without normalisation: kNN's cosine
+		// and the probe's standardisation make it irrelevant.
+		rep.Features = "pixels"
+		var c augment.Compose
+		if toRGB {
+			c = append(c, augment.ToRGB{})
+		}
+		if o.Checkpoint != "" {
+			c = append(c, augment.Resize{H: spec.Size, W: spec.Size})
+		}
+		tf = c
+	} else {
+		tf = evalTransform(spec, toRGB)
+	}
+
+	var res eval.Result
+	xc := eval.ExtractConfig{Transform: tf, Workers: o.Workers, Warn: warn}
+	features := func(ds data.Dataset) (*eval.Features, error) {
+		if o.Pixels {
+			return eval.Pixels(ctx, ds, xc)
+		}
+		return eval.Extract(ctx, enc, ds, xc)
+	}
+	switch o.Protocol {
+	case "knn", "linear":
+		bank, err := features(train)
+		if err != nil {
+			return fmt.Errorf("sslzoo eval: training features: %w", err)
+		}
+		query, err := features(test)
+		if err != nil {
+			return fmt.Errorf("sslzoo eval: test features: %w", err)
+		}
+		classes := len(data.Classes(train))
+		if o.Protocol == "knn" {
+			res, err = eval.KNN(bank, query, eval.KNNConfig{K: o.K, Temperature: o.Temperature, Classes: classes})
+		} else {
+			lc := eval.DefaultLinear()
+			lc.Classes, lc.Seed = classes, o.Seed
+			if o.Epochs > 0 {
+				lc.Epochs = o.Epochs
+			}
+			if o.Batch > 0 {
+				lc.Batch = o.Batch
+			}
+			if o.LR > 0 {
+				lc.LR = o.LR
+			}
+			res, err = eval.Linear(bank, query, lc)
+		}
+		if err != nil {
+			return fmt.Errorf("sslzoo eval: %w", err)
+		}
+	case "finetune":
+		lab, ok := train.(data.Labeled)
+		if !ok {
+			return fmt.Errorf("sslzoo eval: --data %s has no labels to fine-tune on", o.Data)
+		}
+		idx, err := data.LabelFraction(lab, o.Fraction, o.Seed)
+		if err != nil {
+			return fmt.Errorf("sslzoo eval: %w", err)
+		}
+		sub := &data.Subset{Base: train, Indices: idx}
+		rep.Train = sub.Len()
+		fc := eval.DefaultFinetune()
+		fc.Classes, fc.Seed, fc.Workers, fc.Warn = len(data.Classes(train)), o.Seed, o.Workers, warn
+		if o.Epochs > 0 {
+			fc.Epochs = o.Epochs
+		}
+		if o.Batch > 0 {
+			fc.Batch = o.Batch
+		}
+		if o.LR > 0 {
+			fc.LR = o.LR
+		}
+		norm := &augment.Normalization{Mean: spec.Mean, Std: spec.Std}
+		trainTF := augment.Compose{
+			augment.RandomResizedCrop{H: spec.Size, W: spec.Size, Scale: [2]float64{0.5, 1}, Ratio: [2]float64{3.0 / 4, 4.0 / 3}},
+			augment.RandomHorizontalFlip{P: 0.5}, *norm,
+		}
+		if toRGB {
+			trainTF = append(augment.Compose{augment.ToRGB{}}, trainTF...)
+		}
+		fc.Train, fc.Eval = trainTF, tf
+		if res, err = eval.Finetune(ctx, enc, sub, test, fc); err != nil {
+			return fmt.Errorf("sslzoo eval: %w", err)
+		}
+	}
+	rep.Top1, rep.Top5, rep.Test = res.Top1, res.Top5, res.N
+	rep.Seconds = time.Since(t0).Seconds()
+	if o.JSON {
+		b, _ := json.Marshal(rep)
+		fmt.Fprintln(stdout, string(b))
+		return nil
+	}
+	src := rep.Features
+	if o.Checkpoint != "" {
+		src += " " + o.Checkpoint
+	}
+	fmt.Fprintf(stdout, "%s top-1 %.2f%% top-5 %.2f%% (%d test images, %d training images; %s; %s)\n",
+		o.Protocol, 100*rep.Top1, 100*rep.Top5, rep.Test, rep.Train, o.Data, src)
+	return nil
+}
