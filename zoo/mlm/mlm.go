@@ -90,7 +90,7 @@ type Trainer struct {
 }
 
 // NewTrainer prepares training of model (built with BERTConfig.MLMHead)
-// with tok's vocabulary; rng draws the masks.
+// with tok's vocabulary; rng draws the masks of Step (nil: a fixed seed).
 func NewTrainer(cfg Config, model *zoo.BERT, tok *text.Tokenizer, rng *rand.Rand) (*Trainer, error) {
 	if model == nil || model.MLM == nil {
 		return nil, fmt.Errorf("mlm: the model needs the MLM head (zoo.BERTConfig.MLMHead)")
@@ -116,6 +116,9 @@ func NewTrainer(cfg Config, model *zoo.BERT, tok *text.Tokenizer, rng *rand.Rand
 	masker, err := text.NewMasker(tok, cfg.Mask)
 	if err != nil {
 		return nil, fmt.Errorf("mlm: %w", err)
+	}
+	if rng == nil {
+		rng = rand.New(rand.NewPCG(0, 0))
 	}
 	t := &Trainer{Config: cfg, Model: model, Tokenizer: tok, masker: masker, rng: rng}
 	var decay, noDecay []nn.Param
