@@ -283,6 +283,7 @@ func trainCommand() *cli.Command {
 	for _, m := range trainMethods {
 		subs = append(subs, &cli.Command{Name: m, Usage: usage[m], Flags: flags, Action: action})
 	}
+	subs = append(subs, trainMLMCommand()) // text: cmd/sslzoo/train_mlm.go
 	return &cli.Command{
 		Name:      "train",
 		Usage:     "pretrain an image encoder with a self-supervised method",

@@ -35,6 +35,8 @@ type TrainConfig struct {
 	// HeldOut is the fraction of sequences kept for evaluation (every
 	// 1/HeldOut-th one); 0 means 0.05, negative means none.
 	HeldOut float64
+	// WholeWord masks whole words (all pieces of a selected word).
+	WholeWord bool
 	// SplitLong cuts sentences longer than SeqLen-2 tokens into several
 	// sequences instead of truncating them.
 	SplitLong bool
@@ -125,6 +127,9 @@ func Train(ctx context.Context, cfg TrainConfig, tok *text.Tokenizer, docs []tex
 	}
 	if cfg.LR > 0 {
 		recipe.LR = cfg.LR
+	}
+	if cfg.WholeWord {
+		recipe.Mask.WholeWord = true
 	}
 	model, err := zoo.NewBERT(mc, rand.New(rand.NewPCG(cfg.Seed, 1)))
 	if err != nil {
