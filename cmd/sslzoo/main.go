@@ -63,6 +63,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			demoCommand(),
 			trainCommand(),
 			evalCommand(),
+			reconstructCommand(),
 		},
 	}
 	for _, c := range app.Commands {

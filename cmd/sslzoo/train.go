@@ -31,7 +31,7 @@ import (
 )
 
 // trainMethods are the methods `sslzoo train` runs.
-var trainMethods = []string{"simclr", "mocov2", "mocov3", "byol", "swav"}
+var trainMethods = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "mae"}
 
 // Files a run writes in its --out folder.
 const (
@@ -126,6 +126,8 @@ func viewPipelines(spec runSpec, toRGB bool) ([]augment.Transform, error) {
 		views = augment.BYOL(spec.Size, norm)
 	case "swav":
 		views = augment.SwAV(spec.Size, 2, spec.LocalSize, spec.LocalCrops, norm)
+	case "mae":
+		views = maeViews(spec) // train_mae.go
 	default:
 		return nil, fmt.Errorf("unknown method %q (known: %s)", spec.Method, strings.Join(trainMethods, ", "))
 	}
@@ -216,6 +218,8 @@ func buildMethod(spec runSpec, enc ssl.Encoder, run ssl.Run, rng *rand.Rand) (ss
 		c := ssl.DefaultSwAVConfig(b, s, e)
 		setLR(&c.Optim)
 		return ssl.NewSwAV(c, enc, rng)
+	case "mae":
+		return buildMAE(spec, enc, run, rng) // train_mae.go
 	}
 	return nil, fmt.Errorf("unknown method %q (known: %s)", spec.Method, strings.Join(trainMethods, ", "))
 }
@@ -278,6 +282,7 @@ func trainCommand() *cli.Command {
 		"mocov3": "MoCo v3: no queue, predictor, symmetric loss, cosine momentum",
 		"byol":   "BYOL: online/target networks, predictor, normalised MSE, EMA 0.996 -> 1",
 		"swav":   "SwAV: prototypes, Sinkhorn-Knopp, swapped prediction, multi-crop",
+		"mae":    maeUsage,
 	}
 	var subs []*cli.Command
 	for _, m := range trainMethods {
