@@ -1,0 +1,522 @@
+#!/usr/bin/python3
+"""PyTorch twin of an `sslzoo train` run, for the proof-of-learning table.
+
+    /usr/bin/python3 scripts/learning_torch.py --like GO_OUT/final.safetensors --out DIR
+
+reads the run spec (sslzoo.train) and the method config (sslzoo.method_config)
+from the metadata of a final.safetensors that `sslzoo train` wrote, trains the
+same recipe in PyTorch -- same data (Fashion-MNIST or MNIST train split, first
+`limit` images), same ResNet (CIFAR stem, width multiplier, one input channel,
+kaiming fan-out init), same augmentation pipelines in torchvision, same
+heads, losses, optimizer (LARS as nn/optim.go implements it, or SGD), learning
+rate and momentum schedules, epochs and batch -- and writes DIR/final.safetensors
+with the backbone under torchvision names and the Go run's metadata, so that
+`sslzoo eval knn --checkpoint DIR/final.safetensors` evaluates both runs with
+one and the same protocol.
+
+It prints one JSON line: method, epochs, seconds per epoch (training only:
+data loading included, evaluation excluded) and the mean loss of each epoch.
+
+The method logic follows scripts/gen_ssl_steps.py, whose loops the Go methods
+match step for step (zoo/ssl TestStepsMatchPyTorch). PyTorch runs with
+--threads (2) intra-op threads and --workers (2) DataLoader processes, as the
+Go loader decodes on goroutines beside the training step.
+"""
+import argparse
+import gzip
+import json
+import math
+import os
+import random
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision.transforms as T
+from PIL import Image
+
+
+# --- safetensors by hand (8-byte little-endian header length, JSON header,
+# raw little-endian data); the Python package is not installed here.
+def read_safetensors_metadata(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        return json.loads(f.read(n)).get("__metadata__", {})
+
+
+def write_safetensors(path, tensors, metadata):
+    header, blobs, off = {}, [], 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        if t.is_floating_point():
+            arr, dtype = t.to(torch.float32).numpy(), "F32"
+        else:
+            arr, dtype = t.to(torch.int64).numpy(), "I64"
+        b = arr.astype(arr.dtype.newbyteorder("<")).tobytes()
+        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    header["__metadata__"] = metadata
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+    os.replace(tmp, path)
+
+
+# --- data
+def load_idx_images(spec, limit):
+    name = spec.split(":")[0]
+    if name == "fashion-mnist":
+        d = os.environ.get("SSLZOO_FASHION_MNIST_DIR") or "/usr/share/datasets/fashion-mnist"
+    elif name == "mnist":
+        d = os.environ.get("SSLZOO_MNIST_DIR")
+        if not d:
+            sys.exit("learning_torch: set SSLZOO_MNIST_DIR to the MNIST IDX folder")
+    else:
+        sys.exit("learning_torch: data %r not supported (fashion-mnist or mnist)" % spec)
+    with gzip.open(os.path.join(d, "train-images-idx3-ubyte.gz"), "rb") as f:
+        raw = f.read()
+    n, h, w = struct.unpack(">III", raw[4:16])
+    x = np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, h, w)
+    if limit:
+        x = x[:limit]
+    return x
+
+
+def blur_kernel_for(size):
+    # data/augment.BlurKernelFor: 10% of the size, odd, at least 3
+    k = size // 10
+    if k % 2 == 0:
+        k += 1
+    return max(k, 3)
+
+
+def view_pipelines(spec):
+    """The torchvision twins of data/augment/recipes.go."""
+    size, norm = spec["size"], T.Normalize(spec["mean"], spec["std"])
+    tail = [T.ToTensor(), norm]
+
+    def blur(size, p):
+        return T.RandomApply([T.GaussianBlur(blur_kernel_for(size), sigma=(0.1, 2.0))], p=p)
+
+    m = spec["method"]
+    if m == "simclr":  # CIFAR-10 setting: colour strength 0.5, no blur
+        s = 0.5
+        v = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(0.5),
+                       T.RandomApply([T.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)], p=0.8),
+                       T.RandomGrayscale(0.2)] + tail)
+        return [v, v]
+    if m == "mocov2":
+        v = T.Compose([T.RandomResizedCrop(size, scale=(0.2, 1.0)),
+                       T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), T.RandomGrayscale(0.2),
+                       blur(size, 0.5), T.RandomHorizontalFlip(0.5)] + tail)
+        return [v, v]
+    if m in ("byol", "mocov3"):
+        def view(blur_p, solar_p):
+            ops = [T.RandomResizedCrop(size), T.RandomHorizontalFlip(0.5),
+                   T.RandomApply([T.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8), T.RandomGrayscale(0.2),
+                   blur(size, blur_p)]
+            if solar_p > 0:
+                ops.append(T.RandomSolarize(128, p=solar_p))
+            return T.Compose(ops + tail)
+        return [view(1.0, 0.0), view(0.1, 0.2)]
+    if m == "swav":
+        def crop(sz, scale):
+            return T.Compose([T.RandomResizedCrop(sz, scale=scale), T.RandomHorizontalFlip(0.5),
+                              T.RandomApply([T.ColorJitter(0.8, 0.8, 0.8, 0.2)], p=0.8), T.RandomGrayscale(0.2),
+                              blur(sz, 0.5)] + tail)
+        g, l = crop(size, (0.14, 1.0)), crop(spec["local_size"], (0.05, 0.14))
+        return [g, g] + [l] * spec.get("local_crops", 0)
+    sys.exit("learning_torch: unknown method %r" % m)
+
+
+class Views(torch.utils.data.Dataset):
+    def __init__(self, images, pipelines):
+        self.images, self.pipelines = images, pipelines
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        img = Image.fromarray(self.images[i], mode="L")
+        return [p(img) for p in self.pipelines]
+
+
+def worker_init(worker_id):
+    torch.set_num_threads(1)
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+# --- backbone: zoo.ResNet (torchvision names), CIFAR stem
+def scaled(base, width):
+    return max(1, int(math.floor(base * width + 0.5)))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, planes, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or cin != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        idn = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + idn)
+
+
+class ResNet18Cifar(nn.Module):
+    def __init__(self, width, in_ch):
+        super().__init__()
+        w = [scaled(b, width) for b in (64, 128, 256, 512)]
+        self.conv1 = nn.Conv2d(in_ch, w[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(w[0])
+        cin = w[0]
+        for i, (planes, stride) in enumerate(zip(w, (1, 2, 2, 2))):
+            blocks = [BasicBlock(cin, planes, stride), BasicBlock(planes, planes, 1)]
+            cin = planes
+            setattr(self, "layer%d" % (i + 1), nn.Sequential(*blocks))
+        self.feature_dim = cin
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        for i in range(1, 5):
+            x = getattr(self, "layer%d" % i)(x)
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+
+def mlp(dims, bn):
+    layers = []
+    for i in range(len(dims) - 1):
+        layers.append(nn.Linear(dims[i], dims[i + 1]))
+        if i < len(dims) - 2:
+            if bn:
+                layers.append(nn.BatchNorm1d(dims[i + 1]))
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def mocov3_mlp(num_layers, input_dim, mlp_dim, output_dim, last_bn=True):
+    layers = []
+    for l in range(num_layers):
+        d1 = input_dim if l == 0 else mlp_dim
+        d2 = output_dim if l == num_layers - 1 else mlp_dim
+        layers.append(nn.Linear(d1, d2, bias=False))
+        if l < num_layers - 1:
+            layers.append(nn.BatchNorm1d(d2))
+            layers.append(nn.ReLU(inplace=True))
+        elif last_bn:
+            layers.append(nn.BatchNorm1d(d2, affine=False))
+    return nn.Sequential(*layers)
+
+
+# --- optimizers and schedules as in nn/optim.go and zoo/ssl/common.go
+def lr_at(oc, step):
+    total, warm, base, final = oc["TotalSteps"], oc["WarmupSteps"], oc["LR"], oc["FinalLR"]
+    if total <= 0:
+        return base * step / warm if step < warm else base
+    step = min(step, total)
+    if step < warm:
+        return base * step / warm
+    if step >= total:
+        return final
+    p = (step - warm) / (total - warm)
+    return final + (base - final) * 0.5 * (1 + math.cos(math.pi * p))
+
+
+class LARS:
+    """nn.LARS: g = grad + wd*w; r = eta*|w|/|g|; v = m*v + lr*r*g; w -= v.
+    Biases and 1-D parameters get neither decay nor adaptation unless
+    adapt_all (SwAV's LARC)."""
+
+    def __init__(self, named_params, lr, momentum, wd, eta, adapt_all):
+        self.params = [(n, p) for n, p in named_params]
+        self.lr, self.m, self.wd, self.eta, self.adapt_all = lr, momentum, wd, eta or 0.001, adapt_all
+        self.v = [torch.zeros_like(p) for _, p in self.params]
+
+    def zero_grad(self):
+        for _, p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self):
+        for (name, p), v in zip(self.params, self.v):
+            if p.grad is None:
+                continue
+            excluded = not self.adapt_all and (name.endswith("bias") or p.dim() <= 1)
+            wd = 0.0 if excluded else self.wd
+            d = p.grad + wd * p
+            wn, gn = p.double().norm().item(), d.double().norm().item()
+            r = self.eta * wn / gn if (not excluded and wn > 0 and gn > 0) else 1.0
+            v.mul_(self.m).add_(d, alpha=self.lr * r)
+            p.sub_(v)
+
+
+def make_optimizer(oc, named):
+    if oc["Name"] == "lars":
+        return LARS(named, lr_at(oc, 0), oc["Momentum"], oc["WeightDecay"], oc["TrustCoefficient"], oc["AdaptAll"])
+    if oc["Name"] == "sgd":
+        return torch.optim.SGD([p for _, p in named], lr=lr_at(oc, 0), momentum=oc["Momentum"],
+                               weight_decay=oc["WeightDecay"])
+    sys.exit("learning_torch: optimizer %r not supported" % oc["Name"])
+
+
+def set_lr(opt, lr):
+    if isinstance(opt, LARS):
+        opt.lr = lr
+    else:
+        for g in opt.param_groups:
+            g["lr"] = lr
+
+
+def cosine_momentum(k, K, base):
+    if K <= 0 or k >= K:
+        return 1.0
+    return 1 - (1 - base) * (math.cos(math.pi * k / K) + 1) / 2
+
+
+@torch.no_grad()
+def ema(online, target, m):
+    for po, pt in zip(online.parameters(), target.parameters()):
+        pt.mul_(m).add_(po, alpha=1 - m)
+    for bo, bt in zip(online.buffers(), target.buffers()):
+        bt.copy_(bo)
+
+
+def copy_of(module):
+    import copy
+    c = copy.deepcopy(module)
+    for p in c.parameters():
+        p.requires_grad_(False)
+    return c
+
+
+# --- methods: build(cfg, enc) returns (trainable named params, step(views, s) -> loss)
+def build_simclr(cfg, enc):
+    proj = mlp([enc.feature_dim, cfg["HiddenDim"], cfg["OutDim"]], True)
+    tau = cfg["Temperature"]
+
+    def step(views, s):
+        n = views[0].shape[0]
+        z = F.normalize(proj(enc(torch.cat(views[:2]))), dim=1)
+        sim = (z @ z.t() / tau).masked_fill(torch.eye(2 * n, dtype=torch.bool), float("-inf"))
+        labels = torch.cat([torch.arange(n) + n, torch.arange(n)])
+        return F.cross_entropy(sim, labels), None
+    return [("backbone", enc), ("projector", proj)], step
+
+
+def build_mocov2(cfg, enc):
+    proj = mlp([enc.feature_dim, cfg["HiddenDim"], cfg["OutDim"]], False)
+    online = nn.ModuleList([enc, proj])
+    target = copy_of(online)
+    K, tau, mom = cfg["QueueSize"], cfg["Temperature"], cfg["Momentum"]
+    queue = F.normalize(torch.randn(cfg["OutDim"], K), dim=0)
+    ptr = [0]
+
+    def step(views, s):
+        n = views[0].shape[0]
+        q = F.normalize(proj(enc(views[0])), dim=1)
+        with torch.no_grad():
+            ema(online, target, mom)
+            k = F.normalize(target[1](target[0](views[1])), dim=1)
+        l_pos = (q * k).sum(1, keepdim=True)
+        l_neg = q @ queue.clone()
+        loss = F.cross_entropy(torch.cat([l_pos, l_neg], 1) / tau, torch.zeros(n, dtype=torch.long))
+        idx = (ptr[0] + torch.arange(n)) % K
+        queue[:, idx] = k.t()
+        ptr[0] = (ptr[0] + n) % K
+        return loss, None
+    return [("backbone", enc), ("projector", proj)], step
+
+
+def build_mocov3(cfg, enc):
+    proj = mocov3_mlp(cfg["ProjLayers"], enc.feature_dim, cfg["HiddenDim"], cfg["OutDim"])
+    pred = mocov3_mlp(2, cfg["OutDim"], cfg["HiddenDim"], cfg["OutDim"], False)
+    online = nn.ModuleList([enc, proj])
+    target = copy_of(online)
+    tau, base, K = cfg["Temperature"], cfg["BaseMomentum"], cfg["MomentumSteps"]
+
+    def ctr(q, k):
+        q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
+        return F.cross_entropy(q @ k.t() / tau, torch.arange(q.shape[0])) * (2 * tau)
+
+    def step(views, s):
+        x1, x2 = views[0], views[1]
+        q1, q2 = pred(proj(enc(x1))), pred(proj(enc(x2)))
+        with torch.no_grad():
+            ema(online, target, cosine_momentum(s, K, base))
+            k1, k2 = target[1](target[0](x1)), target[1](target[0](x2))
+        return ctr(q1, k2) + ctr(q2, k1), None
+    return [("backbone", enc), ("projector", proj), ("predictor", pred)], step
+
+
+def build_byol(cfg, enc):
+    proj = mlp([enc.feature_dim, cfg["ProjHidden"], cfg["ProjDim"]], True)
+    pred = mlp([cfg["ProjDim"], cfg["PredHidden"], cfg["ProjDim"]], True)
+    online = nn.ModuleList([enc, proj])
+    target = copy_of(online)
+    base, K = cfg["BaseMomentum"], cfg["MomentumSteps"]
+
+    def fn(x, y):
+        return 2 - 2 * (F.normalize(x, dim=1) * F.normalize(y, dim=1)).sum(-1)
+
+    def step(views, s):
+        x1, x2 = views[0], views[1]
+        p1, p2 = pred(proj(enc(x1))), pred(proj(enc(x2)))
+        with torch.no_grad():
+            t1, t2 = target[1](target[0](x1)), target[1](target[0](x2))
+        loss = (fn(p1, t2) + fn(p2, t1)).mean()
+        return loss, lambda: ema(online, target, cosine_momentum(s, K, base))
+    return [("backbone", enc), ("projector", proj), ("predictor", pred)], step
+
+
+def build_swav(cfg, enc):
+    if cfg.get("QueueLength", 0):
+        sys.exit("learning_torch: SwAV queue not mirrored here (the Go run had QueueLength %d)" % cfg["QueueLength"])
+    proj = mlp([enc.feature_dim, cfg["ProjHidden"], cfg["ProjDim"]], True)
+    protos = nn.Linear(cfg["ProjDim"], cfg["Prototypes"], bias=False)
+    temp, eps, iters, g = cfg["Temperature"], cfg["Epsilon"], cfg["SinkhornIters"], cfg["GlobalCrops"]
+    freeze = cfg["FreezePrototypesSteps"]
+
+    @torch.no_grad()
+    def sinkhorn(out):
+        Q = torch.exp(out / eps).t()
+        Kq, Bq = Q.shape
+        Q /= Q.sum()
+        for _ in range(iters):
+            Q /= Q.sum(dim=1, keepdim=True)
+            Q /= Kq
+            Q /= Q.sum(dim=0, keepdim=True)
+            Q /= Bq
+        return (Q * Bq).t()
+
+    def step(views, s):
+        n = views[0].shape[0]
+        with torch.no_grad():
+            protos.weight.copy_(F.normalize(protos.weight, dim=1))
+        # crops of one size go through the encoder together
+        feats, i = [], 0
+        while i < len(views):
+            j = i
+            while j < len(views) and views[j].shape == views[i].shape:
+                j += 1
+            feats.append(enc(torch.cat(views[i:j])))
+            i = j
+        emb = F.normalize(proj(torch.cat(feats)), dim=1)
+        out = protos(emb)
+        nc = len(views)
+        loss = 0
+        for crop in range(g):
+            q = sinkhorn(out[n * crop:n * (crop + 1)].detach())
+            sub = 0
+            for v in range(nc):
+                if v != crop:
+                    sub = sub - torch.mean(torch.sum(q * F.log_softmax(out[n * v:n * (v + 1)] / temp, dim=1), dim=1))
+            loss = loss + sub / (nc - 1)
+        loss = loss / g
+
+        def after_backward():
+            if s < freeze:
+                protos.weight.grad = None
+        return loss, ("before_step", after_backward)
+    return [("backbone", enc), ("projector", proj), ("prototypes", protos)], step
+
+
+BUILDERS = {"simclr": build_simclr, "mocov2": build_mocov2, "mocov3": build_mocov3, "byol": build_byol, "swav": build_swav}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--like", required=True, help="final.safetensors of the sslzoo train run to reproduce")
+    ap.add_argument("--out", required=True, help="output folder for final.safetensors")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    meta = read_safetensors_metadata(args.like)
+    if "sslzoo.train" not in meta:
+        sys.exit("learning_torch: %s has no sslzoo.train metadata" % args.like)
+    spec = json.loads(meta["sslzoo.train"])
+    cfg = json.loads(meta["sslzoo.method_config"])
+    if spec["arch"] != "resnet18-cifar" or spec["in_channels"] != 1:
+        sys.exit("learning_torch: only resnet18-cifar on one-channel data is mirrored (got %s, %d channels)"
+                 % (spec["arch"], spec["in_channels"]))
+    torch.manual_seed(spec["seed"])
+    random.seed(spec["seed"])
+    np.random.seed(spec["seed"])
+
+    images = load_idx_images(spec["data"], spec.get("limit", 0))
+    ds = Views(images, view_pipelines(spec))
+    gen = torch.Generator()
+    gen.manual_seed(spec["seed"])
+    loader = torch.utils.data.DataLoader(ds, batch_size=spec["batch"], shuffle=True, drop_last=True,
+                                         num_workers=args.workers, worker_init_fn=worker_init, generator=gen,
+                                         persistent_workers=args.workers > 0)
+    steps_per_epoch = len(loader)
+    if steps_per_epoch * spec["epochs"] != cfg["Optim"]["TotalSteps"]:
+        sys.exit("learning_torch: %d steps/epoch x %d epochs != the Go run's %d total steps"
+                 % (steps_per_epoch, spec["epochs"], cfg["Optim"]["TotalSteps"]))
+
+    enc = ResNet18Cifar(spec["width"], spec["in_channels"])
+    parts, step_fn = BUILDERS[spec["method"]](cfg, enc)
+    named = []
+    for prefix, m in parts:
+        named += [(prefix + "." + n, p) for n, p in m.named_parameters()]
+        m.train()
+    opt = make_optimizer(cfg["Optim"], named)
+
+    s, epoch_s, epoch_loss = 0, [], []
+    for epoch in range(spec["epochs"]):
+        t0, total, count = time.perf_counter(), 0.0, 0
+        for views in loader:
+            set_lr(opt, lr_at(cfg["Optim"], s))
+            loss, hook = step_fn(views, s)
+            if not math.isfinite(loss.item()):
+                sys.exit("learning_torch: loss %g at step %d" % (loss.item(), s))
+            opt.zero_grad()
+            loss.backward()
+            if isinstance(hook, tuple):
+                hook[1]()
+            opt.step()
+            if callable(hook):
+                hook()
+            total += loss.item()
+            count += 1
+            s += 1
+        epoch_s.append(time.perf_counter() - t0)
+        epoch_loss.append(total / max(count, 1))
+        print("torch %s epoch %d/%d: loss %.4f, %.1fs" % (spec["method"], epoch + 1, spec["epochs"], epoch_loss[-1],
+                                                         epoch_s[-1]), file=sys.stderr)
+
+    os.makedirs(args.out, exist_ok=True)
+    md = dict(meta)
+    md["sslzoo.steps"] = str(s)
+    md["sslzoo.trained_by"] = "scripts/learning_torch.py (torch %s)" % torch.__version__
+    write_safetensors(os.path.join(args.out, "final.safetensors"), enc.state_dict(), md)
+    print(json.dumps({"engine": "torch", "method": spec["method"], "epochs": spec["epochs"], "steps": s,
+                      "epoch_s": epoch_s, "mean_epoch_s": sum(epoch_s) / len(epoch_s), "loss": epoch_loss,
+                      "weights": os.path.join(args.out, "final.safetensors")}))
+
+
+if __name__ == "__main__":
+    main()
