@@ -491,3 +491,17 @@ func embedding(c *ctx) error {
 	}
 	return c.emitOut("Gather", []string{c.in[0], idx}, aInt("axis", 0))
 }
+
+// ExportableOps lists, sorted, the engine ops (autograd.Node.Op names) that
+// export maps to ONNX nodes; the conformance package checks that each one
+// has a per-op case.
+func ExportableOps() []string {
+	var out []string
+	for op, f := range ops {
+		if f != nil {
+			out = append(out, op)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
