@@ -31,7 +31,7 @@ import (
 )
 
 // trainMethods are the methods `sslzoo train` runs.
-var trainMethods = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "mae"}
+var trainMethods = []string{"simclr", "mocov2", "mocov3", "byol", "swav"}
 
 // Files a run writes in its --out folder.
 const (
@@ -282,13 +282,13 @@ func trainCommand() *cli.Command {
 		"mocov3": "MoCo v3: no queue, predictor, symmetric loss, cosine momentum",
 		"byol":   "BYOL: online/target networks, predictor, normalised MSE, EMA 0.996 -> 1",
 		"swav":   "SwAV: prototypes, Sinkhorn-Knopp, swapped prediction, multi-crop",
-		"mae":    maeUsage,
 	}
 	var subs []*cli.Command
 	for _, m := range trainMethods {
 		subs = append(subs, &cli.Command{Name: m, Usage: usage[m], Flags: flags, Action: action})
 	}
-	subs = append(subs, trainMLMCommand()) // text: cmd/sslzoo/train_mlm.go
+	subs = append(subs, &cli.Command{Name: "mae", Usage: maeUsage, Flags: flags, Action: action}) // ViT only: train_mae.go
+	subs = append(subs, trainMLMCommand())                                                        // text: cmd/sslzoo/train_mlm.go
 	return &cli.Command{
 		Name:      "train",
 		Usage:     "pretrain an image encoder with a self-supervised method",
@@ -326,7 +326,7 @@ type trainOptions struct {
 }
 
 func (o trainOptions) validate() error {
-	known := false
+	known := o.Method == "mae" // train_mae.go
 	for _, m := range trainMethods {
 		known = known || m == o.Method
 	}
