@@ -29,13 +29,12 @@ const DefaultSeq = 128
 // "last_hidden_state" [batch, Seq, Hidden].
 type Backbone struct {
 	Arch  string
-	Zoo   zoo.Spec     // the configuration that was built
 	Model zoo.Backbone // in eval mode
 	Spec  export.Spec
 	// Text is set for token-id backbones.
 	Text bool
-	// Channels, Height, Width are the image input size; Seq and Vocab the
-	// text input size.
+	// Channels, Height, Width are the image input size; Seq, Vocab and
+	// PadID describe the text input.
 	Channels, Height, Width int
 	Seq, Vocab, PadID       int
 }
@@ -54,10 +53,11 @@ type BackboneOptions struct {
 	Metadata export.Metadata
 }
 
-// NewBackbone wraps a built architecture (spec.Build's result, perhaps with
-// loaded weights) for export. It switches m to eval mode.
-func NewBackbone(arch string, spec zoo.Spec, m zoo.Backbone, opts BackboneOptions) (*Backbone, error) {
-	b := &Backbone{Arch: arch, Zoo: spec, Model: m}
+// NewBackbone wraps a backbone (*zoo.ResNet, *zoo.ViT or *zoo.BERT, e.g.
+// from zoo.Spec.Build, perhaps with loaded weights) for export under the
+// name arch. It switches m to eval mode.
+func NewBackbone(arch string, m zoo.Backbone, opts BackboneOptions) (*Backbone, error) {
+	b := &Backbone{Arch: arch, Model: m}
 	meta := opts.Metadata
 	if meta.Backbone == "" {
 		meta.Backbone = arch
@@ -65,96 +65,89 @@ func NewBackbone(arch string, spec zoo.Spec, m zoo.Backbone, opts BackboneOption
 	if meta.EmbeddingDim == 0 {
 		meta.EmbeddingDim = m.FeatureDim()
 	}
-	switch spec.Family {
-	case "resnet", "vit":
-		im, ok := m.(export.ImageModel)
-		if !ok {
-			return nil, fmt.Errorf("conformance: %s model %T has no image Forward", arch, m)
-		}
-		b.Channels = max(spec.ResNet.InChannels, 1)
-		size := opts.ImageSize
-		if spec.Family == "vit" {
-			b.Channels = max(spec.ViT.InChannels, 1)
-			if spec.ViT.InChannels == 0 {
-				b.Channels = 3
-			}
-			if size != 0 && size != spec.ViT.ImageSize {
-				return nil, fmt.Errorf("conformance: %s is exported at its training size %d, not %d", arch, spec.ViT.ImageSize, size)
-			}
-			size = spec.ViT.ImageSize
-		} else {
-			if spec.ResNet.InChannels == 0 {
-				b.Channels = 3
-			}
-			if size == 0 {
-				size = 224
-				if spec.ResNet.Stem == "cifar" {
-					size = 32
-				}
+	var im export.ImageModel
+	size := opts.ImageSize
+	cifar := false
+	switch mm := m.(type) {
+	case *zoo.ResNet:
+		im, b.Channels = mm, mm.Config.InChannels
+		cifar = mm.Config.Stem == "cifar"
+		if size == 0 {
+			size = 224
+			if cifar {
+				size = 32
 			}
 		}
-		if size < 1 {
-			return nil, fmt.Errorf("conformance: image size %d", size)
+	case *zoo.ViT:
+		im, b.Channels = mm, mm.Config.InChannels
+		if size != 0 && size != mm.Config.ImageSize {
+			return nil, fmt.Errorf("conformance: %s is exported at its training size %d, not %d", arch, mm.Config.ImageSize, size)
 		}
-		b.Height, b.Width = size, size
-		if meta.Preprocess == nil {
-			meta.Preprocess = imagePreprocess(spec, b.Channels, size)
-		}
-		s, err := export.ImageSpec(arch, im, b.Channels, size, size, meta)
-		if err != nil {
-			return nil, err
-		}
-		b.Spec = s
-	case "bert":
-		bm, ok := m.(*zoo.BERT)
-		if !ok {
-			return nil, fmt.Errorf("conformance: %s model %T is not a *zoo.BERT", arch, m)
-		}
-		cfg := bm.Config
-		seq := opts.Seq
-		if seq == 0 {
-			seq = min(DefaultSeq, cfg.MaxPositions)
-		}
-		if seq < 1 || seq > cfg.MaxPositions {
-			return nil, fmt.Errorf("conformance: sequence length %d outside 1..%d (the model's positions)", seq, cfg.MaxPositions)
-		}
-		b.Text, b.Seq, b.Vocab, b.PadID = true, seq, cfg.VocabSize, cfg.PadTokenID
-		text, _ := json.Marshal(map[string]any{
-			"seq_len":        seq,
-			"vocab_size":     cfg.VocabSize,
-			"pad_id":         cfg.PadTokenID,
-			"attention_mask": "1 for tokens, 0 for padding",
-			"embedding":      "final hidden state of the first token ([CLS])",
-		})
-		if meta.Extra == nil {
-			meta.Extra = map[string]string{}
-		}
-		meta.Extra["sslzoo.text"] = string(text)
-		props, err := meta.Props()
-		if err != nil {
-			return nil, fmt.Errorf("export %s: %w", arch, err)
-		}
-		bm.SetTraining(false)
-		hidden := cfg.Hidden
-		b.Spec = export.Spec{
-			Name: arch,
-			Inputs: []export.Input{
-				{Name: "input_ids", Shape: []int{1, seq}, Int: true, Low: 0, High: cfg.VocabSize},
-				{Name: "attention_mask", Shape: []int{1, seq}, Int: true, Low: 0, High: 2},
-			},
-			Outputs: []string{"embedding", "last_hidden_state"},
-			Forward: func(tp *autograd.Tape, in []*autograd.Var) []*autograd.Var {
-				n := in[0].Shape()[0]
-				out := bm.Forward(tp, zoo.BERTInput{Batch: n, Seq: seq, IDs: export.IntsOf(in[0]), Mask: export.IntsOf(in[1])})
-				cls := tp.Reshape(tp.Slice(out.Sequence, 1, 0, 1), n, hidden)
-				return []*autograd.Var{cls, out.Sequence}
-			},
-			Module:          bm,
-			Metadata:        props,
-			ProducerVersion: meta.Version,
-		}
+		size = mm.Config.ImageSize
+	case *zoo.BERT:
+		return newTextBackbone(b, mm, opts.Seq, meta)
 	default:
-		return nil, fmt.Errorf("conformance: %s has unknown family %q", arch, spec.Family)
+		return nil, fmt.Errorf("conformance: %s: cannot export a %T", arch, m)
+	}
+	if size < 1 {
+		return nil, fmt.Errorf("conformance: %s: image size %d", arch, size)
+	}
+	b.Height, b.Width = size, size
+	if meta.Preprocess == nil {
+		meta.Preprocess = imagePreprocess(cifar, b.Channels, size)
+	}
+	s, err := export.ImageSpec(arch, im, b.Channels, size, size, meta)
+	if err != nil {
+		return nil, err
+	}
+	b.Spec = s
+	return b, nil
+}
+
+func newTextBackbone(b *Backbone, bm *zoo.BERT, seq int, meta export.Metadata) (*Backbone, error) {
+	cfg := bm.Config
+	if seq == 0 {
+		seq = min(DefaultSeq, cfg.MaxPositions)
+	}
+	if seq < 1 || seq > cfg.MaxPositions {
+		return nil, fmt.Errorf("conformance: %s: sequence length %d outside 1..%d (the model's positions)", b.Arch, seq, cfg.MaxPositions)
+	}
+	b.Text, b.Seq, b.Vocab, b.PadID = true, seq, cfg.VocabSize, cfg.PadTokenID
+	text, _ := json.Marshal(map[string]any{
+		"seq_len":        seq,
+		"vocab_size":     cfg.VocabSize,
+		"pad_id":         cfg.PadTokenID,
+		"attention_mask": "1 for tokens, 0 for padding",
+		"embedding":      "final hidden state of the first token ([CLS])",
+	})
+	extra := map[string]string{}
+	for k, v := range meta.Extra {
+		extra[k] = v
+	}
+	extra["sslzoo.text"] = string(text)
+	meta.Extra = extra
+	props, err := meta.Props()
+	if err != nil {
+		return nil, fmt.Errorf("export %s: %w", b.Arch, err)
+	}
+	bm.SetTraining(false)
+	hidden := cfg.Hidden
+	b.Spec = export.Spec{
+		Name: b.Arch,
+		Inputs: []export.Input{
+			{Name: "input_ids", Shape: []int{1, seq}, Int: true, Low: 0, High: cfg.VocabSize},
+			{Name: "attention_mask", Shape: []int{1, seq}, Int: true, Low: 0, High: 2},
+		},
+		Outputs: []string{"embedding", "last_hidden_state"},
+		Forward: func(tp *autograd.Tape, in []*autograd.Var) []*autograd.Var {
+			n := in[0].Shape()[0]
+			out := bm.Forward(tp, zoo.BERTInput{Batch: n, Seq: seq, IDs: export.IntsOf(in[0]), Mask: export.IntsOf(in[1])})
+			cls := tp.Reshape(tp.Slice(out.Sequence, 1, 0, 1), n, hidden)
+			return []*autograd.Var{cls, out.Sequence}
+		},
+		Module:          bm,
+		Metadata:        props,
+		ProducerVersion: meta.Version,
 	}
 	return b, nil
 }
@@ -162,10 +155,10 @@ func NewBackbone(arch string, spec zoo.Spec, m zoo.Backbone, opts BackboneOption
 // imagePreprocess is the evaluation preprocessing the architecture's
 // recipes use: CIFAR statistics at 32 pixels for the CIFAR stem, ImageNet
 // statistics with a center crop otherwise.
-func imagePreprocess(spec zoo.Spec, channels, size int) *export.Preprocess {
+func imagePreprocess(cifar bool, channels, size int) *export.Preprocess {
 	p := &export.Preprocess{Layout: "NCHW", Channels: "RGB", Size: [2]int{size, size}, Resize: "bilinear", Crop: "center", Scale: 1.0 / 255}
 	norm := augment.ImageNetNorm
-	if spec.Family == "resnet" && spec.ResNet.Stem == "cifar" {
+	if cifar {
 		norm, p.Crop = augment.CIFAR10Norm, "none"
 	}
 	p.Mean, p.Std = slices.Clone(norm.Mean), slices.Clone(norm.Std)

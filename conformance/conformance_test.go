@@ -137,7 +137,7 @@ func TestBatchNorms(t *testing.T) {
 	if len(bns) != 1+8*2+3 {
 		t.Fatalf("found %d BatchNorms, want 20", len(bns))
 	}
-	b, err := NewBackbone("r", spec, m, BackboneOptions{ImageSize: 8})
+	b, err := NewBackbone("r", m, BackboneOptions{ImageSize: 8})
 	if err != nil {
 		t.Fatal(err)
 	}

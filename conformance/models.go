@@ -148,7 +148,7 @@ func Prepare(arch string, reduced bool, seed uint64) (*Backbone, string, error) 
 		return nil, "", fmt.Errorf("build %s: %w", arch, err)
 	}
 	perturbConstants(m, rng)
-	b, err := NewBackbone(arch, spec, m, BackboneOptions{ImageSize: size, Seq: testSeq})
+	b, err := NewBackbone(arch, m, BackboneOptions{ImageSize: size, Seq: testSeq})
 	if err != nil {
 		return nil, "", err
 	}
