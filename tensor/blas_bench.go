@@ -2,28 +2,63 @@ package tensor
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"time"
 )
 
 // BenchGemm times an n×n×n product through Sgemm (our Go call path: checks,
-// dispatch, cgo, our split over cores) against the same product called
-// straight from C, interleaved round by round so that both see the same
-// machine load. It returns the median time per call of each.
-//
-// The raw side is OpenBLAS as any other program calls it: its own threads
-// set to BLASThreads(), and a block of back-to-back calls in a C loop after
-// one untimed call that wakes its workers, so it is timed hot. After each raw
-// block it sleeps for spinOut, untimed: OpenBLAS's idle workers spin for
-// about 0.1 s after a threaded call and would otherwise take a core from our
-// next call (measured: that alone halved our 512³ figure). Other GEMMs
-// running during the benchmark would see OpenBLAS's threads switched on.
-// It needs the C library: with the pure-Go backend there is no raw figure
-// to compare with.
+// dispatch, cgo, threading, on whichever backend BLASBackend names)
+// against OpenBLAS's cblas_sgemm called straight from C, interleaved round
+// by round so that both see the same machine load. It returns the median
+// time per call of each. OpenBLAS is the reference even when Sgemm runs on
+// oneDNN: it is what other programs on this machine (PyTorch included) get
+// for a float32 matmul. BenchGemmVs compares against another library.
 func BenchGemm(n, reps int) (ours, raw time.Duration, err error) {
-	if !blasState().cblas {
-		return 0, 0, errors.New("tensor.BenchGemm: no C BLAS in use (" + BLASBackend() + ")")
+	return BenchGemmVs(n, reps, "openblas")
+}
+
+// BenchGemmVs is BenchGemm against lib called straight from C: "openblas"
+// or "onednn" (the latter measures our call path's overhead when Sgemm
+// runs on oneDNN).
+//
+// The raw side is the library as any other program calls it, timed hot: a
+// block of back-to-back calls in a C loop after one untimed call that
+// wakes its workers. OpenBLAS gets its own threads set to BLASThreads() for
+// the block; after it we sleep for spinOut, untimed: OpenBLAS's idle
+// workers spin for about 0.1 s after a threaded call and would otherwise
+// take a core from our next call (measured: that alone halved our 512³
+// figure). Other GEMMs running during the benchmark would see OpenBLAS's
+// threads switched on. oneDNN runs on BLASThreads() OpenMP threads. The
+// library must be loaded: with SSLZOO_BLAS=go there is nothing to compare.
+func BenchGemmVs(n, reps int, lib string) (ours, raw time.Duration, err error) {
+	s := blasState()
+	var rawBlock func(q int, a, b, c []float32) time.Duration
+	switch lib {
+	case "openblas":
+		if !s.cblas {
+			return 0, 0, errors.New("tensor.BenchGemm: OpenBLAS is not loaded (" + BLASBackend() + ")")
+		}
+		rawBlock = func(q int, a, b, c []float32) time.Duration {
+			setLibraryThreads(BLASThreads())
+			rawSgemm(n, 1, a, b, c)
+			d := rawSgemm(n, q, a, b, c) / time.Duration(q)
+			setLibraryThreads(1)
+			time.Sleep(spinOut)
+			return d
+		}
+	case "onednn":
+		if !s.dnnl {
+			return 0, 0, errors.New("tensor.BenchGemm: oneDNN sgemm is not loaded (" + s.dnnlLib + ")")
+		}
+		rawBlock = func(q int, a, b, c []float32) time.Duration {
+			th := max(1, BLASThreads())
+			rawDNNLSgemm(th, n, 1, a, b, c)
+			return rawDNNLSgemm(th, n, q, a, b, c) / time.Duration(q)
+		}
+	default:
+		return 0, 0, fmt.Errorf("tensor.BenchGemm: unknown library %q (want openblas or onednn)", lib)
 	}
 	if n < 1 || reps < 1 {
 		return 0, 0, errors.New("tensor.BenchGemm: n and reps must be positive")
@@ -43,26 +78,18 @@ func BenchGemm(n, reps int) (ours, raw time.Duration, err error) {
 		}
 		return time.Since(t0) / time.Duration(q)
 	}
-	rawBlock := func() time.Duration {
-		setLibraryThreads(BLASThreads())
-		rawSgemm(n, 1, a, b, c)
-		d := rawSgemm(n, q, a, b, c) / time.Duration(q)
-		setLibraryThreads(1)
-		time.Sleep(spinOut)
-		return d
-	}
 	// Warm-up: first-touch page faults belong to neither side.
 	oursBlock()
-	rawBlock()
+	rawBlock(q, a, b, c)
 	os, rs := make([]time.Duration, reps), make([]time.Duration, reps)
 	for r := range reps {
 		// Alternate which side goes first, so neither always inherits the
 		// other's warm caches.
 		if r%2 == 0 {
 			os[r] = oursBlock()
-			rs[r] = rawBlock()
+			rs[r] = rawBlock(q, a, b, c)
 		} else {
-			rs[r] = rawBlock()
+			rs[r] = rawBlock(q, a, b, c)
 			os[r] = oursBlock()
 		}
 	}

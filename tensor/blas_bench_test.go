@@ -40,31 +40,40 @@ func BenchmarkSgemmGonum(b *testing.B) {
 	}
 }
 
-// BenchmarkGemmVsRaw prints our call path against cblas_sgemm called
-// straight from C, interleaved (the target: ours/raw time ratio
-// <= 1/0.9, i.e. our speed >= 0.9 of raw). Sizes: SSLZOO_GEMM_SIZES is not
-// read; edit the list to add sizes.
+// BenchmarkGemmVsRaw prints our call path against the libraries called
+// straight from C, interleaved: raw OpenBLAS (the target: our speed
+// >= 0.9 of it) and, when loaded, raw oneDNN (the overhead of our path when
+// Sgemm runs on oneDNN). Edit the list to add sizes.
 func BenchmarkGemmVsRaw(b *testing.B) {
 	if !cblasLoaded() {
 		b.Skipf("no C BLAS: %s", BLASBackend())
 	}
+	libs := []string{"openblas"}
+	if blasState().dnnl {
+		libs = append(libs, "onednn")
+	}
 	for _, n := range []int{512, 2048} {
-		b.Run(strconv.Itoa(n), func(b *testing.B) {
-			reps := 5
-			if n <= 512 {
-				reps = 11
-			}
-			for range b.N {
-				ours, raw, err := BenchGemm(n, reps)
-				if err != nil {
-					b.Fatal(err)
+		for _, lib := range libs {
+			b.Run(fmt.Sprintf("%d/vs-%s", n, lib), func(b *testing.B) {
+				reps := 5
+				if n <= 512 {
+					reps = 11
 				}
-				speed := raw.Seconds() / ours.Seconds()
-				b.ReportMetric(speed, "ours/raw-speed")
-				b.ReportMetric(2*float64(n)*float64(n)*float64(n)/ours.Seconds()/1e9, "GFLOP/s")
-				fmt.Fprintf(os.Stderr, "gemm %d^3: ours %v raw %v speed ratio %.3f (%s)\n", n, ours, raw, speed, BLASBackend())
-			}
-		})
+				for range b.N {
+					ours, raw, err := BenchGemmVs(n, reps, lib)
+					if err != nil {
+						b.Fatal(err)
+					}
+					speed := raw.Seconds() / ours.Seconds()
+					flops := 2 * float64(n) * float64(n) * float64(n)
+					b.ReportMetric(speed, "ours/raw-speed")
+					b.ReportMetric(flops/ours.Seconds()/1e9, "GFLOP/s")
+					b.ReportMetric(flops/raw.Seconds()/1e9, "raw-GFLOP/s")
+					fmt.Fprintf(os.Stderr, "gemm %d^3: ours %v (%.1f GFLOP/s) raw %s %v (%.1f GFLOP/s) speed ratio %.3f (%s)\n",
+						n, ours, flops/ours.Seconds()/1e9, lib, raw, flops/raw.Seconds()/1e9, speed, BLASBackend())
+				}
+			})
+		}
 	}
 }
 
@@ -72,7 +81,7 @@ func BenchmarkGemmVsRaw(b *testing.B) {
 // shapes our models produce (m×n×k): square sizes, ViT-tiny and BERT-mini
 // Linear layers on a batch of 64 (rows = tokens), and one head's attention
 // product. "one": a single core; "split": ours, blocks over 2 cores with
-// OpenBLAS single-threaded (the default); "lib": OpenBLAS's own 2 threads.
+// OpenBLAS single-threaded (what Sgemm does on OpenBLAS); "lib": OpenBLAS's own 2 threads.
 // Each GEMM is followed by a Go element-wise pass over 1M floats on
 // tensor.Parallel (the "ew" figures), as in a training step, to show what
 // OpenBLAS's spinning workers cost the Go code after them. The three modes
@@ -84,8 +93,11 @@ func BenchmarkSgemmThreads(b *testing.B) {
 	if !cblasLoaded() || BLASThreads() == 0 {
 		b.Skipf("no thread control: %s", BLASBackend())
 	}
-	old := BLASThreads()
-	defer SetBLASThreads(old)
+	// The modes are OpenBLAS's, whichever backend Sgemm would pick.
+	s := blasState()
+	old, oldUse := BLASThreads(), s.use
+	s.use = backendOpenBLAS
+	defer func() { SetBLASThreads(old); s.use = oldUse }()
 	defer setLibraryThreads(1)
 	shapes := [][3]int{
 		{64, 64, 64}, {128, 128, 128}, {256, 256, 256}, {512, 512, 512}, {1024, 1024, 1024},

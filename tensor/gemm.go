@@ -19,10 +19,11 @@ import (
 // C's old contents are ignored (NaNs included), so C may be an uninitialised
 // pool buffer.
 //
-// The work goes to OpenBLAS when it could be loaded at run time (see
-// BLASBackend), and to gonum's pure-Go kernel otherwise. Bad dimensions or
-// short slices are programming errors and panic, as in gonum: letting them
-// through would have the C library read or write outside the slices.
+// The work goes to a C library loaded at run time, oneDNN's sgemm or
+// OpenBLAS (see blasState and BLASBackend), and to gonum's pure-Go kernel
+// when neither loads. Bad dimensions or short slices are programming
+// errors and panic, as in gonum: letting them through would have the C
+// library read or write outside the slices.
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
 	if m == 0 || n == 0 {
@@ -34,8 +35,8 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		scaleRows(m, n, beta, c, ldc)
 		return
 	}
-	if blasState().cblas {
-		sgemmSplit(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	if use := blasState().use; use != backendGo {
+		sgemmSplit(use, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
 	sgemmGonum(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
@@ -100,13 +101,26 @@ func sgemmGonum(transA, transB bool, m, n, k int, alpha float32, a []float32, ld
 	gonum.Implementation{}.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
+// gemmBackend is a GEMM implementation Sgemm can dispatch to.
+type gemmBackend int
+
+const (
+	backendGo       gemmBackend = iota // gonum's pure-Go kernel
+	backendOpenBLAS                    // cblas_sgemm from OpenBLAS (or another C BLAS)
+	backendOneDNN                      // dnnl_sgemm from oneDNN
+)
+
 // blasInfo is the outcome of choosing a GEMM backend, made once per process.
 type blasInfo struct {
-	cblas   bool   // a C BLAS library is loaded and used
-	lib     string // the file name it was opened by
-	config  string // openblas_get_config(), when exported
-	threads bool   // the library exports openblas_set/get_num_threads
-	reason  string // why the pure-Go path is in use, when it is
+	use     gemmBackend // what Sgemm runs on
+	cblas   bool        // a C BLAS library is loaded (used, or kept as BenchGemm's reference)
+	lib     string      // the file name it was opened by
+	config  string      // openblas_get_config(), when exported
+	threads bool        // the library exports openblas_set/get_num_threads
+	dnnl    bool        // oneDNN's sgemm is resolved
+	dnnlLib string      // its description, or why it is unavailable
+	reason  string      // why the pure-Go path is in use, when it is
+	note    string      // a remark on the choice for BLASBackend, e.g. an unknown SSLZOO_BLAS value
 }
 
 var (
@@ -119,41 +133,108 @@ var (
 // cblas_sgemm.
 var blasLibraries = []string{"libopenblas.so.0", "libopenblas.so", "libblas.so.3"}
 
+// blasState loads the GEMM libraries and picks the backend. SSLZOO_BLAS
+// forces one: "go" (or "gonum"), "openblas", "onednn", or the path of a C
+// BLAS library. When the forced one cannot be loaded, the pure-Go kernel
+// runs and BLASBackend says why. By default oneDNN's sgemm is used when
+// oneDNN loads (see the measurements at gemmDefault), then OpenBLAS, then
+// gonum. OpenBLAS is loaded in every mode but "go", so that BenchGemm can
+// time it as the reference.
 func blasState() *blasInfo {
 	blasOnce.Do(func() {
-		env := strings.TrimSpace(os.Getenv("SSLZOO_BLAS"))
-		switch {
-		case env == "go" || env == "gonum":
-			blasChosen.reason = "SSLZOO_BLAS=" + env
+		s := &blasChosen
+		env := strings.ToLower(strings.TrimSpace(os.Getenv("SSLZOO_BLAS")))
+		if env == "go" || env == "gonum" {
+			s.reason = "SSLZOO_BLAS=" + env
 			return
-		case strings.Contains(env, "/") || strings.Contains(env, ".so"):
-			// A library named explicitly is the only one tried.
-			blasChosen = loadCBLAS([]string{env})
-		default:
-			blasChosen = loadCBLAS(blasLibraries)
 		}
-		if blasChosen.cblas {
+		if strings.Contains(env, "/") || strings.Contains(env, ".so") {
+			// A library named explicitly is the only one tried.
+			*s = loadCBLAS([]string{os.Getenv("SSLZOO_BLAS")})
+		} else {
+			*s = loadCBLAS(blasLibraries)
+		}
+		if s.cblas {
 			// One thread inside the library: see sgemmSplit.
 			setLibraryThreads(1)
-			initGemmThreads()
+		}
+		cblasWhy := s.reason
+		s.reason = ""
+		if env != "openblas" && !s.cblasNamed(env) {
+			s.dnnlLib, s.dnnl = loadDNNLGemm()
+		}
+		switch {
+		case env == "onednn" || env == "dnnl":
+			if s.dnnl {
+				s.use = backendOneDNN
+			} else {
+				s.reason = "SSLZOO_BLAS=" + env + ", but " + s.dnnlLib
+			}
+		case env == "openblas" || s.cblasNamed(env):
+			if s.cblas {
+				s.use = backendOpenBLAS
+			} else {
+				s.reason = "SSLZOO_BLAS=" + env + ", but " + cblasWhy
+			}
+		default:
+			if env != "" && env != "auto" {
+				s.note = "SSLZOO_BLAS=" + env + " not understood (want go, openblas, onednn or a library path)"
+			}
+			switch {
+			case s.dnnl && gemmDefault == backendOneDNN, s.dnnl && !s.cblas:
+				s.use = backendOneDNN
+			case s.cblas:
+				s.use = backendOpenBLAS
+			default:
+				s.reason = cblasWhy + "; " + s.dnnlLib
+			}
+		}
+		if s.use != backendGo {
+			initGemmThreads(s.use)
 		}
 	})
 	return &blasChosen
 }
+
+// cblasNamed reports whether env names a C BLAS library file.
+func (s *blasInfo) cblasNamed(env string) bool {
+	return strings.Contains(env, "/") || strings.Contains(env, ".so")
+}
+
+// gemmDefault is the backend preferred when both C libraries load: oneDNN
+// for every shape. Measured by BenchmarkGemmBackends on the 2-core AVX-512
+// VM (Intel family 6 model 207), where OpenBLAS 0.3.21 does not know the
+// CPU and runs its SSE3 Prescott kernel: oneDNN JITs AVX-512 kernels from
+// CPUID and ran 4-8x faster on square 128³-2048³, im2col, ViT/BERT Linear
+// and batched attention shapes, and 2x on 32³ and 1×64×64. Only below about
+// 16³ (m·n·k < 4096) is oneDNN's fixed cost per call (about 0.6 µs) slower
+// than OpenBLAS's or gonum's, and not consistently so (8×8×32 attention
+// products were faster on oneDNN); those calls take microseconds either
+// way, so one rule for all shapes.
+const gemmDefault = backendOneDNN
 
 // BLASBackend describes the GEMM backend in use, for logs and `sslzoo
 // doctor`: the library, its build configuration and thread count, or the
 // pure-Go fallback and why it was chosen.
 func BLASBackend() string {
 	s := blasState()
-	if !s.cblas {
-		return "gonum (pure Go; " + s.reason + ")"
+	var desc string
+	switch s.use {
+	case backendOneDNN:
+		desc = fmt.Sprintf("%s, up to %d threads per call", s.dnnlLib, BLASThreads())
+	case backendOpenBLAS:
+		lib := "cblas"
+		if s.config != "" {
+			lib = s.config
+		}
+		desc = fmt.Sprintf("%s (%s), up to %d threads per call", lib, s.lib, BLASThreads())
+	default:
+		desc = "gonum (pure Go; " + s.reason + ")"
 	}
-	desc := "cblas"
-	if s.config != "" {
-		desc = s.config
+	if s.note != "" {
+		desc += "; " + s.note
 	}
-	return fmt.Sprintf("%s (%s), up to %d threads per call", desc, s.lib, BLASThreads())
+	return desc
 }
 
 // BLASWarning returns a one-line warning when the C library is running a
@@ -164,7 +245,7 @@ func BLASBackend() string {
 // We only report this: the environment is the user's to set.
 func BLASWarning() string {
 	s := blasState()
-	if !s.cblas {
+	if s.use != backendOpenBLAS {
 		return ""
 	}
 	return kernelWarning(s.config, cpuHasFlag)
@@ -210,8 +291,8 @@ func cpuHasFlag(flag string) bool {
 	return false
 }
 
-// SetBLASThreads sets how many cores one GEMM may use. The split is ours
-// (see sgemmSplit), so it has no effect on the pure-Go backend, whose
+// SetBLASThreads sets how many cores one GEMM may use on the C library
+// (see sgemmSplit). It has no effect on the pure-Go backend, whose
 // parallelism follows GOMAXPROCS. n < 1 is taken as 1.
 func SetBLASThreads(n int) {
 	blasState() // so that initialisation cannot overwrite n later
@@ -221,15 +302,21 @@ func SetBLASThreads(n int) {
 // BLASThreads is how many cores one GEMM may use on the C library, or 0
 // when no C library is in use.
 func BLASThreads() int {
-	if !blasState().cblas {
+	if blasState().use == backendGo {
 		return 0
 	}
 	return int(gemmThreads.Load())
 }
 
-// GEMM threading. OpenBLAS runs single-threaded, and the parallelism is
-// ours: a large product is cut into row (or column) blocks that run as
-// concurrent single-threaded calls. Measured on the 2-core VM
+// GEMM threading. The number of cores a product gets is decided here, by
+// free slots (below); oneDNN then runs the product on that many OpenMP
+// threads (dnnlOwnThreads), while OpenBLAS runs single-threaded and we cut
+// the product into row (or column) blocks that run as concurrent
+// single-threaded calls. For oneDNN both ways measured the same within
+// noise (BenchmarkGemmBackends: onednn-omp vs onednn-split, wall time and
+// CPU time per GFLOP, and the Go pass after each GEMM showed no cost from
+// spinning OpenMP workers); its own threads win on simplicity: one cgo
+// call, no goroutines, B packed once. For OpenBLAS, measured on the VM
 // (BenchmarkSgemmThreads, BenchmarkBatchedGemm), this matches OpenBLAS's own
 // threads on one large product, and it is what lets several products run at
 // once on goroutines (attention heads, conv images), which loses to plain
@@ -247,24 +334,31 @@ var (
 )
 
 // gemmMinWorkPerPart is the least m*n*k worth its own core. OpenBLAS
-// itself keeps products up to 65536*4 on one thread.
+// itself keeps products up to 65536*4 on one thread; for oneDNN 64³ on one
+// thread ran as fast as on two.
 const gemmMinWorkPerPart = 256 * 1024
 
 // gemmAlign keeps block edges on multiples of the kernels' register tile.
 const gemmAlign = 16
 
-func initGemmThreads() {
+func initGemmThreads(use gemmBackend) {
 	n := runtime.GOMAXPROCS(0)
-	if v, err := strconv.Atoi(os.Getenv("OPENBLAS_NUM_THREADS")); err == nil && v > 0 {
+	// Each library's usual variable caps its threads, as users expect.
+	env := "OPENBLAS_NUM_THREADS"
+	if use == backendOneDNN {
+		env = "OMP_NUM_THREADS"
+	}
+	if v, err := strconv.Atoi(os.Getenv(env)); err == nil && v > 0 {
 		n = v
 	}
 	gemmThreads.Store(int32(n))
 	blasSlots = make(chan struct{}, max(runtime.GOMAXPROCS(0), runtime.NumCPU(), n))
 }
 
-// sgemmSplit runs one product on the C library, cut into as many blocks as
-// there are free slots (up to BLASThreads and the work's size).
-func sgemmSplit(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+// sgemmSplit runs one product on the C library use, on as many cores as
+// there are free slots (up to BLASThreads and the work's size): as one
+// multi-threaded oneDNN call, or cut into that many single-threaded blocks.
+func sgemmSplit(use gemmBackend, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	blasSlots <- struct{}{}
 	parts := 1
 	splitM := m >= n
@@ -282,9 +376,15 @@ take:
 			break take
 		}
 	}
-	if parts == 1 {
-		sgemmCBLAS(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-		<-blasSlots
+	if parts == 1 || use == backendOneDNN && dnnlOwnThreads {
+		// Deferred: a library failure panics, and a caller that recovers
+		// must not find the slots gone.
+		defer func() {
+			for range parts {
+				<-blasSlots
+			}
+		}()
+		sgemmOn(use, parts, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
 	block := (dim + parts - 1) / parts
@@ -297,14 +397,14 @@ take:
 			if transA {
 				aOff = lo
 			}
-			sgemmCBLAS(transA, transB, hi-lo, n, k, alpha, a[aOff:], lda, b, ldb, beta, c[lo*ldc:], ldc)
+			sgemmOn(use, 1, transA, transB, hi-lo, n, k, alpha, a[aOff:], lda, b, ldb, beta, c[lo*ldc:], ldc)
 		} else {
 			// Columns lo..hi of op(B) and of C.
 			bOff := lo
 			if transB {
 				bOff = lo * ldb
 			}
-			sgemmCBLAS(transA, transB, m, hi-lo, k, alpha, a, lda, b[bOff:], ldb, beta, c[lo:], ldc)
+			sgemmOn(use, 1, transA, transB, m, hi-lo, k, alpha, a, lda, b[bOff:], ldb, beta, c[lo:], ldc)
 		}
 	}
 	for lo := block; lo < dim; lo += block {
@@ -321,4 +421,18 @@ take:
 		<-blasSlots
 	}
 	<-blasSlots
+}
+
+// dnnlOwnThreads hands a product's free cores to oneDNN's own OpenMP
+// threads in one call, instead of cutting it into single-threaded blocks.
+var dnnlOwnThreads = true
+
+// sgemmOn runs one product on one C backend with the given thread count
+// (OpenBLAS always runs single-threaded; see sgemmSplit).
+func sgemmOn(use gemmBackend, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if use == backendOneDNN {
+		sgemmDNNL(threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	sgemmCBLAS(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }

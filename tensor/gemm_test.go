@@ -19,7 +19,17 @@ func gemmBackends(t *testing.T) map[string]gemmFunc {
 	if cblasLoaded() {
 		fs["cblas"] = sgemmCBLAS
 	} else {
-		t.Logf("no C BLAS loaded (%s): checking the pure-Go path only", BLASBackend())
+		t.Logf("no C BLAS loaded (%s)", BLASBackend())
+	}
+	if s := blasState(); s.dnnl {
+		// Both thread settings: one core, and oneDNN's own OpenMP split.
+		for _, threads := range []int{1, 2} {
+			fs[fmt.Sprintf("onednn-%dt", threads)] = func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+				sgemmDNNL(threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+			}
+		}
+	} else {
+		t.Logf("oneDNN sgemm not loaded (%s)", s.dnnlLib)
 	}
 	return fs
 }
@@ -187,25 +197,54 @@ func TestSgemmRejectsShortSlices(t *testing.T) {
 	}
 }
 
-// TestBLASEnvForcesGo runs this test binary again with SSLZOO_BLAS=go and
-// checks that the child reports the pure-Go backend.
+// TestBLASEnvForcesGo runs this test binary again with each SSLZOO_BLAS
+// setting and checks the backend the child reports, and that the child's
+// Sgemm still gives the right numbers on it.
 func TestBLASEnvForcesGo(t *testing.T) {
 	if os.Getenv("SSLZOO_BLAS_CHILD") != "" {
-		fmt.Printf("backend=%s\n", BLASBackend())
+		// [1 2; 3 4] @ [5 6; 7 8] = [19 22; 43 50]; 300x300 splits over cores.
+		c := make([]float32, 4)
+		Sgemm(false, false, 2, 2, 2, 1, []float32{1, 2, 3, 4}, 2, []float32{5, 6, 7, 8}, 2, 0, c, 2)
+		n := 300
+		ones, big := make([]float32, n*n), make([]float32, n*n)
+		for i := range ones {
+			ones[i] = 1
+		}
+		Sgemm(false, true, n, n, n, 1, ones, n, ones, n, 0, big, n)
+		fmt.Printf("backend=%s\nproduct=%v big=%v,%v\n", BLASBackend(), c, big[0], big[n*n-1])
 		return
 	}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Skip("no executable path:", err)
 	}
-	cmd := exec.Command(exe, "-test.run=^TestBLASEnvForcesGo$")
-	cmd.Env = append(os.Environ(), "SSLZOO_BLAS=go", "SSLZOO_BLAS_CHILD=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("child: %v\n%s", err, out)
+	s := blasState()
+	cases := []struct {
+		env  []string
+		want string // what the backend line must contain
+		skip bool   // the library this case needs is missing here
+	}{
+		{[]string{"SSLZOO_BLAS=go"}, "backend=gonum (pure Go; SSLZOO_BLAS=go)", false},
+		{[]string{"SSLZOO_BLAS=openblas"}, "(" + s.lib + "), up to", !s.cblas},
+		{[]string{"SSLZOO_BLAS=onednn"}, "backend=onednn ", !s.dnnl},
+		{[]string{"SSLZOO_BLAS=onednn", "SSLZOO_DNNL=off"}, "backend=gonum (pure Go; SSLZOO_BLAS=onednn, but onednn off: SSLZOO_DNNL=off)", false},
+		{[]string{"SSLZOO_BLAS=fastest"}, "SSLZOO_BLAS=fastest not understood", false},
+		{[]string{"SSLZOO_BLAS=/nonexistent/libblas.so"}, "backend=gonum (pure Go; SSLZOO_BLAS=/nonexistent/libblas.so, but", false},
 	}
-	if !strings.Contains(string(out), "backend=gonum (pure Go; SSLZOO_BLAS=go)") {
-		t.Fatalf("child with SSLZOO_BLAS=go reported:\n%s", out)
+	for _, tc := range cases {
+		if tc.skip {
+			t.Logf("%v: library not loaded here, skipped", tc.env)
+			continue
+		}
+		cmd := exec.Command(exe, "-test.run=^TestBLASEnvForcesGo$")
+		cmd.Env = append(append(os.Environ(), "SSLZOO_BLAS_CHILD=1", "SSLZOO_DNNL="), tc.env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v child: %v\n%s", tc.env, err, out)
+		}
+		if !strings.Contains(string(out), tc.want) || !strings.Contains(string(out), "product=[19 22 43 50] big=300,300") {
+			t.Errorf("child with %v reported:\n%s\nwant %q and the right products", tc.env, out, tc.want)
+		}
 	}
 	t.Logf("this process: %s", BLASBackend())
 }
@@ -231,14 +270,31 @@ func TestSetBLASThreads(t *testing.T) {
 }
 
 // TestSgemmConcurrentSplit runs split-sized products from many goroutines
-// at once, with several thread settings, and checks each against its
+// at once on each C backend, with several thread settings, and checks each against its
 // float64 reference and that every concurrency slot is handed back.
 func TestSgemmConcurrentSplit(t *testing.T) {
-	if !cblasLoaded() {
-		t.Skipf("no C BLAS: %s", BLASBackend())
+	s := blasState()
+	var uses []gemmBackend
+	if s.cblas {
+		uses = append(uses, backendOpenBLAS)
 	}
-	old := BLASThreads()
-	defer SetBLASThreads(old)
+	if s.dnnl {
+		uses = append(uses, backendOneDNN)
+	}
+	if len(uses) == 0 || s.use == backendGo {
+		t.Skipf("no C GEMM: %s", BLASBackend())
+	}
+	old, oldUse := BLASThreads(), s.use
+	defer func() { SetBLASThreads(old); s.use = oldUse }()
+	for _, use := range uses {
+		// Tests in this package do not run in parallel, so switching the
+		// backend here races with no other Sgemm.
+		s.use = use
+		concurrentSplit(t, use)
+	}
+}
+
+func concurrentSplit(t *testing.T, use gemmBackend) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	type job struct {
 		m, n, k, threads int
@@ -264,7 +320,7 @@ func TestSgemmConcurrentSplit(t *testing.T) {
 				Sgemm(j.tA, j.tB, j.m, j.n, j.k, 1, a, ac, b, bc, 0, c, j.n)
 				for i, w := range want {
 					if math.Abs(float64(c[i])-w) > 1e-4*(1+math.Abs(w)) {
-						errs <- fmt.Errorf("%+v: C[%d] = %g, want %g", j, i, c[i], w)
+						errs <- fmt.Errorf("backend %d, %+v: C[%d] = %g, want %g", use, j, i, c[i], w)
 						return
 					}
 				}
@@ -278,7 +334,7 @@ func TestSgemmConcurrentSplit(t *testing.T) {
 		}
 	}
 	if n := len(blasSlots); n != 0 {
-		t.Fatalf("%d concurrency slots still held after all calls returned", n)
+		t.Fatalf("backend %d: %d concurrency slots still held after all calls returned", use, n)
 	}
 }
 
