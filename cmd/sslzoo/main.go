@@ -64,6 +64,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			trainCommand(),
 			evalCommand(),
 			reconstructCommand(),
+			exportCommand(),
+			embedCommand(),
+			conformanceCommand(),
 		},
 	}
 	for _, c := range app.Commands {

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	goruntime "runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/sslzoo/sslzoo/internal/npy"
+	ortruntime "github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/tensor"
+)
+
+func embedCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "embed",
+		Usage:     "run a .npy tensor through an ONNX model (ONNX Runtime or the Go engine)",
+		UsageText: "sslzoo embed --model F.onnx --engine ort|go|auto --input X.npy --out Y.npy [--batch B] [--threads N] [--device cpu|cuda[:N]]",
+		Description: "X.npy holds the model's first input with its batch axis first: float32 pixels for image models,\n" +
+			"int64 token ids for text models (int32 is widened; float64 is refused rather than rounded).\n" +
+			"A text model's attention_mask comes from --mask M.npy, or else is derived from the ids:\n" +
+			"1 where the id is not the padding id (0, or the pad_id in the model's sslzoo.text metadata).\n" +
+			"The rows run in batches of --batch; the output named by --output (default \"embedding\", else the\n" +
+			"first) is written atomically to Y.npy.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "model", Usage: "ONNX `FILE`", Required: true},
+			&cli.StringFlag{Name: "engine", Value: "auto", Usage: "ort (ONNX Runtime), go (sslzoo's engine) or auto (ort when its library loads)"},
+			&cli.StringFlag{Name: "input", Usage: "input .npy `FILE`", Required: true},
+			&cli.StringFlag{Name: "mask", Usage: "attention mask .npy `FILE` for text models (default: ids != pad id)"},
+			&cli.StringFlag{Name: "out", Usage: "output .npy `FILE`", Required: true},
+			&cli.StringFlag{Name: "output", Usage: "model output `NAME` to write (default embedding, else the first)"},
+			&cli.IntFlag{Name: "batch", Value: 64, Usage: "rows per run (0: all at once)"},
+			&cli.IntFlag{Name: "threads", Usage: "threads per run (0: the engine's default)"},
+			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu, cuda or cuda:N (ONNX Runtime only)"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			return runEmbed(c.App.Writer, embedOptions{
+				Model: c.String("model"), Engine: c.String("engine"), Input: c.String("input"), Mask: c.String("mask"),
+				Out: c.String("out"), Output: c.String("output"), Batch: c.Int("batch"), Threads: c.Int("threads"),
+				Device: c.String("device"),
+			})
+		},
+	}
+}
+
+type embedOptions struct {
+	Model, Engine, Input, Mask, Out, Output string
+	Batch, Threads                          int
+	Device                                  string
+}
+
+func runEmbed(w io.Writer, o embedOptions) error {
+	const name = "sslzoo embed"
+	switch o.Engine {
+	case ortruntime.EngineORT, ortruntime.EngineGo, ortruntime.EngineAuto:
+	default:
+		return usagef("%s: --engine %q: want ort, go or auto", name, o.Engine)
+	}
+	if o.Batch < 0 || o.Threads < 0 {
+		return usagef("%s: --batch and --threads must not be negative", name)
+	}
+	dev, err := ortruntime.ParseDevice(o.Device)
+	if err != nil {
+		return usagef("%s: --device: %v", name, err)
+	}
+	if dev.CUDA && o.Engine == ortruntime.EngineGo {
+		return usagef("%s: --device %v needs --engine ort: the Go engine runs on the CPU", name, dev)
+	}
+	fail := func(err error) error { return fmt.Errorf("%s: %w", name, err) }
+	if _, err := os.Stat(o.Model); err != nil {
+		return fail(fmt.Errorf("--model: %w", err))
+	}
+	kind := o.Engine
+	if kind == ortruntime.EngineAuto {
+		kind = ortruntime.EngineGo
+		if ortruntime.Available() == nil {
+			kind = ortruntime.EngineORT
+		} else if dev.CUDA {
+			return fail(fmt.Errorf("--device %v needs ONNX Runtime: %v", dev, ortruntime.Available()))
+		}
+	}
+	if kind == ortruntime.EngineGo && o.Threads > 0 {
+		// The Go engine's kernels split work over GOMAXPROCS goroutines.
+		goruntime.GOMAXPROCS(o.Threads)
+		tensor.SetBLASThreads(o.Threads)
+	}
+	eng, err := ortruntime.OpenEngine(o.Model, kind, ortruntime.Options{IntraOpThreads: o.Threads, Device: dev})
+	if err != nil {
+		return fail(err)
+	}
+	defer eng.Close()
+	inputs, err := embedInputs(eng, o)
+	if err != nil {
+		return fail(err)
+	}
+	outs := eng.Outputs()
+	pick := -1
+	for i, v := range outs {
+		if v.Name == o.Output || (o.Output == "" && v.Name == "embedding") {
+			pick = i
+		}
+	}
+	if pick < 0 {
+		if o.Output != "" {
+			var names []string
+			for _, v := range outs {
+				names = append(names, v.Name)
+			}
+			return usagef("%s: the model has no output %q (outputs: %s)", name, o.Output, strings.Join(names, ", "))
+		}
+		pick = 0
+	}
+	start := time.Now()
+	res, err := (&ortruntime.Batcher{Engine: eng, Size: o.Batch, Workers: 1}).Run(inputs...)
+	if err != nil {
+		return fail(err)
+	}
+	y := res[pick]
+	a := &npy.Array{Shape: y.Shape, Data: y.Data}
+	switch y.DType {
+	case ortruntime.Float32:
+		a.DType = npy.Float32
+	case ortruntime.Int64:
+		a.DType = npy.Int64
+	default:
+		return fail(fmt.Errorf("output %s is %v; .npy output supports float32 and int64", outs[pick].Name, y.DType))
+	}
+	if err := npy.WriteFile(o.Out, a); err != nil {
+		return fail(err)
+	}
+	engine := "go engine"
+	if kind == ortruntime.EngineORT {
+		engine = "onnxruntime " + ortruntime.Version() + " on " + dev.String()
+	}
+	fmt.Fprintf(w, "wrote %s: %s %v %v (%s, %d rows in %.3fs)\n", o.Out, outs[pick].Name, y.DType, y.Shape, engine,
+		inputs[0].Shape[0], time.Since(start).Seconds())
+	return nil
+}
+
+// embedInputs reads --input (and --mask) and checks them against the
+// model's inputs: the element type, the rank and every static dimension.
+func embedInputs(eng ortruntime.Engine, o embedOptions) ([]*ortruntime.Tensor, error) {
+	ins := eng.Inputs()
+	x, err := readInput(o.Input, ins[0])
+	if err != nil {
+		return nil, err
+	}
+	if len(x.Shape) == 0 || x.Shape[0] == 0 {
+		return nil, fmt.Errorf("--input %s: shape %v has no rows (the batch axis comes first)", o.Input, x.Shape)
+	}
+	switch len(ins) {
+	case 1:
+		if o.Mask != "" {
+			return nil, usagef("sslzoo embed: --mask: the model has one input (%v), no attention mask", ins[0])
+		}
+		return []*ortruntime.Tensor{x}, nil
+	case 2:
+		if ins[1].DType != ortruntime.Int64 {
+			return nil, fmt.Errorf("the model's second input %v is not an int64 attention mask; sslzoo embed feeds one tensor, or ids and a mask", ins[1])
+		}
+		var mask *ortruntime.Tensor
+		if o.Mask != "" {
+			if mask, err = readInput(o.Mask, ins[1]); err != nil {
+				return nil, err
+			}
+			if !slices.Equal(mask.Shape, x.Shape) {
+				return nil, fmt.Errorf("--mask %s has shape %v, --input has %v", o.Mask, mask.Shape, x.Shape)
+			}
+		} else {
+			ids, ok := x.Data.([]int64)
+			if !ok {
+				return nil, fmt.Errorf("--input %s: a mask can only be derived from int64 ids", o.Input)
+			}
+			pad := padID(eng.Metadata())
+			m := make([]int64, len(ids))
+			for i, id := range ids {
+				if id != pad {
+					m[i] = 1
+				}
+			}
+			mask = ortruntime.NewTensor(x.Shape, m)
+		}
+		return []*ortruntime.Tensor{x, mask}, nil
+	}
+	return nil, fmt.Errorf("the model takes %d inputs (%v); sslzoo embed feeds one tensor, or ids and a mask", len(ins), ins)
+}
+
+// padID reads the padding id from the model's sslzoo.text metadata (0
+// when absent, BERT's [PAD]).
+func padID(meta map[string]string) int64 {
+	var t struct {
+		PadID int64 `json:"pad_id"`
+	}
+	if json.Unmarshal([]byte(meta["sslzoo.text"]), &t) != nil {
+		return 0
+	}
+	return t.PadID
+}
+
+// readInput reads a .npy file for one model input, converting int32 to
+// int64 (lossless) and refusing any other type mismatch.
+func readInput(path string, vi ortruntime.ValueInfo) (*ortruntime.Tensor, error) {
+	a, err := npy.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var t *ortruntime.Tensor
+	switch d := a.Data.(type) {
+	case []float32:
+		t = ortruntime.NewTensor(a.Shape, d)
+	case []int64:
+		t = ortruntime.NewTensor(a.Shape, d)
+	case []int32:
+		if vi.DType == ortruntime.Int64 {
+			w := make([]int64, len(d))
+			for i, v := range d {
+				w[i] = int64(v)
+			}
+			t = ortruntime.NewTensor(a.Shape, w)
+		}
+	}
+	if t == nil || t.DType != vi.DType {
+		hint := ""
+		switch vi.DType {
+		case ortruntime.Float32:
+			hint = " (convert with x.astype(np.float32))"
+		case ortruntime.Int64:
+			hint = " (convert with x.astype(np.int64))"
+		}
+		return nil, fmt.Errorf("%s holds %s; the model's input %s wants %v%s", path, a.DType, vi.Name, vi.DType, hint)
+	}
+	if vi.Shape != nil {
+		ok := len(vi.Shape) == len(t.Shape)
+		for i := 0; ok && i < len(t.Shape); i++ {
+			ok = vi.Shape[i] < 0 || vi.Shape[i] == t.Shape[i]
+		}
+		if !ok {
+			return nil, fmt.Errorf("%s has shape %v; the model's input is %v", path, t.Shape, vi)
+		}
+	}
+	return t, nil
+}
