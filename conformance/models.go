@@ -49,6 +49,8 @@ type Options struct {
 	Dir string
 	// Threads is ONNX Runtime's intra-op thread count (0: its default).
 	Threads int
+	// Tolerance replaces the package's Tolerance when positive.
+	Tolerance float64
 	// NoORT, NoNode and NoChecker leave out ONNX Runtime (from Go),
 	// onnxruntime-node and onnx.checker; each is also skipped, with the
 	// reason in the result, when it is not installed.
@@ -305,6 +307,10 @@ func RunModel(arch string, o Options) *ModelResult {
 		}
 		acc[key] = c
 	}
+	tol := Tolerance
+	if o.Tolerance > 0 {
+		tol = o.Tolerance
+	}
 	rng := rand.New(rand.NewPCG(o.Seed, 2))
 	for _, batch := range r.Batches {
 		in := b.RandomInputs(rng, batch)
@@ -319,17 +325,17 @@ func RunModel(arch string, o Options) *ModelResult {
 				return fail(fmt.Errorf("%s at batch %d: %w", name, batch, err))
 			}
 			got[name] = out
-			add(name, CompareOutputs(out, want))
+			add(name, compareOutputs(out, want, tol))
 		}
 		if got["ort"] != nil {
-			add("ort-go", CompareOutputs(got["ort"], got["go"]))
+			add("ort-go", compareOutputs(got["ort"], got["go"], tol))
 		}
 		if node != "" {
 			out, err := RunNode(node, in)
 			if err != nil {
 				return fail(fmt.Errorf("onnxruntime-node at batch %d: %w", batch, err))
 			}
-			add("node", CompareOutputs(out, want))
+			add("node", compareOutputs(out, want, tol))
 		}
 	}
 	r.GoEngine, r.ORT, r.ORTvsGoEngine, r.Node = acc["go"], acc["ort"], acc["ort-go"], acc["node"]
@@ -360,6 +366,10 @@ func merge(a, b *Compare) *Compare {
 // cosine similarity of every row at least MinCosine. The result reports the
 // worst output.
 func CompareOutputs(got, want []*runtime.Tensor) *Compare {
+	return compareOutputs(got, want, Tolerance)
+}
+
+func compareOutputs(got, want []*runtime.Tensor, tol float64) *Compare {
 	c := &Compare{OK: true, MinCosine: 1}
 	bad := func(format string, a ...any) *Compare {
 		c.OK = false
@@ -388,7 +398,7 @@ func CompareOutputs(got, want []*runtime.Tensor) *Compare {
 			}
 			scale = max(scale, math.Abs(float64(w[i])))
 		}
-		limit := Tolerance * max(1, scale)
+		limit := tol * max(1, scale)
 		if diff > c.MaxAbsDiff || math.IsNaN(diff) {
 			c.MaxAbsDiff, c.Limit = diff, limit
 		}

@@ -32,12 +32,16 @@ func conformanceCommand() *cli.Command {
 			&cli.BoolFlag{Name: "ops", Usage: "also run the per-op suite"},
 			&cli.StringFlag{Name: "batches", Value: "1,7", Usage: "comma-separated batch sizes"},
 			&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads (0: its default)"},
+			&cli.Float64Flag{Name: "tolerance", Value: conformance.Tolerance, Usage: "largest max |diff| allowed, relative to max(1, max |Go|)"},
 			&cli.Uint64Flag{Name: "seed", Usage: "seed of the weights and inputs"},
 			&cli.StringFlag{Name: "keep", Usage: "keep the exported files in `DIR`"},
 			&cli.BoolFlag{Name: "no-node", Usage: "skip onnxruntime-node"},
 			&cli.BoolFlag{Name: "no-checker", Usage: "skip onnx.checker"},
 		},
 		Action: func(c *cli.Context) error {
+			if !(c.Float64("tolerance") > 0) {
+				return usagef("sslzoo conformance: --tolerance must be positive")
+			}
 			var batches []int
 			for _, f := range strings.Split(c.String("batches"), ",") {
 				n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -58,7 +62,7 @@ func conformanceCommand() *cli.Command {
 			}
 			return runConformance(c.App.Writer, archs, c.Bool("ops"), c.Bool("json"), conformance.Options{
 				Batches: batches, Reduced: c.Bool("reduced"), Seed: c.Uint64("seed"), Dir: c.String("keep"),
-				Threads: c.Int("threads"), NoNode: c.Bool("no-node"), NoChecker: c.Bool("no-checker"),
+				Threads: c.Int("threads"), Tolerance: c.Float64("tolerance"), NoNode: c.Bool("no-node"), NoChecker: c.Bool("no-checker"),
 			})
 		},
 	}

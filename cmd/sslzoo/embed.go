@@ -29,11 +29,11 @@ func embedCommand() *cli.Command {
 			"The rows run in batches of --batch; the output named by --output (default \"embedding\", else the\n" +
 			"first) is written atomically to Y.npy.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "model", Usage: "ONNX `FILE`", Required: true},
+			&cli.StringFlag{Name: "model", Usage: "ONNX `FILE`"},
 			&cli.StringFlag{Name: "engine", Value: "auto", Usage: "ort (ONNX Runtime), go (sslzoo's engine) or auto (ort when its library loads)"},
-			&cli.StringFlag{Name: "input", Usage: "input .npy `FILE`", Required: true},
+			&cli.StringFlag{Name: "input", Usage: "input .npy `FILE`"},
 			&cli.StringFlag{Name: "mask", Usage: "attention mask .npy `FILE` for text models (default: ids != pad id)"},
-			&cli.StringFlag{Name: "out", Usage: "output .npy `FILE`", Required: true},
+			&cli.StringFlag{Name: "out", Usage: "output .npy `FILE`"},
 			&cli.StringFlag{Name: "output", Usage: "model output `NAME` to write (default embedding, else the first)"},
 			&cli.IntFlag{Name: "batch", Value: 64, Usage: "rows per run (0: all at once)"},
 			&cli.IntFlag{Name: "threads", Usage: "threads per run (0: the engine's default)"},
@@ -60,6 +60,11 @@ type embedOptions struct {
 
 func runEmbed(w io.Writer, o embedOptions) error {
 	const name = "sslzoo embed"
+	for _, f := range []struct{ flag, v string }{{"model", o.Model}, {"input", o.Input}, {"out", o.Out}} {
+		if f.v == "" {
+			return usagef("%s: --%s is required", name, f.flag)
+		}
+	}
 	switch o.Engine {
 	case ortruntime.EngineORT, ortruntime.EngineGo, ortruntime.EngineAuto:
 	default:

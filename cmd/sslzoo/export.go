@@ -41,7 +41,7 @@ func exportCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "seed", Usage: "random initialisation seed"},
 			&cli.IntFlag{Name: "image-size", Usage: "ResNet input size (default 32 for the CIFAR stem, else 224; ViTs use their training size)"},
 			&cli.IntFlag{Name: "seq", Usage: "BERT sequence length (default 128)"},
-			&cli.StringFlag{Name: "out", Usage: "output `FILE`.onnx", Required: true},
+			&cli.StringFlag{Name: "out", Usage: "output `FILE`.onnx"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -66,6 +66,9 @@ type exportOptions struct {
 
 func runExport(w io.Writer, o exportOptions) error {
 	fail := func(err error) error { return fmt.Errorf("sslzoo export: %w", err) }
+	if o.Out == "" {
+		return usagef("sslzoo export: --out is required")
+	}
 	if o.ImageSize < 0 || o.Seq < 0 {
 		return usagef("sslzoo export: --image-size and --seq must be positive")
 	}
