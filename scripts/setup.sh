@@ -61,7 +61,7 @@ fi
 # ONNX Runtime (for the runtime and export conformance tests, which skip
 # without it) comes from npm, not Debian; its own script is idempotent.
 if [[ -x scripts/install-onnxruntime.sh && -z ${ONNXRUNTIME_SHARED_LIBRARY_PATH:-} ]]; then
-	if ! out=$(scripts/install-onnxruntime.sh 2>&1); then
+	if ! out=$(scripts/install-onnxruntime.sh --node 2>&1); then
 		printf '%s\n' "$out" >&2
 		say "warning: ONNX Runtime not installed; the tests that need it will skip"
 	fi
