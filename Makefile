@@ -18,6 +18,8 @@ help:
 	@echo "make bench  - sslzoo vs PyTorch, interleaved (BENCH_STEPS, BENCH_ROUNDS, BENCH_BATCH)"
 	@echo "make fmt    - gofmt the tree"
 	@echo "make lint   - gofmt check, go vet, staticcheck when installed"
+	@echo "make conformance - every backbone at full size and every op: ONNX Runtime, Go engine, onnxruntime-node vs Go"
+	@echo "make bench-onnx  - ONNX Runtime vs PyTorch eager, sslzoo runtime vs raw onnxruntime_go, Go engine vs ORT (BENCH_STEPS, BENCH_ROUNDS, BENCH_BATCHES)"
 
 setup:
 	@./scripts/setup.sh
@@ -36,6 +38,19 @@ demo: setup build
 bench: setup build
 	BENCH_STEPS=$(BENCH_STEPS) BENCH_WARMUP=$(BENCH_WARMUP) BENCH_ROUNDS=$(BENCH_ROUNDS) \
 	BENCH_BATCH=$(BENCH_BATCH) ./scripts/bench.sh
+
+# Full-size per-model conformance plus the per-op suite (`make test` runs
+# the same suites with the big architectures reduced).
+.PHONY: conformance
+conformance: setup build
+	./bin/sslzoo conformance --ops
+
+# ORT serving speed: batch sizes for bench-onnx (ResNet-18 CIFAR and ViT-tiny).
+BENCH_BATCHES ?= 1 64
+.PHONY: bench-onnx
+bench-onnx: setup build
+	BENCH_STEPS=$(BENCH_STEPS) BENCH_WARMUP=$(BENCH_WARMUP) BENCH_ROUNDS=$(BENCH_ROUNDS) \
+	BENCH_BATCHES="$(BENCH_BATCHES)" ./scripts/bench-onnx.sh
 
 fmt:
 	$(GO) fmt ./...

@@ -1,0 +1,221 @@
+//go:build cgo
+
+// Command bench-onnx times one ONNX model's forward on three paths, for
+// scripts/bench-onnx.sh (make bench-onnx):
+//
+//   - "sslzoo-ort": ONNX Runtime through sslzoo's runtime.Session (input
+//     checks, tensor conversion, output pre-allocation);
+//   - "direct-ort": the same model through github.com/yalue/onnxruntime_go
+//     called directly, as a bare user of that package would (wrap the
+//     input, auto-allocate the output, read it, free both);
+//   - "go": sslzoo's pure-Go engine through the ONNX importer.
+//
+// The paths run interleaved, one batch each in turn, so that machine load
+// hits all of them alike. For each path it prints one JSON line with the
+// median and mean time per batch and images per second (from the median).
+//
+//	bench-onnx --model F.onnx --batch 64 --steps 20 --warmup 3 --threads 2 [--paths sslzoo-ort,direct-ort,go]
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/sslzoo/sslzoo/runtime"
+)
+
+type result struct {
+	Engine       string  `json:"engine"`
+	Model        string  `json:"model"`
+	Batch        int     `json:"batch"`
+	Steps        int     `json:"steps"`
+	Threads      int     `json:"threads"`
+	MedianMS     float64 `json:"median_ms"`
+	MeanMS       float64 `json:"mean_ms"`
+	ImagesPerSec float64 `json:"images_per_sec"`
+}
+
+// path is one way of running the model: run does one forward.
+type path struct {
+	name  string
+	run   func() error
+	close func()
+	times []time.Duration
+}
+
+func main() {
+	model := flag.String("model", "", "ONNX model file")
+	batch := flag.Int("batch", 64, "batch size")
+	steps := flag.Int("steps", 20, "timed forwards per path")
+	warmup := flag.Int("warmup", 3, "untimed forwards per path first")
+	threads := flag.Int("threads", 2, "ONNX Runtime intra-op threads (the Go engine uses GOMAXPROCS)")
+	paths := flag.String("paths", "sslzoo-ort,direct-ort,go", "comma-separated paths to time")
+	flag.Parse()
+	if err := run(*model, *batch, *steps, *warmup, *threads, strings.Split(*paths, ",")); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-onnx:", strings.Join(strings.Fields(err.Error()), " "))
+		os.Exit(1)
+	}
+}
+
+func run(model string, batch, steps, warmup, threads int, names []string) error {
+	if model == "" || batch < 1 || steps < 1 || warmup < 0 || threads < 0 {
+		return errors.New("need --model, and positive --batch, --steps, --threads")
+	}
+	info, err := runtime.ReadModelInfoFile(model)
+	if err != nil {
+		return err
+	}
+	if len(info.Inputs) != 1 || info.Inputs[0].DType != runtime.Float32 || len(info.Outputs) == 0 {
+		return fmt.Errorf("%s: want one float32 input (an image backbone), have %v", model, info.Inputs)
+	}
+	shape := slices.Clone(info.Inputs[0].Shape)
+	shape[0] = batch
+	for _, d := range shape {
+		if d < 1 {
+			return fmt.Errorf("%s: input %v has a dynamic axis besides the batch", model, info.Inputs[0])
+		}
+	}
+	x := make([]float32, numel(shape))
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	in := runtime.NewTensor(shape, x)
+	opts := runtime.Options{IntraOpThreads: threads}
+	var ps []*path
+	defer func() {
+		for _, p := range ps {
+			p.close()
+		}
+	}()
+	for _, n := range names {
+		p, err := open(n, model, info, in, opts)
+		if err != nil {
+			return fmt.Errorf("%s: %w", n, err)
+		}
+		ps = append(ps, p)
+	}
+	for i := range warmup + steps {
+		for _, p := range ps {
+			t0 := time.Now()
+			if err := p.run(); err != nil {
+				return fmt.Errorf("%s: %w", p.name, err)
+			}
+			if i >= warmup {
+				p.times = append(p.times, time.Since(t0))
+			}
+		}
+	}
+	enc := json.NewEncoder(os.Stdout)
+	for _, p := range ps {
+		slices.Sort(p.times)
+		var sum time.Duration
+		for _, t := range p.times {
+			sum += t
+		}
+		med := p.times[len(p.times)/2]
+		if len(p.times)%2 == 0 {
+			med = (p.times[len(p.times)/2-1] + med) / 2
+		}
+		r := result{Engine: p.name, Model: model, Batch: batch, Steps: steps, Threads: threads,
+			MedianMS: med.Seconds() * 1e3, MeanMS: sum.Seconds() * 1e3 / float64(len(p.times)),
+			ImagesPerSec: float64(batch) / med.Seconds()}
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func numel(s []int) int {
+	n := 1
+	for _, d := range s {
+		n *= d
+	}
+	return n
+}
+
+func open(name, model string, info *runtime.ModelInfo, in *runtime.Tensor, opts runtime.Options) (*path, error) {
+	switch name {
+	case "sslzoo-ort":
+		s, err := runtime.Open(model, opts)
+		if err != nil {
+			return nil, err
+		}
+		return &path{name: name, close: func() { s.Close() }, run: func() error {
+			_, err := s.Run(in)
+			return err
+		}}, nil
+	case "go":
+		s, err := runtime.OpenGo(model)
+		if err != nil {
+			return nil, err
+		}
+		return &path{name: name, close: func() { s.Close() }, run: func() error {
+			_, err := s.Run(in)
+			return err
+		}}, nil
+	case "direct-ort":
+		return openDirect(model, info, in, opts)
+	}
+	return nil, fmt.Errorf("unknown path (want sslzoo-ort, direct-ort or go)")
+}
+
+// openDirect drives onnxruntime_go itself. runtime.Init only loads the
+// shared library and sets up ONNX Runtime's one global environment, which
+// the session below shares.
+func openDirect(model string, info *runtime.ModelInfo, in *runtime.Tensor, opts runtime.Options) (*path, error) {
+	if err := runtime.Init(); err != nil {
+		return nil, err
+	}
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	defer so.Destroy()
+	if opts.IntraOpThreads > 0 {
+		if err := so.SetIntraOpNumThreads(opts.IntraOpThreads); err != nil {
+			return nil, err
+		}
+	}
+	var outNames []string
+	for _, o := range info.Outputs {
+		outNames = append(outNames, o.Name)
+	}
+	s, err := ort.NewDynamicAdvancedSession(model, []string{info.Inputs[0].Name}, outNames, so)
+	if err != nil {
+		return nil, err
+	}
+	data := in.Data.([]float32)
+	shape := make(ort.Shape, len(in.Shape))
+	for i, d := range in.Shape {
+		shape[i] = int64(d)
+	}
+	return &path{name: "direct-ort", close: func() { s.Destroy() }, run: func() error {
+		x, err := ort.NewTensor(shape, data)
+		if err != nil {
+			return err
+		}
+		defer x.Destroy()
+		out := make([]ort.Value, len(outNames))
+		if err := s.Run([]ort.Value{x}, out); err != nil {
+			return err
+		}
+		for _, o := range out {
+			if t, ok := o.(*ort.Tensor[float32]); ok {
+				_ = t.GetData()
+			}
+			o.Destroy()
+		}
+		return nil
+	}}, nil
+}
