@@ -52,6 +52,17 @@ func TestConformanceMismatchExits(t *testing.T) {
 	}
 }
 
+// TestConformanceWithoutORT: with the ONNX Runtime library missing the
+// suite still runs the Go engine, and says why ONNX Runtime was skipped.
+func TestConformanceWithoutORT(t *testing.T) {
+	code, out, errs := runWithoutORT(t, "conformance", "--batches", "1", "--no-node", "--no-checker", "bert-mini")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) < 3 || !strings.Contains(lines[1], "skipped") || !strings.HasSuffix(lines[1], " ok") ||
+		!strings.Contains(out, "skipped onnxruntime: ONNX Runtime library not found") {
+		t.Errorf("exit %d, stdout:\n%s\nstderr %q", code, out, errs)
+	}
+}
+
 func TestConformanceUsage(t *testing.T) {
 	for _, c := range []struct {
 		args []string

@@ -284,6 +284,29 @@ func TestEmbedHelperProcess(t *testing.T) {
 	os.Exit(run(append([]string{"sslzoo"}, strings.Split(args, "\x1f")...), os.Stdout, os.Stderr))
 }
 
+// runWithoutORT runs the CLI in a child process whose ONNX Runtime library
+// path points at a missing file.
+func runWithoutORT(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^TestEmbedHelperProcess$")
+	cmd.Env = append(os.Environ(), "SSLZOO_EMBED_HELPER_ARGS="+strings.Join(args, "\x1f"),
+		ortruntime.LibraryEnv+"="+filepath.Join(t.TempDir(), "no-libonnxruntime.so"))
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, out.String(), errb.String()
+}
+
 // TestEmbedWithoutORT: with the ONNX Runtime library missing, --engine ort
 // fails in one line naming the library, and auto falls back to the Go
 // engine.
@@ -294,25 +317,7 @@ func TestEmbedWithoutORT(t *testing.T) {
 	if err := npy.WriteFile(x, &npy.Array{DType: npy.Float32, Shape: []int{1, 3, 8, 8}, Data: make([]float32, 3*8*8)}); err != nil {
 		t.Fatal(err)
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	runNoORT := func(args ...string) (int, string, string) {
-		cmd := exec.Command(exe, "-test.run=^TestEmbedHelperProcess$")
-		cmd.Env = append(os.Environ(), "SSLZOO_EMBED_HELPER_ARGS="+strings.Join(args, "\x1f"),
-			ortruntime.LibraryEnv+"="+filepath.Join(dir, "no-libonnxruntime.so"))
-		var out, errb strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return code, out.String(), errb.String()
-	}
+	runNoORT := func(args ...string) (int, string, string) { return runWithoutORT(t, args...) }
 	y := filepath.Join(dir, "y.npy")
 	code, _, errs := runNoORT("embed", "--model", model, "--engine", "ort", "--input", x, "--out", y)
 	if code == 0 || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, "ONNX Runtime library not found") {
