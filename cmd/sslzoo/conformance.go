@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
@@ -76,10 +75,12 @@ func runConformance(w io.Writer, archs []string, ops, asJSON bool, o conformance
 	}
 	report.OK = true
 	var failed []string
-	var tw *tabwriter.Writer
-	if !asJSON {
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "model\tconfig\tbatches\tort-vs-go\tengine-vs-go\tort-vs-engine\tnode-vs-go\tmin-cosine\tchecker\tseconds\tresult")
+	// Fixed widths rather than a tabwriter, so each row prints as soon as
+	// its model is done.
+	const row = "%-15s %-26s %-7s %-10s %-12s %-13s %-10s %-11s %-8s %7s  %s\n"
+	table := !asJSON
+	if table {
+		fmt.Fprintf(w, row, "model", "config", "batches", "ort-vs-go", "engine-vs-go", "ort-vs-engine", "node-vs-go", "min-cosine", "checker", "seconds", "result")
 	}
 	skips := map[string]bool{}
 	for _, a := range archs {
@@ -89,7 +90,7 @@ func runConformance(w io.Writer, archs []string, ops, asJSON bool, o conformance
 			report.OK = false
 			failed = append(failed, a)
 		}
-		if tw == nil {
+		if !table {
 			continue
 		}
 		result := "ok"
@@ -107,7 +108,7 @@ func runConformance(w io.Writer, archs []string, ops, asJSON bool, o conformance
 		}
 		cos := "-"
 		if !math.IsInf(minCos, 1) {
-			cos = fmt.Sprintf("%.9f", minCos)
+			cos = fmt.Sprintf("%.8f", minCos)
 		}
 		checker := r.Checker
 		if checker == "" {
@@ -115,9 +116,8 @@ func runConformance(w io.Writer, archs []string, ops, asJSON bool, o conformance
 		} else if checker != "ok" {
 			checker = "REJECTED"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%s\n", a, r.Config, joinInts(r.Batches),
-			diff(r.ORT), diff(r.GoEngine), diff(r.ORTvsGoEngine), diff(r.Node), cos, checker, r.Seconds, result)
-		tw.Flush()
+		fmt.Fprintf(w, row, a, r.Config, joinInts(r.Batches), diff(r.ORT), diff(r.GoEngine), diff(r.ORTvsGoEngine),
+			diff(r.Node), cos, checker, fmt.Sprintf("%.1f", r.Seconds), result)
 		for _, s := range r.Skipped {
 			skips[s] = true
 		}
@@ -132,7 +132,7 @@ func runConformance(w io.Writer, archs []string, ops, asJSON bool, o conformance
 			report.OK = false
 			failed = append(failed, "ops")
 		}
-		if tw != nil {
+		if table {
 			bad := 0
 			for _, c := range s.Cases {
 				if !c.OK {
@@ -146,7 +146,7 @@ func runConformance(w io.Writer, archs []string, ops, asJSON bool, o conformance
 			}
 		}
 	}
-	if tw != nil {
+	if table {
 		var list []string
 		for s := range skips {
 			list = append(list, s)
