@@ -95,7 +95,11 @@ func runEmbed(w io.Writer, o embedOptions) error {
 	}
 	if kind == ortruntime.EngineGo && o.Threads > 0 {
 		// The Go engine's kernels split work over GOMAXPROCS goroutines.
-		goruntime.GOMAXPROCS(o.Threads)
+		// Restored afterwards: run is also called in-process (tests).
+		defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(o.Threads))
+		if prev := tensor.BLASThreads(); prev > 0 {
+			defer tensor.SetBLASThreads(prev)
+		}
 		tensor.SetBLASThreads(o.Threads)
 	}
 	eng, err := ortruntime.OpenEngine(o.Model, kind, ortruntime.Options{IntraOpThreads: o.Threads, Device: dev})

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"testing"
 
@@ -77,6 +78,7 @@ func TestEmbedImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	procs := goruntime.GOMAXPROCS(0)
 	for _, e := range embedEngines(t) {
 		y := filepath.Join(dir, e+".npy")
 		code, out, errs := runCLI("embed", "--model", model, "--engine", e, "--input", x, "--out", y, "--batch", "3", "--threads", "1")
@@ -85,6 +87,9 @@ func TestEmbedImage(t *testing.T) {
 		}
 		if !strings.Contains(out, "embedding float32 [7 512]") {
 			t.Errorf("%s: output %q", e, out)
+		}
+		if n := goruntime.GOMAXPROCS(0); n != procs {
+			t.Errorf("%s: --threads left GOMAXPROCS at %d (was %d)", e, n, procs)
 		}
 		a, err := npy.ReadFile(y)
 		if err != nil {
