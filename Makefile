@@ -16,6 +16,7 @@ help:
 	@echo "make test   - install what is missing, then go vet and go test ./..."
 	@echo "make build  - build bin/sslzoo"
 	@echo "make bench  - sslzoo vs PyTorch, interleaved (BENCH_STEPS, BENCH_ROUNDS, BENCH_BATCH)"
+	@echo "make bench-learning - proof of learning: each SSL method in sslzoo and PyTorch, kNN on Fashion-MNIST (BUDGET=minutes|tiny)"
 	@echo "make fmt    - gofmt the tree"
 	@echo "make lint   - gofmt check, go vet, staticcheck when installed"
 	@echo "make conformance - every backbone at full size and every op: ONNX Runtime, Go engine, onnxruntime-node vs Go"
@@ -38,6 +39,12 @@ demo: setup build
 bench: setup build
 	BENCH_STEPS=$(BENCH_STEPS) BENCH_WARMUP=$(BENCH_WARMUP) BENCH_ROUNDS=$(BENCH_ROUNDS) \
 	BENCH_BATCH=$(BENCH_BATCH) ./scripts/bench.sh
+
+# Minutes of training per method and engine; BUDGET=tiny checks the harness only.
+BUDGET ?= 5
+.PHONY: bench-learning
+bench-learning: setup build
+	BUDGET=$(BUDGET) ./scripts/bench-learning.sh
 
 # Full-size per-model conformance plus the per-op suite (`make test` runs
 # the same suites with the big architectures reduced).

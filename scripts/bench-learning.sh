@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# make bench-learning: proof of learning. Each method pretrains a ResNet-18
+# (CIFAR stem, WIDTH) on Fashion-MNIST train without labels, in sslzoo and
+# in PyTorch (scripts/learning_torch.py, the same recipe read from the Go
+# run's metadata); then `sslzoo eval knn` (k 200, T 0.1, cosine; train split
+# as the bank, test split classified) scores both backbones with one
+# protocol, beside a randomly initialised backbone and raw pixels.
+#
+# The table gives kNN top-1 for ours and PyTorch's, their difference, and
+# training seconds per epoch (data loading included, evaluation excluded).
+# Per method the Go run goes first (PyTorch needs its config), so both see
+# the machine in the same state within a minute of each other.
+#
+# Knobs (environment):
+#   BUDGET   minutes of training per method and engine (default 5); the
+#            epoch count comes from a short calibration run of ours. "tiny"
+#            checks the harness in a few minutes (512 images, 1 epoch, small
+#            evaluation) and proves nothing about learning.
+#   EPOCHS   set to skip the calibration; LIMIT training images (0: all
+#            60000); WIDTH (0.5); BATCH (256); METHODS ("simclr mocov2
+#            mocov3 byol swav"); SEED (1)
+#   EVAL_LIMIT_TRAIN / EVAL_LIMIT_TEST  kNN bank / test images (0: all)
+#   OUT      result folder (default /tmp/sslzoo-bench-learning); SSLZOO_BIN
+#
+# PyTorch runs with 2 threads, 2 DataLoader workers and the glibc malloc
+# setting from DESIGN.md; ours with GOMAXPROCS as it is. OPENBLAS_* is left
+# alone, so both use the same OpenBLAS kernel.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+budget=${BUDGET:-5}
+methods=${METHODS:-simclr mocov2 mocov3 byol swav}
+width=${WIDTH:-0.5}
+batch=${BATCH:-256}
+limit=${LIMIT:-0}
+seed=${SEED:-1}
+epochs=${EPOCHS:-}
+eval_train=${EVAL_LIMIT_TRAIN:-0}
+eval_test=${EVAL_LIMIT_TEST:-0}
+out=${OUT:-/tmp/sslzoo-bench-learning}
+bin=${SSLZOO_BIN:-bin/sslzoo}
+py=/usr/bin/python3
+torch_env=(env GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296)
+
+if [[ $budget == tiny ]]; then
+	limit=${LIMIT:-512} batch=${BATCH:-64} epochs=${EPOCHS:-1} width=${WIDTH:-0.25}
+	eval_train=${EVAL_LIMIT_TRAIN:-2000} eval_test=${EVAL_LIMIT_TEST:-500}
+elif ! [[ $budget =~ ^[0-9]+([.][0-9]+)?$ ]]; then
+	echo "bench-learning: BUDGET=$budget: want minutes (e.g. 5) or tiny" >&2
+	exit 1
+fi
+[[ -x $bin ]] || { echo "bench-learning: $bin not built (run make build)" >&2; exit 1; }
+"$py" -c 'import torch, torchvision' 2>/dev/null || {
+	echo "bench-learning: $py cannot import torch/torchvision (apt-get install python3-torch python3-torchvision)" >&2
+	exit 1
+}
+mkdir -p "$out"
+results=$out/results.jsonl
+: >"$results"
+
+common=(--data fashion-mnist --arch resnet18-cifar --width "$width" --batch "$batch" --seed "$seed" --knn-every 0 --checkpoint-every 0)
+[[ $limit != 0 ]] && common+=(--limit "$limit")
+evalargs=(--data fashion-mnist --json)
+[[ $eval_train != 0 ]] && evalargs+=(--limit-train "$eval_train")
+[[ $eval_test != 0 ]] && evalargs+=(--limit-test "$eval_test")
+
+# mean_epoch_s DIR: mean seconds per epoch from a Go run's metrics.jsonl.
+mean_epoch_s() {
+	"$py" -c 'import json,sys; e=[json.loads(l)["epoch_s"] for l in open(sys.argv[1]) if "\"kind\":\"epoch\"" in l]; print(sum(e)/len(e))' "$1/metrics.jsonl"
+}
+
+if [[ -z $epochs ]]; then
+	# Calibration: ten steps of SimCLR give images/s; the epoch count fills
+	# the budget at that rate (heavier methods, SwAV's multi-crop above
+	# all, take longer).
+	cal=$out/calibration
+	"$bin" train simclr "${common[@]}" --limit $((batch * 10)) --epochs 1 --out "$cal" >/dev/null 2>"$cal.log" ||
+		{ echo "bench-learning: calibration run failed:" >&2; cat "$cal.log" >&2; exit 1; }
+	n=$limit
+	[[ $n == 0 ]] && n=60000
+	epochs=$("$py" -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1]) if "\"kind\":\"epoch\"" in l][-1]; print(max(1, int(float(sys.argv[2])*60*r["img_per_s"]/int(sys.argv[3]))))' \
+		"$cal/metrics.jsonl" "$budget" "$n")
+	echo "bench-learning: calibration $(mean_epoch_s "$cal")s for $((batch * 10)) images -> $epochs epoch(s) of $n images in ~$budget min" >&2
+fi
+echo "bench-learning: methods [$methods], ResNet-18 CIFAR stem width $width, batch $batch, $epochs epoch(s), limit ${limit/#0/all}, results in $out" >&2
+
+last=""
+for m in $methods; do
+	gdir=$out/$m-sslzoo tdir=$out/$m-torch
+	echo "== $m: sslzoo" >&2
+	"$bin" train "$m" "${common[@]}" --epochs "$epochs" --out "$gdir" >"$gdir.log" 2>&1 ||
+		{ echo "bench-learning: sslzoo train $m failed:" >&2; tail -5 "$gdir.log" >&2; exit 1; }
+	echo "== $m: pytorch" >&2
+	"${torch_env[@]}" "$py" scripts/learning_torch.py --like "$gdir/final.safetensors" --out "$tdir" --threads 2 --workers 2 \
+		>"$tdir.json" 2>"$tdir.log" || { echo "bench-learning: learning_torch.py $m failed:" >&2; tail -5 "$tdir.log" >&2; exit 1; }
+	echo "== $m: kNN" >&2
+	go_knn=$("$bin" eval knn --checkpoint "$gdir/final.safetensors" "${evalargs[@]}")
+	torch_knn=$("$bin" eval knn --checkpoint "$tdir/final.safetensors" "${evalargs[@]}")
+	"$py" - "$m" "$go_knn" "$torch_knn" "$(mean_epoch_s "$gdir")" "$tdir.json" "$epochs" >>"$results" <<'PY'
+import json, sys
+m, g, t, gs, tj, ep = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), float(sys.argv[4]), json.loads(open(sys.argv[5]).read().strip().splitlines()[-1]), int(sys.argv[6])
+print(json.dumps({"row": m, "epochs": ep, "ours_top1": g["top1"], "torch_top1": t["top1"], "ours_top5": g["top5"], "torch_top5": t["top5"],
+                  "ours_epoch_s": gs, "torch_epoch_s": tj["mean_epoch_s"], "test_images": g["test_images"]}))
+PY
+	last=$gdir/final.safetensors
+done
+
+echo "== baselines: random init, raw pixels" >&2
+rnd=$("$bin" eval knn --checkpoint "$last" --random-init --seed "$seed" "${evalargs[@]}")
+pix=$("$bin" eval knn --checkpoint "$last" --pixels "${evalargs[@]}")
+"$py" - "$rnd" "$pix" >>"$results" <<'PY'
+import json, sys
+for name, s in (("random-init", sys.argv[1]), ("pixels", sys.argv[2])):
+    r = json.loads(s)
+    print(json.dumps({"row": name, "ours_top1": r["top1"], "ours_top5": r["top5"], "test_images": r["test_images"]}))
+PY
+
+"$py" - "$results" "$width" "$batch" "$budget" <<'PY' | tee "$out/table.md"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print("kNN top-1 on Fashion-MNIST test (k 200, T 0.1), ResNet-18 CIFAR stem width %s, batch %s, budget %s"
+      % (sys.argv[2], sys.argv[3], sys.argv[4]))
+print()
+print("| backbone | epochs | sslzoo kNN top-1 | PyTorch kNN top-1 | sslzoo - PyTorch | sslzoo s/epoch | PyTorch s/epoch | time ratio |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+pct = lambda v: "%.2f%%" % (100 * v)
+for r in rows:
+    if "torch_top1" in r:
+        print("| %s | %d | %s | %s | %+.2f | %.1f | %.1f | %.2f |" % (r["row"], r["epochs"], pct(r["ours_top1"]), pct(r["torch_top1"]),
+              100 * (r["ours_top1"] - r["torch_top1"]), r["ours_epoch_s"], r["torch_epoch_s"], r["ours_epoch_s"] / r["torch_epoch_s"]))
+    else:
+        print("| %s | - | %s | - | - | - | - | - |" % (r["row"], pct(r["ours_top1"])))
+print()
+print("%d test images; time ratio = sslzoo/PyTorch seconds per epoch (below 1: sslzoo faster)." % rows[0]["test_images"])
+PY
