@@ -277,11 +277,11 @@ func RunModel(arch string, o Options) *ModelResult {
 			e.Close()
 		}
 	}()
-	if e, err := runtime.OpenGo(path); err != nil {
+	goEngine, err := runtime.OpenGo(path)
+	if err != nil {
 		return fail(fmt.Errorf("go engine: %w", err))
-	} else {
-		engines["go"] = e
 	}
+	engines["go"] = goEngine
 	if o.NoORT {
 		r.Skipped = append(r.Skipped, "onnxruntime: not requested")
 	} else if err := runtime.Available(); err != nil {
