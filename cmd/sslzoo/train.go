@@ -159,9 +159,6 @@ func buildBackbone(spec runSpec, rng *rand.Rand) (ssl.Encoder, error) {
 		a.ResNet.Width = spec.Width
 		a.ResNet.InChannels = spec.InChannels
 	case "vit":
-		if spec.Width != 1 {
-			return nil, fmt.Errorf("--width applies to ResNets, not %s", spec.Arch)
-		}
 		// Small images: 4x4 patches, as the CIFAR ViT recipes use.
 		a.ViT.ImageSize, a.ViT.PatchSize, a.ViT.InChannels = spec.Size, 4, spec.InChannels
 		if spec.Size%4 != 0 {
@@ -441,6 +438,9 @@ func (t *trainer) run(ctx context.Context) (err error) {
 	}
 	spec := runSpec{Method: o.Method, Data: o.Data, Arch: o.Arch, Width: o.Width, InChannels: channels, Size: o.Size,
 		Mean: norm.Mean, Std: norm.Std, Epochs: o.Epochs, Batch: o.Batch, Seed: o.Seed, LR: o.LR, Limit: o.Limit}
+	if a, _ := zoo.Arch(o.Arch); a.Family != "resnet" {
+		spec.Width = 1 // --width scales ResNets only
+	}
 	switch o.Method {
 	case "mocov2":
 		spec.Queue = o.Queue
@@ -529,6 +529,14 @@ func (t *trainer) run(ctx context.Context) (err error) {
 	bar := progress.New(t.stderr, int(total))
 	bar.Every = o.ProgressEvery
 	bar.Start(time.Now(), int(start))
+	defer func() {
+		if err != nil {
+			// The error line must not share the terminal line of the bar.
+			t.errMu.Lock()
+			bar.Clear()
+			t.errMu.Unlock()
+		}
+	}()
 	saveCkpt := func(step int64) error {
 		if err := nn.SaveCheckpoint(ckptPath, method, method.Optimizer(), step, nil, ckptMeta); err != nil {
 			return fmt.Errorf("sslzoo train: %w", err)
@@ -544,6 +552,7 @@ func (t *trainer) run(ctx context.Context) (err error) {
 		stepFn = func(m ssl.Method, tp *autograd.Tape, v []*tensor.Tensor) (float32, error) { return m.Step(tp, v) }
 	}
 	tp := autograd.NewTape()
+	tStart := time.Now()
 	step := start
 	var lossSum float64
 	var lossN, imgs int
@@ -574,12 +583,11 @@ func (t *trainer) run(ctx context.Context) (err error) {
 			case s := <-t.interrupt:
 				b.Release()
 				it.Close()
-				bar.Println("")
 				if err := saveCkpt(step); err != nil {
 					return err
 				}
-				return fmt.Errorf("sslzoo train: %v at step %d (epoch %d): checkpoint saved to %s (continue with --resume %s): %w",
-					s, step, epoch+1, ckptPath, ckptPath, errInterrupted)
+				return fmt.Errorf("sslzoo train: %w (%v) at step %d (epoch %d); checkpoint saved to %s; continue with --resume %s",
+					errInterrupted, s, step, epoch+1, ckptPath, ckptPath)
 			default:
 			}
 			if n := b.Views[0].Shape[0]; n < 2 {
@@ -663,7 +671,7 @@ func (t *trainer) run(ctx context.Context) (err error) {
 		// The next interval's throughput excludes the monitor and the save.
 		lossSum, lossN, imgs, tLog = 0, 0, 0, time.Now()
 	}
-	bar.Done(time.Now(), int(step), "")
+	bar.Done(time.Now(), int(step), "done in "+progress.FormatDuration(time.Since(tStart)))
 	if err := saveCkpt(step); err != nil {
 		return err
 	}

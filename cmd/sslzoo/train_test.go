@@ -305,7 +305,7 @@ func TestSIGINTSavesCheckpoint(t *testing.T) {
 	code, _, stderr := runCLI(append([]string{"train", "simclr"}, tinyArgs(out, "--epochs", "500", "--knn-every", "0")...)...)
 	<-done
 	ckpt := filepath.Join(out, checkpointFile)
-	if code == 0 || !strings.Contains(stderr, "interrupt at step") || !strings.Contains(stderr, "checkpoint saved to "+ckpt) {
+	if code == 0 || !strings.Contains(stderr, "interrupted (interrupt) at step") || !strings.Contains(stderr, "checkpoint saved to "+ckpt) {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
 	if _, err := os.Stat(ckpt); err != nil {

@@ -82,7 +82,7 @@ func (b *Bar) Line(now time.Time, done int, status string) string {
 	if status != "" {
 		sb.WriteString(" " + status)
 	}
-	if eta, ok := b.ETA(now, done); ok {
+	if eta, ok := b.ETA(now, done); ok && done < b.Total {
 		sb.WriteString(" ETA " + FormatDuration(eta))
 	}
 	return sb.String()
@@ -113,6 +113,15 @@ func (b *Bar) Println(msg string) {
 		b.drawn = false
 	}
 	fmt.Fprintln(b.W, msg)
+}
+
+// Clear erases the bar's line on a terminal, so that a message printed next
+// (an error) starts on a clean line; off a terminal it does nothing.
+func (b *Bar) Clear() {
+	if b.Terminal && b.drawn {
+		fmt.Fprint(b.W, "\r\x1b[K")
+		b.drawn = false
+	}
 }
 
 // Done ends the bar's line (terminal) or prints a final line (log).

@@ -23,7 +23,7 @@ func TestPlainLinesAtInterval(t *testing.T) {
 	if lines[0] != "10/100 (10%) loss 2 ETA 1m30s" {
 		t.Fatalf("line %q", lines[0])
 	}
-	if !strings.HasPrefix(lines[1], "100/100 (100%) loss 1 ETA 0s") {
+	if lines[1] != "100/100 (100%) loss 1" {
 		t.Fatalf("final line %q", lines[1])
 	}
 	if strings.Contains(buf.String(), "\r") {
@@ -44,6 +44,16 @@ func TestTerminalRedraws(t *testing.T) {
 	b.Println("note")
 	if !strings.HasSuffix(buf.String(), "\r\x1b[Knote\n") {
 		t.Fatalf("%q", buf.String())
+	}
+	b.Update(t0.Add(3*time.Second), 4, "y")
+	n := buf.Len()
+	b.Clear()
+	if got := buf.String()[n:]; got != "\r\x1b[K" {
+		t.Fatalf("clear wrote %q", got)
+	}
+	b.Clear() // nothing drawn now
+	if buf.Len() != n+4 {
+		t.Fatal("second Clear wrote again")
 	}
 	if IsTerminal(&buf) {
 		t.Fatal("a buffer is not a terminal")
