@@ -21,12 +21,12 @@ func embedCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "embed",
 		Usage:     "run a .npy tensor through an ONNX model (ONNX Runtime or the Go engine)",
-		UsageText: "sslzoo embed --model F.onnx --engine ort|go|auto --input X.npy --out Y.npy [--batch B] [--threads N] [--device cpu|cuda[:N]]",
+		UsageText: "sslzoo embed --model F.onnx --engine ort|go|auto --input X.npy --out Y.npy [--batch B] [--workers W] [--threads N] [--device cpu|cuda[:N]]",
 		Description: "X.npy holds the model's first input with its batch axis first: float32 pixels for image models,\n" +
 			"int64 token ids for text models (int32 is widened; float64 is refused rather than rounded).\n" +
 			"A text model's attention_mask comes from --mask M.npy, or else is derived from the ids:\n" +
 			"1 where the id is not the padding id (0, or the pad_id in the model's sslzoo.text metadata).\n" +
-			"The rows run in batches of --batch; the output named by --output (default \"embedding\", else the\n" +
+			"The rows run in batches of --batch, --workers at a time; the output named by --output (default \"embedding\", else the\n" +
 			"first) is written atomically to Y.npy.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Usage: "ONNX `FILE`"},
@@ -37,6 +37,7 @@ func embedCommand() *cli.Command {
 			&cli.StringFlag{Name: "output", Usage: "model output `NAME` to write (default embedding, else the first)"},
 			&cli.IntFlag{Name: "batch", Value: 64, Usage: "rows per run (0: all at once)"},
 			&cli.IntFlag{Name: "threads", Usage: "threads per run (0: the engine's default)"},
+			&cli.IntFlag{Name: "workers", Value: 1, Usage: "batches run at once on the one loaded model"},
 			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu, cuda or cuda:N (ONNX Runtime only)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -45,7 +46,7 @@ func embedCommand() *cli.Command {
 			}
 			return runEmbed(c.App.Writer, embedOptions{
 				Model: c.String("model"), Engine: c.String("engine"), Input: c.String("input"), Mask: c.String("mask"),
-				Out: c.String("out"), Output: c.String("output"), Batch: c.Int("batch"), Threads: c.Int("threads"),
+				Out: c.String("out"), Output: c.String("output"), Batch: c.Int("batch"), Threads: c.Int("threads"), Workers: c.Int("workers"),
 				Device: c.String("device"),
 			})
 		},
@@ -54,7 +55,7 @@ func embedCommand() *cli.Command {
 
 type embedOptions struct {
 	Model, Engine, Input, Mask, Out, Output string
-	Batch, Threads                          int
+	Batch, Threads, Workers                 int
 	Device                                  string
 }
 
@@ -72,6 +73,9 @@ func runEmbed(w io.Writer, o embedOptions) error {
 	}
 	if o.Batch < 0 || o.Threads < 0 {
 		return usagef("%s: --batch and --threads must not be negative", name)
+	}
+	if o.Workers < 1 {
+		return usagef("%s: --workers must be at least 1", name)
 	}
 	dev, err := ortruntime.ParseDevice(o.Device)
 	if err != nil {
@@ -129,7 +133,7 @@ func runEmbed(w io.Writer, o embedOptions) error {
 		pick = 0
 	}
 	start := time.Now()
-	res, err := (&ortruntime.Batcher{Engine: eng, Size: o.Batch, Workers: 1}).Run(inputs...)
+	res, err := (&ortruntime.Batcher{Engine: eng, Size: o.Batch, Workers: o.Workers}).Run(inputs...)
 	if err != nil {
 		return fail(err)
 	}

@@ -141,7 +141,7 @@ func TestEmbedText(t *testing.T) {
 		}{
 			{"derived mask", []string{"--input", xi}, want[0]},
 			{"explicit mask", []string{"--input", xi, "--mask", xm}, want[0]},
-			{"int32 ids", []string{"--input", x32, "--batch", "2"}, want[0]},
+			{"int32 ids", []string{"--input", x32, "--batch", "2", "--workers", "2"}, want[0]},
 			{"sequence output", []string{"--input", xi, "--output", "last_hidden_state"}, want[1]},
 		} {
 			y := filepath.Join(dir, "y.npy")
@@ -217,6 +217,7 @@ func TestEmbedBadInput(t *testing.T) {
 		{"bad device", []string{"--input", good, "--device", "tpu"}, `device "tpu"`},
 		{"cuda on go", []string{"--input", good, "--engine", "go", "--device", "cuda"}, "the Go engine runs on the CPU"},
 		{"negative batch", []string{"--input", good, "--batch", "-1"}, "must not be negative"},
+		{"no workers", []string{"--input", good, "--workers", "0"}, "--workers must be at least 1"},
 	}
 	for _, e := range embedEngines(t) {
 		cases = append(cases,
