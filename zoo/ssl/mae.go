@@ -66,7 +66,9 @@ type MAE struct {
 	Decoder *MAEDecoder
 	parts
 	opt nn.Optimizer
-	rng *rand.Rand
+	// maskSeed and the step counter fix each step's masks, so a run
+	// resumed from a checkpoint draws the masks an unbroken run would.
+	maskSeed uint64
 }
 
 // MAEDecoder is the MAE decoder with the reference's names.
@@ -98,7 +100,8 @@ func (d *MAEDecoder) SetTraining(bool) {}
 // token with the final norm) with a decoder and the optimizer, and
 // initialises both as the reference does: Xavier-uniform Linear weights
 // and patch projection, zero biases, class and mask tokens normal with std
-// 0.02, fixed sine-cosine position tables. rng also draws the masks.
+// 0.02, fixed sine-cosine position tables. The masks of step s come from a
+// PCG seeded with a number drawn from rng here and s.
 func NewMAE(cfg MAEConfig, backbone *zoo.ViT, rng *rand.Rand) (*MAE, error) {
 	if backbone == nil {
 		return nil, fmt.Errorf("mae: nil backbone")
@@ -136,7 +139,7 @@ func NewMAE(cfg MAEConfig, backbone *zoo.ViT, rng *rand.Rand) (*MAE, error) {
 			Heads: cfg.DecoderHeads,
 		})
 	}
-	m := &MAE{Config: cfg, Encoder: backbone, Decoder: dec, rng: rng}
+	m := &MAE{Config: cfg, Encoder: backbone, Decoder: dec, maskSeed: rng.Uint64()}
 	if err := m.initWeights(rng); err != nil {
 		return nil, fmt.Errorf("mae: %w", err)
 	}
@@ -346,7 +349,7 @@ type MAEOutput struct {
 
 // Forward runs encoder, decoder and loss on images [N, C, H, W] at the
 // backbone's training size. noise (N*L values) fixes the masking; nil draws
-// it from the MAE's random source.
+// the current step's.
 func (m *MAE) Forward(tp *autograd.Tape, imgs *tensor.Tensor, noise []float32) (MAEOutput, error) {
 	bc := m.Encoder.Config
 	s := imgs.Shape
@@ -359,8 +362,9 @@ func (m *MAE) Forward(tp *autograd.Tape, imgs *tensor.Tensor, noise []float32) (
 	n, l := s[0], bc.Grid()*bc.Grid()
 	if noise == nil {
 		noise = make([]float32, n*l)
+		r := rand.New(rand.NewPCG(m.maskSeed, uint64(m.steps)))
 		for i := range noise {
-			noise[i] = m.rng.Float32()
+			noise[i] = r.Float32()
 		}
 	}
 	mk, err := RandomMasking(noise, n, l, m.Config.MaskRatio)
