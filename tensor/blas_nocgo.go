@@ -5,7 +5,8 @@ package tensor
 import "time"
 
 // Without cgo there is no way to call a C library: Sgemm always runs on
-// gonum. Rebuild with CGO_ENABLED=1 (and a C compiler) to use OpenBLAS.
+// gonum. Rebuild with CGO_ENABLED=1 (and a C compiler) to use oneDNN or
+// OpenBLAS.
 
 func loadCBLAS([]string) blasInfo {
 	return blasInfo{reason: "built without cgo (CGO_ENABLED=0)"}

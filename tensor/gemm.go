@@ -143,14 +143,16 @@ var blasLibraries = []string{"libopenblas.so.0", "libopenblas.so", "libblas.so.3
 func blasState() *blasInfo {
 	blasOnce.Do(func() {
 		s := &blasChosen
-		env := strings.ToLower(strings.TrimSpace(os.Getenv("SSLZOO_BLAS")))
+		raw := strings.TrimSpace(os.Getenv("SSLZOO_BLAS"))
+		env := strings.ToLower(raw)
 		if env == "go" || env == "gonum" {
-			s.reason = "SSLZOO_BLAS=" + env
+			s.reason = "SSLZOO_BLAS=" + raw
 			return
 		}
-		if strings.Contains(env, "/") || strings.Contains(env, ".so") {
+		named := strings.Contains(env, "/") || strings.Contains(env, ".so")
+		if named {
 			// A library named explicitly is the only one tried.
-			*s = loadCBLAS([]string{os.Getenv("SSLZOO_BLAS")})
+			*s = loadCBLAS([]string{raw})
 		} else {
 			*s = loadCBLAS(blasLibraries)
 		}
@@ -160,7 +162,7 @@ func blasState() *blasInfo {
 		}
 		cblasWhy := s.reason
 		s.reason = ""
-		if env != "openblas" && !s.cblasNamed(env) {
+		if env != "openblas" && !named {
 			s.dnnlLib, s.dnnl = loadDNNLGemm()
 		}
 		switch {
@@ -168,17 +170,17 @@ func blasState() *blasInfo {
 			if s.dnnl {
 				s.use = backendOneDNN
 			} else {
-				s.reason = "SSLZOO_BLAS=" + env + ", but " + s.dnnlLib
+				s.reason = "SSLZOO_BLAS=" + raw + ", but " + s.dnnlLib
 			}
-		case env == "openblas" || s.cblasNamed(env):
+		case env == "openblas" || named:
 			if s.cblas {
 				s.use = backendOpenBLAS
 			} else {
-				s.reason = "SSLZOO_BLAS=" + env + ", but " + cblasWhy
+				s.reason = "SSLZOO_BLAS=" + raw + ", but " + cblasWhy
 			}
 		default:
 			if env != "" && env != "auto" {
-				s.note = "SSLZOO_BLAS=" + env + " not understood (want go, openblas, onednn or a library path)"
+				s.note = "SSLZOO_BLAS=" + raw + " not understood (want go, openblas, onednn or a library path)"
 			}
 			switch {
 			case s.dnnl && gemmDefault == backendOneDNN, s.dnnl && !s.cblas:
@@ -196,21 +198,17 @@ func blasState() *blasInfo {
 	return &blasChosen
 }
 
-// cblasNamed reports whether env names a C BLAS library file.
-func (s *blasInfo) cblasNamed(env string) bool {
-	return strings.Contains(env, "/") || strings.Contains(env, ".so")
-}
-
 // gemmDefault is the backend preferred when both C libraries load: oneDNN
 // for every shape. Measured by BenchmarkGemmBackends on the 2-core AVX-512
 // VM (Intel family 6 model 207), where OpenBLAS 0.3.21 does not know the
 // CPU and runs its SSE3 Prescott kernel: oneDNN JITs AVX-512 kernels from
-// CPUID and ran 4-8x faster on square 128³-2048³, im2col, ViT/BERT Linear
-// and batched attention shapes, and 2x on 32³ and 1×64×64. Only below about
-// 16³ (m·n·k < 4096) is oneDNN's fixed cost per call (about 0.6 µs) slower
-// than OpenBLAS's or gonum's, and not consistently so (8×8×32 attention
-// products were faster on oneDNN); those calls take microseconds either
-// way, so one rule for all shapes.
+// CPUID and ran 4-9x faster on square 128³-2048³, im2col, ViT/BERT Linear
+// shapes, 3-3.5x on batched 65×65×64 attention products, 2-3x on 32³ and
+// 1×64×64 (about 5x on one thread, in every run). Only at 16³ and below
+// (m·n·k <= 4096) does oneDNN's fixed cost per call (about 0.6 µs, against
+// OpenBLAS's 0.2) make it 0.3-0.9x of OpenBLAS, while batched 8×8×32
+// attention products tied; such calls take a microsecond either way, so
+// one rule covers all shapes.
 const gemmDefault = backendOneDNN
 
 // BLASBackend describes the GEMM backend in use, for logs and `sslzoo
