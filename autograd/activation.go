@@ -92,3 +92,23 @@ func (tp *Tape) Tanh(x *Var) *Var {
 			}
 		})
 }
+
+// Erf is the Gauss error function, element-wise (ONNX Erf). The engine's
+// GELU op is the fused form; Erf exists for imported ONNX graphs, whose
+// exact GELU arrives as Div, Erf, Add, Mul, Mul.
+func (tp *Tape) Erf(x *Var) *Var {
+	return tp.unary("Erf", nil, x, 12,
+		func(o, x []float32) {
+			x = x[:len(o)]
+			for i := range o {
+				o[i] = erf32(x[i])
+			}
+		},
+		func(gx, g, x, _ []float32) {
+			g, x = g[:len(gx)], x[:len(gx)]
+			for i := range gx {
+				// d/dx erf(x) = 2/sqrt(pi) * exp(-x^2)
+				gx[i] += g[i] * 1.1283791670955126 * exp32(-x[i]*x[i])
+			}
+		})
+}

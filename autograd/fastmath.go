@@ -68,3 +68,33 @@ func geluGrad32(x float32) float32 {
 	u2 := u * u
 	return (c[0] + c[1]*u) + (c[2]+c[3]*u)*u2 + c[4]*(u2*u2)
 }
+
+// erf32 returns erf(x) in float32 to about 3e-7 absolute (a few ulps). Small |x| use the
+// Maclaurin series (so tiny inputs keep their relative accuracy); the rest
+// use Abramowitz & Stegun 7.1.26 (max error 1.5e-7) on top of exp32.
+func erf32(x float32) float32 {
+	if x != x {
+		return x
+	}
+	ax := x
+	if ax < 0 {
+		ax = -ax
+	}
+	if ax < 0.5 {
+		// 2/sqrt(pi) * (x - x^3/3 + x^5/10 - x^7/42 + x^9/216 - x^11/1320)
+		z := x * x
+		p := 1 + z*(-1.0/3+z*(1.0/10+z*(-1.0/42+z*(1.0/216+z*(-1.0/1320)))))
+		return 1.1283791670955126 * x * p
+	}
+	if ax >= 4 {
+		// erf(4) = 1 - 1.5e-8: 1 in float32.
+		return float32(math.Copysign(1, float64(x)))
+	}
+	t := 1 / (1 + 0.3275911*ax)
+	poly := t * (0.254829592 + t*(-0.284496736+t*(1.421413741+t*(-1.453152027+t*1.061405429))))
+	y := 1 - poly*exp32(-ax*ax)
+	if x < 0 {
+		return -y
+	}
+	return y
+}

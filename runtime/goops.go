@@ -12,7 +12,7 @@ import (
 )
 
 // goOps maps ONNX op types to the Go engine. Heavy ops run on the autograd
-// kernels; ops the engine has no kernel for (Erf, Pow of two tensors, ...)
+// kernels; ops the engine has no kernel for (Reciprocal, Pow of two tensors, ...)
 // and int64 shape arithmetic are plain loops here.
 var goOps map[string]*goOp
 
@@ -28,7 +28,7 @@ func init() {
 		"Log":                unaryOp(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Log(x) }),
 		"Sqrt":               unaryOp(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Sqrt(x) }),
 		"Abs":                unaryOp(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Abs(x) }),
-		"Erf":                {run: mapFloat(func(x float32) float32 { return float32(math.Erf(float64(x))) })},
+		"Erf":                unaryOp(func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return tp.Erf(x) }),
 		"Add":                {run: arith("Add")},
 		"Sub":                {run: arith("Sub")},
 		"Mul":                {run: arith("Mul")},
