@@ -3,13 +3,13 @@ package export
 import (
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sslzoo/sslzoo/export/onnxpb"
+	"github.com/sslzoo/sslzoo/internal/atomicfile"
 )
 
 // DefaultExternalThreshold is the initializer size above which Save moves
@@ -124,24 +124,8 @@ func externalize(m *onnxpb.ModelProto, path string, minBytes int) (*onnxpb.Model
 // writeAtomic writes a file through a temporary in the same folder and
 // renames it into place, so a failure never leaves a partial file.
 func writeAtomic(path string, fill func(io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
+	if err := atomicfile.Write(path, fill); err != nil {
 		return fmt.Errorf("export: %w", err)
-	}
-	tmp := f.Name()
-	err = fill(f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("export: write %s: %w", path, err)
 	}
 	return nil
 }

@@ -17,10 +17,10 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
+	"github.com/sslzoo/sslzoo/internal/atomicfile"
 	"github.com/sslzoo/sslzoo/tensor"
 )
 
@@ -516,41 +516,7 @@ func WriteFloat32(path string, tensors map[string]*tensor.Tensor, metadata map[s
 // WriteFileAtomic writes b to path through a synced temporary file in the
 // same directory and a rename, then syncs the directory so the rename itself
 // survives a crash.
-func WriteFileAtomic(path string, b []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(b); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	// CreateTemp makes the file 0600; weights are ordinary shareable files.
-	if err = tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: sync: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		// Best effort: some filesystems refuse to sync a directory.
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
-}
+func WriteFileAtomic(path string, b []byte) error { return atomicfile.WriteBytes(path, b) }
 
 func cloneShape(s []int) []int {
 	if s == nil {

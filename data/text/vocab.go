@@ -9,9 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/sslzoo/sslzoo/internal/atomicfile"
 )
 
 // ContinuationPrefix marks a WordPiece that continues a word ("##ing").
@@ -128,25 +129,8 @@ func (v *Vocab) Write(w io.Writer) error {
 // Save writes vocab.txt atomically (temp file in the same folder, then
 // rename), so a crash never leaves a truncated vocabulary behind.
 func (v *Vocab) Save(path string) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".vocab-*.tmp")
-	if err != nil {
-		return fmt.Errorf("save vocab %s: %w", path, err)
-	}
-	tmp := f.Name()
-	err = f.Chmod(0o644) // CreateTemp makes 0600; a vocabulary is not secret
-	if err == nil {
-		err = v.Write(f)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("save vocab %s: %w", path, err)
+	if err := atomicfile.Write(path, v.Write); err != nil {
+		return fmt.Errorf("save vocab: %w", err)
 	}
 	return nil
 }
