@@ -1,0 +1,163 @@
+package tensor
+
+// Vectorised kernels for the memory-bound element-wise work of training
+// (ReLU, BatchNorm, Add, the SGD step). With cgo they run the C code in
+// simd_cgo.c, which GCC vectorises (AVX-512 or AVX2 picked at load time);
+// the Go compiler does not vectorise, and these loops ran at 2-2.5x the
+// time of PyTorch's. Without cgo, or for slices too short to repay the cgo
+// call (about 50-100 ns), they run the Go loops in simd_go.go. Element-wise
+// results are bit-identical either way; sums differ only in rounding order.
+//
+// Each call runs on the calling goroutine: callers split large work over
+// cores with Parallel. Per-channel BatchNorm kernels take x laid out
+// [n, c, s] (s values per channel and sample, contiguous), work on channels
+// [lo, hi), and index their per-channel arrays by channel.
+
+// simdMin is the least element count for which a cgo call pays off.
+const simdMin = 256
+
+// ReLU sets o[i] = max(x[i], 0), with -0 giving +0 and NaN kept (PyTorch's
+// torch.relu). len(x) >= len(o).
+func ReLU(o, x []float32) {
+	x = x[:len(o)]
+	if len(o) < simdMin {
+		reluGo(o, x)
+		return
+	}
+	reluC(o, x)
+}
+
+// ReLUGrad sets (acc false) or adds to (acc true) gx the gradient of ReLU:
+// g where the ReLU output o is > 0, else 0.
+func ReLUGrad(gx, g, o []float32, acc bool) {
+	g, o = g[:len(gx)], o[:len(gx)]
+	if len(gx) < simdMin {
+		reluGradGo(gx, g, o, acc)
+		return
+	}
+	reluGradC(gx, g, o, acc)
+}
+
+// Add sets o = a + b element-wise.
+func Add(o, a, b []float32) {
+	a, b = a[:len(o)], b[:len(o)]
+	if len(o) < simdMin {
+		addGo(o, a, b)
+		return
+	}
+	addC(o, a, b)
+}
+
+// AddTo adds src into dst; the two must not overlap.
+func AddTo(dst, src []float32) {
+	src = src[:len(dst)]
+	if len(dst) < simdMin {
+		addToGo(dst, src)
+		return
+	}
+	addToC(dst, src)
+}
+
+// AddScalar sets o = a + v.
+func AddScalar(o, a []float32, v float32) {
+	a = a[:len(o)]
+	if len(o) < simdMin {
+		addScalarGo(o, a, v)
+		return
+	}
+	addScalarC(o, a, v)
+}
+
+// bnCheck bounds-checks a per-channel kernel's arguments once, so that the
+// C code can index freely: callers slice each [n, c, s] buffer to n*c*s
+// (which panics when one is short), and the per-channel arrays need c.
+func bnCheck(lo, hi, c int, per [][]float32, _ ...[]float32) {
+	if lo < 0 || hi > c || lo > hi {
+		panic("tensor: BatchNorm channel range out of bounds")
+	}
+	for _, a := range per {
+		_ = a[c-1]
+	}
+}
+
+// BNStats writes the mean and biased variance of each channel in [lo, hi)
+// of x ([n, c, s]) into mean[ch] and variance[ch], in two passes (the mean,
+// then squared deviations from it), float32 within a contiguous run and
+// float64 across runs.
+func BNStats(x []float32, n, c, s, lo, hi int, mean, variance []float64) {
+	if lo >= hi {
+		return
+	}
+	_, _ = mean[hi-1], variance[hi-1]
+	bnCheck(lo, hi, c, nil, x[:n*c*s])
+	if n*s*(hi-lo) < simdMin {
+		bnStatsGo(x, n, c, s, lo, hi, mean, variance)
+		return
+	}
+	bnStatsC(x, n, c, s, lo, hi, mean, variance)
+}
+
+// BNApply sets o = x*scale[ch] + shift[ch] over channels [lo, hi).
+func BNApply(o, x []float32, n, c, s, lo, hi int, scale, shift []float32) {
+	if lo >= hi {
+		return
+	}
+	bnCheck(lo, hi, c, [][]float32{scale, shift}, o[:n*c*s], x[:n*c*s])
+	if n*s*(hi-lo) < simdMin {
+		bnApplyGo(o, x, n, c, s, lo, hi, scale, shift)
+		return
+	}
+	bnApplyC(o, x, n, c, s, lo, hi, scale, shift)
+}
+
+// BNDots writes sdy[ch] = sum(dy) and sdyx[ch] = sum(dy*(x-mean[ch])) over
+// channels [lo, hi): the two reductions of BatchNorm's backward.
+func BNDots(dy, x []float32, n, c, s, lo, hi int, mean []float32, sdy, sdyx []float64) {
+	if lo >= hi {
+		return
+	}
+	_, _ = sdy[hi-1], sdyx[hi-1]
+	bnCheck(lo, hi, c, [][]float32{mean}, dy[:n*c*s], x[:n*c*s])
+	if n*s*(hi-lo) < simdMin {
+		bnDotsGo(dy, x, n, c, s, lo, hi, mean, sdy, sdyx)
+		return
+	}
+	bnDotsC(dy, x, n, c, s, lo, hi, mean, sdy, sdyx)
+}
+
+// BNInputGrad sets (acc false) or adds to (acc true) gx the input gradient
+// of batch norm over channels [lo, hi):
+// k[ch]*(dy - meanDy[ch] - (x-mean[ch])*c2[ch]) with batch statistics, or
+// k[ch]*dy when c2 is nil (running statistics: meanDy, mean and x unused).
+func BNInputGrad(gx, dy, x []float32, n, c, s, lo, hi int, k, meanDy, c2, mean []float32, acc bool) {
+	if lo >= hi {
+		return
+	}
+	if c2 != nil {
+		bnCheck(lo, hi, c, [][]float32{k, meanDy, c2, mean}, gx[:n*c*s], dy[:n*c*s], x[:n*c*s])
+	} else {
+		bnCheck(lo, hi, c, [][]float32{k}, gx[:n*c*s], dy[:n*c*s])
+		meanDy, mean = nil, nil
+	}
+	if n*s*(hi-lo) < simdMin {
+		bnInputGradGo(gx, dy, x, n, c, s, lo, hi, k, meanDy, c2, mean, acc)
+		return
+	}
+	bnInputGradC(gx, dy, x, n, c, s, lo, hi, k, meanDy, c2, mean, acc)
+}
+
+// SGDUpdate applies torch.optim.SGD's update to one parameter: d = g +
+// wd*w; with momentum, buf = d when fresh else mom*buf + (1-damp)*d, and d
+// becomes d + mom*buf (nesterov) or buf; then w -= lr*d. buf is unused when
+// mom is 0.
+func SGDUpdate(w, g, buf []float32, lr, wd, mom, damp float32, nesterov, fresh bool) {
+	g = g[:len(w)]
+	if mom != 0 {
+		buf = buf[:len(w)]
+	}
+	if len(w) < simdMin {
+		sgdGo(w, g, buf, lr, wd, mom, damp, nesterov, fresh)
+		return
+	}
+	sgdC(w, g, buf, lr, wd, mom, damp, nesterov, fresh)
+}

@@ -1,0 +1,299 @@
+//go:build cgo
+
+// Element-wise kernels for the memory-bound ops (ReLU, BatchNorm, Add, the
+// SGD step). The Go compiler does not vectorise loops; GCC at -O3 does, and
+// target_clones builds each kernel for AVX-512, AVX2 and baseline x86-64,
+// picking one at load time (ifunc), so one binary runs on any x86-64 CPU.
+// Elsewhere the kernels are plain -O3 C.
+//
+// fp-contract=off (a pragma: cgo refuses the flag) keeps GCC from fusing
+// multiply-adds, so each element-wise result is bit-identical to the Go
+// fallback in simd_go.go. Sums are the exception (vector lanes sum in a different
+// order); they accumulate in float32 lanes within blocks of up to 1024
+// contiguous values and in double across blocks, as the Go code does with
+// its four accumulators.
+
+#pragma GCC optimize("fp-contract=off")
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "simd_cgo.h"
+
+#if defined(__x86_64__) && defined(__gnu_linux__) && (defined(__GNUC__) || defined(__clang__))
+#define SZ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define SZ_CLONES
+#endif
+
+// A vector of 16 floats. Loads and stores go through memcpy so that
+// unaligned Go slices are fine; GCC turns them into unaligned vector moves
+// (or two/four narrower ones in the AVX2 and baseline clones).
+typedef float szv16 __attribute__((vector_size(64)));
+
+static inline __attribute__((always_inline)) szv16 szload(const float *p) {
+	szv16 v;
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
+static inline __attribute__((always_inline)) float szhsum(szv16 v) {
+	float s[16];
+	memcpy(s, &v, sizeof s);
+	float t = 0;
+	for (int i = 0; i < 16; i++) {
+		t += s[i];
+	}
+	return t;
+}
+
+// relu zeroes negative floats (including -0) and keeps NaN bit for bit,
+// like relu32 in autograd: integer arithmetic, no branches.
+SZ_CLONES
+void sz_relu(float *restrict o, const float *restrict x, size_t n) {
+	uint32_t *ob = (uint32_t *)o;
+	const uint32_t *xb = (const uint32_t *)x;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t b = xb[i];
+		uint32_t neg = (uint32_t)((int32_t)b >> 31);
+		uint32_t notnan = (uint32_t)((int32_t)((b & 0x7fffffffu) - 0x7f800001u) >> 31);
+		ob[i] = b & ~(neg & notnan);
+	}
+}
+
+// sz_relu_grad sets (acc=0) or adds to (acc=1) gx the upstream g where the
+// output o is > 0 (not NaN), else 0.
+SZ_CLONES
+void sz_relu_grad(float *restrict gx, const float *restrict g, const float *restrict o, size_t n, int acc) {
+	const uint32_t *gb = (const uint32_t *)g;
+	const uint32_t *obits = (const uint32_t *)o;
+	if (acc) {
+		for (size_t i = 0; i < n; i++) {
+			uint32_t m = (obits[i] - 1u) < 0x7f800000u ? 0xffffffffu : 0u;
+			uint32_t v = gb[i] & m;
+			float f;
+			memcpy(&f, &v, 4);
+			gx[i] += f;
+		}
+	} else {
+		uint32_t *gxb = (uint32_t *)gx;
+		for (size_t i = 0; i < n; i++) {
+			uint32_t m = (obits[i] - 1u) < 0x7f800000u ? 0xffffffffu : 0u;
+			gxb[i] = gb[i] & m;
+		}
+	}
+}
+
+SZ_CLONES
+void sz_add(float *restrict o, const float *restrict a, const float *restrict b, size_t n) {
+	for (size_t i = 0; i < n; i++) {
+		o[i] = a[i] + b[i];
+	}
+}
+
+// sz_add_to is dst += src. dst and src may not overlap.
+SZ_CLONES
+void sz_add_to(float *restrict dst, const float *restrict src, size_t n) {
+	for (size_t i = 0; i < n; i++) {
+		dst[i] += src[i];
+	}
+}
+
+SZ_CLONES
+void sz_add_scalar(float *restrict o, const float *restrict a, float v, size_t n) {
+	for (size_t i = 0; i < n; i++) {
+		o[i] = a[i] + v;
+	}
+}
+
+// szblock bounds how many values a float32 lane sums before its total
+// moves into a double, so that long runs (large images) lose no accuracy.
+#define SZBLOCK 1024
+
+// sz_run_sum returns the sum of x[0:s]: 32 float32 lanes within a block of
+// SZBLOCK values, double across blocks.
+static inline __attribute__((always_inline)) double sz_run_sum(const float *x, size_t s) {
+	double total = 0;
+	for (size_t b = 0; b < s; b += SZBLOCK) {
+		size_t e = b + SZBLOCK < s ? b + SZBLOCK : s;
+		szv16 a0 = {0}, a1 = {0};
+		size_t i = b;
+		for (; i + 32 <= e; i += 32) {
+			a0 += szload(x + i);
+			a1 += szload(x + i + 16);
+		}
+		for (; i + 16 <= e; i += 16) {
+			a0 += szload(x + i);
+		}
+		float t = 0;
+		for (; i < e; i++) {
+			t += x[i];
+		}
+		total += (double)(szhsum(a0 + a1) + t);
+	}
+	return total;
+}
+
+// sz_run_sqdev returns the sum of (x-mu)^2 over x[0:s], blocked likewise.
+static inline __attribute__((always_inline)) double sz_run_sqdev(const float *x, size_t s, float mu) {
+	double total = 0;
+	for (size_t b = 0; b < s; b += SZBLOCK) {
+		size_t e = b + SZBLOCK < s ? b + SZBLOCK : s;
+		szv16 a0 = {0}, a1 = {0};
+		size_t i = b;
+		for (; i + 32 <= e; i += 32) {
+			szv16 d0 = szload(x + i) - mu, d1 = szload(x + i + 16) - mu;
+			a0 += d0 * d0;
+			a1 += d1 * d1;
+		}
+		for (; i + 16 <= e; i += 16) {
+			szv16 d = szload(x + i) - mu;
+			a0 += d * d;
+		}
+		float t = 0;
+		for (; i < e; i++) {
+			float d = x[i] - mu;
+			t += d * d;
+		}
+		total += (double)(szhsum(a0 + a1) + t);
+	}
+	return total;
+}
+
+// sz_bn_stats writes mean[ch] and var[ch] (biased), for ch in [lo, hi), of
+// x laid out [n, c, s]: two passes (mean, then squared
+// deviations from the float32-rounded mean), as the Go code does.
+SZ_CLONES
+void sz_bn_stats(const float *x, size_t n, size_t c, size_t s, size_t lo, size_t hi, double *mean, double *var) {
+	double m = (double)n * (double)s;
+	for (size_t ch = lo; ch < hi; ch++) {
+		double sum = 0;
+		for (size_t i = 0; i < n; i++) {
+			sum += sz_run_sum(x + (i * c + ch) * s, s);
+		}
+		double mu = sum / m;
+		float mu32 = (float)mu;
+		double v = 0;
+		for (size_t i = 0; i < n; i++) {
+			v += sz_run_sqdev(x + (i * c + ch) * s, s, mu32);
+		}
+		mean[ch] = mu;
+		var[ch] = v / m;
+	}
+}
+
+// sz_bn_apply is o = x*scale[ch] + shift[ch] over channels [lo, hi);
+// all per-channel arrays here are indexed by channel.
+SZ_CLONES
+void sz_bn_apply(float *o, const float *x, size_t n, size_t c, size_t s, size_t lo, size_t hi, const float *scale, const float *shift) {
+	for (size_t i = 0; i < n; i++) {
+		for (size_t ch = lo; ch < hi; ch++) {
+			size_t off = (i * c + ch) * s;
+			const float *restrict xs = x + off;
+			float *restrict os = o + off;
+			float sc = scale[ch], sh = shift[ch];
+			for (size_t j = 0; j < s; j++) {
+				os[j] = xs[j] * sc + sh;
+			}
+		}
+	}
+}
+
+// sz_bn_dots writes sum(dy) and sum(dy*(x-mean[ch])) per channel.
+SZ_CLONES
+void sz_bn_dots(const float *dy, const float *x, size_t n, size_t c, size_t s, size_t lo, size_t hi, const float *mean, double *sdy, double *sdyx) {
+	for (size_t ch = lo; ch < hi; ch++) {
+		float mu = mean[ch];
+		double a = 0, b = 0;
+		for (size_t i = 0; i < n; i++) {
+			size_t off = (i * c + ch) * s;
+			const float *g = dy + off, *xs = x + off;
+			for (size_t bl = 0; bl < s; bl += SZBLOCK) {
+				size_t e = bl + SZBLOCK < s ? bl + SZBLOCK : s;
+				szv16 a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
+				size_t j = bl;
+				for (; j + 32 <= e; j += 32) {
+					szv16 g0 = szload(g + j), g1 = szload(g + j + 16);
+					a0 += g0;
+					a1 += g1;
+					b0 += g0 * (szload(xs + j) - mu);
+					b1 += g1 * (szload(xs + j + 16) - mu);
+				}
+				for (; j + 16 <= e; j += 16) {
+					szv16 g0 = szload(g + j);
+					a0 += g0;
+					b0 += g0 * (szload(xs + j) - mu);
+				}
+				float ta = 0, tb = 0;
+				for (; j < e; j++) {
+					ta += g[j];
+					tb += g[j] * (xs[j] - mu);
+				}
+				a += (double)(szhsum(a0 + a1) + ta);
+				b += (double)(szhsum(b0 + b1) + tb);
+			}
+		}
+		sdy[ch] = a;
+		sdyx[ch] = b;
+	}
+}
+
+// sz_bn_dx sets (acc=0) or adds to (acc=1) the input gradient of training
+// batch norm, k*(dy - meandy - (x-mean)*c2), per channel; with c2 NULL it is
+// the eval form k*dy.
+SZ_CLONES
+void sz_bn_dx(float *gx, const float *dy, const float *x, size_t n, size_t c, size_t s, size_t lo, size_t hi,
+	const float *k, const float *meandy, const float *c2, const float *mean, int acc) {
+	for (size_t i = 0; i < n; i++) {
+		for (size_t ch = lo; ch < hi; ch++) {
+			size_t off = (i * c + ch) * s;
+			float *restrict d = gx + off;
+			const float *restrict g = dy + off;
+			const float *restrict xs = x + off;
+			float kk = k[ch];
+			if (c2 == NULL) {
+				if (acc) {
+					for (size_t j = 0; j < s; j++) d[j] += g[j] * kk;
+				} else {
+					for (size_t j = 0; j < s; j++) d[j] = g[j] * kk;
+				}
+				continue;
+			}
+			float md = meandy[ch], cc = c2[ch], mu = mean[ch];
+			if (acc) {
+				for (size_t j = 0; j < s; j++) d[j] += kk * (g[j] - md - (xs[j] - mu) * cc);
+			} else {
+				for (size_t j = 0; j < s; j++) d[j] = kk * (g[j] - md - (xs[j] - mu) * cc);
+			}
+		}
+	}
+}
+
+// sz_sgd is torch.optim.SGD's update for one parameter tensor (see
+// nn.SGD.Step): weight decay, then momentum (fresh: the buffer starts as the
+// first gradient), then nesterov or plain momentum, then w -= lr*d.
+SZ_CLONES
+void sz_sgd(float *restrict w, const float *restrict g, float *restrict buf, size_t n,
+	float lr, float wd, float mom, float damp, int nesterov, int fresh) {
+	if (mom == 0) {
+		for (size_t j = 0; j < n; j++) {
+			float d = g[j];
+			if (wd != 0) d += wd * w[j];
+			w[j] -= lr * d;
+		}
+		return;
+	}
+	for (size_t j = 0; j < n; j++) {
+		float d = g[j];
+		if (wd != 0) d += wd * w[j];
+		float b = fresh ? d : mom * buf[j] + (1 - damp) * d;
+		buf[j] = b;
+		if (nesterov) {
+			d += mom * b;
+		} else {
+			d = b;
+		}
+		w[j] -= lr * d;
+	}
+}
