@@ -51,6 +51,10 @@ type BackboneOptions struct {
 	// Metadata is written into the file; Backbone, EmbeddingDim and the
 	// preprocessing are filled in when empty.
 	Metadata export.Metadata
+	// Pool picks the "embedding" of a ViT or BERT: "cls" or "mean" (see
+	// vitPooled and bertPool); "" is the ViT's own pooling and BERT's
+	// [CLS]. It is recorded under the "sslzoo.pooling" metadata key.
+	Pool string
 }
 
 // NewBackbone wraps a backbone (*zoo.ResNet, *zoo.ViT or *zoo.BERT, e.g.
@@ -85,7 +89,7 @@ func NewBackbone(arch string, m zoo.Backbone, opts BackboneOptions) (*Backbone, 
 		}
 		size = mm.Config.ImageSize
 	case *zoo.BERT:
-		return newTextBackbone(b, mm, opts.Seq, meta)
+		return newTextBackbone(b, mm, opts.Seq, opts.Pool, meta)
 	default:
 		return nil, fmt.Errorf("conformance: %s: cannot export a %T", arch, m)
 	}
@@ -96,7 +100,15 @@ func NewBackbone(arch string, m zoo.Backbone, opts BackboneOptions) (*Backbone, 
 	if meta.Preprocess == nil {
 		meta.Preprocess = imagePreprocess(cifar, b.Channels, size)
 	}
-	s, err := export.ImageSpec(arch, im, b.Channels, size, size, meta)
+	var s export.Spec
+	var err error
+	if vit, ok := m.(*zoo.ViT); ok {
+		s, err = vitSpec(arch, vit, opts.Pool, b.Channels, size, meta)
+	} else if opts.Pool != "" {
+		err = fmt.Errorf("conformance: %s: pooling applies to ViT and BERT backbones, not %T", arch, m)
+	} else {
+		s, err = export.ImageSpec(arch, im, b.Channels, size, size, meta)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -104,8 +116,18 @@ func NewBackbone(arch string, m zoo.Backbone, opts BackboneOptions) (*Backbone, 
 	return b, nil
 }
 
-func newTextBackbone(b *Backbone, bm *zoo.BERT, seq int, meta export.Metadata) (*Backbone, error) {
+func newTextBackbone(b *Backbone, bm *zoo.BERT, seq int, pool string, meta export.Metadata) (*Backbone, error) {
 	cfg := bm.Config
+	if err := CheckPool(pool); err != nil {
+		return nil, fmt.Errorf("conformance: %s: %w", b.Arch, err)
+	}
+	if pool == "" {
+		pool = PoolCLS
+	}
+	embedding := "final hidden state of the first token ([CLS])"
+	if pool == PoolMean {
+		embedding = "mean of the final hidden states where attention_mask is 1"
+	}
 	if seq == 0 {
 		seq = min(DefaultSeq, cfg.MaxPositions)
 	}
@@ -118,13 +140,14 @@ func newTextBackbone(b *Backbone, bm *zoo.BERT, seq int, meta export.Metadata) (
 		"vocab_size":     cfg.VocabSize,
 		"pad_id":         cfg.PadTokenID,
 		"attention_mask": "1 for tokens, 0 for padding",
-		"embedding":      "final hidden state of the first token ([CLS])",
+		"embedding":      embedding,
 	})
 	extra := map[string]string{}
 	for k, v := range meta.Extra {
 		extra[k] = v
 	}
 	extra["sslzoo.text"] = string(text)
+	extra[PoolingKey] = pool
 	meta.Extra = extra
 	props, err := meta.Props()
 	if err != nil {
@@ -142,8 +165,7 @@ func newTextBackbone(b *Backbone, bm *zoo.BERT, seq int, meta export.Metadata) (
 		Forward: func(tp *autograd.Tape, in []*autograd.Var) []*autograd.Var {
 			n := in[0].Shape()[0]
 			out := bm.Forward(tp, zoo.BERTInput{Batch: n, Seq: seq, IDs: export.IntsOf(in[0]), Mask: export.IntsOf(in[1])})
-			cls := tp.Reshape(tp.Slice(out.Sequence, 1, 0, 1), n, hidden)
-			return []*autograd.Var{cls, out.Sequence}
+			return []*autograd.Var{bertPool(tp, pool, out.Sequence, in[1], n, seq, hidden), out.Sequence}
 		},
 		Module:          bm,
 		Metadata:        props,

@@ -135,11 +135,15 @@ func Config(arch string, reduced bool) (spec zoo.Spec, imageSize int, desc strin
 // testSeq is the sequence length text backbones are checked at.
 const testSeq = 16
 
-// Prepare builds arch for the suite: initialised with seed, every parameter
+// Prepare builds arch (a zoo architecture or one of ExtraModels) for the
+// suite: initialised with seed, every parameter
 // that starts constant (biases, norm weights) perturbed so that no term of
 // the graph is trivially 0 or 1, and BatchNorm running statistics set from
 // one training-mode batch, as after training (eval outputs then stay O(1)).
 func Prepare(arch string, reduced bool, seed uint64) (*Backbone, string, error) {
+	if b, desc, ok, err := prepareExtra(arch, reduced, seed); ok {
+		return b, desc, err
+	}
 	spec, size, desc, err := Config(arch, reduced)
 	if err != nil {
 		return nil, "", err

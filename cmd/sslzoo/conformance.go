@@ -12,7 +12,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/sslzoo/sslzoo/conformance"
-	"github.com/sslzoo/sslzoo/zoo"
 )
 
 func conformanceCommand() *cli.Command {
@@ -22,7 +21,9 @@ func conformanceCommand() *cli.Command {
 		UsageText: "sslzoo conformance [--json] [--reduced] [--ops] [MODEL...]",
 		Description: "Each MODEL (default: every architecture) is exported with fixed random weights, checked with\n" +
 			"onnx.checker, and run at each batch size in ONNX Runtime (from Go), in sslzoo's Go engine (through\n" +
-			"the ONNX importer) and in onnxruntime-node, against the model's own Go forward. A row passes when\n" +
+			"the ONNX importer) and in onnxruntime-node, against the model's own Go forward. Besides the zoo's\n" +
+			"architectures, mae-vit-tiny (an MAE encoder, mean-pooled) and hf-bert-tiny (a BERT read from a Hugging Face\n" +
+			"folder, mean-pooled) check the masked-modelling exports. A row passes when\n" +
 			"max |diff| <= 1e-4 * max(1, max |Go|) and every row's cosine similarity >= 0.99999. Engines that are\n" +
 			"not installed are skipped with the reason. Exits non-zero on any mismatch.",
 		Flags: []cli.Flag{
@@ -50,7 +51,7 @@ func conformanceCommand() *cli.Command {
 				batches = append(batches, n)
 			}
 			archs := c.Args().Slice()
-			known := zoo.ArchNames()
+			known := conformance.ModelNames()
 			for _, a := range archs {
 				if !slices.Contains(known, a) {
 					return usagef("sslzoo conformance: unknown model %q (known: %s)", a, strings.Join(known, ", "))

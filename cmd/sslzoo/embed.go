@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,19 +20,28 @@ import (
 
 func embedCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "embed",
-		Usage:     "run a .npy tensor through an ONNX model (ONNX Runtime or the Go engine)",
-		UsageText: "sslzoo embed --model F.onnx --engine ort|go|auto --input X.npy --out Y.npy [--batch B] [--workers W] [--threads N] [--device cpu|cuda[:N]]",
+		Name:  "embed",
+		Usage: "run a .npy tensor through an ONNX model (ONNX Runtime or the Go engine)",
+		UsageText: "sslzoo embed --model F.onnx --engine ort|go|auto --input X.npy --out Y.npy [--batch B] [--workers W] [--threads N] [--device cpu|cuda[:N]]\n" +
+			"sslzoo embed --model bert.onnx --text \"a sentence\" [--text ...] [--text-file F] [--vocab vocab.txt|DIR] --out Y.npy [--engine ort|go|auto]",
 		Description: "X.npy holds the model's first input with its batch axis first: float32 pixels for image models,\n" +
 			"int64 token ids for text models (int32 is widened; float64 is refused rather than rounded).\n" +
 			"A text model's attention_mask comes from --mask M.npy, or else is derived from the ids:\n" +
 			"1 where the id is not the padding id (0, or the pad_id in the model's sslzoo.text metadata).\n" +
 			"The rows run in batches of --batch, --workers at a time; the output named by --output (default \"embedding\", else the\n" +
-			"first) is written atomically to Y.npy.",
+			"first) is written atomically to Y.npy.\n" +
+			"With --text (repeatable) and/or --text-file (one text per line) a text model's inputs are tokenized in Go:\n" +
+			"[CLS] text [SEP], padded to the model's exported length; longer texts are truncated with a warning.\n" +
+			"Empty text embeds [CLS] [SEP]; invalid UTF-8 bytes are dropped. The vocabulary is --vocab (vocab.txt or a\n" +
+			"Hugging Face folder), else vocab.txt beside the model; settings come from the model's sslzoo.tokenizer\n" +
+			"metadata, whose vocab sha256 must match.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Usage: "ONNX `FILE`"},
 			&cli.StringFlag{Name: "engine", Value: "auto", Usage: "ort (ONNX Runtime), go (sslzoo's engine) or auto (ort when its library loads)"},
 			&cli.StringFlag{Name: "input", Usage: "input .npy `FILE`"},
+			&cli.StringSliceFlag{Name: "text", Usage: "a `TEXT` to embed with a text model (repeatable)"},
+			&cli.StringFlag{Name: "text-file", Usage: "`FILE` of texts, one per line"},
+			&cli.StringFlag{Name: "vocab", Usage: "vocab.txt `FILE` or Hugging Face folder for --text (default: vocab.txt beside --model)"},
 			&cli.StringFlag{Name: "mask", Usage: "attention mask .npy `FILE` for text models (default: ids != pad id)"},
 			&cli.StringFlag{Name: "out", Usage: "output .npy `FILE`"},
 			&cli.StringFlag{Name: "output", Usage: "model output `NAME` to write (default embedding, else the first)"},
@@ -47,7 +57,8 @@ func embedCommand() *cli.Command {
 			return runEmbed(c.App.Writer, embedOptions{
 				Model: c.String("model"), Engine: c.String("engine"), Input: c.String("input"), Mask: c.String("mask"),
 				Out: c.String("out"), Output: c.String("output"), Batch: c.Int("batch"), Threads: c.Int("threads"), Workers: c.Int("workers"),
-				Device: c.String("device"),
+				Device: c.String("device"), Texts: c.StringSlice("text"), TextFile: c.String("text-file"), Vocab: c.String("vocab"),
+				errw: c.App.ErrWriter,
 			})
 		},
 	}
@@ -57,10 +68,22 @@ type embedOptions struct {
 	Model, Engine, Input, Mask, Out, Output string
 	Batch, Threads, Workers                 int
 	Device                                  string
+	Texts                                   []string
+	TextFile, Vocab                         string
+	errw                                    io.Writer
 }
 
 func runEmbed(w io.Writer, o embedOptions) error {
 	const name = "sslzoo embed"
+	textMode := len(o.Texts) > 0 || o.TextFile != ""
+	switch {
+	case textMode && (o.Input != "" || o.Mask != ""):
+		return usagef("%s: --text and --text-file replace --input and --mask; give one or the other", name)
+	case !textMode && o.Vocab != "":
+		return usagef("%s: --vocab goes with --text or --text-file", name)
+	case textMode:
+		o.Input = "-" // checked below as present; the texts are the input
+	}
 	for _, f := range []struct{ flag, v string }{{"model", o.Model}, {"input", o.Input}, {"out", o.Out}} {
 		if f.v == "" {
 			return usagef("%s: --%s is required", name, f.flag)
@@ -111,8 +134,21 @@ func runEmbed(w io.Writer, o embedOptions) error {
 		return fail(err)
 	}
 	defer eng.Close()
-	inputs, err := embedInputs(eng, o)
+	var inputs []*ortruntime.Tensor
+	if textMode {
+		warn := o.errw
+		if warn == nil {
+			warn = io.Discard
+		}
+		inputs, err = textInputs(eng, o, warn)
+	} else {
+		inputs, err = embedInputs(eng, o)
+	}
 	if err != nil {
+		var u usageError
+		if errors.As(err, &u) {
+			return err
+		}
 		return fail(err)
 	}
 	outs := eng.Outputs()

@@ -24,16 +24,23 @@ import (
 
 func exportCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "export",
-		Usage:     "export a backbone to ONNX (opset 17, dynamic batch axis)",
-		UsageText: "sslzoo export --arch resnet18-cifar|resnet50|vit-tiny|bert-mini|... [--weights F.safetensors] [--seed S] --out F.onnx",
+		Name:  "export",
+		Usage: "export a backbone to ONNX (opset 17, dynamic batch axis)",
+		UsageText: "sslzoo export --arch resnet18-cifar|resnet50|vit-tiny|bert-mini|... [--weights F.safetensors] [--seed S] [--pool cls|mean] --out F.onnx\n" +
+			"sslzoo export --hf DIR [--seq N] [--pool cls|mean] --out F.onnx",
 		Description: "Without --weights the backbone is randomly initialised from --seed. With --weights the file may be\n" +
 			"a plain state_dict, a `sslzoo train` result (its sslzoo.train metadata rebuilds the backbone, so --arch\n" +
 			"may be left out) or a checkpoint whose backbone sits under a prefix such as \"backbone.\" (found\n" +
 			"automatically when only one prefix fits; else name it with --prefix).\n" +
 			"Image backbones take pixel_values [batch, C, H, W] float32 and return embedding; BERTs take int64\n" +
 			"input_ids and attention_mask [batch, --seq] and return embedding (the [CLS] hidden state) and\n" +
-			"last_hidden_state. The file is written atomically.",
+			"last_hidden_state. The file is written atomically.\n" +
+			"--pool picks a ViT's or BERT's embedding: cls (the class token after the final norm; BERT's [CLS]\n" +
+			"hidden state) or mean (the mean of the normalised patch tokens; BERT's mean over attention_mask 1).\n" +
+			"The default is the ViT's own pooling and BERT's cls; the choice is recorded as sslzoo.pooling.\n" +
+			"An MAE result (sslzoo train mae: DIR/final.safetensors) exports its ViT encoder over all patches.\n" +
+			"--hf DIR reads a Hugging Face BERT folder (config.json, model.safetensors, vocab.txt; e.g. written by\n" +
+			"sslzoo train mlm) and records its tokenizer (vocab sha256, lower-casing, max length) as sslzoo.tokenizer.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "arch", Usage: "architecture (" + strings.Join(zoo.ArchNames(), ", ") + ")"},
 			&cli.StringFlag{Name: "weights", Usage: "safetensors `FILE` to load (default: random initialisation)"},
@@ -41,6 +48,8 @@ func exportCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "seed", Usage: "random initialisation seed"},
 			&cli.IntFlag{Name: "image-size", Usage: "ResNet input size (default 32 for the CIFAR stem, else 224; ViTs use their training size)"},
 			&cli.IntFlag{Name: "seq", Usage: "BERT sequence length (default 128)"},
+			&cli.StringFlag{Name: "pool", Usage: "ViT/BERT embedding pooling: cls or mean (default: the model's own; BERT: cls)"},
+			&cli.StringFlag{Name: "hf", Usage: "Hugging Face BERT `DIR` (config.json, model.safetensors, vocab.txt) to export"},
 			&cli.StringFlag{Name: "out", Usage: "output `FILE`.onnx"},
 		},
 		Action: func(c *cli.Context) error {
@@ -50,6 +59,7 @@ func exportCommand() *cli.Command {
 			return runExport(c.App.Writer, exportOptions{
 				Arch: c.String("arch"), Weights: c.String("weights"), Prefix: c.String("prefix"), Seed: c.Uint64("seed"),
 				ImageSize: c.Int("image-size"), Seq: c.Int("seq"), Out: c.String("out"),
+				Pool: c.String("pool"), HF: c.String("hf"),
 				prefixSet: c.IsSet("prefix"),
 			})
 		},
@@ -61,6 +71,7 @@ type exportOptions struct {
 	Seed                  uint64
 	ImageSize, Seq        int
 	Out                   string
+	Pool, HF              string
 	prefixSet             bool
 }
 
@@ -71,6 +82,15 @@ func runExport(w io.Writer, o exportOptions) error {
 	}
 	if o.ImageSize < 0 || o.Seq < 0 {
 		return usagef("sslzoo export: --image-size and --seq must be positive")
+	}
+	if err := conformance.CheckPool(o.Pool); err != nil {
+		return usagef("sslzoo export: --pool: %v", err)
+	}
+	if o.HF != "" {
+		if o.Arch != "" || o.Weights != "" || o.prefixSet {
+			return usagef("sslzoo export: --hf takes the model from its folder; leave out --arch, --weights and --prefix")
+		}
+		return runExportHF(w, o)
 	}
 	if o.Arch == "" && o.Weights == "" {
 		return usagef("sslzoo export: name the architecture with --arch (%s)", strings.Join(zoo.ArchNames(), ", "))
@@ -147,7 +167,7 @@ func runExport(w io.Writer, o exportOptions) error {
 			return fail(fmt.Errorf("%s: %w", o.Weights, err))
 		}
 	}
-	b, err := conformance.NewBackbone(name, m, conformance.BackboneOptions{ImageSize: o.ImageSize, Seq: o.Seq, Metadata: meta})
+	b, err := conformance.NewBackbone(name, m, conformance.BackboneOptions{ImageSize: o.ImageSize, Seq: o.Seq, Pool: o.Pool, Metadata: meta})
 	if err != nil {
 		return fail(err)
 	}

@@ -1,0 +1,286 @@
+package main
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sslzoo/sslzoo/conformance"
+	"github.com/sslzoo/sslzoo/data/text"
+	"github.com/sslzoo/sslzoo/internal/npy"
+	ortruntime "github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/weights"
+	"github.com/sslzoo/sslzoo/zoo"
+)
+
+// matchEngines runs an exported file in the Go engine, and in ONNX Runtime
+// when its library loads, on in, against want (the Go forward).
+func matchEngines(t *testing.T, path string, in, want []*ortruntime.Tensor) {
+	t.Helper()
+	kinds := []string{ortruntime.EngineGo}
+	if err := ortruntime.Available(); err == nil {
+		kinds = append(kinds, ortruntime.EngineORT)
+	} else {
+		t.Logf("onnxruntime skipped: %v", err)
+	}
+	for _, kind := range kinds {
+		e, err := ortruntime.OpenEngine(path, kind, ortruntime.Options{IntraOpThreads: 1})
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		got, err := e.Run(in...)
+		e.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		if c := conformance.CompareOutputs(got, want); !c.OK {
+			t.Errorf("%s on %s: %s", kind, filepath.Base(path), c.Problem)
+		}
+	}
+}
+
+func modelMetadata(t *testing.T, path string) map[string]string {
+	t.Helper()
+	info, err := ortruntime.ReadModelInfoFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Metadata
+}
+
+// TestExportMAE: a tiny `sslzoo train mae` result exports as its ViT
+// encoder over all patches, with cls or mean pooling recorded, and both
+// engines match the Go forward of the trained encoder.
+func TestExportMAE(t *testing.T) {
+	tinyFashion(t, 16, 8)
+	out := t.TempDir()
+	code, _, stderr := runCLI("train", "mae", "--data", "fashion-mnist", "--arch", "vit-tiny", "--size", "16",
+		"--batch", "8", "--epochs", "1", "--out", out, "--knn-every", "0", "--workers", "1")
+	if code != 0 {
+		t.Fatalf("train exit %d: %s", code, stderr)
+	}
+	final := filepath.Join(out, finalFile)
+	f, err := weights.Read(final)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec runSpec
+	if err := json.Unmarshal([]byte(f.Metadata[metaTrain]), &spec); err != nil {
+		t.Fatal(err)
+	}
+	enc, err := buildBackbone(spec, rand.New(rand.NewPCG(0, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vit := enc.(*zoo.ViT)
+	if err := loadBackbone(vit, f, "", false); err != nil {
+		t.Fatal(err)
+	}
+	var embeddings [][]float32
+	for _, pool := range []string{"cls", "mean"} {
+		path := filepath.Join(t.TempDir(), "mae-"+pool+".onnx")
+		if code, _, stderr := runCLI("export", "--weights", final, "--pool", pool, "--out", path); code != 0 {
+			t.Fatalf("export --pool %s: exit %d: %s", pool, code, stderr)
+		}
+		md := modelMetadata(t, path)
+		if md["sslzoo.pooling"] != pool || md["sslzoo.method"] != "mae" || md["sslzoo.backbone"] != "vit-tiny" {
+			t.Errorf("pool %s: metadata %v", pool, md)
+		}
+		b, err := conformance.NewBackbone("vit-tiny", vit, conformance.BackboneOptions{Pool: pool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := b.RandomInputs(rand.New(rand.NewPCG(4, 4)), 3)
+		want, err := b.GoForward(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		matchEngines(t, path, in, want)
+		d, _ := want[0].Float32s()
+		embeddings = append(embeddings, d)
+	}
+	if c := conformance.CompareOutputs(
+		[]*ortruntime.Tensor{ortruntime.NewTensor([]int{3, 192}, embeddings[0])},
+		[]*ortruntime.Tensor{ortruntime.NewTensor([]int{3, 192}, embeddings[1])}); c.OK {
+		t.Error("cls and mean pooling gave the same embedding")
+	}
+}
+
+// TestExportHFAndEmbedText: a Hugging Face BERT folder exports with its
+// tokenizer in the metadata; `sslzoo embed --text` tokenizes in Go and
+// both engines give the Go forward's embedding of the same tokens.
+func TestExportHFAndEmbedText(t *testing.T) {
+	dir := filepath.Join("..", "..", "zoo", "testdata", "hf_bert_mlm")
+	const seq = 12
+	model := filepath.Join(t.TempDir(), "bert.onnx")
+	if code, stdout, stderr := runCLI("export", "--hf", dir, "--seq", "12", "--pool", "mean", "--out", model); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	} else if !strings.Contains(stdout, "input_ids") {
+		t.Errorf("stdout %q", stdout)
+	}
+	hf, err := zoo.LoadHFBERT(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := modelMetadata(t, model)
+	var tm tokenizerMeta
+	if err := json.Unmarshal([]byte(md[tokenizerKey]), &tm); err != nil {
+		t.Fatalf("%s: %v", md[tokenizerKey], err)
+	}
+	if tm.VocabSHA256 != hf.Tokenizer.Vocab().SHA256() || tm.MaxLen != seq || !tm.Lowercase || md["sslzoo.pooling"] != "mean" || md["sslzoo.method"] != "mlm" {
+		t.Errorf("metadata %v", md)
+	}
+	b, err := conformance.NewBackbone("hf", hf.Model, conformance.BackboneOptions{Seq: seq, Pool: "mean"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := b.RandomInputs(rand.New(rand.NewPCG(5, 5)), 4)
+	want, err := b.GoForward(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	matchEngines(t, model, in, want)
+
+	// embed --text: the reference is the Go forward on the tokenizer's ids.
+	texts := []string{"The light of the Sun.", "", strings.Repeat("light and colour ", 10)}
+	tok, err := text.New(hf.Tokenizer.Vocab(), func() text.Config { c := hf.Tokenizer.Config(); c.MaxLen = seq; return c }())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, mask := make([]int64, len(texts)*seq), make([]int64, len(texts)*seq)
+	for i, s := range texts {
+		e, err := tok.Encode(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tok.Pad(e, seq); err != nil {
+			t.Fatal(err)
+		}
+		for j := range seq {
+			ids[i*seq+j], mask[i*seq+j] = int64(e.IDs[j]), int64(e.AttentionMask[j])
+		}
+	}
+	ref, err := b.GoForward([]*ortruntime.Tensor{ortruntime.NewTensor([]int{3, seq}, ids), ortruntime.NewTensor([]int{3, seq}, mask)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	textFile := filepath.Join(t.TempDir(), "texts.txt")
+	if err := os.WriteFile(textFile, []byte("\n"+texts[2]+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	engines := []string{"go"}
+	if ortruntime.Available() == nil {
+		engines = append(engines, "ort")
+	}
+	for _, eng := range engines {
+		y := filepath.Join(t.TempDir(), "y.npy")
+		code, stdout, stderr := runCLI("embed", "--model", model, "--engine", eng, "--text", texts[0],
+			"--text-file", textFile, "--vocab", filepath.Join(dir, "vocab.txt"), "--out", y)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", eng, code, stderr)
+		}
+		if !strings.Contains(stderr, "1 of 3 texts were longer than the model's 12 tokens and were truncated") {
+			t.Errorf("%s: no truncation warning: %q", eng, stderr)
+		}
+		a, err := npy.ReadFile(y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := []*ortruntime.Tensor{ortruntime.NewTensor(a.Shape, a.Data.([]float32))}
+		if c := conformance.CompareOutputs(got, ref[:1]); !c.OK {
+			t.Errorf("%s: %s (%s)", eng, c.Problem, stdout)
+		}
+	}
+
+	// vocab.txt beside the model is found without --vocab; a folder works too.
+	side := filepath.Join(t.TempDir(), "m.onnx")
+	raw, _ := os.ReadFile(model)
+	vocab, _ := os.ReadFile(filepath.Join(dir, "vocab.txt"))
+	if err := os.WriteFile(side, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCLI("embed", "--model", side, "--engine", "go", "--text", "x", "--out", filepath.Join(t.TempDir(), "y.npy")); code == 0 || !strings.Contains(stderr, "--vocab is required") {
+		t.Errorf("no vocab: exit %d: %s", code, stderr)
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(side), "vocab.txt"), vocab, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, extra := range [][]string{nil, {"--vocab", dir}} {
+		args := append([]string{"embed", "--model", side, "--engine", "go", "--text", texts[0], "--out", filepath.Join(t.TempDir(), "y.npy")}, extra...)
+		if code, _, stderr := runCLI(args...); code != 0 {
+			t.Errorf("%v: exit %d: %s", extra, code, stderr)
+		}
+	}
+}
+
+// TestExportMaskedErrors: bad input gives one line and a non-zero exit.
+func TestExportMaskedErrors(t *testing.T) {
+	tmp := t.TempDir()
+	hf := filepath.Join("..", "..", "zoo", "testdata", "hf_bert_mlm")
+	model := filepath.Join(tmp, "bert.onnx")
+	if code, _, stderr := runCLI("export", "--hf", hf, "--seq", "8", "--out", model); code != 0 {
+		t.Fatal(stderr)
+	}
+	// A vocabulary of the same size with one token changed.
+	vocab, _ := os.ReadFile(filepath.Join(hf, "vocab.txt"))
+	other := filepath.Join(tmp, "other.txt")
+	os.WriteFile(other, []byte(strings.Replace(string(vocab), "light", "lamp", 1)), 0o644)
+	// A folder whose vocab.txt does not match config.json's vocab_size.
+	bad := filepath.Join(tmp, "badvocab")
+	os.MkdirAll(bad, 0o755)
+	for _, n := range []string{"config.json", "model.safetensors"} {
+		b, _ := os.ReadFile(filepath.Join(hf, n))
+		os.WriteFile(filepath.Join(bad, n), b, 0o644)
+	}
+	os.WriteFile(filepath.Join(bad, "vocab.txt"), []byte(string(vocab)+"extra\n"), 0o644)
+	img := filepath.Join(tmp, "img.onnx")
+	if code, _, stderr := runCLI("export", "--arch", "resnet18-cifar", "--image-size", "8", "--out", img); code != 0 {
+		t.Fatal(stderr)
+	}
+	y := filepath.Join(tmp, "y.npy")
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"export", "--arch", "vit-tiny", "--pool", "max", "--out", filepath.Join(tmp, "a.onnx")}, "want cls or mean"},
+		{[]string{"export", "--hf", tmp, "--out", filepath.Join(tmp, "a.onnx")}, "not a Hugging Face model folder"},
+		{[]string{"export", "--hf", bad, "--out", filepath.Join(tmp, "a.onnx")}, "vocab.txt has 41 tokens but config.json vocab_size is 40"},
+		{[]string{"export", "--hf", hf, "--seq", "64", "--out", filepath.Join(tmp, "a.onnx")}, "exceeds the model's 32 positions"},
+		{[]string{"export", "--hf", hf, "--arch", "bert-mini", "--out", filepath.Join(tmp, "a.onnx")}, "leave out --arch"},
+		{[]string{"export", "--arch", "resnet18-cifar", "--pool", "mean", "--out", filepath.Join(tmp, "a.onnx")}, "pooling applies to ViT and BERT"},
+		{[]string{"embed", "--model", model, "--text", "x", "--vocab", other, "--out", y}, "is not the vocabulary"},
+		{[]string{"embed", "--model", model, "--text", "x", "--vocab", filepath.Join(bad, "vocab.txt"), "--out", y}, "is not the vocabulary"},
+		{[]string{"embed", "--model", img, "--text", "x", "--vocab", other, "--out", y}, "needs a text model"},
+		{[]string{"embed", "--model", model, "--text", "x", "--input", "x.npy", "--out", y}, "replace --input"},
+		{[]string{"embed", "--model", model, "--text-file", filepath.Join(tmp, "none.txt"), "--vocab", other, "--out", y}, "--text-file"},
+	}
+	for _, c := range cases {
+		code, _, stderr := runCLI(c.args...)
+		if code == 0 || !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%v: exit %d, stderr %q, want one line with %q", c.args, code, stderr, c.want)
+		}
+	}
+	if _, err := os.Stat(y); err == nil {
+		t.Error("a failed embed left an output file")
+	}
+}
+
+// TestConformanceMaskedRows: `sslzoo conformance` knows the MAE-encoder and
+// HF-BERT rows and passes them.
+func TestConformanceMaskedRows(t *testing.T) {
+	code, stdout, stderr := runCLI("conformance", "--reduced", "--batches", "2", "--no-node", "--no-checker", conformance.ModelMAE, conformance.ModelHFBERT)
+	if code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, stderr, stdout)
+	}
+	for _, name := range conformance.ExtraModels() {
+		if !strings.Contains(stdout, name) {
+			t.Errorf("no %s row:\n%s", name, stdout)
+		}
+	}
+	if strings.Contains(stdout, "MISMATCH") || strings.Contains(stdout, "error") {
+		t.Errorf("stdout:\n%s", stdout)
+	}
+}

@@ -1,0 +1,100 @@
+package conformance
+
+import (
+	"fmt"
+
+	"github.com/sslzoo/sslzoo/autograd"
+	"github.com/sslzoo/sslzoo/export"
+	"github.com/sslzoo/sslzoo/zoo"
+)
+
+// Pooling names, as written to the "sslzoo.pooling" metadata key.
+const (
+	PoolCLS  = "cls"
+	PoolMean = "mean"
+)
+
+// PoolingKey is the metadata key that records how "embedding" pools the
+// tokens of a ViT or BERT.
+const PoolingKey = "sslzoo.pooling"
+
+// CheckPool validates a --pool value ("" means the model's default).
+func CheckPool(pool string) error {
+	switch pool {
+	case "", PoolCLS, PoolMean:
+		return nil
+	}
+	return fmt.Errorf("pooling %q: want cls or mean", pool)
+}
+
+// vitPooled returns the forward of a ViT embedding with the requested
+// pooling, and the pooling it computes.
+//
+// A ViT built with Pool "cls" (every MAE encoder) has a final norm over all
+// tokens: "cls" is its class token after that norm (the model's own
+// Features), and "mean" is the average of the normalised patch tokens, the
+// class token left out. A ViT built with Pool "mean" only has fc_norm after
+// its average, so it can only be exported as "mean".
+func vitPooled(arch string, m *zoo.ViT, pool string) (func(*autograd.Tape, *autograd.Var) *autograd.Var, string, error) {
+	if err := CheckPool(pool); err != nil {
+		return nil, "", fmt.Errorf("conformance: %s: %w", arch, err)
+	}
+	own := m.Config.Pool
+	if pool == "" || pool == own {
+		return m.Forward, own, nil
+	}
+	if m.Head != nil {
+		return nil, "", fmt.Errorf("conformance: %s has a classification head; pooling %q applies to a headless backbone", arch, pool)
+	}
+	if pool == PoolCLS {
+		return nil, "", fmt.Errorf("conformance: %s was built with mean pooling and has no final norm over its tokens; it can only be exported with pooling mean", arch)
+	}
+	// Mean of the normalised patch tokens of a "cls" ViT.
+	return func(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
+		h := m.Norm.Forward(tp, m.Encode(tp, m.Embed(tp, x)))
+		t := h.Shape()[1]
+		return tp.Mean(tp.Slice(h, 1, 1, t), []int{1}, false)
+	}, PoolMean, nil
+}
+
+// vitSpec is export.ImageSpec with a chosen pooling.
+func vitSpec(arch string, m *zoo.ViT, pool string, channels, size int, meta export.Metadata) (export.Spec, error) {
+	fwd, used, err := vitPooled(arch, m, pool)
+	if err != nil {
+		return export.Spec{}, err
+	}
+	meta.Extra = withExtra(meta.Extra, PoolingKey, used)
+	s, err := export.ImageSpec(arch, m, channels, size, size, meta)
+	if err != nil {
+		return export.Spec{}, err
+	}
+	s.Forward = func(tp *autograd.Tape, in []*autograd.Var) []*autograd.Var {
+		return []*autograd.Var{fwd(tp, in[0])}
+	}
+	return s, nil
+}
+
+// bertPool pools BERT's last hidden state [n, seq, hidden]: the first
+// token ([CLS]), or the mean over the tokens whose attention mask is 1 (as
+// sentence-transformers does; a row with no tokens pools to zeros). mask is
+// the int64 attention_mask input as the tracer passes it (float values).
+func bertPool(tp *autograd.Tape, pool string, seqOut, mask *autograd.Var, n, seq, hidden int) *autograd.Var {
+	if pool == PoolMean {
+		m := tp.Reshape(mask, n, seq, 1)
+		sum := tp.Sum(tp.Mul(seqOut, m), []int{1}, false)       // [n, hidden]
+		count := tp.AddScalar(tp.Sum(m, []int{1}, false), 1e-9) // [n, 1]
+		return tp.Div(sum, count)
+	}
+	return tp.Reshape(tp.Slice(seqOut, 1, 0, 1), n, hidden)
+}
+
+// withExtra returns a copy of extra with key set to value.
+func withExtra(extra map[string]string, key, value string) map[string]string {
+	out := map[string]string{key: value}
+	for k, v := range extra {
+		if k != key {
+			out[k] = v
+		}
+	}
+	return out
+}
