@@ -1,22 +1,29 @@
 package autograd
 
-import "math"
+import (
+	"math"
 
-// ReLU returns max(x, 0); the gradient at 0 is 0, as in PyTorch.
+	"github.com/sslzoo/sslzoo/tensor"
+)
+
+// ReLU returns max(x, 0); the gradient at 0 is 0, as in PyTorch. NaN
+// passes through. The kernels are tensor.ReLU and tensor.ReLUGrad
+// (vectorised C with cgo); relu32 and positiveMask below are their scalar
+// forms.
 func (tp *Tape) ReLU(x *Var) *Var {
-	return tp.unary("ReLU", nil, x, 1,
-		func(o, x []float32) {
-			x = x[:len(o)]
-			for i := range o {
-				o[i] = relu32(x[i])
-			}
-		},
-		func(gx, g, _, o []float32) {
-			g, o = g[:len(gx)], o[:len(gx)]
-			for i := range gx {
-				gx[i] += math.Float32frombits(math.Float32bits(g[i]) & positiveMask(o[i]))
-			}
-		})
+	out := tp.Alloc(x.Value.Shape...)
+	xd, od := x.Value.Data, out.Data
+	tensor.Parallel(len(od), 1, func(lo, hi int) { tensor.ReLU(od[lo:hi], xd[lo:hi]) })
+	return tp.Record("ReLU", nil, out, []*Var{x}, func(o *Var) {
+		// Usually x feeds only this op: then its gradient is written, not
+		// zeroed and accumulated.
+		gx, fresh := tp.GradForWrite(x)
+		if gx == nil {
+			return
+		}
+		g, gd := o.Grad.Data, gx.Data
+		tensor.Parallel(len(od), 1, func(lo, hi int) { tensor.ReLUGrad(gd[lo:hi], g[lo:hi], od[lo:hi], !fresh) })
+	})
 }
 
 // Activations have random signs, so ReLU avoids branches (a mispredicted

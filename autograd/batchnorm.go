@@ -16,12 +16,12 @@ import (
 // statistics; with none given (track_running_stats=False) it uses the
 // batch statistics in both modes. weight and bias may be nil (affine=False).
 //
-// The kernels are Go loops spread over channels with tensor.Parallel. The
-// op is memory-bound; measured on [64,64,32,32] fwd+bwd (2 cores), oneDNN
-// 2.6.3's batch norm on our NCHW layout (ncsp_bnorm) took 155-178 ms
-// against about 30 ms for these loops, and its AVX-512 kernel needs the
-// blocked nChw16c layout (35-38 ms before the four reorders it would cost),
-// so Go it is.
+// The kernels are tensor.BN* (vectorised C with cgo, Go loops without),
+// spread over channels with tensor.Parallel. The op is memory-bound;
+// measured on [64,64,32,32] fwd+bwd (2 cores), oneDNN 2.6.3's batch norm on
+// our NCHW layout (ncsp_bnorm) took 155-178 ms against about 30 ms for the
+// Go loops, and its AVX-512 kernel needs the blocked nChw16c layout (35-38
+// ms before the four reorders it would cost), so we keep our own.
 //
 // Recorded attributes: epsilon, momentum, training_mode (whether batch
 // statistics were used), has_weight, has_bias, and inputs, the role of each
@@ -68,27 +68,22 @@ func (tp *Tape) BatchNorm(x, weight, bias *Var, runningMean, runningVar *tensor.
 	if bias != nil {
 		bd = bias.Value.Data
 	}
-	// channel calls f with channel ch's contiguous runs in x (and the same
-	// offsets in any other [N,C,...] buffer).
-	channel := func(ch int, f func(off int)) {
-		for i := 0; i < n; i++ {
-			f((i*c + ch) * spatial)
-		}
-	}
+	// Per-channel scratch: batch statistics in float64, then the folded
+	// affine y = x*scale + shift.
+	mv := make([]float64, 2*c)
+	mu64, var64 := mv[:c], mv[c:]
+	aff := tp.Scratch(2 * c)
+	defer tp.Release(aff)
+	scale, shift := aff[:c], aff[c:]
 	tensor.Parallel(c, 3*m, func(lo, hi int) {
+		if batchStats {
+			// Two passes (mean, then squared deviations): exact enough
+			// at any activation scale, unlike a one-pass sum of squares.
+			tensor.BNStats(xd, n, c, spatial, lo, hi, mu64, var64)
+		}
 		for ch := lo; ch < hi; ch++ {
-			var mu, v float64
+			mu, v := mu64[ch], var64[ch]
 			if batchStats {
-				// Two passes (mean, then squared deviations), each summed
-				// in float32 within a run and float64 across runs: exact
-				// enough at any activation scale, unlike a one-pass sum of
-				// squares, and fast (see bnSum).
-				var sum float64
-				channel(ch, func(off int) { sum += float64(bnSum(xd[off : off+spatial])) })
-				mu = sum / float64(m)
-				mu32 := float32(mu)
-				channel(ch, func(off int) { v += float64(bnSqDev(xd[off:off+spatial], mu32)) })
-				v /= float64(m)
 				if training && runningMean != nil {
 					mom := float64(momentum)
 					runningMean.Data[ch] = float32((1-mom)*float64(runningMean.Data[ch]) + mom*mu)
@@ -100,23 +95,17 @@ func (tp *Tape) BatchNorm(x, weight, bias *Var, runningMean, runningVar *tensor.
 			}
 			r := 1 / math.Sqrt(v+float64(eps))
 			mean[ch], rstd[ch] = float32(mu), float32(r)
-			// y = x*scale + shift folds the affine into one multiply-add.
-			scale, shift := r, -mu*r
+			sc, sh := r, -mu*r
 			if wd != nil {
-				scale *= float64(wd[ch])
-				shift *= float64(wd[ch])
+				sc *= float64(wd[ch])
+				sh *= float64(wd[ch])
 			}
 			if bd != nil {
-				shift += float64(bd[ch])
+				sh += float64(bd[ch])
 			}
-			sc, sh := float32(scale), float32(shift)
-			channel(ch, func(off int) {
-				o := od[off : off+spatial]
-				for i, e := range xd[off : off+spatial] {
-					o[i] = e*sc + sh
-				}
-			})
+			scale[ch], shift[ch] = float32(sc), float32(sh)
 		}
+		tensor.BNApply(od, xd, n, c, spatial, lo, hi, scale, shift)
 	})
 
 	inputs := []*Var{x}
@@ -141,7 +130,9 @@ func (tp *Tape) BatchNorm(x, weight, bias *Var, runningMean, runningVar *tensor.
 	}
 	return tp.Record("BatchNorm", attrs, out, inputs, func(o *Var) {
 		dy := o.Grad.Data
-		gx := tp.GradOf(x)
+		// x's gradient is usually fresh (a conv output feeds only this
+		// op): then it is written, saving a zeroing pass and a read.
+		gx, fresh := tp.GradForWrite(x)
 		var gw, gb *tensor.Tensor
 		if weight != nil {
 			gw = tp.GradOf(weight)
@@ -149,53 +140,43 @@ func (tp *Tape) BatchNorm(x, weight, bias *Var, runningMean, runningVar *tensor.
 		if bias != nil {
 			gb = tp.GradOf(bias)
 		}
+		needDots := batchStats || gw != nil || gb != nil
+		dots := make([]float64, 2*c)
+		sdy, sdyx := dots[:c], dots[c:]
+		coef := tp.Scratch(3 * c)
+		defer tp.Release(coef)
+		kc, meanDy, c2 := coef[:c], coef[c:2*c], coef[2*c:]
+		if !batchStats {
+			// Running statistics are constants: a per-channel scale.
+			c2 = nil
+		}
 		tensor.Parallel(c, 3*m, func(lo, hi int) {
+			if needDots {
+				// sum(dy) and sum(dy*(x-mean)) per channel.
+				tensor.BNDots(dy, xd, n, c, spatial, lo, hi, mean, sdy, sdyx)
+			}
 			for ch := lo; ch < hi; ch++ {
-				mu, r := mean[ch], rstd[ch]
-				// sum(dy) and sum(dy * xhat) over the channel.
-				var sdy, sdyx float64
-				channel(ch, func(off int) {
-					a, b := bnDots(dy[off:off+spatial], xd[off:off+spatial], mu)
-					sdy += float64(a)
-					sdyx += float64(b)
-				})
-				sdyx *= float64(r)
+				r := rstd[ch]
+				sx := sdyx[ch] * float64(r) // sum(dy * xhat)
 				if gb != nil {
-					gb.Data[ch] += float32(sdy)
+					gb.Data[ch] += float32(sdy[ch])
 				}
 				if gw != nil {
-					gw.Data[ch] += float32(sdyx)
-				}
-				if gx == nil {
-					continue
+					gw.Data[ch] += float32(sx)
 				}
 				w := float32(1)
 				if wd != nil {
 					w = wd[ch]
 				}
-				gd := gx.Data
-				if !batchStats {
-					// Running statistics are constants: a per-channel scale.
-					k := w * r
-					channel(ch, func(off int) {
-						d := gd[off : off+spatial]
-						for i, g := range dy[off : off+spatial] {
-							d[i] += g * k
-						}
-					})
-					continue
-				}
 				// dx = w*r/m * (m*dy - sum(dy) - xhat*sum(dy*xhat))
-				k := w * r
-				meanDy := float32(sdy / float64(m))
-				c2 := float32(sdyx/float64(m)) * r // multiplies (x-mu)
-				channel(ch, func(off int) {
-					d := gd[off : off+spatial]
-					xs := xd[off : off+spatial]
-					for i, g := range dy[off : off+spatial] {
-						d[i] += k * (g - meanDy - (xs[i]-mu)*c2)
-					}
-				})
+				kc[ch] = w * r
+				if batchStats {
+					meanDy[ch] = float32(sdy[ch] / float64(m))
+					c2[ch] = float32(sx/float64(m)) * r // multiplies (x-mu)
+				}
+			}
+			if gx != nil {
+				tensor.BNInputGrad(gx.Data, dy, xd, n, c, spatial, lo, hi, kc, meanDy, c2, mean, !fresh)
 			}
 		})
 	})
@@ -206,60 +187,4 @@ func varValue(v *Var) *tensor.Tensor {
 		return nil
 	}
 	return v.Value
-}
-
-// The channel sums below keep four independent accumulators: a single
-// running sum is bound by the add latency (one element per 4 cycles),
-// which made the statistics pass the slowest part of the op.
-
-// bnSum returns the sum of x.
-func bnSum(x []float32) float32 {
-	var a0, a1, a2, a3 float32
-	i := 0
-	for ; i+4 <= len(x); i += 4 {
-		a0 += x[i]
-		a1 += x[i+1]
-		a2 += x[i+2]
-		a3 += x[i+3]
-	}
-	for ; i < len(x); i++ {
-		a0 += x[i]
-	}
-	return (a0 + a1) + (a2 + a3)
-}
-
-// bnSqDev returns the sum of (x-mu)^2.
-func bnSqDev(x []float32, mu float32) float32 {
-	var a0, a1, a2, a3 float32
-	i := 0
-	for ; i+4 <= len(x); i += 4 {
-		d0, d1, d2, d3 := x[i]-mu, x[i+1]-mu, x[i+2]-mu, x[i+3]-mu
-		a0 += d0 * d0
-		a1 += d1 * d1
-		a2 += d2 * d2
-		a3 += d3 * d3
-	}
-	for ; i < len(x); i++ {
-		d := x[i] - mu
-		a0 += d * d
-	}
-	return (a0 + a1) + (a2 + a3)
-}
-
-// bnDots returns sum(g) and sum(g*(x-mu)).
-func bnDots(g, x []float32, mu float32) (sg, sgx float32) {
-	x = x[:len(g)]
-	var a0, a1, b0, b1 float32
-	i := 0
-	for ; i+2 <= len(g); i += 2 {
-		a0 += g[i]
-		a1 += g[i+1]
-		b0 += g[i] * (x[i] - mu)
-		b1 += g[i+1] * (x[i+1] - mu)
-	}
-	for ; i < len(g); i++ {
-		a0 += g[i]
-		b0 += g[i] * (x[i] - mu)
-	}
-	return a0 + a1, b0 + b1
 }

@@ -48,12 +48,20 @@ func (tp *Tape) binary(op binOp, a, b *Var) *Var {
 	p := makePlan(shape, contiguousStrides(shape), ast, bst)
 	sa, sb := p.innerStride(1), p.innerStride(2)
 	n := p.inner
-	p.forRows(1, func(c *cursor, lo, hi int) {
-		for r := lo; r < hi; r++ {
-			binRow(op, od[c.off[0]:c.off[0]+n], ad[c.off[1]:], sa, bd[c.off[2]:], sb)
-			c.next()
-		}
-	})
+	if p.rows == 1 {
+		// One long row (same shapes, or a scalar operand): split the row
+		// itself over cores, since forRows splits only across rows.
+		tensor.Parallel(n, 1, func(lo, hi int) {
+			binRow(op, od[lo:hi], ad[lo*sa:], sa, bd[lo*sb:], sb)
+		})
+	} else {
+		p.forRows(1, func(c *cursor, lo, hi int) {
+			for r := lo; r < hi; r++ {
+				binRow(op, od[c.off[0]:c.off[0]+n], ad[c.off[1]:], sa, bd[c.off[2]:], sb)
+				c.next()
+			}
+		})
+	}
 	return tp.Record(name, nil, out, []*Var{a, b}, func(o *Var) {
 		g := o.Grad.Data
 		cst := contiguousStrides(shape)
@@ -63,7 +71,7 @@ func (tp *Tape) binary(op binOp, a, b *Var) *Var {
 			if ga, fresh := tp.GradForWrite(a); fresh {
 				copy(ga.Data, g)
 			} else if ga != nil {
-				addTo(ga.Data, g)
+				addInto(ga.Data, g)
 			}
 		} else if ga := tp.GradOf(a); ga != nil {
 			switch op {
@@ -79,7 +87,7 @@ func (tp *Tape) binary(op binOp, a, b *Var) *Var {
 			if gb, fresh := tp.GradForWrite(b); fresh {
 				copy(gb.Data, g)
 			} else if gb != nil {
-				addTo(gb.Data, g)
+				addInto(gb.Data, g)
 			}
 		} else if gb := tp.GradOf(b); gb != nil {
 			switch op {
@@ -106,9 +114,7 @@ func binRow(op binOp, o, a []float32, sa int, b []float32, sb int) {
 		a, b := a[:n], b[:n]
 		switch op {
 		case opAdd:
-			for i := range o {
-				o[i] = a[i] + b[i]
-			}
+			tensor.Add(o, a, b)
 		case opSub:
 			for i := range o {
 				o[i] = a[i] - b[i]
@@ -126,9 +132,7 @@ func binRow(op binOp, o, a []float32, sa int, b []float32, sb int) {
 		a, v := a[:n], b[0]
 		switch op {
 		case opAdd:
-			for i := range o {
-				o[i] = a[i] + v
-			}
+			tensor.AddScalar(o, a, v)
 		case opSub:
 			for i := range o {
 				o[i] = a[i] - v
@@ -146,9 +150,7 @@ func binRow(op binOp, o, a []float32, sa int, b []float32, sb int) {
 		v, b := a[0], b[:n]
 		switch op {
 		case opAdd:
-			for i := range o {
-				o[i] = v + b[i]
-			}
+			tensor.AddScalar(o, b, v) // v + b[i] == b[i] + v exactly
 		case opSub:
 			for i := range o {
 				o[i] = v - b[i]
@@ -179,6 +181,13 @@ func binRow(op binOp, o, a []float32, sa int, b []float32, sb int) {
 			}
 		}
 	}
+}
+
+// addInto adds src into dst (equal lengths) with the vectorised kernel,
+// split over cores when large.
+func addInto(dst, src []float32) {
+	src = src[:len(dst)]
+	tensor.Parallel(len(dst), 1, func(lo, hi int) { tensor.AddTo(dst[lo:hi], src[lo:hi]) })
 }
 
 // accOp is what a backward accumulation adds into dst per element.
@@ -244,10 +253,7 @@ func accRow(op accOp, alpha float32, n int, d []float32, sd int, g []float32, sg
 	d = d[:n]
 	switch {
 	case op == accScale && sg == 1 && alpha == 1:
-		g := g[:n]
-		for i := range d {
-			d[i] += g[i]
-		}
+		tensor.AddTo(d, g[:n])
 	case op == accScale && sg == 1:
 		g := g[:n]
 		for i := range d {

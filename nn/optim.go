@@ -219,27 +219,14 @@ func (o *SGD) Step() {
 			buf = o.buf(i, "momentum").Data
 		}
 		// Elements are independent, so splitting them over cores gives the
-		// same bits as a serial loop.
+		// same bits as a serial loop; tensor.SGDUpdate is the vectorised
+		// form of the update (bit-identical to its Go loop).
 		tensor.Parallel(len(w), 4, func(lo, hi int) {
-			for j := lo; j < hi; j++ {
-				d := g[j]
-				if c.WeightDecay != 0 {
-					d += c.WeightDecay * w[j]
-				}
-				if c.Momentum != 0 {
-					if fresh {
-						buf[j] = d
-					} else {
-						buf[j] = c.Momentum*buf[j] + (1-c.Dampening)*d
-					}
-					if c.Nesterov {
-						d += c.Momentum * buf[j]
-					} else {
-						d = buf[j]
-					}
-				}
-				w[j] -= c.LR * d
+			var b []float32
+			if buf != nil {
+				b = buf[lo:hi]
 			}
+			tensor.SGDUpdate(w[lo:hi], g[lo:hi], b, c.LR, c.WeightDecay, c.Momentum, c.Dampening, c.Nesterov, fresh)
 		})
 	}
 }
