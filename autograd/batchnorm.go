@@ -76,36 +76,40 @@ func (tp *Tape) BatchNorm(x, weight, bias *Var, runningMean, runningVar *tensor.
 	defer tp.Release(aff)
 	scale, shift := aff[:c], aff[c:]
 	tensor.Parallel(c, 3*m, func(lo, hi int) {
-		if batchStats {
-			// Two passes (mean, then squared deviations): exact enough
-			// at any activation scale, unlike a one-pass sum of squares.
-			tensor.BNStats(xd, n, c, spatial, lo, hi, mu64, var64)
-		}
-		for ch := lo; ch < hi; ch++ {
-			mu, v := mu64[ch], var64[ch]
+		for c0 := lo; c0 < hi; c0 += bnStep(m, hi-lo) {
+			c1 := min(c0+bnStep(m, hi-lo), hi)
 			if batchStats {
-				if training && runningMean != nil {
-					mom := float64(momentum)
-					runningMean.Data[ch] = float32((1-mom)*float64(runningMean.Data[ch]) + mom*mu)
-					unbiased := v * float64(m) / float64(m-1)
-					runningVar.Data[ch] = float32((1-mom)*float64(runningVar.Data[ch]) + mom*unbiased)
+				// Two passes (mean, then squared deviations): exact
+				// enough at any activation scale, unlike a one-pass sum
+				// of squares.
+				tensor.BNStats(xd, n, c, spatial, c0, c1, mu64, var64)
+			}
+			for ch := c0; ch < c1; ch++ {
+				mu, v := mu64[ch], var64[ch]
+				if batchStats {
+					if training && runningMean != nil {
+						mom := float64(momentum)
+						runningMean.Data[ch] = float32((1-mom)*float64(runningMean.Data[ch]) + mom*mu)
+						unbiased := v * float64(m) / float64(m-1)
+						runningVar.Data[ch] = float32((1-mom)*float64(runningVar.Data[ch]) + mom*unbiased)
+					}
+				} else {
+					mu, v = float64(runningMean.Data[ch]), float64(runningVar.Data[ch])
 				}
-			} else {
-				mu, v = float64(runningMean.Data[ch]), float64(runningVar.Data[ch])
+				r := 1 / math.Sqrt(v+float64(eps))
+				mean[ch], rstd[ch] = float32(mu), float32(r)
+				sc, sh := r, -mu*r
+				if wd != nil {
+					sc *= float64(wd[ch])
+					sh *= float64(wd[ch])
+				}
+				if bd != nil {
+					sh += float64(bd[ch])
+				}
+				scale[ch], shift[ch] = float32(sc), float32(sh)
 			}
-			r := 1 / math.Sqrt(v+float64(eps))
-			mean[ch], rstd[ch] = float32(mu), float32(r)
-			sc, sh := r, -mu*r
-			if wd != nil {
-				sc *= float64(wd[ch])
-				sh *= float64(wd[ch])
-			}
-			if bd != nil {
-				sh += float64(bd[ch])
-			}
-			scale[ch], shift[ch] = float32(sc), float32(sh)
+			tensor.BNApply(od, xd, n, c, spatial, c0, c1, scale, shift)
 		}
-		tensor.BNApply(od, xd, n, c, spatial, lo, hi, scale, shift)
 	})
 
 	inputs := []*Var{x}
@@ -151,35 +155,53 @@ func (tp *Tape) BatchNorm(x, weight, bias *Var, runningMean, runningVar *tensor.
 			c2 = nil
 		}
 		tensor.Parallel(c, 3*m, func(lo, hi int) {
-			if needDots {
-				// sum(dy) and sum(dy*(x-mean)) per channel.
-				tensor.BNDots(dy, xd, n, c, spatial, lo, hi, mean, sdy, sdyx)
-			}
-			for ch := lo; ch < hi; ch++ {
-				r := rstd[ch]
-				sx := sdyx[ch] * float64(r) // sum(dy * xhat)
-				if gb != nil {
-					gb.Data[ch] += float32(sdy[ch])
+			for c0 := lo; c0 < hi; c0 += bnStep(m, hi-lo) {
+				c1 := min(c0+bnStep(m, hi-lo), hi)
+				if needDots {
+					// sum(dy) and sum(dy*(x-mean)) per channel.
+					tensor.BNDots(dy, xd, n, c, spatial, c0, c1, mean, sdy, sdyx)
 				}
-				if gw != nil {
-					gw.Data[ch] += float32(sx)
+				for ch := c0; ch < c1; ch++ {
+					r := rstd[ch]
+					sx := sdyx[ch] * float64(r) // sum(dy * xhat)
+					if gb != nil {
+						gb.Data[ch] += float32(sdy[ch])
+					}
+					if gw != nil {
+						gw.Data[ch] += float32(sx)
+					}
+					w := float32(1)
+					if wd != nil {
+						w = wd[ch]
+					}
+					// dx = w*r/m * (m*dy - sum(dy) - xhat*sum(dy*xhat))
+					kc[ch] = w * r
+					if batchStats {
+						meanDy[ch] = float32(sdy[ch] / float64(m))
+						c2[ch] = float32(sx/float64(m)) * r // multiplies (x-mu)
+					}
 				}
-				w := float32(1)
-				if wd != nil {
-					w = wd[ch]
+				if gx != nil {
+					tensor.BNInputGrad(gx.Data, dy, xd, n, c, spatial, c0, c1, kc, meanDy, c2, mean, !fresh)
 				}
-				// dx = w*r/m * (m*dy - sum(dy) - xhat*sum(dy*xhat))
-				kc[ch] = w * r
-				if batchStats {
-					meanDy[ch] = float32(sdy[ch] / float64(m))
-					c2[ch] = float32(sx/float64(m)) * r // multiplies (x-mu)
-				}
-			}
-			if gx != nil {
-				tensor.BNInputGrad(gx.Data, dy, xd, n, c, spatial, lo, hi, kc, meanDy, c2, mean, !fresh)
 			}
 		})
 	})
+}
+
+// bnFuseMin is the number of values per channel from which BatchNorm runs
+// its passes channel by channel (statistics, then normalisation, while the
+// channel is still in cache) instead of over a whole range of channels;
+// 16384 floats (64 KiB) is where a range stops fitting in L2.
+var bnFuseMin = 1 << 14
+
+// bnStep is how many channels of a worker's range of width channels to
+// process per pass when each channel has m values.
+func bnStep(m, width int) int {
+	if m >= bnFuseMin {
+		return 1
+	}
+	return max(width, 1)
 }
 
 func varValue(v *Var) *tensor.Tensor {

@@ -1,6 +1,7 @@
 package autograd
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -34,8 +35,17 @@ func checkClose(t *testing.T, what string, got []float32, want []float64, tol fl
 func TestBatchNormKernelsLarge(t *testing.T) {
 	const n, c, h, w = 3, 8, 11, 13
 	const eps = 1e-5
+	m := n * h * w
+	// Both schedules: all channels per pass, and channel by channel.
+	defer func(v int) { bnFuseMin = v }(bnFuseMin)
+	for _, fuse := range []int{bnFuseMin, 1} {
+		bnFuseMin = fuse
+		testBatchNormKernels(t, n, c, h, w, m, eps)
+	}
+}
+
+func testBatchNormKernels(t *testing.T, n, c, h, w, m int, eps float64) {
 	s := h * w
-	m := n * s
 	for _, training := range []bool{true, false} {
 		for _, shared := range []bool{false, true} {
 			rng := rand.New(rand.NewPCG(11, 12))
@@ -53,7 +63,7 @@ func TestBatchNormKernelsLarge(t *testing.T) {
 			tp := NewTape()
 			p, wp, bp := NewParam("x", xv), NewParam("w", wv), NewParam("b", bv)
 			x := tp.MulScalar(p, 1)
-			y := tp.BatchNorm(x, wp, bp, rm.Clone(), rv.Clone(), training, 0.1, eps)
+			y := tp.BatchNorm(x, wp, bp, rm.Clone(), rv.Clone(), training, 0.1, float32(eps))
 			z := y
 			if shared {
 				z = tp.Add(y, x)
@@ -112,7 +122,7 @@ func TestBatchNormKernelsLarge(t *testing.T) {
 					}
 				}
 			}
-			name := map[bool]string{true: "train", false: "eval"}[training]
+			name := fmt.Sprintf("fuse %d %s", bnFuseMin, map[bool]string{true: "train", false: "eval"}[training])
 			if shared {
 				name += " shared"
 			}
