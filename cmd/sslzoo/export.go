@@ -27,7 +27,8 @@ func exportCommand() *cli.Command {
 		Name:  "export",
 		Usage: "export a backbone to ONNX (opset 17, dynamic batch axis)",
 		UsageText: "sslzoo export --arch resnet18-cifar|resnet50|vit-tiny|bert-mini|... [--weights F.safetensors] [--seed S] [--pool cls|mean] --out F.onnx\n" +
-			"sslzoo export --hf DIR [--seq N] [--pool cls|mean] --out F.onnx",
+			"sslzoo export --hf DIR [--seq N] [--pool cls|mean] --out F.onnx\n" +
+			"sslzoo export --weights MAEDIR/checkpoint.safetensors --graph reconstruct --out F.onnx",
 		Description: "Without --weights the backbone is randomly initialised from --seed. With --weights the file may be\n" +
 			"a plain state_dict, a `sslzoo train` result (its sslzoo.train metadata rebuilds the backbone, so --arch\n" +
 			"may be left out) or a checkpoint whose backbone sits under a prefix such as \"backbone.\" (found\n" +
@@ -40,7 +41,9 @@ func exportCommand() *cli.Command {
 			"The default is the ViT's own pooling and BERT's cls; the choice is recorded as sslzoo.pooling.\n" +
 			"An MAE result (sslzoo train mae: DIR/final.safetensors) exports its ViT encoder over all patches.\n" +
 			"--hf DIR reads a Hugging Face BERT folder (config.json, model.safetensors, vocab.txt; e.g. written by\n" +
-			"sslzoo train mlm) and records its tokenizer (vocab sha256, lower-casing, max length) as sslzoo.tokenizer.",
+			"sslzoo train mlm) and records its tokenizer (vocab sha256, lower-casing, max length) as sslzoo.tokenizer.\n" +
+			"--graph reconstruct exports an MAE training checkpoint's masked reconstruction: pixel_values and a float32\n" +
+			"mask [batch, patches] (1 = hidden) in, the decoder's per-patch pixels pred out (see sslzoo.mae metadata).",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "arch", Usage: "architecture (" + strings.Join(zoo.ArchNames(), ", ") + ")"},
 			&cli.StringFlag{Name: "weights", Usage: "safetensors `FILE` to load (default: random initialisation)"},
@@ -49,6 +52,7 @@ func exportCommand() *cli.Command {
 			&cli.IntFlag{Name: "image-size", Usage: "ResNet input size (default 32 for the CIFAR stem, else 224; ViTs use their training size)"},
 			&cli.IntFlag{Name: "seq", Usage: "BERT sequence length (default 128)"},
 			&cli.StringFlag{Name: "pool", Usage: "ViT/BERT embedding pooling: cls or mean (default: the model's own; BERT: cls)"},
+			&cli.StringFlag{Name: "graph", Value: "embed", Usage: "embed (the backbone's embedding) or reconstruct (an MAE checkpoint's masked reconstruction)"},
 			&cli.StringFlag{Name: "hf", Usage: "Hugging Face BERT `DIR` (config.json, model.safetensors, vocab.txt) to export"},
 			&cli.StringFlag{Name: "out", Usage: "output `FILE`.onnx"},
 		},
@@ -59,7 +63,7 @@ func exportCommand() *cli.Command {
 			return runExport(c.App.Writer, exportOptions{
 				Arch: c.String("arch"), Weights: c.String("weights"), Prefix: c.String("prefix"), Seed: c.Uint64("seed"),
 				ImageSize: c.Int("image-size"), Seq: c.Int("seq"), Out: c.String("out"),
-				Pool: c.String("pool"), HF: c.String("hf"),
+				Pool: c.String("pool"), HF: c.String("hf"), Graph: c.String("graph"),
 				prefixSet: c.IsSet("prefix"),
 			})
 		},
@@ -71,7 +75,7 @@ type exportOptions struct {
 	Seed                  uint64
 	ImageSize, Seq        int
 	Out                   string
-	Pool, HF              string
+	Pool, HF, Graph       string
 	prefixSet             bool
 }
 
@@ -85,6 +89,16 @@ func runExport(w io.Writer, o exportOptions) error {
 	}
 	if err := conformance.CheckPool(o.Pool); err != nil {
 		return usagef("sslzoo export: --pool: %v", err)
+	}
+	switch o.Graph {
+	case "", "embed":
+	case "reconstruct":
+		if o.Weights == "" || o.HF != "" || o.Pool != "" {
+			return usagef("sslzoo export: --graph reconstruct needs --weights (an MAE checkpoint.safetensors) and takes no --hf or --pool")
+		}
+		return runExportMAEReconstruction(w, o)
+	default:
+		return usagef("sslzoo export: --graph %q: want embed or reconstruct", o.Graph)
 	}
 	if o.HF != "" {
 		if o.Arch != "" || o.Weights != "" || o.prefixSet {

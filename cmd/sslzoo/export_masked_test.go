@@ -8,12 +8,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sslzoo/sslzoo/autograd"
 	"github.com/sslzoo/sslzoo/conformance"
 	"github.com/sslzoo/sslzoo/data/text"
 	"github.com/sslzoo/sslzoo/internal/npy"
 	ortruntime "github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/tensor"
 	"github.com/sslzoo/sslzoo/weights"
 	"github.com/sslzoo/sslzoo/zoo"
+	"github.com/sslzoo/sslzoo/zoo/ssl"
 )
 
 // matchEngines runs an exported file in the Go engine, and in ONNX Runtime
@@ -106,6 +109,41 @@ func TestExportMAE(t *testing.T) {
 		[]*ortruntime.Tensor{ortruntime.NewTensor([]int{3, 192}, embeddings[0])},
 		[]*ortruntime.Tensor{ortruntime.NewTensor([]int{3, 192}, embeddings[1])}); c.OK {
 		t.Error("cls and mean pooling gave the same embedding")
+	}
+
+	// The masked-reconstruction graph of the checkpoint against MAE.Forward.
+	ckpt := filepath.Join(out, "checkpoint.safetensors")
+	recon := filepath.Join(t.TempDir(), "recon.onnx")
+	if code, _, stderr := runCLI("export", "--weights", ckpt, "--graph", "reconstruct", "--out", recon); code != 0 {
+		t.Fatalf("export --graph reconstruct: exit %d: %s", code, stderr)
+	}
+	if md := modelMetadata(t, recon); md["sslzoo.mae"] == "" || md["sslzoo.method"] != "mae" {
+		t.Errorf("reconstruction metadata %v", md)
+	}
+	m, _, err := loadMAECheckpoint(ckpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(6, 6))
+	imgs := tensor.New(2, 1, 16, 16)
+	for i := range imgs.Data {
+		imgs.Data[i] = float32(rng.NormFloat64())
+	}
+	noise := make([]float32, 2*16)
+	for i := range noise {
+		noise[i] = rng.Float32()
+	}
+	tp := autograd.NewTape()
+	var ref ssl.MAEOutput
+	tp.NoGrad(func() { ref, err = m.Forward(tp, imgs, noise) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	matchEngines(t, recon,
+		[]*ortruntime.Tensor{ortruntime.NewTensor(imgs.Shape, imgs.Data), ortruntime.NewTensor([]int{2, 16}, ref.Masking.Mask)},
+		[]*ortruntime.Tensor{ortruntime.NewTensor(ref.Pred.Value.Shape, ref.Pred.Value.Data)})
+	if code, _, stderr := runCLI("export", "--weights", final, "--graph", "reconstruct", "--out", recon+"2"); code == 0 || !strings.Contains(stderr, "holds the encoder only") {
+		t.Errorf("reconstruct from final weights: exit %d: %s", code, stderr)
 	}
 }
 
@@ -245,6 +283,7 @@ func TestExportMaskedErrors(t *testing.T) {
 		args []string
 		want string
 	}{
+		{[]string{"export", "--arch", "vit-tiny", "--graph", "decoder", "--out", filepath.Join(tmp, "a.onnx")}, "want embed or reconstruct"},
 		{[]string{"export", "--arch", "vit-tiny", "--pool", "max", "--out", filepath.Join(tmp, "a.onnx")}, "want cls or mean"},
 		{[]string{"export", "--hf", tmp, "--out", filepath.Join(tmp, "a.onnx")}, "not a Hugging Face model folder"},
 		{[]string{"export", "--hf", bad, "--out", filepath.Join(tmp, "a.onnx")}, "vocab.txt has 41 tokens but config.json vocab_size is 40"},

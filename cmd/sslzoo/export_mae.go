@@ -1,0 +1,32 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/sslzoo/sslzoo/conformance"
+	"github.com/sslzoo/sslzoo/export"
+)
+
+// runExportMAEReconstruction exports the masked-reconstruction graph of an
+// MAE training checkpoint (encoder and decoder).
+func runExportMAEReconstruction(w io.Writer, o exportOptions) error {
+	fail := func(err error) error { return fmt.Errorf("sslzoo export: --graph reconstruct: %w", err) }
+	m, spec, err := loadMAECheckpoint(o.Weights)
+	if err != nil {
+		return fail(err)
+	}
+	sum, err := fileSHA256(o.Weights)
+	if err != nil {
+		return fail(err)
+	}
+	meta := export.Metadata{Method: "mae", Backbone: spec.Arch, Version: buildVersion(), WeightsSHA256: sum}
+	s, err := conformance.MAEReconstruction(spec.Arch+"-mae-reconstruction", m, meta)
+	if err != nil {
+		return fail(err)
+	}
+	if err := export.Export(s, o.Out, export.SaveOptions{}); err != nil {
+		return fail(err)
+	}
+	return describeModel(w, o.Out)
+}
