@@ -76,8 +76,14 @@ func (tp *Tape) BatchNorm(x, weight, bias *Var, runningMean, runningVar *tensor.
 	defer tp.Release(aff)
 	scale, shift := aff[:c], aff[c:]
 	tensor.Parallel(c, 3*m, func(lo, hi int) {
-		for c0 := lo; c0 < hi; c0 += bnStep(m, hi-lo) {
-			c1 := min(c0+bnStep(m, hi-lo), hi)
+		// With running statistics there is one pass over x: no reason to
+		// go channel by channel.
+		step := hi - lo
+		if batchStats {
+			step = bnStep(m, hi-lo)
+		}
+		for c0 := lo; c0 < hi; c0 += step {
+			c1 := min(c0+step, hi)
 			if batchStats {
 				// Two passes (mean, then squared deviations): exact
 				// enough at any activation scale, unlike a one-pass sum
@@ -155,8 +161,9 @@ func (tp *Tape) BatchNorm(x, weight, bias *Var, runningMean, runningVar *tensor.
 			c2 = nil
 		}
 		tensor.Parallel(c, 3*m, func(lo, hi int) {
-			for c0 := lo; c0 < hi; c0 += bnStep(m, hi-lo) {
-				c1 := min(c0+bnStep(m, hi-lo), hi)
+			step := bnStep(m, hi-lo)
+			for c0 := lo; c0 < hi; c0 += step {
+				c1 := min(c0+step, hi)
 				if needDots {
 					// sum(dy) and sum(dy*(x-mean)) per channel.
 					tensor.BNDots(dy, xd, n, c, spatial, c0, c1, mean, sdy, sdyx)
