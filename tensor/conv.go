@@ -179,10 +179,5 @@ func dnnlConvOK(g ConvGeom) bool { return dnnlState().ok }
 
 // addInto adds src to dst element-wise, over both cores for large buffers.
 func addInto(dst, src []float32) {
-	Parallel(len(src), 1, func(lo, hi int) {
-		d := dst[lo:hi]
-		for i, v := range src[lo:hi] {
-			d[i] += v
-		}
-	})
+	Parallel(len(src), 1, func(lo, hi int) { AddTo(dst[lo:hi], src[lo:hi]) })
 }
