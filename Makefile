@@ -13,7 +13,7 @@ BENCH_BATCH ?= 64
 
 help:
 	@echo "make demo   - install what is missing, then train a few ResNet-18 steps on Fashion-MNIST"
-	@echo "make test   - install what is missing, then go vet and go test ./..."
+	@echo "make test   - install what is missing, then go vet, go test ./... and sslzoo conformance --reduced"
 	@echo "make build  - build bin/sslzoo"
 	@echo "make bench  - sslzoo vs PyTorch, interleaved (BENCH_STEPS, BENCH_ROUNDS, BENCH_BATCH)"
 	@echo "make bench-learning - proof of learning: each SSL method in sslzoo and PyTorch, kNN on Fashion-MNIST (BUDGET=minutes|tiny)"
@@ -29,9 +29,11 @@ build:
 	@mkdir -p bin
 	$(GO) build -o bin/sslzoo ./cmd/sslzoo
 
-test: setup
+test: setup build
 	$(GO) vet ./...
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+	@# The CLI's own conformance run (every backbone, reduced widths; ORT, Go engine, onnxruntime-node).
+	./bin/sslzoo conformance --reduced
 
 demo: setup build
 	./bin/sslzoo demo
