@@ -548,20 +548,27 @@ func checkConv(n *gnode, _ int64) error {
 	return nil
 }
 
-func conv(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
-	x, err := float(n, in, 0)
-	if err != nil {
-		return nil, err
+// weightedInputs reads the float inputs X, W and the optional bias B that
+// Conv and LayerNormalization share.
+func weightedInputs(n *gnode, in []*gval) (x, w, b *autograd.Var, err error) {
+	if x, err = float(n, in, 0); err != nil {
+		return nil, nil, nil, err
 	}
-	w, err := float(n, in, 1)
-	if err != nil {
-		return nil, err
+	if w, err = float(n, in, 1); err != nil {
+		return nil, nil, nil, err
 	}
-	var b *autograd.Var
 	if len(in) > 2 && in[2] != nil {
 		if b, err = float(n, in, 2); err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
+	}
+	return x, w, b, nil
+}
+
+func conv(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
+	x, w, b, err := weightedInputs(n, in)
+	if err != nil {
+		return nil, err
 	}
 	xs, ws := x.Value.Shape, w.Value.Shape
 	if len(xs) != 4 || len(ws) != 4 {
@@ -1115,19 +1122,9 @@ func checkLayerNorm(n *gnode, _ int64) error {
 
 // layerNorm normalises over axes [axis, rank) by folding them into one.
 func layerNorm(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
-	x, err := float(n, in, 0)
+	x, w, b, err := weightedInputs(n, in)
 	if err != nil {
 		return nil, err
-	}
-	w, err := float(n, in, 1)
-	if err != nil {
-		return nil, err
-	}
-	var b *autograd.Var
-	if len(in) > 2 && in[2] != nil {
-		if b, err = float(n, in, 2); err != nil {
-			return nil, err
-		}
 	}
 	s := x.Value.Shape
 	axis, err := normAx(attrInt(n, "axis", -1), len(s))
