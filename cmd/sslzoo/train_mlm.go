@@ -41,7 +41,10 @@ func trainMLMCommand() *cli.Command {
 			"is --vocab (a vocab.txt or a Hugging Face tokenizer folder) or a WordPiece vocabulary of\n" +
 			"--vocab-size trained on the corpus. Sentences longer than the sequence are truncated with a\n" +
 			"warning (--split-long keeps them). Writes OUT as a Hugging Face BERT folder (config.json,\n" +
-			"model.safetensors, vocab.txt) plus OUT/checkpoint.safetensors; Ctrl-C saves, --resume continues.",
+			"model.safetensors, vocab.txt) plus OUT/checkpoint.safetensors; Ctrl-C saves, --resume continues.\n" +
+			"OUT/sequences.safetensors holds the packed training and held-out sequences and the recipe:\n" +
+			"`sslzoo eval mlm --like OUT` scores any BERT on the same held-out masks, and scripts/mlm_torch.py\n" +
+			"trains the same recipe in PyTorch on the same sequences.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data", Value: "opticks", Usage: "brown, opticks or text:PATH"},
 			&cli.StringFlag{Name: "arch", Value: "bert-mini", Usage: "BERT size (bert-mini, bert-small, bert-base)"},
@@ -219,6 +222,11 @@ func runTrainMLM(ctx context.Context, o mlmOptions, stdout, stderr io.Writer) er
 			res.Initial.Perplexity(), res.Final.Perplexity(), res.Unigram.Perplexity(),
 			res.Initial.Accuracy, res.Final.Accuracy, res.Unigram.Accuracy)
 	}
-	fmt.Fprintf(stdout, "wrote %s (Hugging Face BERT folder) after %d steps\n", o.Out, res.Steps)
+	if res.TrainSequences > 0 {
+		fmt.Fprintf(stdout, "training: %.1f s for %d sequences, %.1f sequences/s (evaluation excluded)\n",
+			res.TrainSeconds, res.TrainSequences, float64(res.TrainSequences)/res.TrainSeconds)
+	}
+	fmt.Fprintf(stdout, "wrote %s (Hugging Face BERT folder; %s for sslzoo eval mlm --like) after %d steps\n",
+		o.Out, mlm.SequencesName, res.Steps)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/sslzoo/sslzoo/autograd"
 	"github.com/sslzoo/sslzoo/data/text"
@@ -45,7 +46,9 @@ type TrainConfig struct {
 	EvalEvery int
 	Seed      uint64
 	// OutDir receives the trained model as a Hugging Face BERT folder
-	// (LoadHFBERT reads it) and checkpoint.safetensors for resuming.
+	// (LoadHFBERT reads it), checkpoint.safetensors for resuming, and
+	// sequences.safetensors (SequencesName: the packed sequences and the
+	// recipe, written before the first step).
 	OutDir string
 	// Resume continues from OutDir's checkpoint when it exists.
 	Resume bool
@@ -71,6 +74,11 @@ type Result struct {
 	// training tokens' frequencies, on the same masked positions.
 	Initial, Final, Unigram EvalResult
 	OutDir                  string
+	// TrainSeconds is the time spent in this call's steps (batching,
+	// masking, forward, backward, update; evaluations and saving
+	// excluded), and TrainSequences the sequences those steps consumed.
+	TrainSeconds   float64
+	TrainSequences int
 }
 
 const checkpointName = "checkpoint.safetensors"
@@ -111,7 +119,7 @@ func Train(ctx context.Context, cfg TrainConfig, tok *text.Tokenizer, docs []tex
 		progress(Progress{Warning: fmt.Sprintf("%d sentences longer than %d tokens were truncated (%d tokens dropped); SplitLong keeps them",
 			st.Truncated, cfg.SeqLen-2, st.DroppedTokens)})
 	}
-	train, held := splitHeldOut(seqs, cfg.HeldOut)
+	train, held, heldEvery := splitHeldOut(seqs, cfg.HeldOut)
 	if len(train) == 0 {
 		return nil, fmt.Errorf("mlm train: no training sequences left after holding out %d", len(held))
 	}
@@ -142,6 +150,12 @@ func Train(ctx context.Context, cfg TrainConfig, tok *text.Tokenizer, docs []tex
 	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("mlm train: %w", err)
 	}
+	// The sequences and the recipe, for a twin implementation and for
+	// `sslzoo eval mlm`; the evaluation's batch and seed come from here.
+	run := newRunRecipe(cfg, tr.Config, tok, total, perEpoch, heldEvery)
+	if err := WriteSequences(filepath.Join(cfg.OutDir, SequencesName), &Sequences{Recipe: run, Train: train, HeldOut: held}); err != nil {
+		return nil, fmt.Errorf("mlm train: %w", err)
+	}
 	ckpt := filepath.Join(cfg.OutDir, checkpointName)
 	meta, _ := json.Marshal(struct {
 		Model  zoo.BERTConfig
@@ -163,15 +177,14 @@ func Train(ctx context.Context, cfg TrainConfig, tok *text.Tokenizer, docs []tex
 			progress(Progress{Warning: fmt.Sprintf("resumed from %s at step %d", ckpt, step)})
 		}
 	}
-	evalBatch := max(cfg.Batch, 8)
 	evaluate := func() (EvalResult, error) {
 		if len(held) == 0 {
 			return EvalResult{}, nil
 		}
-		return Evaluate(model, tok, recipe.Mask, held, evalBatch, cfg.Seed+7)
+		return Evaluate(model, tok, run.MaskConfig(), held, run.EvalBatch, run.EvalSeed)
 	}
 	if len(held) > 0 {
-		if res.Unigram, err = UnigramBaseline(tok, recipe.Mask, train, held, evalBatch, cfg.Seed+7); err != nil {
+		if res.Unigram, err = UnigramBaseline(tok, run.MaskConfig(), train, held, run.EvalBatch, run.EvalSeed); err != nil {
 			return nil, fmt.Errorf("mlm train: %w", err)
 		}
 		if res.Initial, err = evaluate(); err != nil {
@@ -203,6 +216,7 @@ func Train(ctx context.Context, cfg TrainConfig, tok *text.Tokenizer, docs []tex
 			}
 			rand.New(rand.NewPCG(cfg.Seed, uint64(epoch)+1000)).Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		}
+		t0 := time.Now()
 		batch = batch[:0]
 		for _, i := range order[within*cfg.Batch : min((within+1)*cfg.Batch, len(order))] {
 			batch = append(batch, train[i])
@@ -219,6 +233,8 @@ func Train(ctx context.Context, cfg TrainConfig, tok *text.Tokenizer, docs []tex
 		if err != nil {
 			return res, err
 		}
+		res.TrainSeconds += time.Since(t0).Seconds()
+		res.TrainSequences += len(batch)
 		p := Progress{Step: step + 1, TotalSteps: total, Epoch: epoch, Result: r}
 		last := step+1 == total
 		if len(held) > 0 && (last || cfg.EvalEvery > 0 && (step+1)%cfg.EvalEvery == 0 || cfg.EvalEvery <= 0 && within == perEpoch-1) {
@@ -246,15 +262,15 @@ func Train(ctx context.Context, cfg TrainConfig, tok *text.Tokenizer, docs []tex
 }
 
 // splitHeldOut keeps every k-th sequence (k = round(1/frac)) for
-// evaluation.
-func splitHeldOut(seqs []text.Sequence, frac float64) (train, held []text.Sequence) {
+// evaluation, and returns k (0 when nothing is held out).
+func splitHeldOut(seqs []text.Sequence, frac float64) (train, held []text.Sequence, k int) {
 	if frac == 0 {
 		frac = 0.05
 	}
 	if frac < 0 || len(seqs) < 2 {
-		return seqs, nil
+		return seqs, nil, 0
 	}
-	k := max(2, int(math.Round(1/frac)))
+	k = max(2, int(math.Round(1/frac)))
 	for i, s := range seqs {
 		if i%k == k-1 {
 			held = append(held, s)
@@ -262,7 +278,7 @@ func splitHeldOut(seqs []text.Sequence, frac float64) (train, held []text.Sequen
 			train = append(train, s)
 		}
 	}
-	return train, held
+	return train, held, k
 }
 
 // UnigramBaseline scores the predictor that ignores context: every masked
