@@ -46,6 +46,7 @@ func evalCommand() *cli.Command {
 	for _, p := range evalProtocols {
 		subs = append(subs, &cli.Command{Name: p, Usage: usage[p], Flags: flags, Action: action})
 	}
+	subs = append(subs, evalGenresCommand())
 	subs = append(subs, evalMLMCommand())
 	return &cli.Command{
 		Name:        "eval",
