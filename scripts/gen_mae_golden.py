@@ -23,6 +23,10 @@ Stored tensors (float32 unless noted):
   out.loss_normpix, grad.<name>  the same with norm_pix_loss True, and the
                                  gradient of that loss for every trainable
                                  parameter
+
+The model classes take the sizes as arguments (the defaults are the tiny
+configuration above), so scripts/learning_torch_mae.py imports them to train
+the same MAE at full size; importing this file changes no global state.
 """
 import json
 import os
@@ -33,9 +37,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-torch.manual_seed(5)
-rng = np.random.default_rng(55)
-torch.set_default_dtype(torch.float64)
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "zoo", "ssl", "testdata", "mae_golden.safetensors")
 
 IMG, P, C, DIM, DEPTH, HEADS = 8, 2, 3, 16, 2, 2
@@ -87,12 +88,12 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, dim, heads):
+    def __init__(self, dim, heads, mlp_ratio=4.0):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = Attention(dim, heads)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = Mlp(dim, dim * 4)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, x):
         x = x + self.attn(self.norm1(x))
@@ -100,52 +101,53 @@ class Block(nn.Module):
 
 
 class PatchEmbed(nn.Module):
-    def __init__(self):
+    def __init__(self, chans, dim, patch):
         super().__init__()
-        self.proj = nn.Conv2d(C, DIM, P, P)
+        self.proj = nn.Conv2d(chans, dim, patch, patch)
 
     def forward(self, x):
         return self.proj(x).flatten(2).transpose(1, 2)
 
 
 class MAE(nn.Module):
-    def __init__(self, norm_pix_loss):
+    """The masked autoencoder; parameters keep PyTorch's default
+    initialisation apart from the fixed sine-cosine position tables."""
+
+    def __init__(self, norm_pix_loss, img=IMG, patch=P, chans=C, dim=DIM, depth=DEPTH, heads=HEADS,
+                 ddim=DDIM, ddepth=DDEPTH, dheads=DHEADS, mlp_ratio=4.0, dmlp_ratio=4.0):
         super().__init__()
-        L = (IMG // P) ** 2
+        grid = img // patch
+        L = grid ** 2
+        self.p, self.chans = patch, chans
         self.norm_pix_loss = norm_pix_loss
-        self.patch_embed = PatchEmbed()
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, DIM))
-        self.pos_embed = nn.Parameter(torch.zeros(1, L + 1, DIM), requires_grad=False)
-        self.blocks = nn.ModuleList([Block(DIM, HEADS) for _ in range(DEPTH)])
-        self.norm = nn.LayerNorm(DIM, eps=1e-6)
-        self.decoder_embed = nn.Linear(DIM, DDIM)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, DDIM))
-        self.decoder_pos_embed = nn.Parameter(torch.zeros(1, L + 1, DDIM), requires_grad=False)
-        self.decoder_blocks = nn.ModuleList([Block(DDIM, DHEADS) for _ in range(DDEPTH)])
-        self.decoder_norm = nn.LayerNorm(DDIM, eps=1e-6)
-        self.decoder_pred = nn.Linear(DDIM, P * P * C)
+        self.patch_embed = PatchEmbed(chans, dim, patch)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, L + 1, dim), requires_grad=False)
+        self.blocks = nn.ModuleList([Block(dim, heads, mlp_ratio) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.decoder_embed = nn.Linear(dim, ddim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, ddim))
+        self.decoder_pos_embed = nn.Parameter(torch.zeros(1, L + 1, ddim), requires_grad=False)
+        self.decoder_blocks = nn.ModuleList([Block(ddim, dheads, dmlp_ratio) for _ in range(ddepth)])
+        self.decoder_norm = nn.LayerNorm(ddim, eps=1e-6)
+        self.decoder_pred = nn.Linear(ddim, patch * patch * chans)
         with torch.no_grad():
-            self.pos_embed.copy_(torch.from_numpy(sincos_2d(DIM, IMG // P, True)).unsqueeze(0))
-            self.decoder_pos_embed.copy_(torch.from_numpy(sincos_2d(DDIM, IMG // P, True)).unsqueeze(0))
-            # Random values everywhere (not the reference's ones and zeros
-            # for LayerNorm), so every parameter's gradient is exercised.
-            for name, p in self.named_parameters():
-                if p.requires_grad:
-                    p.copy_(torch.randn_like(p) * (0.3 if p.dim() > 1 else 0.2) + (1.0 if "norm" in name and name.endswith("weight") else 0.0))
+            self.pos_embed.copy_(torch.from_numpy(sincos_2d(dim, grid, True)).unsqueeze(0))
+            self.decoder_pos_embed.copy_(torch.from_numpy(sincos_2d(ddim, grid, True)).unsqueeze(0))
 
     def patchify(self, imgs):
-        p = P
+        p, c = self.p, self.chans
         h = w = imgs.shape[2] // p
-        x = imgs.reshape(imgs.shape[0], 3, h, p, w, p)
+        x = imgs.reshape(imgs.shape[0], c, h, p, w, p)
         x = torch.einsum("nchpwq->nhwpqc", x)
-        return x.reshape(imgs.shape[0], h * w, p ** 2 * 3)
+        return x.reshape(imgs.shape[0], h * w, p ** 2 * c)
 
     def unpatchify(self, x):
-        p = P
-        h = w = int(x.shape[1] ** 0.5)
-        x = x.reshape(x.shape[0], h, w, p, p, 3)
+        p, c = self.p, self.chans
+        h = int(x.shape[1] ** 0.5)
+        x = x.reshape(x.shape[0], h, h, p, p, c)
         x = torch.einsum("nhwpqc->nchpwq", x)
-        return x.reshape(x.shape[0], 3, h * p, h * p)
+        return x.reshape(x.shape[0], c, h * p, h * p)
 
     def random_masking(self, x, ratio, noise):
         n, l, d = x.shape
@@ -220,8 +222,21 @@ def write_safetensors(path, tensors):
             f.write(b)
 
 
+def randomize(model):
+    """Random values everywhere (not the reference's ones and zeros for
+    LayerNorm), so every parameter's gradient is exercised."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                p.copy_(torch.randn_like(p) * (0.3 if p.dim() > 1 else 0.2) + (1.0 if "norm" in name and name.endswith("weight") else 0.0))
+
+
 def main():
+    torch.manual_seed(5)
+    rng = np.random.default_rng(55)
+    torch.set_default_dtype(torch.float64)
     model = MAE(norm_pix_loss=False)
+    randomize(model)
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(f32(p.numpy()))
