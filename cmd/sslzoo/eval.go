@@ -50,14 +50,15 @@ func evalCommand() *cli.Command {
 	subs = append(subs, evalMLMCommand())
 	return &cli.Command{
 		Name:        "eval",
-		Usage:       "evaluate a pretrained encoder: kNN, linear probe or fine-tuning with few labels (top-1/top-5)",
-		ArgsUsage:   "knn|linear|finetune [flags]",
+		Usage:       "evaluate a pretrained encoder: kNN, linear probe, fine-tuning with few labels; text models: genres, mlm",
+		ArgsUsage:   "knn|linear|finetune|genres|mlm [flags]",
 		Subcommands: subs,
 		Action: func(c *cli.Context) error {
+			known := strings.Join(append(evalProtocols[:len(evalProtocols):len(evalProtocols)], "genres", "mlm"), ", ")
 			if c.NArg() > 0 {
-				return usagef("sslzoo eval: unknown protocol %q (known: %s)", c.Args().First(), strings.Join(evalProtocols, ", "))
+				return usagef("sslzoo eval: unknown protocol %q (known: %s)", c.Args().First(), known)
 			}
-			return usagef("sslzoo eval: name a protocol (%s)", strings.Join(evalProtocols, ", "))
+			return usagef("sslzoo eval: name a protocol (%s)", known)
 		},
 		Description: "Features come from --checkpoint (a final.safetensors or checkpoint.safetensors from sslzoo train),\n" +
 			"from an untrained backbone of the same config (--random-init), or from raw pixels (--pixels).\n" +

@@ -519,8 +519,12 @@ func (t *trainer) run(ctx context.Context) (err error) {
 	if start > total {
 		return fmt.Errorf("sslzoo train: --resume %s is at step %d, past the run's %d steps", o.Resume, start, total)
 	}
-	fmt.Fprintf(t.stdout, "%s on %s (%d images, %d steps/epoch, %d epochs), %s width %g, %d channel(s) at %dx%d, batch %d, %s lr %.4g\n",
-		o.Method, o.Data, train.Len(), spe, o.Epochs, o.Arch, o.Width, channels, o.Size, o.Size, o.Batch,
+	arch := o.Arch
+	if strings.HasPrefix(o.Arch, "resnet") {
+		arch = fmt.Sprintf("%s width %g", o.Arch, o.Width) // --width only shapes ResNets
+	}
+	fmt.Fprintf(t.stdout, "%s on %s (%d images, %d steps/epoch, %d epochs), %s, %d channel(s) at %dx%d, batch %d, %s lr %.4g\n",
+		o.Method, o.Data, train.Len(), spe, o.Epochs, arch, channels, o.Size, o.Size, o.Batch,
 		optimName(method), method.Optimizer().LR())
 	if start > 0 {
 		fmt.Fprintf(t.stdout, "resuming from %s at step %d (epoch %d)\n", o.Resume, start, start/int64(spe)+1)
@@ -695,7 +699,7 @@ func optimName(m ssl.Method) string {
 		return "LARS"
 	case *nn.SGD:
 		return "SGD"
-	case *nn.AdamW:
+	case *nn.AdamW, *ssl.AdamWGroups:
 		return "AdamW"
 	}
 	return fmt.Sprintf("%T", m.Optimizer())
