@@ -42,7 +42,7 @@ func (s Spec) Build(rng *rand.Rand) (Backbone, error) {
 
 // The registry's entries are backbones without classifier heads. ViTs are
 // the patch-16 ImageNet models at 224 pixels; BERTs are Google's published
-// sizes (bert-mini and bert-small are two of its 24 smaller models) with the
+// sizes (bert-tiny, bert-mini and bert-small are three of its 24 smaller models) with the
 // uncased vocabulary, dropout 0.1, and neither pooler nor MLM head.
 var archs = map[string]Spec{
 	"resnet18-cifar": {Family: "resnet", ResNet: ResNetConfig{Depth: 18, Stem: "cifar", Width: 1, InChannels: 3}},
@@ -52,6 +52,7 @@ var archs = map[string]Spec{
 	"vit-tiny":       {Family: "vit", ViT: vitSize(192, 12, 3)},
 	"vit-small":      {Family: "vit", ViT: vitSize(384, 12, 6)},
 	"vit-base":       {Family: "vit", ViT: vitSize(768, 12, 12)},
+	"bert-tiny":      {Family: "bert", BERT: bertSize(2, 128, 2)},
 	"bert-mini":      {Family: "bert", BERT: bertSize(4, 256, 4)},
 	"bert-small":     {Family: "bert", BERT: bertSize(4, 512, 8)},
 	"bert-base":      {Family: "bert", BERT: bertSize(12, 768, 12)},

@@ -97,6 +97,10 @@ func TestArchUnknown(t *testing.T) {
 	if s, err := Arch("bert-mini"); err != nil || s.Name != "bert-mini" || s.BERT.Hidden != 256 || s.BERT.Layers != 4 {
 		t.Errorf("bert-mini: %+v, %v", s, err)
 	}
+	// Google's BERT-Tiny: 2 layers, hidden 128, 2 heads, intermediate 512.
+	if s, err := Arch("bert-tiny"); err != nil || s.BERT.Hidden != 128 || s.BERT.Layers != 2 || s.BERT.Heads != 2 || s.BERT.Intermediate != 512 {
+		t.Errorf("bert-tiny: %+v, %v", s, err)
+	}
 }
 
 func TestConfigErrors(t *testing.T) {

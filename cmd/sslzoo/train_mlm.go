@@ -47,7 +47,7 @@ func trainMLMCommand() *cli.Command {
 			"trains the same recipe in PyTorch on the same sequences.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data", Value: "opticks", Usage: "brown, opticks or text:PATH"},
-			&cli.StringFlag{Name: "arch", Value: "bert-mini", Usage: "BERT size (bert-mini, bert-small, bert-base)"},
+			&cli.StringFlag{Name: "arch", Value: "bert-mini", Usage: "BERT size (bert-tiny, bert-mini, bert-small, bert-base)"},
 			&cli.StringFlag{Name: "vocab", Usage: "vocab.txt or tokenizer folder (default: train one on the corpus)"},
 			&cli.IntFlag{Name: "vocab-size", Value: 8000, Usage: "size of the vocabulary trained when --vocab is not given"},
 			&cli.IntFlag{Name: "seq-len", Value: 128, Usage: "tokens per packed sequence, [CLS] and [SEP] included"},
