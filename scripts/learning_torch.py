@@ -444,38 +444,49 @@ def build_swav(cfg, enc):
 BUILDERS = {"simclr": build_simclr, "mocov2": build_mocov2, "mocov3": build_mocov3, "byol": build_byol, "swav": build_swav}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--like", required=True, help="final.safetensors of the sslzoo train run to reproduce")
+def twin_run(doc, what):
+    """Parses a twin script's flags and reads the Go run it reproduces:
+    returns (args, metadata, run spec, method config), with the threads and
+    seeds set. what names the `sslzoo train` runs the script accepts."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--like", required=True, help="final.safetensors of the sslzoo train %s run to reproduce" % what)
     ap.add_argument("--out", required=True, help="output folder for final.safetensors")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     args = ap.parse_args()
-
     torch.set_num_threads(args.threads)
     meta = read_safetensors_metadata(args.like)
-    if "sslzoo.train" not in meta:
-        sys.exit("learning_torch: %s has no sslzoo.train metadata" % args.like)
+    if "sslzoo.train" not in meta or "sslzoo.method_config" not in meta:
+        sys.exit("%s: %s has no sslzoo.train / sslzoo.method_config metadata; pass a final.safetensors of sslzoo train %s"
+                 % (os.path.basename(sys.argv[0]), args.like, what))
     spec = json.loads(meta["sslzoo.train"])
-    cfg = json.loads(meta["sslzoo.method_config"])
-    if spec["arch"] != "resnet18-cifar" or spec["in_channels"] != 1:
-        sys.exit("learning_torch: only resnet18-cifar on one-channel data is mirrored (got %s, %d channels)"
-                 % (spec["arch"], spec["in_channels"]))
     torch.manual_seed(spec["seed"])
     random.seed(spec["seed"])
     np.random.seed(spec["seed"])
+    return args, meta, spec, json.loads(meta["sslzoo.method_config"])
 
-    images = load_idx_images(spec["data"], spec.get("limit", 0))
-    ds = Views(images, view_pipelines(spec))
+
+def twin_loader(args, spec, pipelines, total_steps):
+    """The shuffled, seeded DataLoader over the run's images; stops when its
+    steps per epoch would not add up to the Go run's total_steps."""
+    ds = Views(load_idx_images(spec["data"], spec.get("limit", 0)), pipelines)
     gen = torch.Generator()
     gen.manual_seed(spec["seed"])
     loader = torch.utils.data.DataLoader(ds, batch_size=spec["batch"], shuffle=True, drop_last=True,
                                          num_workers=args.workers, worker_init_fn=worker_init, generator=gen,
                                          persistent_workers=args.workers > 0)
-    steps_per_epoch = len(loader)
-    if steps_per_epoch * spec["epochs"] != cfg["Optim"]["TotalSteps"]:
-        sys.exit("learning_torch: %d steps/epoch x %d epochs != the Go run's %d total steps"
-                 % (steps_per_epoch, spec["epochs"], cfg["Optim"]["TotalSteps"]))
+    if len(loader) * spec["epochs"] != total_steps:
+        sys.exit("%s: %d steps/epoch x %d epochs != the Go run's %d total steps"
+                 % (os.path.basename(sys.argv[0]), len(loader), spec["epochs"], total_steps))
+    return loader
+
+
+def main():
+    args, meta, spec, cfg = twin_run(__doc__, "simclr|mocov2|mocov3|byol|swav")
+    if spec["arch"] != "resnet18-cifar" or spec["in_channels"] != 1:
+        sys.exit("learning_torch: only resnet18-cifar on one-channel data is mirrored (got %s, %d channels)"
+                 % (spec["arch"], spec["in_channels"]))
+    loader = twin_loader(args, spec, view_pipelines(spec), cfg["Optim"]["TotalSteps"])
 
     enc = ResNet18Cifar(spec["width"], spec["in_channels"])
     parts, step_fn = BUILDERS[spec["method"]](cfg, enc)

@@ -36,24 +36,20 @@ Go run's PCG: the same distribution, not the same draws. PyTorch runs with
 --threads (2) intra-op threads and --workers (2) DataLoader processes, as the
 Go loader decodes on goroutines beside the training step.
 """
-import argparse
 import json
 import math
 import os
-import random
 import struct
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torchvision.transforms as T
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_mae_golden import MAE  # noqa: E402
-from learning_torch import (Views, load_idx_images, lr_at, read_safetensors_metadata,  # noqa: E402
-                            worker_init, write_safetensors)
+from learning_torch import lr_at, twin_loader, twin_run, write_safetensors  # noqa: E402
 
 # zoo/arch.go's ViTs as (dim, depth, heads); `sslzoo train` gives them 4x4
 # patches at --size (cmd/sslzoo/train.go buildBackbone).
@@ -109,20 +105,7 @@ def make_adamw(model, oc):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--like", required=True, help="final.safetensors of the sslzoo train mae run to reproduce")
-    ap.add_argument("--out", required=True, help="output folder for final.safetensors")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
-    args = ap.parse_args()
-
-    torch.set_num_threads(args.threads)
-    meta = read_safetensors_metadata(args.like)
-    if "sslzoo.train" not in meta or "sslzoo.method_config" not in meta:
-        fail("%s has no sslzoo.train / sslzoo.method_config metadata; pass a final.safetensors of sslzoo train mae"
-             % args.like)
-    spec = json.loads(meta["sslzoo.train"])
-    cfg = json.loads(meta["sslzoo.method_config"])
+    args, meta, spec, cfg = twin_run(__doc__, "mae")
     oc = cfg["Optim"]
     if spec["method"] != "mae":
         fail("%s is a %s run; scripts/learning_torch.py mirrors the ResNet methods" % (args.like, spec["method"]))
@@ -130,22 +113,11 @@ def main():
         fail("only %s on one-channel data at a size divisible by %d is mirrored (got %s, %d channels, size %d)"
              % ("/".join(sorted(VIT_SIZES)), PATCH, spec["arch"], spec["in_channels"], spec["size"]))
     dim, depth, heads = VIT_SIZES[spec["arch"]]
-    torch.manual_seed(spec["seed"])
-    random.seed(spec["seed"])
-    np.random.seed(spec["seed"])
 
     size, ratio = spec["size"], cfg["MaskRatio"]
     pipeline = T.Compose([T.RandomResizedCrop(size, scale=(0.2, 1.0)), T.RandomHorizontalFlip(0.5),
                           T.ToTensor(), T.Normalize(spec["mean"], spec["std"])])
-    ds = Views(load_idx_images(spec["data"], spec.get("limit", 0)), [pipeline])
-    gen = torch.Generator()
-    gen.manual_seed(spec["seed"])
-    loader = torch.utils.data.DataLoader(ds, batch_size=spec["batch"], shuffle=True, drop_last=True,
-                                         num_workers=args.workers, worker_init_fn=worker_init, generator=gen,
-                                         persistent_workers=args.workers > 0)
-    if len(loader) * spec["epochs"] != oc["TotalSteps"]:
-        fail("%d steps/epoch x %d epochs != the Go run's %d total steps"
-             % (len(loader), spec["epochs"], oc["TotalSteps"]))
+    loader = twin_loader(args, spec, [pipeline], oc["TotalSteps"])
 
     model = MAE(cfg["NormPixLoss"], img=size, patch=PATCH, chans=1, dim=dim, depth=depth, heads=heads,
                 ddim=cfg["DecoderDim"], ddepth=cfg["DecoderDepth"], dheads=cfg["DecoderHeads"],
