@@ -17,6 +17,7 @@ help:
 	@echo "make build  - build bin/sslzoo"
 	@echo "make bench  - sslzoo vs PyTorch, interleaved (BENCH_STEPS, BENCH_ROUNDS, BENCH_BATCH)"
 	@echo "make bench-learning - proof of learning: each SSL method in sslzoo and PyTorch, kNN on Fashion-MNIST (BUDGET=minutes|tiny)"
+	@echo "make bench-learning-masked - proof of learning for MAE (kNN/linear vs random-init ViT) and MLM on Brown (vs unigram), each beside PyTorch"
 	@echo "make fmt    - gofmt the tree"
 	@echo "make lint   - gofmt check, go vet, staticcheck when installed"
 	@echo "make conformance - every backbone at full size and every op: ONNX Runtime, Go engine, onnxruntime-node vs Go"
@@ -47,6 +48,11 @@ BUDGET ?= 5
 .PHONY: bench-learning
 bench-learning: setup build
 	BUDGET=$(BUDGET) ./scripts/bench-learning.sh
+
+# MAE and MLM proof of learning beside their PyTorch twins (knobs in the script).
+.PHONY: bench-learning-masked
+bench-learning-masked: setup build
+	./scripts/bench-learning-masked.sh
 
 # Full-size per-model conformance plus the per-op suite (`make test` runs
 # the same suites with the big architectures reduced).

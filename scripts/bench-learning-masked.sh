@@ -60,11 +60,12 @@ run() {
 }
 
 for m in $methods; do
+	[[ ${TABLE_ONLY:-0} == 1 ]] && break
 	case $m in
 	mae)
 		g=$out/mae-sslzoo t=$out/mae-torch
 		run mae-sslzoo "$bin" train mae --data fashion-mnist --arch "$mae_arch" --size 28 --batch "$mae_batch" \
-			--epochs "$mae_epochs" --limit "$mae_limit" --lr "$mae_lr" --seed "$seed" --knn-every 0 --checkpoint-every 0 --out "$g"
+			--epochs "$mae_epochs" --limit "$mae_limit" --lr "$mae_lr" --seed "$seed" --knn-every 0 --checkpoint-every 0 --log-every 10 --out "$g"
 		run mae-torch "${torch_env[@]}" "$py" scripts/learning_torch_mae.py --like "$g/final.safetensors" --out "$t" --threads 2 --workers 2
 		ev=(--data fashion-mnist --json --limit-train "$eval_train" --limit-test "$eval_test")
 		for p in knn linear; do
@@ -101,7 +102,7 @@ def last_json(name):
 pct = lambda v: "%.2f%%" % (100 * v)
 if "mae" in methods:
     steps = [json.loads(l) for l in open(os.path.join(out, "mae-sslzoo", "metrics.jsonl"))]
-    logged = [s for s in steps if s["kind"] == "step"]
+    logged = [s for s in steps if s["kind"] == "step"] or [s for s in steps if s["kind"] == "epoch"]
     go_epoch = sum(s["epoch_s"] for s in steps if s["kind"] == "epoch") / max(1, sum(s["kind"] == "epoch" for s in steps))
     tj = last_json("mae-torch")
     print("MAE on Fashion-MNIST (%d epoch(s), %d steps): reconstruction loss %.3f at step %d -> %.3f at step %d (sslzoo); PyTorch epoch losses %s"
