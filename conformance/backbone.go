@@ -165,7 +165,7 @@ func newTextBackbone(b *Backbone, bm *zoo.BERT, seq int, pool string, meta expor
 		Forward: func(tp *autograd.Tape, in []*autograd.Var) []*autograd.Var {
 			n := in[0].Shape()[0]
 			out := bm.Forward(tp, zoo.BERTInput{Batch: n, Seq: seq, IDs: export.IntsOf(in[0]), Mask: export.IntsOf(in[1])})
-			return []*autograd.Var{bertPool(tp, pool, out.Sequence, in[1], n, seq, hidden), out.Sequence}
+			return []*autograd.Var{BERTPool(tp, pool, out.Sequence, in[1], n, seq, hidden), out.Sequence}
 		},
 		Module:          bm,
 		Metadata:        props,

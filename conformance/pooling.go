@@ -74,11 +74,12 @@ func vitSpec(arch string, m *zoo.ViT, pool string, channels, size int, meta expo
 	return s, nil
 }
 
-// bertPool pools BERT's last hidden state [n, seq, hidden]: the first
+// BERTPool pools BERT's last hidden state [n, seq, hidden]: the first
 // token ([CLS]), or the mean over the tokens whose attention mask is 1 (as
 // sentence-transformers does; a row with no tokens pools to zeros). mask is
-// the int64 attention_mask input as the tracer passes it (float values).
-func bertPool(tp *autograd.Tape, pool string, seqOut, mask *autograd.Var, n, seq, hidden int) *autograd.Var {
+// the attention mask as float values ([n, seq]; the tracer passes the int64
+// attention_mask input). Exported models and `sslzoo eval genres` share it.
+func BERTPool(tp *autograd.Tape, pool string, seqOut, mask *autograd.Var, n, seq, hidden int) *autograd.Var {
 	if pool == PoolMean {
 		m := tp.Reshape(mask, n, seq, 1)
 		sum := tp.Sum(tp.Mul(seqOut, m), []int{1}, false)       // [n, hidden]

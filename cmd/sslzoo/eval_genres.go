@@ -18,6 +18,7 @@ import (
 	"github.com/sslzoo/sslzoo/conformance"
 	"github.com/sslzoo/sslzoo/data/text"
 	"github.com/sslzoo/sslzoo/eval"
+	"github.com/sslzoo/sslzoo/tensor"
 	"github.com/sslzoo/sslzoo/zoo"
 )
 
@@ -190,8 +191,9 @@ func docSequences(tok *text.Tokenizer, docs []text.Document, chunks, seqLen int)
 	return seqs, tokens, nil
 }
 
-// embedDocuments encodes the sequences batch at a time, pools each one
-// (mean over its tokens, or its first token), and averages the pooled
+// embedDocuments encodes the sequences batch at a time, pools each one as
+// the exported embedding model does (conformance.BERTPool: mean over its
+// tokens, or its first token), and averages the pooled
 // vectors of each document: [docs, hidden].
 func embedDocuments(m *zoo.BERT, tok *text.Tokenizer, seqs []text.Sequence, docs int, pool string, batch int) ([]float32, error) {
 	h := m.Config.Hidden
@@ -208,29 +210,15 @@ func embedDocuments(m *zoo.BERT, tok *text.Tokenizer, seqs []text.Sequence, docs
 		err = autograd.Catch(func() {
 			tp.NoGrad(func() {
 				out := m.Forward(tp, zoo.BERTInput{Batch: b.B, Seq: b.T, IDs: b.IDs, Mask: b.AttentionMask})
-				x := out.Sequence.Value.Data // [B, T, H]
+				mask := tensor.New(b.B, b.T)
+				for i, v := range b.AttentionMask {
+					mask.Data[i] = float32(v)
+				}
+				x := conformance.BERTPool(tp, pool, out.Sequence, autograd.Const(mask), b.B, b.T, h).Value.Data // [B, H]
 				for i, s := range part {
 					acc := sum[s.Doc*h : (s.Doc+1)*h]
-					row := x[i*b.T*h : (i+1)*b.T*h]
-					if pool == conformance.PoolCLS {
-						for j := range h {
-							acc[j] += float64(row[j])
-						}
-					} else {
-						n := 0
-						v := make([]float64, h)
-						for t := range b.T {
-							if b.AttentionMask[i*b.T+t] == 0 {
-								continue
-							}
-							n++
-							for j, y := range row[t*h : (t+1)*h] {
-								v[j] += float64(y)
-							}
-						}
-						for j := range h {
-							acc[j] += v[j] / float64(n)
-						}
+					for j, y := range x[i*h : (i+1)*h] {
+						acc[j] += float64(y)
 					}
 					count[s.Doc]++
 				}
