@@ -23,6 +23,7 @@ type optimCase struct {
 	Betas       []float32
 	Eps         float32
 	Eta         float32
+	Clip        bool
 }
 
 type optimGolden struct {
@@ -83,7 +84,7 @@ func newOptim(c optimCase, ps []Param) Optimizer {
 	case "adamw":
 		return NewAdamW(ps, AdamWConfig{LR: c.LR, Beta1: c.Betas[0], Beta2: c.Betas[1], Eps: c.Eps, WeightDecay: c.WeightDecay})
 	case "lars":
-		return NewLARS(ps, LARSConfig{LR: c.LR, Momentum: c.Momentum, WeightDecay: c.WeightDecay, TrustCoefficient: c.Eta, Nesterov: c.Nesterov})
+		return NewLARS(ps, LARSConfig{LR: c.LR, Momentum: c.Momentum, WeightDecay: c.WeightDecay, TrustCoefficient: c.Eta, Nesterov: c.Nesterov, ClipRatio: c.Clip})
 	}
 	panic("unknown optimizer kind " + c.Kind)
 }

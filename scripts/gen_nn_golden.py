@@ -136,6 +136,11 @@ OPTIM_CASES = {
     "adamw_betas": {"kind": "adamw", "lr": 0.003, "betas": [0.8, 0.95], "eps": 1e-6, "weight_decay": 0.0},
     "lars": {"kind": "lars", "lr": 0.3, "momentum": 0.9, "weight_decay": 0.01, "eta": 0.001},
     "lars_nesterov": {"kind": "lars", "lr": 0.2, "momentum": 0.9, "weight_decay": 1e-4, "eta": 0.02, "nesterov": True},
+    # solo-learn's clip_lars_lr: eta 0.02 leaves the ratio under lr (the
+    # clipped form still differs from the plain one by the lr factor);
+    # eta 0.5 makes the clip bind on some steps.
+    "lars_clip": {"kind": "lars", "lr": 0.3, "momentum": 0.9, "weight_decay": 1e-4, "eta": 0.02, "clip": True},
+    "lars_clip_binding": {"kind": "lars", "lr": 0.3, "momentum": 0.9, "weight_decay": 1e-5, "eta": 0.5, "clip": True},
 }
 OPTIM_STEPS = 3
 # The learning rate of step t is lr*LR_SCALE[t], set before the step as a
@@ -147,7 +152,10 @@ OPTIM_PARAMS = {"layer.weight": (4, 3), "layer.bias": (4,), "norm.weight": (3,),
 def lars_reference(params, grads, state, lr, cfg):
     """LARS as published for SimCLR (TF LARSOptimizer, classic momentum) and
     BYOL (optax: add_decayed_weights, scale_by_trust_ratio, lr, trace):
-    biases and 1-D (norm) parameters get neither decay nor adaptation."""
+    biases and 1-D (norm) parameters get neither decay nor adaptation.
+    With "clip" (solo-learn's clip_lars_lr: the trust ratio divided by lr,
+    capped at 1, then times lr) the rate of an adapted parameter is
+    min(eta*|w|/|g|, lr)."""
     m, eta = cfg["momentum"], cfg["eta"]
     with torch.no_grad():
         for name, p in params.items():
@@ -155,15 +163,16 @@ def lars_reference(params, grads, state, lr, cfg):
             excluded = name.endswith("bias") or p.dim() <= 1
             wd = 0.0 if excluded else cfg["weight_decay"]
             d = g + wd * p
-            r = 1.0
+            rate = lr
             if not excluded:
                 wn, gn = p.double().norm().item(), d.double().norm().item()
                 if wn > 0 and gn > 0:
                     r = eta * wn / gn
+                    rate = lr * min(r / lr, 1.0) if cfg.get("clip") else lr * r
             v = state.setdefault(name, torch.zeros_like(p))
-            v.mul_(m).add_(lr * r * d)
+            v.mul_(m).add_(rate * d)
             if cfg.get("nesterov"):
-                p.sub_(m * v + lr * r * d)
+                p.sub_(m * v + rate * d)
             else:
                 p.sub_(v)
 
