@@ -244,13 +244,14 @@ def lr_at(oc, step):
 
 
 class LARS:
-    """nn.LARS: g = grad + wd*w; r = eta*|w|/|g|; v = m*v + lr*r*g; w -= v.
+    """nn.LARS: g = grad + wd*w; r = eta*|w|/|g|; v = m*v + lr*r*g; w -= v
+    (with clip, min(r, lr) in place of lr*r).
     Biases and 1-D parameters get neither decay nor adaptation unless
     adapt_all (SwAV's LARC)."""
 
-    def __init__(self, named_params, lr, momentum, wd, eta, adapt_all):
+    def __init__(self, named_params, lr, momentum, wd, eta, adapt_all, clip):
         self.params = [(n, p) for n, p in named_params]
-        self.lr, self.m, self.wd, self.eta, self.adapt_all = lr, momentum, wd, eta or 0.001, adapt_all
+        self.lr, self.m, self.wd, self.eta, self.adapt_all, self.clip = lr, momentum, wd, eta or 0.001, adapt_all, clip
         self.v = [torch.zeros_like(p) for _, p in self.params]
 
     def zero_grad(self):
@@ -266,14 +267,18 @@ class LARS:
             wd = 0.0 if excluded else self.wd
             d = p.grad + wd * p
             wn, gn = p.double().norm().item(), d.double().norm().item()
-            r = self.eta * wn / gn if (not excluded and wn > 0 and gn > 0) else 1.0
-            v.mul_(self.m).add_(d, alpha=self.lr * r)
+            rate = self.lr
+            if not excluded and wn > 0 and gn > 0:
+                r = self.eta * wn / gn
+                rate = min(r, self.lr) if self.clip else self.lr * r
+            v.mul_(self.m).add_(d, alpha=rate)
             p.sub_(v)
 
 
 def make_optimizer(oc, named):
     if oc["Name"] == "lars":
-        return LARS(named, lr_at(oc, 0), oc["Momentum"], oc["WeightDecay"], oc["TrustCoefficient"], oc["AdaptAll"])
+        return LARS(named, lr_at(oc, 0), oc["Momentum"], oc["WeightDecay"], oc["TrustCoefficient"], oc["AdaptAll"],
+                    oc.get("ClipTrustRatio", False))
     if oc["Name"] == "sgd":
         return torch.optim.SGD([p for _, p in named], lr=lr_at(oc, 0), momentum=oc["Momentum"],
                                weight_decay=oc["WeightDecay"])

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,6 +78,7 @@ type runSpec struct {
 	Batch      int       `json:"batch"`
 	Seed       uint64    `json:"seed"`
 	LR         float64   `json:"lr,omitempty"`          // 0: the recipe's, scaled to the batch
+	Recipe     string    `json:"recipe,omitempty"`      // "" is ssl.RecipePaper
 	Limit      int       `json:"limit,omitempty"`       // train on the first Limit images
 	Queue      int       `json:"queue,omitempty"`       // MoCo v2 queue length
 	LocalCrops int       `json:"local_crops,omitempty"` // SwAV local crops
@@ -178,10 +181,11 @@ func buildBackbone(spec runSpec, rng *rand.Rand) (ssl.Encoder, error) {
 	return enc, nil
 }
 
-// buildMethod is ssl.New with the run's overrides: a learning rate, the
-// MoCo v2 queue length.
+// buildMethod is ssl.New with the run's overrides: the recipe, a learning
+// rate, the MoCo v2 queue length.
 func buildMethod(spec runSpec, enc ssl.Encoder, run ssl.Run, rng *rand.Rand) (ssl.Method, error) {
 	b, s, e := run.Batch, run.StepsPerEpoch, run.Epochs
+	cifar := spec.Recipe == ssl.RecipeCIFAR
 	setLR := func(oc *ssl.OptimConfig) {
 		if spec.LR > 0 {
 			// Keep the recipe's ratio of final to peak rate.
@@ -194,10 +198,16 @@ func buildMethod(spec runSpec, enc ssl.Encoder, run ssl.Run, rng *rand.Rand) (ss
 	switch spec.Method {
 	case "simclr":
 		c := ssl.DefaultSimCLRConfig(b, s, e)
+		if cifar {
+			c.UseCIFARRecipe(b, s, e)
+		}
 		setLR(&c.Optim)
 		return ssl.NewSimCLR(c, enc, rng)
 	case "mocov2":
 		c := ssl.DefaultMoCoV2Config(b, s, e)
+		if cifar {
+			c.UseCIFARRecipe(b, s, e)
+		}
 		setLR(&c.Optim)
 		if spec.Queue > 0 {
 			c.QueueSize = spec.Queue
@@ -205,14 +215,25 @@ func buildMethod(spec runSpec, enc ssl.Encoder, run ssl.Run, rng *rand.Rand) (ss
 		return ssl.NewMoCoV2(c, enc, rng)
 	case "mocov3":
 		c := ssl.DefaultMoCoV3Config(enc, b, s, e)
+		if cifar {
+			if err := c.UseCIFARRecipe(enc, b, s, e); err != nil {
+				return nil, err
+			}
+		}
 		setLR(&c.Optim)
 		return ssl.NewMoCoV3(c, enc, rng)
 	case "byol":
 		c := ssl.DefaultBYOLConfig(b, s, e)
+		if cifar {
+			c.UseCIFARRecipe(b, s, e)
+		}
 		setLR(&c.Optim)
 		return ssl.NewBYOL(c, enc, rng)
 	case "swav":
 		c := ssl.DefaultSwAVConfig(b, s, e)
+		if cifar {
+			c.UseCIFARRecipe(b, s, e)
+		}
 		setLR(&c.Optim)
 		return ssl.NewSwAV(c, enc, rng)
 	case "mae":
@@ -248,7 +269,8 @@ func trainCommand() *cli.Command {
 		&cli.IntFlag{Name: "checkpoint-every", Value: 1, Usage: "save OUT/checkpoint.safetensors every N epochs (0: only at the end and on Ctrl-C)"},
 		&cli.IntFlag{Name: "log-every", Value: 50, Usage: "append a metrics.jsonl record every N steps"},
 		&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed for weights, shuffling and augmentation"},
-		&cli.Float64Flag{Name: "lr", Usage: "peak learning rate (default: the method's recipe scaled to the batch)"},
+		&cli.StringFlag{Name: "recipe", Value: ssl.RecipePaper, Usage: "hyperparameters: paper (the method's ImageNet recipe) or cifar (solo-learn's CIFAR-10 recipe for small images; ResNets)"},
+		&cli.Float64Flag{Name: "lr", Usage: "peak learning rate (default: the recipe's, scaled to the batch)"},
 		&cli.IntFlag{Name: "limit", Usage: "train on the first N images only (0: all)"},
 		&cli.IntFlag{Name: "queue", Usage: "MoCo v2 queue length (default: 65536 for large sets, else 4096)"},
 		&cli.IntFlag{Name: "local-crops", Value: 4, Usage: "SwAV local crops per image"},
@@ -264,7 +286,7 @@ func trainCommand() *cli.Command {
 			Size: c.Int("size"), Epochs: c.Int("epochs"), Batch: c.Int("batch"), Out: c.String("out"),
 			Resume: c.String("resume"), KNNEvery: c.Int("knn-every"), KNNBank: c.Int("knn-bank"),
 			KNNQuery: c.Int("knn-query"), CheckpointEvery: c.Int("checkpoint-every"), LogEvery: c.Int("log-every"),
-			Seed: c.Uint64("seed"), LR: c.Float64("lr"), Limit: c.Int("limit"), Queue: c.Int("queue"),
+			Seed: c.Uint64("seed"), Recipe: c.String("recipe"), LR: c.Float64("lr"), Limit: c.Int("limit"), Queue: c.Int("queue"),
 			LocalCrops: c.Int("local-crops"), Workers: c.Int("workers"), OnDecodeError: c.String("on-decode-error"),
 		}
 		sig := make(chan os.Signal, 1)
@@ -313,6 +335,7 @@ type trainOptions struct {
 	KNNEvery, KNNBank, KNNQuery int
 	CheckpointEvery, LogEvery   int
 	Seed                        uint64
+	Recipe                      string
 	LR                          float64
 	Limit, Queue, LocalCrops    int
 	Workers                     int
@@ -350,6 +373,10 @@ func (o trainOptions) validate() error {
 		return usagef("sslzoo train: --limit, --queue and --workers must not be negative")
 	case o.LocalCrops < 0:
 		return usagef("sslzoo train: --local-crops %d must not be negative", o.LocalCrops)
+	case !slices.Contains(ssl.Recipes, o.Recipe) && o.Recipe != "":
+		return usagef("sslzoo train: unknown --recipe %q (known: %s)", o.Recipe, strings.Join(ssl.Recipes, ", "))
+	case o.Method == "mae" && o.Recipe == ssl.RecipeCIFAR:
+		return usagef("sslzoo train mae: --recipe %s covers the contrastive and clustering methods; MAE has the paper's recipe only", ssl.RecipeCIFAR)
 	}
 	if _, err := data.ParseDecodePolicy(o.OnDecodeError); err != nil {
 		return usagef("sslzoo train: --on-decode-error: %v", err)
@@ -438,6 +465,9 @@ func (t *trainer) run(ctx context.Context) (err error) {
 	}
 	spec := runSpec{Method: o.Method, Data: o.Data, Arch: o.Arch, Width: o.Width, InChannels: channels, Size: o.Size,
 		Mean: norm.Mean, Std: norm.Std, Epochs: o.Epochs, Batch: o.Batch, Seed: o.Seed, LR: o.LR, Limit: o.Limit}
+	if o.Recipe != ssl.RecipePaper {
+		spec.Recipe = o.Recipe // metadata of paper-recipe runs stays as it was
+	}
 	if a, _ := zoo.Arch(o.Arch); a.Family != "resnet" {
 		spec.Width = 1 // --width scales ResNets only
 	}
@@ -523,9 +553,9 @@ func (t *trainer) run(ctx context.Context) (err error) {
 	if strings.HasPrefix(o.Arch, "resnet") {
 		arch = fmt.Sprintf("%s width %g", o.Arch, o.Width) // --width only shapes ResNets
 	}
-	fmt.Fprintf(t.stdout, "%s on %s (%d images, %d steps/epoch, %d epochs), %s, %d channel(s) at %dx%d, batch %d, %s lr %.4g\n",
+	fmt.Fprintf(t.stdout, "%s on %s (%d images, %d steps/epoch, %d epochs), %s, %d channel(s) at %dx%d, batch %d, %s recipe, %s lr %.4g\n",
 		o.Method, o.Data, train.Len(), spe, o.Epochs, arch, channels, o.Size, o.Size, o.Batch,
-		optimName(method), method.Optimizer().LR())
+		cmp.Or(o.Recipe, ssl.RecipePaper), optimName(method), method.Optimizer().LR())
 	if start > 0 {
 		fmt.Fprintf(t.stdout, "resuming from %s at step %d (epoch %d)\n", o.Resume, start, start/int64(spe)+1)
 	}

@@ -141,6 +141,38 @@ func TestTrainEveryMethod(t *testing.T) {
 	}
 }
 
+// --recipe cifar reaches the method's config (and so the metadata the
+// PyTorch twin reads) and the run's spec; the paper recipe leaves the spec
+// without a recipe field, as runs before the flag wrote it.
+func TestTrainCIFARRecipe(t *testing.T) {
+	tinyFashion(t, 16, 8)
+	for _, recipe := range []string{"cifar", "paper"} {
+		out := t.TempDir()
+		code, stdout, stderr := runCLI(append([]string{"train", "byol"}, tinyArgs(out, "--recipe", recipe, "--knn-every", "0")...)...)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", recipe, code, stderr)
+		}
+		if !strings.Contains(stdout, recipe+" recipe") {
+			t.Errorf("%s: banner %q does not name the recipe", recipe, stdout)
+		}
+		f, err := weights.Read(filepath.Join(out, finalFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg ssl.BYOLConfig
+		if err := json.Unmarshal([]byte(f.Metadata[metaMethodConfig]), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		cifar := recipe == "cifar"
+		if cifar != (cfg.BaseMomentum == 0.99 && cfg.Optim.ClipTrustRatio && cfg.Optim.TrustCoefficient == 0.02 && cfg.Optim.LR == 8.0/256) {
+			t.Errorf("%s: method config %+v", recipe, cfg)
+		}
+		if cifar != strings.Contains(f.Metadata[metaTrain], `"recipe":"cifar"`) {
+			t.Errorf("%s: spec %s", recipe, f.Metadata[metaTrain])
+		}
+	}
+}
+
 // The trained weights differ from a fresh backbone's; the checkpoint's
 // backbone equals the final weights.
 func TestTrainEvalProtocols(t *testing.T) {
@@ -358,6 +390,9 @@ func TestTrainBadInput(t *testing.T) {
 		{append([]string{"train", "simclr"}, tinyArgs(out, "--width", "-1")...), "--width -1"},
 		{append([]string{"train", "simclr"}, tinyArgs(out, "--on-decode-error", "ignore")...), `"ignore": want fail or skip`},
 		{append([]string{"train", "simclr"}, tinyArgs(out, "--lr", "-0.1")...), "--lr -0.1"},
+		{append([]string{"train", "simclr"}, tinyArgs(out, "--recipe", "imagenet")...), `unknown --recipe "imagenet"`},
+		{append([]string{"train", "mae"}, tinyArgs(out, "--arch", "vit-tiny", "--recipe", "cifar")...), "MAE has the paper's recipe only"},
+		{append([]string{"train", "mocov3"}, tinyArgs(out, "--arch", "vit-tiny", "--recipe", "cifar")...), "recipe is for ResNets"},
 		{append([]string{"train", "simclr"}, tinyArgs(out, "--batch", "x")...), "invalid value"},
 		{append([]string{"train", "simclr"}, tinyArgs(out, "--resume", filepath.Join(out, "missing.safetensors"))...), "missing.safetensors"},
 		{append([]string{"train", "simclr", "extra"}, tinyArgs(out)...), `unexpected argument "extra"`},

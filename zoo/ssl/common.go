@@ -66,6 +66,9 @@ type OptimConfig struct {
 	WeightDecay float64
 	// TrustCoefficient is LARS's eta (0 means 0.001).
 	TrustCoefficient float64
+	// ClipTrustRatio caps LARS's adapted rate at the learning rate
+	// (nn.LARSConfig.ClipRatio), as solo-learn's CIFAR recipes do.
+	ClipTrustRatio bool `json:",omitempty"`
 	// AdaptAll makes LARS adapt and decay every parameter, biases and
 	// normalisation weights included, as SwAV's LARC wrapper does; by
 	// default they are excluded, as in SimCLR, BYOL and MoCo v3.
@@ -107,7 +110,7 @@ func (c OptimConfig) build(params []nn.Param) (nn.Optimizer, error) {
 	switch c.Name {
 	case "lars":
 		lc := nn.LARSConfig{LR: lr, Momentum: float32(c.Momentum), WeightDecay: float32(c.WeightDecay),
-			TrustCoefficient: float32(c.TrustCoefficient)}
+			TrustCoefficient: float32(c.TrustCoefficient), ClipRatio: c.ClipTrustRatio}
 		if c.AdaptAll {
 			lc.Exclude = func(nn.Param) bool { return false }
 		}

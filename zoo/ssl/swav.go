@@ -39,13 +39,13 @@ type SwAVConfig struct {
 // 4.8*batch/4096 decaying on a cosine to a thousandth of it, 10 warmup
 // epochs, weight decay 1e-6, momentum 0.9, every parameter adapted (LARC);
 // projection head 2048 -> 128 with BatchNorm; 3000 prototypes frozen for
-// the first epoch; temperature 0.1; Sinkhorn with epsilon 0.05 and 3
+// the first epoch (at most a tenth of the run: freezeOf); temperature 0.1; Sinkhorn with epsilon 0.05 and 3
 // iterations; no queue (the script's default).
 func DefaultSwAVConfig(batch, stepsPerEpoch, epochs int) SwAVConfig {
 	lr := 4.8 * float64(batch) / 4096
 	return SwAVConfig{
 		ProjHidden: 2048, ProjDim: 128, Prototypes: 3000, Temperature: 0.1, Epsilon: 0.05, SinkhornIters: 3,
-		GlobalCrops: 2, FreezePrototypesSteps: stepsPerEpoch,
+		GlobalCrops: 2, FreezePrototypesSteps: freezeOf(1, epochs, stepsPerEpoch),
 		Optim: OptimConfig{Name: "lars", LR: lr, FinalLR: lr / 1000, Momentum: 0.9, WeightDecay: 1e-6, AdaptAll: true,
 			WarmupSteps: warmupOf(10, epochs, stepsPerEpoch), TotalSteps: epochs * stepsPerEpoch},
 	}

@@ -1,0 +1,90 @@
+package ssl
+
+import (
+	"fmt"
+
+	"github.com/sslzoo/sslzoo/zoo"
+)
+
+// Recipe names: the papers' ImageNet recipes (the Default*Config
+// functions) and the small-image recipes of solo-learn's CIFAR-10 configs
+// (scripts/pretrain/cifar/<method>.yaml in solo-learn), which are tuned for
+// ResNet-18 on 32x32 images at batch 256.
+const (
+	RecipePaper = "paper"
+	RecipeCIFAR = "cifar"
+)
+
+// Recipes lists the recipe names in the order the CLI documents them.
+var Recipes = []string{RecipePaper, RecipeCIFAR}
+
+// cifarLARS is the optimizer of solo-learn's CIFAR configs: LARS with
+// momentum 0.9, trust coefficient 0.02 and the clipped rate (clip_lr),
+// biases and norms excluded; 10 warmup epochs then a cosine to 0. lrPer256
+// is the configs' rate at batch 256; solo-learn scales it linearly with
+// the batch, as scaleLR does.
+func cifarLARS(lrPer256, weightDecay float64, batch, stepsPerEpoch, epochs int) OptimConfig {
+	return OptimConfig{Name: "lars", LR: scaleLR(lrPer256, batch), Momentum: 0.9, WeightDecay: weightDecay,
+		TrustCoefficient: 0.02, ClipTrustRatio: true,
+		WarmupSteps: warmupOf(10, epochs, stepsPerEpoch), TotalSteps: epochs * stepsPerEpoch}
+}
+
+// UseCIFARRecipe switches c to solo-learn's CIFAR SimCLR: projector
+// 2048 -> 256, temperature 0.2, LARS at 0.4 per 256 images, weight decay
+// 1e-4.
+func (c *SimCLRConfig) UseCIFARRecipe(batch, stepsPerEpoch, epochs int) {
+	c.HiddenDim, c.OutDim, c.Temperature = 2048, 256, 0.2
+	c.Optim = cifarLARS(0.4, 1e-4, batch, stepsPerEpoch, epochs)
+}
+
+// UseCIFARRecipe takes what applies to MoCo v2 from solo-learn's CIFAR
+// "MoCo v2+" (a symmetric-loss variant, which this MoCo v2 is not): SGD at
+// 0.3 per 256 images with weight decay 1e-4, head 2048 -> 256, temperature
+// 0.2, and its starting key-encoder momentum 0.99, held constant as MoCo v2
+// holds its momentum. The queue length stays the caller's.
+func (c *MoCoV2Config) UseCIFARRecipe(batch, stepsPerEpoch, epochs int) {
+	c.HiddenDim, c.OutDim, c.Temperature, c.Momentum = 2048, 256, 0.2, 0.99
+	c.Optim = OptimConfig{Name: "sgd", LR: scaleLR(0.3, batch), Momentum: 0.9, WeightDecay: 1e-4,
+		WarmupSteps: warmupOf(10, epochs, stepsPerEpoch), TotalSteps: epochs * stepsPerEpoch}
+}
+
+// UseCIFARRecipe switches c to solo-learn's CIFAR MoCo v3: temperature
+// 0.2, momentum 0.99 rising to 1, LARS at 0.3 per 256 images with weight
+// decay 1e-6. solo-learn's CIFAR config is for ResNet-18, so a ViT
+// backbone is an error.
+func (c *MoCoV3Config) UseCIFARRecipe(backbone Encoder, batch, stepsPerEpoch, epochs int) error {
+	if _, vit := backbone.(*zoo.ViT); vit {
+		return fmt.Errorf("moco v3: the %s recipe is for ResNets; a ViT takes the %s recipe", RecipeCIFAR, RecipePaper)
+	}
+	c.Temperature, c.BaseMomentum = 0.2, 0.99
+	c.Optim = cifarLARS(0.3, 1e-6, batch, stepsPerEpoch, epochs)
+	return nil
+}
+
+// UseCIFARRecipe switches c to solo-learn's CIFAR BYOL: target momentum
+// 0.99 rising to 1, LARS at 1.0 per 256 images with weight decay 1e-5.
+func (c *BYOLConfig) UseCIFARRecipe(batch, stepsPerEpoch, epochs int) {
+	c.BaseMomentum = 0.99
+	c.Optim = cifarLARS(1.0, 1e-5, batch, stepsPerEpoch, epochs)
+}
+
+// UseCIFARRecipe switches c to solo-learn's CIFAR SwAV: LARS at 0.6 per 256
+// images with weight decay 1e-6 (biases and norms excluded, unlike the
+// paper's LARC), prototypes frozen for 2 epochs (capped at a tenth of a
+// short run, as warmup is), and a queue of 3840 embeddings (rounded down
+// to a multiple of the batch) from epoch 50 when the run gets that far.
+func (c *SwAVConfig) UseCIFARRecipe(batch, stepsPerEpoch, epochs int) {
+	c.Optim = cifarLARS(0.6, 1e-6, batch, stepsPerEpoch, epochs)
+	c.FreezePrototypesSteps = freezeOf(2, epochs, stepsPerEpoch)
+	c.QueueLength, c.QueueStartStep = 0, 0
+	if q := 3840 / batch * batch; epochs > 50 && q > 0 {
+		c.QueueLength, c.QueueStartStep = q, 50*stepsPerEpoch
+	}
+}
+
+// freezeOf is a prototype freeze of freezeEpochs epochs, capped at a tenth
+// of the run: the recipes freeze for 0.2-1% of hundreds of epochs, and a
+// run of one or two epochs would otherwise never train its prototypes.
+func freezeOf(freezeEpochs, epochs, stepsPerEpoch int) int {
+	return min(freezeEpochs*stepsPerEpoch, epochs*stepsPerEpoch/10)
+}
