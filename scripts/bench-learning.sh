@@ -19,12 +19,17 @@
 #   EPOCHS   set to skip the calibration; LIMIT training images (0: all
 #            60000); WIDTH (0.25); SIZE (28, Fashion-MNIST's own); BATCH
 #            (128); METHODS ("simclr mocov2 mocov3 byol swav"); SEED (1)
-#   LR       "recipe" uses each method's published ImageNet recipe as
-#            `sslzoo train` defaults to; "short" (the default) uses the
-#            small-image learning rates below, which learn far more in a
-#            run of a few hundred steps.
+#   RECIPE   "cifar" (the default) trains with `sslzoo train --recipe cifar`,
+#            solo-learn's CIFAR-10 hyperparameters for small images;
+#            "paper" with each method's published ImageNet recipe.
 #   EVAL_LIMIT_TRAIN / EVAL_LIMIT_TEST  kNN bank / test images (0: all)
 #   OUT      result folder (default /tmp/sslzoo-bench-learning); SSLZOO_BIN
+#
+# Resuming: a run can be stopped and started again with the same OUT and
+# knobs (or split over sessions with METHODS=...): training runs whose
+# final.safetensors exists and table rows already in OUT/results.jsonl are
+# kept, so only the missing work runs. OUT/knobs records the settings, and
+# a different setting in the same OUT is refused. Delete OUT to start over.
 #
 # PyTorch runs with 2 threads, 2 DataLoader workers and the glibc malloc
 # setting from DESIGN.md; ours with GOMAXPROCS as it is. OPENBLAS_* is left
@@ -37,7 +42,7 @@ methods=${METHODS:-simclr mocov2 mocov3 byol swav}
 width=${WIDTH:-0.25}
 size=${SIZE:-28}
 batch=${BATCH:-128}
-lr_mode=${LR:-short}
+recipe=${RECIPE:-cifar}
 limit=${LIMIT:-0}
 seed=${SEED:-1}
 epochs=${EPOCHS:-}
@@ -62,39 +67,40 @@ fi
 }
 mkdir -p "$out"
 results=$out/results.jsonl
-: >"$results"
+touch "$results"
 
-common=(--data fashion-mnist --arch resnet18-cifar --width "$width" --size "$size" --batch "$batch" --seed "$seed" --knn-every 0 --checkpoint-every 0)
+common=(--data fashion-mnist --arch resnet18-cifar --width "$width" --size "$size" --batch "$batch" --seed "$seed" --recipe "$recipe" --knn-every 0 --checkpoint-every 0)
 [[ $limit != 0 ]] && common+=(--limit "$limit")
 evalargs=(--data fashion-mnist --json)
 [[ $eval_train != 0 ]] && evalargs+=(--limit-train "$eval_train")
 [[ $eval_test != 0 ]] && evalargs+=(--limit-test "$eval_test")
 
-# short_run_lr METHOD: peak learning rate for a short run at $batch.
-# solo-learn's CIFAR-10 configs (scripts/pretrain/cifar/*.yaml: MoCo v2+ SGD
-# 0.3, MoCo v3 LARS 0.3, BYOL LARS 1.0, SwAV LARS 0.6, all at batch 256)
-# scaled linearly to the batch; SimCLR uses its paper's square-root rule
-# for small batches, 0.075*sqrt(batch) (Chen et al. 2020, appendix B.1),
-# which gave 68.8% kNN against 64.4% for the linear 0.3*batch/256 after
-# 156 steps at batch 128.
-short_run_lr() {
-	case $1 in
-	simclr) "$py" -c "import math; print(0.075 * math.sqrt($batch))" ;;
-	mocov2 | mocov3) "$py" -c "print(0.3 * $batch / 256)" ;;
-	byol) "$py" -c "print(1.0 * $batch / 256)" ;;
-	swav) "$py" -c "print(0.6 * $batch / 256)" ;;
-	*) echo 0 ;;
-	esac
-}
-case $lr_mode in
-short | recipe) ;;
-*) echo "bench-learning: LR=$lr_mode: want short or recipe" >&2; exit 1 ;;
+case $recipe in
+cifar | paper) ;;
+*) echo "bench-learning: RECIPE=$recipe: want cifar or paper" >&2; exit 1 ;;
 esac
 
 # mean_epoch_s DIR: mean seconds per epoch from a Go run's metrics.jsonl.
 mean_epoch_s() {
 	"$py" -c 'import json,sys; e=[json.loads(l)["epoch_s"] for l in open(sys.argv[1]) if "\"kind\":\"epoch\"" in l]; print(sum(e)/len(e))' "$1/metrics.jsonl"
 }
+
+# knobs: the settings every result in OUT was made with; the epoch count
+# is added once known, so a resumed run does not calibrate again.
+knobs="width=$width size=$size batch=$batch recipe=$recipe limit=$limit seed=$seed eval_train=$eval_train eval_test=$eval_test"
+if [[ -s $out/knobs ]]; then
+	saved=$(cat "$out/knobs")
+	[[ ${saved% epochs=*} == "$knobs" ]] || {
+		echo "bench-learning: $out holds results made with [$saved], not [$knobs]; use another OUT or delete it" >&2
+		exit 1
+	}
+	saved_epochs=${saved##* epochs=}
+	[[ -n $epochs && $epochs != "$saved_epochs" ]] && {
+		echo "bench-learning: $out holds $saved_epochs-epoch results; EPOCHS=$epochs needs another OUT" >&2
+		exit 1
+	}
+	epochs=$saved_epochs
+fi
 
 if [[ -z $epochs ]]; then
 	# Calibration: ten steps of SimCLR give images/s; the epoch count fills
@@ -109,19 +115,32 @@ if [[ -z $epochs ]]; then
 		"$cal/metrics.jsonl" "$budget" "$n")
 	echo "bench-learning: calibration $(mean_epoch_s "$cal")s for $((batch * 10)) images -> $epochs epoch(s) of $n images in ~$budget min" >&2
 fi
-echo "bench-learning: methods [$methods], ResNet-18 CIFAR stem width $width, batch $batch, $epochs epoch(s), limit ${limit/#0/all}, results in $out" >&2
+echo "$knobs epochs=$epochs" >"$out/knobs"
+echo "bench-learning: methods [$methods], ResNet-18 CIFAR stem width $width, batch $batch, $recipe recipe, $epochs epoch(s), limit ${limit/#0/all}, results in $out" >&2
 
-last=""
+# has_row NAME: whether results.jsonl already has that row.
+has_row() { grep -q "\"row\": \"$1\"" "$results"; }
+
 for m in $methods; do
 	gdir=$out/$m-sslzoo tdir=$out/$m-torch
-	lrargs=()
-	[[ $lr_mode == short ]] && lrargs=(--lr "$(short_run_lr "$m")")
-	echo "== $m: sslzoo ${lrargs[*]}" >&2
-	"$bin" train "$m" "${common[@]}" "${lrargs[@]}" --epochs "$epochs" --out "$gdir" >"$gdir.log" 2>&1 ||
-		{ echo "bench-learning: sslzoo train $m failed:" >&2; tail -5 "$gdir.log" >&2; exit 1; }
-	echo "== $m: pytorch" >&2
-	"${torch_env[@]}" "$py" scripts/learning_torch.py --like "$gdir/final.safetensors" --out "$tdir" --threads 2 --workers 2 \
-		>"$tdir.json" 2>"$tdir.log" || { echo "bench-learning: learning_torch.py $m failed:" >&2; tail -5 "$tdir.log" >&2; exit 1; }
+	if has_row "$m"; then
+		echo "== $m: in $results already" >&2
+		continue
+	fi
+	if [[ -s $gdir/final.safetensors ]]; then
+		echo "== $m: sslzoo run kept ($gdir)" >&2
+	else
+		echo "== $m: sslzoo" >&2
+		"$bin" train "$m" "${common[@]}" --epochs "$epochs" --out "$gdir" >"$gdir.log" 2>&1 ||
+			{ echo "bench-learning: sslzoo train $m failed:" >&2; tail -5 "$gdir.log" >&2; exit 1; }
+	fi
+	if [[ -s $tdir/final.safetensors && -s $tdir.json ]]; then
+		echo "== $m: pytorch run kept ($tdir)" >&2
+	else
+		echo "== $m: pytorch" >&2
+		"${torch_env[@]}" "$py" scripts/learning_torch.py --like "$gdir/final.safetensors" --out "$tdir" --threads 2 --workers 2 \
+			>"$tdir.json" 2>"$tdir.log" || { echo "bench-learning: learning_torch.py $m failed:" >&2; tail -5 "$tdir.log" >&2; exit 1; }
+	fi
 	echo "== $m: kNN" >&2
 	go_knn=$("$bin" eval knn --checkpoint "$gdir/final.safetensors" "${evalargs[@]}")
 	torch_knn=$("$bin" eval knn --checkpoint "$tdir/final.safetensors" "${evalargs[@]}")
@@ -131,23 +150,29 @@ m, g, t, gs, tj, ep = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[
 print(json.dumps({"row": m, "epochs": ep, "ours_top1": g["top1"], "torch_top1": t["top1"], "ours_top5": g["top5"], "torch_top5": t["top5"],
                   "ours_epoch_s": gs, "torch_epoch_s": tj["mean_epoch_s"], "test_images": g["test_images"]}))
 PY
-	last=$gdir/final.safetensors
 done
 
-echo "== baselines: random init, raw pixels" >&2
-rnd=$("$bin" eval knn --checkpoint "$last" --random-init --seed "$seed" "${evalargs[@]}")
-pix=$("$bin" eval knn --checkpoint "$last" --pixels "${evalargs[@]}")
-"$py" - "$rnd" "$pix" >>"$results" <<'PY'
+if ! has_row random-init; then
+	# The baselines need any finished run's checkpoint for the backbone's
+	# config (the weights are not used).
+	ref=$(ls "$out"/*-sslzoo/final.safetensors 2>/dev/null | head -1)
+	[[ -n $ref ]] || { echo "bench-learning: no finished sslzoo run in $out for the baselines" >&2; exit 1; }
+	echo "== baselines: random init, raw pixels" >&2
+	rnd=$("$bin" eval knn --checkpoint "$ref" --random-init --seed "$seed" "${evalargs[@]}")
+	pix=$("$bin" eval knn --checkpoint "$ref" --pixels "${evalargs[@]}")
+	"$py" - "$rnd" "$pix" >>"$results" <<'PY'
 import json, sys
 for name, s in (("random-init", sys.argv[1]), ("pixels", sys.argv[2])):
     r = json.loads(s)
     print(json.dumps({"row": name, "ours_top1": r["top1"], "ours_top5": r["top5"], "test_images": r["test_images"]}))
 PY
+fi
 
-"$py" - "$results" "$width" "$batch" "$budget" "$lr_mode" <<'PY' | tee "$out/table.md"
+"$py" - "$results" "$width" "$batch" "$epochs" "$recipe" <<'PY' | tee "$out/table.md"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-print("kNN top-1 on Fashion-MNIST test (k 200, T 0.1), ResNet-18 CIFAR stem width %s, batch %s, budget %s, learning rates %s"
+rows.sort(key=lambda r: "torch_top1" not in r)  # methods first, then the baselines
+print("kNN top-1 on Fashion-MNIST test (k 200, T 0.1), ResNet-18 CIFAR stem width %s, batch %s, %s epoch(s), %s recipe"
       % (sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]))
 print()
 print("| backbone | epochs | sslzoo kNN top-1 | PyTorch kNN top-1 | sslzoo - PyTorch | sslzoo s/epoch | PyTorch s/epoch | time ratio |")
