@@ -21,7 +21,7 @@ func TestCIFARRecipes(t *testing.T) {
 	moco := DefaultMoCoV2Config(testBatch, spe, 1)
 	moco.QueueSize = 64
 	moco.UseCIFARRecipe(testBatch, spe, 1)
-	if _, err := NewMoCoV2(moco, enc, rng); err != nil || moco.Momentum != 0.99 || moco.Optim.LR != 0.3*testBatch/256 || moco.QueueSize != 64 {
+	if _, err := NewMoCoV2(moco, enc, rng); err != nil || moco.Momentum != 0.999 || moco.Optim.LR != 0.3*testBatch/256 || moco.QueueSize != 64 {
 		t.Fatalf("mocov2 %+v: %v", moco, err)
 	}
 	v3 := DefaultMoCoV3Config(enc, testBatch, spe, 1)
