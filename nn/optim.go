@@ -311,13 +311,13 @@ func (o *LARS) Step() {
 			gn += d * d
 		}
 		wn, gn = math.Sqrt(wn), math.Sqrt(gn)
-		ratio := float32(1)
+		scaled := c.LR
 		if !excluded && wn > 0 && gn > 0 {
-			ratio = float32(float64(c.TrustCoefficient) * wn / gn)
-		}
-		scaled := c.LR * ratio
-		if c.ClipRatio && !excluded && wn > 0 && gn > 0 {
-			scaled = min(ratio, c.LR)
+			ratio := float32(float64(c.TrustCoefficient) * wn / gn)
+			scaled = c.LR * ratio
+			if c.ClipRatio {
+				scaled = min(ratio, c.LR)
+			}
 		}
 		v := o.buf(i, "momentum").Data
 		tensor.Parallel(len(w), 4, func(lo, hi int) {

@@ -77,7 +77,6 @@ func (c *BYOLConfig) UseCIFARRecipe(batch, stepsPerEpoch, epochs int) {
 func (c *SwAVConfig) UseCIFARRecipe(batch, stepsPerEpoch, epochs int) {
 	c.Optim = cifarLARS(0.6, 1e-6, batch, stepsPerEpoch, epochs)
 	c.FreezePrototypesSteps = freezeOf(2, epochs, stepsPerEpoch)
-	c.QueueLength, c.QueueStartStep = 0, 0
 	if q := 3840 / batch * batch; epochs > 50 && q > 0 {
 		c.QueueLength, c.QueueStartStep = q, 50*stepsPerEpoch
 	}
