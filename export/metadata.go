@@ -6,22 +6,13 @@ import (
 	"strconv"
 
 	"github.com/sslzoo/sslzoo/autograd"
+	"github.com/sslzoo/sslzoo/data/preprocess"
 	"github.com/sslzoo/sslzoo/nn"
 )
 
-// Preprocess describes how to turn an image into the model's input, so that
-// any stack can prepare inputs from the .onnx file alone. It is stored as
-// JSON under "sslzoo.preprocess".
-type Preprocess struct {
-	Layout   string    `json:"layout"`   // "NCHW"
-	Channels string    `json:"channels"` // "RGB" or "L"
-	Size     [2]int    `json:"size"`     // height, width of the model input
-	Resize   string    `json:"resize"`   // interpolation for resizing, e.g. "bilinear"
-	Crop     string    `json:"crop"`     // "center" or "none"
-	Scale    float64   `json:"scale"`    // applied to 0..255 pixels first, e.g. 1/255
-	Mean     []float64 `json:"mean"`     // per channel, after scaling
-	Std      []float64 `json:"std"`      // per channel, after scaling
-}
+// Preprocess is the preprocessing recorded under "sslzoo.preprocess"
+// (see preprocess.Spec).
+type Preprocess = preprocess.Spec
 
 // Metadata is what sslzoo writes into metadata_props.
 type Metadata struct {

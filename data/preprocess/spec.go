@@ -1,0 +1,96 @@
+// Package preprocess turns image files into model inputs the way the
+// model's metadata says: decode, convert to the model's channels, resize,
+// center crop, scale and normalise, as torchvision's eval transforms do on
+// PIL images. One code path serves embed, serve, eval and the zoo API, so a
+// model sees the same pixels whichever door an image comes in by.
+package preprocess
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Channel modes, as PIL names them.
+const (
+	RGB = "RGB"
+	L   = "L" // one luminance channel (ITU-R 601-2 luma, PIL's convert("L"))
+)
+
+// Spec is the preprocessing a model expects. It is stored as JSON under the
+// "sslzoo.preprocess" key of ONNX metadata, in safetensors metadata and in
+// the zoo manifest, so another stack can reproduce it from the file alone.
+//
+// The steps, in order: convert to Channels; when ResizeSize > 0, resize the
+// shorter side to ResizeSize (aspect kept), else resize the whole image to
+// Size; with Crop "center", cut the Size window out of the middle; multiply
+// the 0..255 values by Scale; subtract Mean and divide by Std per channel.
+type Spec struct {
+	Layout     string    `json:"layout"`                // "NCHW"
+	Channels   string    `json:"channels"`              // RGB or L
+	Size       [2]int    `json:"size"`                  // height, width of the model input
+	ResizeSize int       `json:"resize_size,omitempty"` // shorter side before the crop; 0: resize to Size
+	Resize     string    `json:"resize"`                // interpolation: "bilinear" (antialiased)
+	Crop       string    `json:"crop"`                  // "center" or "none"
+	Scale      float64   `json:"scale"`                 // applied to 0..255 pixels first, e.g. 1/255
+	Mean       []float64 `json:"mean"`                  // per channel, after scaling
+	Std        []float64 `json:"std"`                   // per channel, after scaling
+}
+
+// NumChannels is the number of input channels the spec produces.
+func (s Spec) NumChannels() int {
+	if s.Channels == L {
+		return 1
+	}
+	return 3
+}
+
+// Normalize fills defaults and old spellings in place: "grey" (written by
+// sslzoo before the zoo manifest) is L, an empty layout is NCHW, an empty
+// crop is "none".
+func (s *Spec) Normalize() {
+	switch strings.ToLower(s.Channels) {
+	case "grey", "gray", "l":
+		s.Channels = L
+	case "rgb":
+		s.Channels = RGB
+	}
+	if s.Layout == "" {
+		s.Layout = "NCHW"
+	}
+	if s.Crop == "" {
+		s.Crop = "none"
+	}
+	if s.Resize == "" {
+		s.Resize = "bilinear"
+	}
+}
+
+// Validate reports the first thing wrong with a spec.
+func (s Spec) Validate() error {
+	switch {
+	case s.Layout != "NCHW":
+		return fmt.Errorf("preprocess: layout %q: want NCHW", s.Layout)
+	case s.Channels != RGB && s.Channels != L:
+		return fmt.Errorf("preprocess: channels %q: want RGB or L", s.Channels)
+	case s.Size[0] < 1 || s.Size[1] < 1 || s.Size[0] > 1<<14 || s.Size[1] > 1<<14:
+		return fmt.Errorf("preprocess: size %dx%d outside 1..16384", s.Size[0], s.Size[1])
+	case s.ResizeSize < 0 || s.ResizeSize > 1<<14:
+		return fmt.Errorf("preprocess: resize_size %d outside 0..16384", s.ResizeSize)
+	case s.Resize != "bilinear":
+		return fmt.Errorf("preprocess: resize %q: only bilinear is supported", s.Resize)
+	case s.Crop != "center" && s.Crop != "none":
+		return fmt.Errorf("preprocess: crop %q: want center or none", s.Crop)
+	case s.Crop == "center" && s.ResizeSize > 0 && s.ResizeSize < min(s.Size[0], s.Size[1]):
+		return fmt.Errorf("preprocess: resize_size %d is smaller than the %dx%d crop", s.ResizeSize, s.Size[0], s.Size[1])
+	case !(s.Scale > 0):
+		return fmt.Errorf("preprocess: scale %g must be positive", s.Scale)
+	case len(s.Mean) != s.NumChannels() || len(s.Std) != s.NumChannels():
+		return fmt.Errorf("preprocess: %d means and %d stds for %d %s channel(s)", len(s.Mean), len(s.Std), s.NumChannels(), s.Channels)
+	}
+	for i, v := range s.Std {
+		if !(v > 0) {
+			return fmt.Errorf("preprocess: std[%d] = %g must be positive", i, v)
+		}
+	}
+	return nil
+}
