@@ -21,7 +21,7 @@ func main() {
 // reported as one line on stderr.
 func run(args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	if err := app.Run(args); err != nil {
+	if err := app.Run(flagsFirst(app, args)); err != nil {
 		msg := oneLine(err)
 		if !strings.HasPrefix(msg, "sslzoo") {
 			msg = "sslzoo: " + msg
@@ -58,6 +58,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			return cli.ShowAppHelp(c)
 		},
 		Commands: []*cli.Command{
+			listCommand(),
+			infoCommand(),
 			doctorCommand(),
 			benchCommand(),
 			demoCommand(),
