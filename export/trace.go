@@ -43,6 +43,9 @@ type Input struct {
 	// them uniformly from [Low, High).
 	Int       bool
 	Low, High int
+	// Uint8 makes the input uint8 (e.g. raw pixels); like Int, Forward
+	// receives the values as float32, drawn from 0..255 in the trace.
+	Uint8 bool
 }
 
 // IntsOf reads an int input's values (see Input.Int).
@@ -92,9 +95,12 @@ func runForward(s *Spec, k int) (*traced, error) {
 		shape := append([]int{batch}, in.Shape[1:]...)
 		v := tensor.New(shape...)
 		for i := range v.Data {
-			if in.Int {
+			switch {
+			case in.Int:
 				v.Data[i] = float32(in.Low + rng.IntN(in.High-in.Low))
-			} else {
+			case in.Uint8:
+				v.Data[i] = float32(rng.IntN(256))
+			default:
 				v.Data[i] = float32(rng.NormFloat64())
 			}
 		}
@@ -137,6 +143,9 @@ func (s *Spec) validate() error {
 	for _, in := range s.Inputs {
 		if len(in.Shape) == 0 {
 			return fmt.Errorf("input %q: shape must have a batch axis", in.Name)
+		}
+		if in.Int && in.Uint8 {
+			return fmt.Errorf("input %q: Int and Uint8 both set", in.Name)
 		}
 		if in.Int && (in.High <= in.Low || in.High-in.Low < 2 || max(-in.Low, in.High) > 1<<24) {
 			return fmt.Errorf("int input %q: range [%d, %d) must hold at least two values and stay within ±2^24", in.Name, in.Low, in.High)
@@ -273,9 +282,12 @@ func convert(s *Spec, a, bt *traced) (*onnxpb.GraphProto, error) {
 	for i, in := range s.Inputs {
 		c.b.claim(in.Name)
 		elem := onnxpb.TensorProto_FLOAT
-		if in.Int {
+		switch {
+		case in.Int:
 			elem = onnxpb.TensorProto_INT64
-		} else {
+		case in.Uint8:
+			elem = onnxpb.TensorProto_UINT8
+		default:
 			c.names[a.inputs[i]] = in.Name
 		}
 		c.b.g.Input = append(c.b.g.Input, valueInfo(in.Name, elem, append([]int{-1}, in.Shape[1:]...)))
@@ -399,7 +411,7 @@ func (c *converter) valueName(v, twin *autograd.Var) (string, error) {
 	}
 	for i, in := range c.traced[0].inputs {
 		if v == in {
-			// An int input used as float data in an op.
+			// An int or uint8 input used as float data in an op.
 			if c.floatOf[i] == "" {
 				c.floatOf[i] = c.b.op1("Cast", []string{c.s.Inputs[i].Name}, aInt("to", int(onnxpb.TensorProto_FLOAT)))
 			}

@@ -90,8 +90,8 @@ func newGoSession(name string, m *onnxpb.ModelProto) (*GoSession, error) {
 		return nil, fmt.Errorf("model %s imports no default-domain opset", name)
 	}
 	for _, v := range info.Inputs {
-		if v.Kind != "tensor" || (v.DType != Float32 && v.DType != Int64) {
-			return nil, fmt.Errorf("model %s: input %v: the Go engine takes float32 and int64 tensors only", name, v)
+		if v.Kind != "tensor" || (v.DType != Float32 && v.DType != Int64 && v.DType != Uint8) {
+			return nil, fmt.Errorf("model %s: input %v: the Go engine takes float32, int64 and uint8 tensors only", name, v)
 		}
 	}
 	for _, v := range info.Outputs {
@@ -143,6 +143,9 @@ func newGoSession(name string, m *onnxpb.ModelProto) (*GoSession, error) {
 		types := map[string]DType{}
 		for _, v := range info.Inputs {
 			types[v.Name] = v.DType
+			if v.DType == Uint8 {
+				types[v.Name] = Int64 // widened on entry to Run
+			}
 		}
 		for k, v := range s.inits {
 			types[k] = Float32
@@ -197,8 +200,16 @@ func valueFromTensor(t *Tensor, what string) (*gval, error) {
 		return &gval{f: &tensor.Tensor{Shape: slices.Clone(t.Shape), Data: d}}, nil
 	case []int64:
 		return &gval{i: &itensor{shape: slices.Clone(t.Shape), data: d}}, nil
+	case []uint8:
+		// Raw pixels: held as int64, which every uint8 fits exactly; the
+		// graph's Cast to float32 then reads them as any int input.
+		w := make([]int64, len(d))
+		for i, b := range d {
+			w[i] = int64(b)
+		}
+		return &gval{i: &itensor{shape: slices.Clone(t.Shape), data: w}}, nil
 	}
-	return nil, fmt.Errorf("%s is %v; the Go engine handles float32 and int64", what, t.DType)
+	return nil, fmt.Errorf("%s is %v; the Go engine handles float32, int64 and uint8", what, t.DType)
 }
 
 // Name is the model's file name.
