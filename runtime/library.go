@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/sslzoo/sslzoo/internal/cachedir"
 )
 
 // ORTVersion is the ONNX Runtime release that scripts/install-onnxruntime.sh
@@ -21,17 +23,7 @@ const InstallHint = "scripts/install-onnxruntime.sh"
 // CacheDir is sslzoo's cache folder: $SSLZOO_CACHE, else
 // $XDG_CACHE_HOME/sslzoo, else ~/.cache/sslzoo.
 func CacheDir() string {
-	if d := os.Getenv("SSLZOO_CACHE"); d != "" {
-		return d
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "sslzoo")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "sslzoo-cache")
-	}
-	return filepath.Join(home, ".cache", "sslzoo")
+	return cachedir.Dir()
 }
 
 // CachedLibraryPath is where the install script puts the library.

