@@ -8,6 +8,7 @@ import (
 
 	"github.com/sslzoo/sslzoo/autograd"
 	"github.com/sslzoo/sslzoo/export"
+	"github.com/sslzoo/sslzoo/export/maegraph"
 	"github.com/sslzoo/sslzoo/runtime"
 	"github.com/sslzoo/sslzoo/tensor"
 	"github.com/sslzoo/sslzoo/zoo"
@@ -31,11 +32,11 @@ func TestMAEReconstruction(t *testing.T) {
 		t.Fatal(err)
 	}
 	perturbConstants(m, rng)
-	spec, err := MAEReconstruction("mae", m, export.Metadata{})
+	spec, err := maegraph.Reconstruction("mae", m, export.Metadata{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if spec.Metadata[MAEKey] == "" || spec.Metadata["sslzoo.method"] != "mae" {
+	if spec.Metadata[maegraph.Key] == "" || spec.Metadata["sslzoo.method"] != "mae" {
 		t.Errorf("metadata %v", spec.Metadata)
 	}
 	path := filepath.Join(t.TempDir(), "recon.onnx")

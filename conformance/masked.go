@@ -74,7 +74,7 @@ func prepareMAE(reduced bool, rng *rand.Rand) (*Backbone, string, error) {
 		return nil, "", err
 	}
 	perturbConstants(mae.Encoder, rng)
-	b, err := NewBackbone(ModelMAE, mae.Encoder, BackboneOptions{Pool: PoolMean, Metadata: export.Metadata{Method: "mae"}})
+	b, err := NewBackbone(ModelMAE, mae.Encoder, BackboneOptions{Pool: export.PoolMean, Metadata: export.Metadata{Method: "mae"}})
 	if err != nil {
 		return nil, "", err
 	}
@@ -124,7 +124,7 @@ func prepareHFBERT(reduced bool, rng *rand.Rand) (*Backbone, string, error) {
 		return nil, "", err
 	}
 	meta := export.Metadata{Method: "mlm", Extra: map[string]string{"sslzoo.tokenizer": tok.Metadata()}}
-	b, err := NewBackbone(ModelHFBERT, hf.Model, BackboneOptions{Seq: testSeq, Pool: PoolMean, Metadata: meta})
+	b, err := NewBackbone(ModelHFBERT, hf.Model, BackboneOptions{Seq: testSeq, Pool: export.PoolMean, Metadata: meta})
 	if err != nil {
 		return nil, "", err
 	}

@@ -3,10 +3,10 @@ package conformance
 import (
 	"encoding/json"
 	"math/rand/v2"
-	"strings"
 	"testing"
 
 	"github.com/sslzoo/sslzoo/autograd"
+	"github.com/sslzoo/sslzoo/export"
 	"github.com/sslzoo/sslzoo/zoo"
 )
 
@@ -46,8 +46,8 @@ func TestPoolingMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := b.Spec.Metadata
-	if md[PoolingKey] != PoolMean || md["sslzoo.method"] != "mlm" {
-		t.Errorf("metadata pooling %q method %q", md[PoolingKey], md["sslzoo.method"])
+	if md[export.PoolingKey] != export.PoolMean || md["sslzoo.method"] != "mlm" {
+		t.Errorf("metadata pooling %q method %q", md[export.PoolingKey], md["sslzoo.method"])
 	}
 	var tok struct {
 		SHA       string `json:"vocab_sha256"`
@@ -89,7 +89,7 @@ func TestPoolingMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Spec.Metadata[PoolingKey] != PoolMean || m.Spec.Metadata["sslzoo.method"] != "mae" {
+	if m.Spec.Metadata[export.PoolingKey] != export.PoolMean || m.Spec.Metadata["sslzoo.method"] != "mae" {
 		t.Errorf("mae metadata %v", m.Spec.Metadata)
 	}
 	x := m.RandomInputs(rand.New(rand.NewPCG(3, 0)), 2)
@@ -106,20 +106,5 @@ func TestPoolingMetadata(t *testing.T) {
 	}
 	if c := CompareOutputs(mean, cls); c.OK {
 		t.Error("mean pooling gave the class token's embedding")
-	}
-	// Mean pooling of a "mean" ViT is its own; cls is refused.
-	if _, _, err := vitPooled("v", &zoo.ViT{Config: zoo.ViTConfig{Pool: PoolMean}}, PoolCLS); err == nil || !strings.Contains(err.Error(), "only be exported with pooling mean") {
-		t.Errorf("cls on a mean ViT: %v", err)
-	}
-}
-
-func TestCheckPool(t *testing.T) {
-	for _, p := range []string{"", "cls", "mean"} {
-		if err := CheckPool(p); err != nil {
-			t.Errorf("%q: %v", p, err)
-		}
-	}
-	if err := CheckPool("max"); err == nil || !strings.Contains(err.Error(), "cls or mean") {
-		t.Errorf("max: %v", err)
 	}
 }

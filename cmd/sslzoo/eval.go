@@ -14,8 +14,6 @@ import (
 	"github.com/sslzoo/sslzoo/data"
 	"github.com/sslzoo/sslzoo/data/augment"
 	"github.com/sslzoo/sslzoo/eval"
-	"github.com/sslzoo/sslzoo/nn"
-	"github.com/sslzoo/sslzoo/weights"
 	"github.com/sslzoo/sslzoo/zoo/ssl"
 )
 
@@ -143,49 +141,6 @@ type evalReport struct {
 	Seconds    float64 `json:"seconds"`
 }
 
-// loadEncoder rebuilds the backbone a training run saved: a final weights
-// file (backbone state, spec in sslzoo.train) or a checkpoint (method
-// state with the backbone under "backbone.", spec in train.spec). With
-// randomInit the weights are left freshly initialised.
-func loadEncoder(path string, randomInit bool, seed uint64) (ssl.Encoder, runSpec, error) {
-	f, err := weights.Read(path)
-	if err != nil {
-		return nil, runSpec{}, err
-	}
-	raw, ok := f.Metadata[metaTrain]
-	ckpt := false
-	if !ok {
-		raw, ckpt = f.Metadata[ckptMetaTrain], true
-	}
-	var spec runSpec
-	if raw == "" {
-		return nil, spec, fmt.Errorf("%s has no %s metadata: not written by sslzoo train", path, metaTrain)
-	}
-	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
-		return nil, spec, fmt.Errorf("%s: bad %s metadata: %w", path, metaTrain, err)
-	}
-	enc, err := buildBackbone(spec, rand.New(rand.NewPCG(seed, 0x72616e64)))
-	if err != nil {
-		return nil, spec, fmt.Errorf("%s: %w", path, err)
-	}
-	if randomInit {
-		return enc, spec, nil
-	}
-	ts := f.Tensors
-	if ckpt {
-		ts = map[string]*weights.Tensor{}
-		for n, t := range f.Tensors {
-			if rest, ok := strings.CutPrefix(n, "backbone."); ok {
-				ts[rest] = t
-			}
-		}
-	}
-	if err := nn.LoadState(enc, ts, true); err != nil {
-		return nil, spec, fmt.Errorf("%s: %w", path, err)
-	}
-	return enc, spec, nil
-}
-
 func runEval(ctx context.Context, stdout, stderr io.Writer, o evalOptions) error {
 	if err := o.validate(); err != nil {
 		return err
@@ -222,13 +177,13 @@ func runEval(ctx context.Context, stdout, stderr io.Writer, o evalOptions) error
 	if err != nil {
 		return err
 	}
-	channels, toRGB := channelsOf(train)
+	channels, toRGB := ssl.ImageChannels(train)
 
 	rep := evalReport{Protocol: o.Protocol, Features: "trained", Checkpoint: o.Checkpoint, Data: o.Data, Test: test.Len(), Train: train.Len()}
 	var enc ssl.Encoder
-	var spec runSpec
+	var spec ssl.TrainSpec
 	if o.Checkpoint != "" {
-		if enc, spec, err = loadEncoder(o.Checkpoint, o.RandomInit, o.Seed); err != nil {
+		if enc, spec, err = ssl.LoadEncoder(o.Checkpoint, rand.New(rand.NewPCG(o.Seed, 0x72616e64)), o.RandomInit); err != nil {
 			return fmt.Errorf("sslzoo eval: --checkpoint: %w", err)
 		}
 		rep.Method = spec.Method
@@ -254,7 +209,7 @@ func runEval(ctx context.Context, stdout, stderr io.Writer, o evalOptions) error
 		}
 		tf = c
 	} else {
-		tf = evalTransform(spec, toRGB)
+		tf = spec.EvalTransform(toRGB)
 	}
 
 	var res eval.Result

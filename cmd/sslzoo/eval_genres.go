@@ -15,9 +15,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/sslzoo/sslzoo/autograd"
-	"github.com/sslzoo/sslzoo/conformance"
 	"github.com/sslzoo/sslzoo/data/text"
 	"github.com/sslzoo/sslzoo/eval"
+	"github.com/sslzoo/sslzoo/export"
 	"github.com/sslzoo/sslzoo/tensor"
 	"github.com/sslzoo/sslzoo/zoo"
 )
@@ -74,7 +74,7 @@ func (o genresOptions) validate() error {
 	switch {
 	case o.Model == "":
 		return usagef("sslzoo eval genres: --model is required (a Hugging Face BERT folder, e.g. the --out of sslzoo train mlm)")
-	case o.Pool != conformance.PoolMean && o.Pool != conformance.PoolCLS:
+	case o.Pool != export.PoolMean && o.Pool != export.PoolCLS:
 		return usagef("sslzoo eval genres: --pool %q: want mean or cls", o.Pool)
 	case o.K < 1 || !(o.Temperature > 0) || o.Temperature > 1e6:
 		return usagef("sslzoo eval genres: --k %d and --temperature %g must be positive", o.K, o.Temperature)
@@ -192,7 +192,7 @@ func docSequences(tok *text.Tokenizer, docs []text.Document, chunks, seqLen int)
 }
 
 // embedDocuments encodes the sequences batch at a time, pools each one as
-// the exported embedding model does (conformance.BERTPool: mean over its
+// the exported embedding model does (export.BERTPool: mean over its
 // tokens, or its first token), and averages the pooled
 // vectors of each document: [docs, hidden].
 func embedDocuments(m *zoo.BERT, tok *text.Tokenizer, seqs []text.Sequence, docs int, pool string, batch int) ([]float32, error) {
@@ -214,7 +214,7 @@ func embedDocuments(m *zoo.BERT, tok *text.Tokenizer, seqs []text.Sequence, docs
 				for i, v := range b.AttentionMask {
 					mask.Data[i] = float32(v)
 				}
-				x := conformance.BERTPool(tp, pool, out.Sequence, autograd.Const(mask), b.B, b.T, h).Value.Data // [B, H]
+				x := export.BERTPool(tp, pool, out.Sequence, autograd.Const(mask), b.B, b.T, h).Value.Data // [B, H]
 				for i, s := range part {
 					acc := sum[s.Doc*h : (s.Doc+1)*h]
 					for j, y := range x[i*h : (i+1)*h] {

@@ -14,12 +14,12 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/sslzoo/sslzoo/conformance"
 	"github.com/sslzoo/sslzoo/export"
 	"github.com/sslzoo/sslzoo/nn"
 	ortruntime "github.com/sslzoo/sslzoo/runtime"
 	"github.com/sslzoo/sslzoo/weights"
 	"github.com/sslzoo/sslzoo/zoo"
+	"github.com/sslzoo/sslzoo/zoo/ssl"
 )
 
 func exportCommand() *cli.Command {
@@ -87,7 +87,7 @@ func runExport(w io.Writer, o exportOptions) error {
 	if o.ImageSize < 0 || o.Seq < 0 {
 		return usagef("sslzoo export: --image-size and --seq must be positive")
 	}
-	if err := conformance.CheckPool(o.Pool); err != nil {
+	if err := export.CheckPool(o.Pool); err != nil {
 		return usagef("sslzoo export: --pool: %v", err)
 	}
 	switch o.Graph {
@@ -129,19 +129,19 @@ func runExport(w io.Writer, o exportOptions) error {
 		meta.Method = f.Metadata["sslzoo.method"]
 		// A `sslzoo train` result says how to rebuild its backbone (width,
 		// channels, image size), which --arch alone cannot.
-		raw := f.Metadata[metaTrain]
+		raw := f.Metadata[ssl.MetaTrain]
 		if raw == "" {
-			raw = f.Metadata[ckptMetaTrain]
+			raw = f.Metadata[ssl.CheckpointMetaTrain]
 		}
 		if raw != "" {
-			var spec runSpec
+			var spec ssl.TrainSpec
 			if err := json.Unmarshal([]byte(raw), &spec); err != nil {
-				return fail(fmt.Errorf("%s: bad %s metadata: %w", o.Weights, metaTrain, err))
+				return fail(fmt.Errorf("%s: bad %s metadata: %w", o.Weights, ssl.MetaTrain, err))
 			}
 			if o.Arch != "" && o.Arch != spec.Arch {
 				return fail(fmt.Errorf("%s holds a %s backbone, not --arch %s", o.Weights, spec.Arch, o.Arch))
 			}
-			enc, err := buildBackbone(spec, rng)
+			enc, err := spec.NewBackbone(rng)
 			if err != nil {
 				return fail(fmt.Errorf("%s: %w", o.Weights, err))
 			}
@@ -156,7 +156,7 @@ func runExport(w io.Writer, o exportOptions) error {
 			if o.ImageSize == 0 {
 				o.ImageSize = spec.Size
 			}
-			if pp := f.Metadata[metaPreprocess]; pp != "" {
+			if pp := f.Metadata[ssl.MetaPreprocess]; pp != "" {
 				var p export.Preprocess
 				if err := json.Unmarshal([]byte(pp), &p); err == nil {
 					if p.Crop == "" {
@@ -181,7 +181,7 @@ func runExport(w io.Writer, o exportOptions) error {
 			return fail(fmt.Errorf("%s: %w", o.Weights, err))
 		}
 	}
-	b, err := conformance.NewBackbone(name, m, conformance.BackboneOptions{ImageSize: o.ImageSize, Seq: o.Seq, Pool: o.Pool, Metadata: meta})
+	b, err := export.NewBackbone(name, m, export.BackboneOptions{ImageSize: o.ImageSize, Seq: o.Seq, Pool: o.Pool, Metadata: meta})
 	if err != nil {
 		return fail(err)
 	}

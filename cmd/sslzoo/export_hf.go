@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/sslzoo/sslzoo/conformance"
 	"github.com/sslzoo/sslzoo/data/text"
 	"github.com/sslzoo/sslzoo/export"
 	"github.com/sslzoo/sslzoo/zoo"
@@ -32,7 +31,7 @@ func runExportHF(w io.Writer, o exportOptions) error {
 	cfg := hf.Model.Config
 	seq := o.Seq
 	if seq == 0 {
-		seq = min(conformance.DefaultSeq, cfg.MaxPositions)
+		seq = min(export.DefaultSeq, cfg.MaxPositions)
 	}
 	if seq > cfg.MaxPositions {
 		return fail(fmt.Errorf("--seq %d exceeds the model's %d positions (config.json max_position_embeddings)", seq, cfg.MaxPositions))
@@ -66,7 +65,7 @@ func runExportHF(w io.Writer, o exportOptions) error {
 	if meta.Method == "" && hf.Model.MLM != nil {
 		meta.Method = "mlm"
 	}
-	b, err := conformance.NewBackbone(name, hf.Model, conformance.BackboneOptions{Seq: seq, Pool: o.Pool, Metadata: meta})
+	b, err := export.NewBackbone(name, hf.Model, export.BackboneOptions{Seq: seq, Pool: o.Pool, Metadata: meta})
 	if err != nil {
 		return fail(err)
 	}

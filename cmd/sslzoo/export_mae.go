@@ -4,15 +4,16 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/sslzoo/sslzoo/conformance"
 	"github.com/sslzoo/sslzoo/export"
+	"github.com/sslzoo/sslzoo/export/maegraph"
+	"github.com/sslzoo/sslzoo/zoo/ssl"
 )
 
 // runExportMAEReconstruction exports the masked-reconstruction graph of an
 // MAE training checkpoint (encoder and decoder).
 func runExportMAEReconstruction(w io.Writer, o exportOptions) error {
 	fail := func(err error) error { return fmt.Errorf("sslzoo export: --graph reconstruct: %w", err) }
-	m, spec, err := loadMAECheckpoint(o.Weights)
+	m, spec, err := ssl.LoadMAECheckpoint(o.Weights)
 	if err != nil {
 		return fail(err)
 	}
@@ -21,7 +22,7 @@ func runExportMAEReconstruction(w io.Writer, o exportOptions) error {
 		return fail(err)
 	}
 	meta := export.Metadata{Method: "mae", Backbone: spec.Arch, Version: buildVersion(), WeightsSHA256: sum}
-	s, err := conformance.MAEReconstruction(spec.Arch+"-mae-reconstruction", m, meta)
+	s, err := maegraph.Reconstruction(spec.Arch+"-mae-reconstruction", m, meta)
 	if err != nil {
 		return fail(err)
 	}

@@ -65,16 +65,16 @@ func TestExportMAE(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("train exit %d: %s", code, stderr)
 	}
-	final := filepath.Join(out, finalFile)
+	final := filepath.Join(out, ssl.FinalFile)
 	f, err := weights.Read(final)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var spec runSpec
-	if err := json.Unmarshal([]byte(f.Metadata[metaTrain]), &spec); err != nil {
+	var spec ssl.TrainSpec
+	if err := json.Unmarshal([]byte(f.Metadata[ssl.MetaTrain]), &spec); err != nil {
 		t.Fatal(err)
 	}
-	enc, err := buildBackbone(spec, rand.New(rand.NewPCG(0, 0)))
+	enc, err := spec.NewBackbone(rand.New(rand.NewPCG(0, 0)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestExportMAE(t *testing.T) {
 	if md := modelMetadata(t, recon); md["sslzoo.mae"] == "" || md["sslzoo.method"] != "mae" {
 		t.Errorf("reconstruction metadata %v", md)
 	}
-	m, _, err := loadMAECheckpoint(ckpt)
+	m, _, err := ssl.LoadMAECheckpoint(ckpt)
 	if err != nil {
 		t.Fatal(err)
 	}

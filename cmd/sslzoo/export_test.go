@@ -16,6 +16,7 @@ import (
 	ortruntime "github.com/sslzoo/sslzoo/runtime"
 	"github.com/sslzoo/sslzoo/weights"
 	"github.com/sslzoo/sslzoo/zoo"
+	"github.com/sslzoo/sslzoo/zoo/ssl"
 )
 
 // TestExportRandomInit: the file has the advertised interface and
@@ -138,43 +139,58 @@ func TestExportWeights(t *testing.T) {
 
 // TestExportTrainResult: a `sslzoo train` result rebuilds its own backbone
 // (here one channel, width 0.25, 16 pixels) without --arch, and carries
-// its preprocessing into the file.
+// its preprocessing into the file, whether it was written in today's
+// format or in the one before preprocess.Spec ("grey", no crop).
 func TestExportTrainResult(t *testing.T) {
-	dir := t.TempDir()
-	spec := runSpec{Method: "byol", Data: "fashion-mnist", Arch: "resnet18-cifar", Width: 0.25, InChannels: 1, Size: 16,
+	spec := ssl.TrainSpec{Method: "byol", Data: "fashion-mnist", Arch: "resnet18-cifar", Width: 0.25, InChannels: 1, Size: 16,
 		Mean: []float64{0.286}, Std: []float64{0.353}, Epochs: 1, Batch: 8}
-	enc, err := buildBackbone(spec, rand.New(rand.NewPCG(5, 5)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := json.Marshal(spec)
-	wpath := filepath.Join(dir, "final.safetensors")
-	if err := nn.SaveState(wpath, enc, map[string]string{metaTrain: string(raw), metaMethod: "byol", metaPreprocess: preprocessJSON(spec)}); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, "m.onnx")
-	code, stdout, errs := runCLI("export", "--weights", wpath, "--out", out)
-	if code != 0 {
-		t.Fatal(errs)
-	}
-	if !strings.Contains(stdout, "pixel_values float32 [batch 1 16 16]") || !strings.Contains(stdout, "embedding float32 [batch 128]") {
-		t.Errorf("interface:\n%s", stdout)
-	}
-	info, _ := ortruntime.ReadModelInfoFile(out)
-	var pp export.Preprocess
-	if err := json.Unmarshal([]byte(info.Metadata["sslzoo.preprocess"]), &pp); err != nil || pp.Mean[0] != 0.286 || pp.Size != [2]int{16, 16} {
-		t.Errorf("preprocess %q: %v", info.Metadata["sslzoo.preprocess"], err)
-	}
-	if info.Metadata["sslzoo.method"] != "byol" {
-		t.Errorf("metadata %v", info.Metadata)
-	}
-	b, err := conformance.NewBackbone("resnet18-cifar", enc.(zoo.Backbone), conformance.BackboneOptions{ImageSize: 16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	compareFile(t, out, b, 2)
-	if code, _, errs := runCLI("export", "--arch", "vit-tiny", "--weights", wpath, "--out", out); code == 0 || !strings.Contains(errs, "resnet18-cifar backbone, not --arch vit-tiny") {
-		t.Errorf("arch mismatch: exit %d %q", code, errs)
+	current, _ := json.Marshal(spec.Preprocess())
+	for _, c := range []struct {
+		name, preprocess string
+	}{
+		{"current", string(current)},
+		{"old", `{"channels":"grey","layout":"NCHW","mean":[0.286],"resize":"bilinear","scale":0.00392156862745098,"size":[16,16],"std":[0.353]}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			enc, err := spec.NewBackbone(rand.New(rand.NewPCG(5, 5)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := json.Marshal(spec)
+			wpath := filepath.Join(dir, "final.safetensors")
+			if err := nn.SaveState(wpath, enc, map[string]string{ssl.MetaTrain: string(raw), ssl.MetaMethod: "byol", ssl.MetaPreprocess: c.preprocess}); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(dir, "m.onnx")
+			code, stdout, errs := runCLI("export", "--weights", wpath, "--out", out)
+			if code != 0 {
+				t.Fatal(errs)
+			}
+			if !strings.Contains(stdout, "pixel_values float32 [batch 1 16 16]") || !strings.Contains(stdout, "embedding float32 [batch 128]") {
+				t.Errorf("interface:\n%s", stdout)
+			}
+			info, _ := ortruntime.ReadModelInfoFile(out)
+			var pp export.Preprocess
+			if err := json.Unmarshal([]byte(info.Metadata["sslzoo.preprocess"]), &pp); err != nil || pp.Mean[0] != 0.286 || pp.Size != [2]int{16, 16} {
+				t.Errorf("preprocess %q: %v", info.Metadata["sslzoo.preprocess"], err)
+			}
+			pp.Normalize()
+			if err := pp.Validate(); err != nil || pp.Channels != "L" {
+				t.Errorf("preprocess %+v: %v", pp, err)
+			}
+			if info.Metadata["sslzoo.method"] != "byol" {
+				t.Errorf("metadata %v", info.Metadata)
+			}
+			b, err := conformance.NewBackbone("resnet18-cifar", enc.(zoo.Backbone), conformance.BackboneOptions{ImageSize: 16})
+			if err != nil {
+				t.Fatal(err)
+			}
+			compareFile(t, out, b, 2)
+			if code, _, errs := runCLI("export", "--arch", "vit-tiny", "--weights", wpath, "--out", out); code == 0 || !strings.Contains(errs, "resnet18-cifar backbone, not --arch vit-tiny") {
+				t.Errorf("arch mismatch: exit %d %q", code, errs)
+			}
+		})
 	}
 }
 

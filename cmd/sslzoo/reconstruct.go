@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
@@ -14,10 +13,7 @@ import (
 
 	"github.com/sslzoo/sslzoo/data"
 	"github.com/sslzoo/sslzoo/internal/atomicfile"
-	"github.com/sslzoo/sslzoo/nn"
 	"github.com/sslzoo/sslzoo/tensor"
-	"github.com/sslzoo/sslzoo/weights"
-	"github.com/sslzoo/sslzoo/zoo"
 	"github.com/sslzoo/sslzoo/zoo/ssl"
 )
 
@@ -54,47 +50,6 @@ type reconstructOptions struct {
 	Seed                  uint64
 }
 
-// loadMAECheckpoint rebuilds the MAE a training checkpoint was written by
-// and loads its weights.
-func loadMAECheckpoint(path string) (*ssl.MAE, runSpec, error) {
-	f, err := weights.Read(path)
-	if err != nil {
-		return nil, runSpec{}, err
-	}
-	var spec runSpec
-	if err := json.Unmarshal([]byte(f.Metadata[ckptMetaTrain]), &spec); err != nil {
-		if _, final := f.Metadata[metaTrain]; final {
-			return nil, runSpec{}, fmt.Errorf("%s holds the encoder only; reconstruction needs the decoder: use checkpoint.safetensors from the same run", path)
-		}
-		return nil, runSpec{}, fmt.Errorf("%s is not an sslzoo training checkpoint (no %s metadata)", path, ckptMetaTrain)
-	}
-	if spec.Method != "mae" {
-		return nil, runSpec{}, fmt.Errorf("%s was written by %q training, not mae", path, spec.Method)
-	}
-	var cfg ssl.MAEConfig
-	if err := json.Unmarshal([]byte(f.Metadata[ckptMetaMethod]), &cfg); err != nil {
-		return nil, runSpec{}, fmt.Errorf("%s: MAE config: %w", path, err)
-	}
-	rng := rand.New(rand.NewPCG(spec.Seed, 0))
-	enc, err := buildBackbone(spec, rng)
-	if err != nil {
-		return nil, runSpec{}, err
-	}
-	vit, ok := enc.(*zoo.ViT)
-	if !ok {
-		return nil, runSpec{}, fmt.Errorf("%s: backbone %s is not a ViT", path, spec.Arch)
-	}
-	m, err := ssl.NewMAE(cfg, vit, rng)
-	if err != nil {
-		return nil, runSpec{}, err
-	}
-	if _, _, err := nn.LoadCheckpoint(path, m, nil, nil); err != nil {
-		return nil, runSpec{}, err
-	}
-	m.SetTraining(false)
-	return m, spec, nil
-}
-
 func runReconstruct(ctx context.Context, o reconstructOptions, stdout io.Writer) error {
 	switch {
 	case o.Checkpoint == "":
@@ -104,7 +59,7 @@ func runReconstruct(ctx context.Context, o reconstructOptions, stdout io.Writer)
 	case o.Scale < 1 || o.Scale > 32:
 		return usagef("sslzoo reconstruct: --scale %d outside [1, 32]", o.Scale)
 	}
-	m, spec, err := loadMAECheckpoint(o.Checkpoint)
+	m, spec, err := ssl.LoadMAECheckpoint(o.Checkpoint)
 	if err != nil {
 		return fmt.Errorf("sslzoo reconstruct: %w", err)
 	}
@@ -120,14 +75,14 @@ func runReconstruct(ctx context.Context, o reconstructOptions, stdout io.Writer)
 	if n == 0 {
 		return fmt.Errorf("sslzoo reconstruct: --data %s holds no images", dataSpec)
 	}
-	channels, toRGB := channelsOf(ds)
+	channels, toRGB := ssl.ImageChannels(ds)
 	if toRGB {
 		channels = 3
 	}
 	if channels != spec.InChannels {
 		return fmt.Errorf("sslzoo reconstruct: --data %s has %d channels, the model %d", dataSpec, channels, spec.InChannels)
 	}
-	tf := evalTransform(spec, toRGB)
+	tf := spec.EvalTransform(toRGB)
 	s := spec.Size
 	batch := tensor.New(n, spec.InChannels, s, s)
 	for i := range n {
@@ -163,7 +118,7 @@ func runReconstruct(ctx context.Context, o reconstructOptions, stdout io.Writer)
 // reconstructionGrid lays out three rows of n cells (original, visible
 // patches on grey, reconstruction) with a 2-pixel gap, each pixel drawn
 // scale x scale, after undoing the normalisation.
-func reconstructionGrid(orig, pred *tensor.Tensor, mk ssl.MAEMasking, spec runSpec, p, scale int) *image.NRGBA {
+func reconstructionGrid(orig, pred *tensor.Tensor, mk ssl.MAEMasking, spec ssl.TrainSpec, p, scale int) *image.NRGBA {
 	n, c, s := orig.Shape[0], orig.Shape[1], orig.Shape[2]
 	g := s / p
 	const gap = 2

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sslzoo/sslzoo/weights"
 	"github.com/sslzoo/sslzoo/zoo"
+	"github.com/sslzoo/sslzoo/zoo/ssl"
 )
 
 // MAE trains through the CLI on a ViT, its final weights are the encoder
@@ -22,23 +23,23 @@ func TestTrainMAEAndReconstruct(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(stdout, "wrote "+filepath.Join(out, finalFile)) {
+	if !strings.Contains(stdout, "wrote "+filepath.Join(out, ssl.FinalFile)) {
 		t.Fatalf("stdout %q", stdout)
 	}
-	f, err := weights.Read(filepath.Join(out, finalFile))
+	f, err := weights.Read(filepath.Join(out, ssl.FinalFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Metadata[metaMethod] != "mae" || f.Tensors["pos_embed"] == nil || f.Tensors["decoder_embed.weight"] != nil {
+	if f.Metadata[ssl.MetaMethod] != "mae" || f.Tensors["pos_embed"] == nil || f.Tensors["decoder_embed.weight"] != nil {
 		t.Fatalf("final weights: metadata %v, names %v", f.Metadata, f.Names()[:4])
 	}
-	code, _, stderr = runCLI("eval", "knn", "--checkpoint", filepath.Join(out, finalFile), "--workers", "2")
+	code, _, stderr = runCLI("eval", "knn", "--checkpoint", filepath.Join(out, ssl.FinalFile), "--workers", "2")
 	if code != 0 {
 		t.Fatalf("eval exit %d: %s", code, stderr)
 	}
 
 	png1 := filepath.Join(t.TempDir(), "grid.png")
-	code, stdout, stderr = runCLI("reconstruct", "--checkpoint", filepath.Join(out, checkpointFile), "--n", "3", "--scale", "2", "--out", png1)
+	code, stdout, stderr = runCLI("reconstruct", "--checkpoint", filepath.Join(out, ssl.CheckpointFile), "--n", "3", "--scale", "2", "--out", png1)
 	if code != 0 {
 		t.Fatalf("reconstruct exit %d: %s", code, stderr)
 	}
@@ -83,9 +84,9 @@ func TestTrainMAEAndReconstruct(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"reconstruct", "--checkpoint", filepath.Join(out, finalFile)}, "encoder only"},
+		{[]string{"reconstruct", "--checkpoint", filepath.Join(out, ssl.FinalFile)}, "encoder only"},
 		{[]string{"reconstruct"}, "--checkpoint is required"},
-		{[]string{"reconstruct", "--checkpoint", filepath.Join(out, checkpointFile), "--n", "0"}, "--n 0"},
+		{[]string{"reconstruct", "--checkpoint", filepath.Join(out, ssl.CheckpointFile), "--n", "0"}, "--n 0"},
 		{[]string{"train", "mae", "--data", "fashion-mnist", "--out", t.TempDir(), "--width", "0.0625", "--size", "16", "--batch", "8"}, "ViT backbone"},
 		{[]string{"train", "mae", "--data", "fashion-mnist", "--arch", "vit-tiny", "--width", "1", "--size", "18", "--batch", "8", "--out", t.TempDir()}, "divisible by its patch size"},
 	} {

@@ -47,7 +47,7 @@ func ExampleNew() {
 	}
 	fmt.Println("steps", m.Steps())
 	// Output:
-	// [simclr mocov2 mocov3 byol swav]
+	// [simclr mocov2 mocov3 byol swav mae]
 	// byol true 0
 	// steps 1
 }

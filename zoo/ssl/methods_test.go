@@ -579,7 +579,16 @@ func TestSwAVQueue(t *testing.T) {
 func TestNewByName(t *testing.T) {
 	run := Run{Batch: 256, StepsPerEpoch: 10, Epochs: 100}
 	for _, name := range MethodNames() {
-		m, err := New(name, tinyResNet(t, 8), run, rand.New(rand.NewPCG(8, 3)))
+		var enc Encoder = tinyResNet(t, 8)
+		first := "backbone.conv1.weight"
+		if name == "mae" {
+			vit, err := zoo.NewViT(zoo.ViTConfig{ImageSize: 16, PatchSize: 4, InChannels: 3, Dim: 16, Depth: 1, Heads: 2}, rand.New(rand.NewPCG(8, 2)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			enc, first = vit, "backbone.patch_embed.proj.weight"
+		}
+		m, err := New(name, enc, run, rand.New(rand.NewPCG(8, 3)))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -587,13 +596,13 @@ func TestNewByName(t *testing.T) {
 			t.Errorf("New(%q) built %q", name, m.Name())
 		}
 		// The online encoder is saved under "backbone." with torchvision's
-		// names, so evaluation can load it by that prefix.
+		// (timm's) names, so evaluation can load it by that prefix.
 		found := false
 		for _, p := range nn.StateOf(m).Params {
-			found = found || p.Name == "backbone.conv1.weight"
+			found = found || p.Name == first
 		}
 		if !found {
-			t.Errorf("%s: no backbone.conv1.weight in its state", name)
+			t.Errorf("%s: no %s in its state", name, first)
 		}
 	}
 	if _, err := New("dino", tinyResNet(t, 8), run, nil); err == nil || !strings.Contains(err.Error(), "simclr") {

@@ -2,43 +2,114 @@ package ssl
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
+
+	"github.com/sslzoo/sslzoo/zoo"
 )
 
-// Run describes a training run, which the default recipes scale to: the
-// batch size (learning rates follow the linear scaling rule) and the
-// schedule length (warmup, cosine decay, momentum schedules, prototype
-// freezing).
+// Run describes a training run, which the recipes scale to: the batch size
+// (learning rates follow the linear scaling rule) and the schedule length
+// (warmup, cosine decay, momentum schedules, prototype freezing), plus the
+// run's choices on top of the recipe.
 type Run struct {
 	Batch, StepsPerEpoch, Epochs int
+	// Recipe is RecipePaper (also "") or RecipeCIFAR; MAE has the paper's
+	// recipe only.
+	Recipe string
+	// LR, when positive, replaces the recipe's peak learning rate; the
+	// final rate keeps its ratio to the peak.
+	LR float64
+	// Queue, when positive, is MoCo v2's queue length; other methods have
+	// no queue to size and ignore it.
+	Queue int
 }
 
-// methodNames are the registered methods, in the order the seed lists them.
-var methodNames = []string{"simclr", "mocov2", "mocov3", "byol", "swav"}
+// methodNames are the registered methods: the seed's five, then MAE.
+var methodNames = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "mae"}
 
 // MethodNames lists the methods New builds.
 func MethodNames() []string { return append([]string(nil), methodNames...) }
 
 // New builds the named method around backbone with its published recipe
-// scaled to run.
+// (or the CIFAR one, per run.Recipe) scaled to run, with run's learning
+// rate and queue length when given. MAE needs a *zoo.ViT backbone.
 func New(name string, backbone Encoder, run Run, rng *rand.Rand) (Method, error) {
 	if run.Batch < 2 || run.StepsPerEpoch < 1 || run.Epochs < 1 {
 		return nil, fmt.Errorf("ssl: run of %d epochs x %d steps at batch %d: need batch >= 2 and at least one step",
 			run.Epochs, run.StepsPerEpoch, run.Batch)
 	}
+	if !slices.Contains(Recipes, run.Recipe) && run.Recipe != "" {
+		return nil, fmt.Errorf("ssl: unknown recipe %q (known: %s)", run.Recipe, strings.Join(Recipes, ", "))
+	}
+	if run.LR < 0 || math.IsNaN(run.LR) || math.IsInf(run.LR, 0) {
+		return nil, fmt.Errorf("ssl: learning rate %g must be a positive number (or 0 for the recipe's)", run.LR)
+	}
 	b, s, e := run.Batch, run.StepsPerEpoch, run.Epochs
+	cifar := run.Recipe == RecipeCIFAR
+	setLR := func(oc *OptimConfig) {
+		if run.LR > 0 {
+			// Keep the recipe's ratio of final to peak rate.
+			if oc.LR > 0 {
+				oc.FinalLR *= run.LR / oc.LR
+			}
+			oc.LR = run.LR
+		}
+	}
 	switch name {
 	case "simclr":
-		return NewSimCLR(DefaultSimCLRConfig(b, s, e), backbone, rng)
+		c := DefaultSimCLRConfig(b, s, e)
+		if cifar {
+			c.UseCIFARRecipe(b, s, e)
+		}
+		setLR(&c.Optim)
+		return NewSimCLR(c, backbone, rng)
 	case "mocov2":
-		return NewMoCoV2(DefaultMoCoV2Config(b, s, e), backbone, rng)
+		c := DefaultMoCoV2Config(b, s, e)
+		if cifar {
+			c.UseCIFARRecipe(b, s, e)
+		}
+		setLR(&c.Optim)
+		if run.Queue > 0 {
+			c.QueueSize = run.Queue
+		}
+		return NewMoCoV2(c, backbone, rng)
 	case "mocov3":
-		return NewMoCoV3(DefaultMoCoV3Config(backbone, b, s, e), backbone, rng)
+		c := DefaultMoCoV3Config(backbone, b, s, e)
+		if cifar {
+			if err := c.UseCIFARRecipe(backbone, b, s, e); err != nil {
+				return nil, err
+			}
+		}
+		setLR(&c.Optim)
+		return NewMoCoV3(c, backbone, rng)
 	case "byol":
-		return NewBYOL(DefaultBYOLConfig(b, s, e), backbone, rng)
+		c := DefaultBYOLConfig(b, s, e)
+		if cifar {
+			c.UseCIFARRecipe(b, s, e)
+		}
+		setLR(&c.Optim)
+		return NewBYOL(c, backbone, rng)
 	case "swav":
-		return NewSwAV(DefaultSwAVConfig(b, s, e), backbone, rng)
+		c := DefaultSwAVConfig(b, s, e)
+		if cifar {
+			c.UseCIFARRecipe(b, s, e)
+		}
+		setLR(&c.Optim)
+		return NewSwAV(c, backbone, rng)
+	case "mae":
+		if cifar {
+			return nil, fmt.Errorf("mae: the %s recipe covers the contrastive and clustering methods; MAE has the %s recipe only", RecipeCIFAR, RecipePaper)
+		}
+		vit, ok := backbone.(*zoo.ViT)
+		if !ok {
+			return nil, fmt.Errorf("mae needs a ViT backbone (vit-tiny, vit-small, ...), not %T", backbone)
+		}
+		c := DefaultMAEConfig(vit, b, s, e)
+		setLR(&c.Optim)
+		return NewMAE(c, vit, rng)
 	}
 	return nil, fmt.Errorf("ssl: unknown method %q (known: %s)", name, strings.Join(methodNames, ", "))
 }

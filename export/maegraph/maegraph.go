@@ -1,4 +1,9 @@
-package conformance
+// Package maegraph exports a trained MAE's masked-reconstruction graph
+// (encoder and decoder) to ONNX, so another stack can reproduce sslzoo's
+// reconstructions of any masking. It sits apart from package export
+// because it needs zoo/ssl's MAE, training code the plain exporter and
+// everything that reads ONNX metadata should not pull in.
+package maegraph
 
 import (
 	"encoding/json"
@@ -10,12 +15,12 @@ import (
 	"github.com/sslzoo/sslzoo/zoo/ssl"
 )
 
-// MAEKey is the metadata key describing the inputs and output of an MAE
+// Key is the metadata key describing the inputs and output of an MAE
 // reconstruction graph.
-const MAEKey = "sslzoo.mae"
+const Key = "sslzoo.mae"
 
-// MAEReconstruction wraps a trained MAE (encoder and decoder) as the Spec
-// of its masked-reconstruction graph: inputs "pixel_values" [batch, C, H, W]
+// Reconstruction wraps a trained MAE (encoder and decoder) as the Spec of
+// its masked-reconstruction graph: inputs "pixel_values" [batch, C, H, W]
 // at the training size and "mask" [batch, L] float32 (1 hides a patch, 0
 // shows it, patches in row-major order), output "pred" [batch, L, p*p*C],
 // the decoder's pixels for every patch in patchify order (normalised per
@@ -30,7 +35,7 @@ const MAEKey = "sslzoo.mae"
 // added), so the result is the same up to float rounding. The selection is
 // a 0/1 matrix built from the mask with plain arithmetic (a running count
 // of visible patches compared with each slot), so every engine runs it.
-func MAEReconstruction(name string, m *ssl.MAE, meta export.Metadata) (export.Spec, error) {
+func Reconstruction(name string, m *ssl.MAE, meta export.Metadata) (export.Spec, error) {
 	bc := m.Encoder.Config
 	g := bc.Grid()
 	l := g * g
@@ -52,8 +57,7 @@ func MAEReconstruction(name string, m *ssl.MAE, meta export.Metadata) (export.Sp
 		"mask":          fmt.Sprintf("float32 [batch, %d], 1 = hidden patch, row-major patch order; exactly %d hidden per row", l, l-keep),
 		"pred":          "[batch, patches, patch*patch*channels] in patchify order (p, q, c); normalised per patch when norm_pix_loss",
 	})
-	meta.Extra = withExtra(meta.Extra, MAEKey, string(desc))
-	props, err := meta.Props()
+	props, err := meta.WithExtra(Key, string(desc)).Props()
 	if err != nil {
 		return export.Spec{}, fmt.Errorf("export %s: %w", name, err)
 	}

@@ -1,14 +1,14 @@
-package conformance
+package export
 
 import (
 	"fmt"
+	"maps"
 
 	"github.com/sslzoo/sslzoo/autograd"
-	"github.com/sslzoo/sslzoo/export"
 	"github.com/sslzoo/sslzoo/zoo"
 )
 
-// Pooling names, as written to the "sslzoo.pooling" metadata key.
+// Pooling names, as written to the PoolingKey metadata key.
 const (
 	PoolCLS  = "cls"
 	PoolMean = "mean"
@@ -18,13 +18,25 @@ const (
 // tokens of a ViT or BERT.
 const PoolingKey = "sslzoo.pooling"
 
-// CheckPool validates a --pool value ("" means the model's default).
+// CheckPool validates a pooling name ("" means the model's default).
 func CheckPool(pool string) error {
 	switch pool {
 	case "", PoolCLS, PoolMean:
 		return nil
 	}
 	return fmt.Errorf("pooling %q: want cls or mean", pool)
+}
+
+// WithExtra returns a copy of m whose Extra also holds key = value; m's own
+// map is left alone, so one Metadata can seed several exports.
+func (m Metadata) WithExtra(key, value string) Metadata {
+	extra := maps.Clone(m.Extra)
+	if extra == nil {
+		extra = map[string]string{}
+	}
+	extra[key] = value
+	m.Extra = extra
+	return m
 }
 
 // vitPooled returns the forward of a ViT embedding with the requested
@@ -37,17 +49,17 @@ func CheckPool(pool string) error {
 // its average, so it can only be exported as "mean".
 func vitPooled(arch string, m *zoo.ViT, pool string) (func(*autograd.Tape, *autograd.Var) *autograd.Var, string, error) {
 	if err := CheckPool(pool); err != nil {
-		return nil, "", fmt.Errorf("conformance: %s: %w", arch, err)
+		return nil, "", fmt.Errorf("export: %s: %w", arch, err)
 	}
 	own := m.Config.Pool
 	if pool == "" || pool == own {
 		return m.Forward, own, nil
 	}
 	if m.Head != nil {
-		return nil, "", fmt.Errorf("conformance: %s has a classification head; pooling %q applies to a headless backbone", arch, pool)
+		return nil, "", fmt.Errorf("export: %s has a classification head; pooling %q applies to a headless backbone", arch, pool)
 	}
 	if pool == PoolCLS {
-		return nil, "", fmt.Errorf("conformance: %s was built with mean pooling and has no final norm over its tokens; it can only be exported with pooling mean", arch)
+		return nil, "", fmt.Errorf("export: %s was built with mean pooling and has no final norm over its tokens; it can only be exported with pooling mean", arch)
 	}
 	// Mean of the normalised patch tokens of a "cls" ViT.
 	return func(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
@@ -57,16 +69,15 @@ func vitPooled(arch string, m *zoo.ViT, pool string) (func(*autograd.Tape, *auto
 	}, PoolMean, nil
 }
 
-// vitSpec is export.ImageSpec with a chosen pooling.
-func vitSpec(arch string, m *zoo.ViT, pool string, channels, size int, meta export.Metadata) (export.Spec, error) {
+// vitSpec is ImageSpec with a chosen pooling.
+func vitSpec(arch string, m *zoo.ViT, pool string, channels, size int, meta Metadata) (Spec, error) {
 	fwd, used, err := vitPooled(arch, m, pool)
 	if err != nil {
-		return export.Spec{}, err
+		return Spec{}, err
 	}
-	meta.Extra = withExtra(meta.Extra, PoolingKey, used)
-	s, err := export.ImageSpec(arch, m, channels, size, size, meta)
+	s, err := ImageSpec(arch, m, channels, size, size, meta.WithExtra(PoolingKey, used))
 	if err != nil {
-		return export.Spec{}, err
+		return Spec{}, err
 	}
 	s.Forward = func(tp *autograd.Tape, in []*autograd.Var) []*autograd.Var {
 		return []*autograd.Var{fwd(tp, in[0])}
@@ -87,15 +98,4 @@ func BERTPool(tp *autograd.Tape, pool string, seqOut, mask *autograd.Var, n, seq
 		return tp.Div(sum, count)
 	}
 	return tp.Reshape(tp.Slice(seqOut, 1, 0, 1), n, hidden)
-}
-
-// withExtra returns a copy of extra with key set to value.
-func withExtra(extra map[string]string, key, value string) map[string]string {
-	out := map[string]string{key: value}
-	for k, v := range extra {
-		if k != key {
-			out[k] = v
-		}
-	}
-	return out
 }

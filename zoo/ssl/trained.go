@@ -1,0 +1,98 @@
+package ssl
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/sslzoo/sslzoo/nn"
+	"github.com/sslzoo/sslzoo/weights"
+	"github.com/sslzoo/sslzoo/zoo"
+)
+
+// LoadEncoder rebuilds the backbone a Train run saved, from its FinalFile
+// (the backbone's state, the spec under MetaTrain) or a CheckpointFile (the
+// method's state with the backbone under "backbone.", the spec under
+// CheckpointMetaTrain), and loads its weights. rng initialises the backbone
+// first; with randomInit the weights are left so, which gives an untrained
+// backbone of the run's configuration.
+func LoadEncoder(path string, rng *rand.Rand, randomInit bool) (Encoder, TrainSpec, error) {
+	f, err := weights.Read(path)
+	if err != nil {
+		return nil, TrainSpec{}, err
+	}
+	raw, ok := f.Metadata[MetaTrain]
+	ckpt := false
+	if !ok {
+		raw, ckpt = f.Metadata[CheckpointMetaTrain], true
+	}
+	var spec TrainSpec
+	if raw == "" {
+		return nil, spec, fmt.Errorf("%s has no %s metadata: not written by sslzoo train", path, MetaTrain)
+	}
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		return nil, spec, fmt.Errorf("%s: bad %s metadata: %w", path, MetaTrain, err)
+	}
+	enc, err := spec.NewBackbone(rng)
+	if err != nil {
+		return nil, spec, fmt.Errorf("%s: %w", path, err)
+	}
+	if randomInit {
+		return enc, spec, nil
+	}
+	ts := f.Tensors
+	if ckpt {
+		ts = map[string]*weights.Tensor{}
+		for n, t := range f.Tensors {
+			if rest, ok := strings.CutPrefix(n, "backbone."); ok {
+				ts[rest] = t
+			}
+		}
+	}
+	if err := nn.LoadState(enc, ts, true); err != nil {
+		return nil, spec, fmt.Errorf("%s: %w", path, err)
+	}
+	return enc, spec, nil
+}
+
+// LoadMAECheckpoint rebuilds the MAE (encoder and decoder) an MAE run's
+// CheckpointFile was written by and loads its weights, in eval mode.
+func LoadMAECheckpoint(path string) (*MAE, TrainSpec, error) {
+	f, err := weights.Read(path)
+	if err != nil {
+		return nil, TrainSpec{}, err
+	}
+	var spec TrainSpec
+	if err := json.Unmarshal([]byte(f.Metadata[CheckpointMetaTrain]), &spec); err != nil {
+		if _, final := f.Metadata[MetaTrain]; final {
+			return nil, TrainSpec{}, fmt.Errorf("%s holds the encoder only; reconstruction needs the decoder: use %s from the same run", path, CheckpointFile)
+		}
+		return nil, TrainSpec{}, fmt.Errorf("%s is not an sslzoo training checkpoint (no %s metadata)", path, CheckpointMetaTrain)
+	}
+	if spec.Method != "mae" {
+		return nil, TrainSpec{}, fmt.Errorf("%s was written by %q training, not mae", path, spec.Method)
+	}
+	var cfg MAEConfig
+	if err := json.Unmarshal([]byte(f.Metadata[CheckpointMetaMethodConfig]), &cfg); err != nil {
+		return nil, TrainSpec{}, fmt.Errorf("%s: MAE config: %w", path, err)
+	}
+	rng := rand.New(rand.NewPCG(spec.Seed, 0))
+	enc, err := spec.NewBackbone(rng)
+	if err != nil {
+		return nil, TrainSpec{}, err
+	}
+	vit, ok := enc.(*zoo.ViT)
+	if !ok {
+		return nil, TrainSpec{}, fmt.Errorf("%s: backbone %s is not a ViT", path, spec.Arch)
+	}
+	m, err := NewMAE(cfg, vit, rng)
+	if err != nil {
+		return nil, TrainSpec{}, err
+	}
+	if _, _, err := nn.LoadCheckpoint(path, m, nil, nil); err != nil {
+		return nil, TrainSpec{}, err
+	}
+	m.SetTraining(false)
+	return m, spec, nil
+}
