@@ -1,11 +1,8 @@
 package data
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"image"
-	"io"
 	"log"
 	"os"
 	"path/filepath"
@@ -13,16 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 
-	// Decoders registered with image.Decode.
-	_ "image/gif"
-	_ "image/jpeg"
-	_ "image/png"
-
-	_ "golang.org/x/image/bmp"
-	_ "golang.org/x/image/tiff"
-	_ "golang.org/x/image/webp"
-
 	"github.com/sslzoo/sslzoo/data/augment"
+	"github.com/sslzoo/sslzoo/data/preprocess"
 )
 
 // DecodePolicy says what an ImageFolder does with a file that fails to
@@ -62,19 +51,8 @@ func (p DecodePolicy) String() string {
 // Loader drops such samples instead of failing.
 var ErrSkipSample = errors.New("sample skipped")
 
-// DecodeError is a file that failed to decode.
-type DecodeError struct {
-	Path   string
-	Offset int64 // bytes the decoder had consumed when it failed
-	Size   int64
-	Err    error
-}
-
-func (e *DecodeError) Error() string {
-	return fmt.Sprintf("%s: byte offset %d of %d: decode: %v", e.Path, e.Offset, e.Size, e.Err)
-}
-
-func (e *DecodeError) Unwrap() error { return e.Err }
+// DecodeError is a file that failed to decode (preprocess's type).
+type DecodeError = preprocess.DecodeError
 
 // ImageExtensions are the file name endings ImageFolder picks up by default
 // (case-insensitive).
@@ -190,83 +168,17 @@ func (f *ImageFolder) Get(i int) (*augment.Image, int, error) {
 	return nil, 0, fmt.Errorf("%w: %w", ErrSkipSample, err)
 }
 
-// countingReader reports how far a decoder got before failing.
-type countingReader struct {
-	r *bytes.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-// DecodeImageFile decodes one image file (any registered format) to a CHW
-// float image in [0,1]. A failure is a *DecodeError with the byte offset the
-// decoder had reached (decoders read ahead in blocks, so the damage is at
-// or before it).
+// DecodeImageFile decodes one image file to a CHW float image in [0,1]
+// through preprocess.DecodeFile, the decoder embed and serve use (so eval
+// sees the same pixels): PNG, JPEG, GIF, BMP, WebP or TIFF by content, with
+// the default pixel and file size limits. Grey sources give one channel,
+// all others three, with alpha dropped as PIL's convert("RGB") drops it. A
+// failure to decode is a *DecodeError with the byte offset the decoder had
+// reached (decoders read ahead in blocks, so the damage is at or before it).
 func DecodeImageFile(path string) (*augment.Image, error) {
-	b, err := os.ReadFile(path)
+	img, err := preprocess.DecodeFile(path, preprocess.DecodeOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("image: %w", err)
+		return nil, err
 	}
-	cr := &countingReader{r: bytes.NewReader(b)}
-	img, format, err := image.Decode(cr)
-	if err != nil {
-		if errors.Is(err, image.ErrFormat) {
-			// Sniffing looks at the first bytes only (the reader's read-ahead
-			// is not where the problem is).
-			return nil, &DecodeError{Path: path, Offset: 0, Size: int64(len(b)),
-				Err: fmt.Errorf("%w: no decoder for a file starting % x", err, b[:min(len(b), 8)])}
-		}
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, &DecodeError{Path: path, Offset: cr.n, Size: int64(len(b)), Err: err}
-	}
-	if img.Bounds().Empty() {
-		return nil, &DecodeError{Path: path, Offset: cr.n, Size: int64(len(b)), Err: errors.New("empty image")}
-	}
-	if format == "webp" {
-		switch m := img.(type) {
-		case *image.YCbCr:
-			return studioYCbCr(m), nil
-		case *image.NYCbCrA:
-			return studioYCbCr(&m.YCbCr), nil
-		}
-	}
-	return augment.FromImage(img), nil
-}
-
-// studioYCbCr converts lossy WebP's YCbCr, which is BT.601 "studio range"
-// (Y in 16..235), to RGB. x/image/webp hands it over as an image.YCbCr,
-// whose colour model is JPEG's full range, and that would make dark pixels
-// up to 15/255 too bright and light ones 10/255 too dark. The constants are
-// libwebp's (14-bit fixed point); chroma is taken from the sample covering
-// each pixel, where libwebp interpolates between samples.
-func studioYCbCr(m *image.YCbCr) *augment.Image {
-	b := m.Bounds()
-	h, w := b.Dy(), b.Dx()
-	out := augment.NewImage(3, h, w)
-	n := h * w
-	const (
-		kY  = 19077.0 / 16384
-		kVR = 26149.0 / 16384
-		kUG = 6419.0 / 16384
-		kVG = 13320.0 / 16384
-		kUB = 33050.0 / 16384
-	)
-	clamp := func(v float64) float32 { return float32(min(max(v, 0), 255) / 255) }
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			yi, ci := m.YOffset(b.Min.X+x, b.Min.Y+y), m.COffset(b.Min.X+x, b.Min.Y+y)
-			Y := kY * (float64(m.Y[yi]) - 16)
-			U, V := float64(m.Cb[ci])-128, float64(m.Cr[ci])-128
-			out.Pix[y*w+x] = clamp(Y + kVR*V)
-			out.Pix[n+y*w+x] = clamp(Y - kUG*U - kVG*V)
-			out.Pix[2*n+y*w+x] = clamp(Y + kUB*U)
-		}
-	}
-	return out
+	return preprocess.ToImage(img), nil
 }

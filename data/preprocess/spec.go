@@ -3,6 +3,18 @@
 // center crop, scale and normalise, as torchvision's eval transforms do on
 // PIL images. One code path serves embed, serve, eval and the zoo API, so a
 // model sees the same pixels whichever door an image comes in by.
+//
+// Decode reads PNG, JPEG, GIF (first frame), BMP, WebP and TIFF by content,
+// refusing a header that declares more pixels than a limit before any pixel
+// memory is allocated. Its pixels are PIL's: chroma upsampling and colour
+// conversion of JPEG and lossy WebP follow libjpeg and libwebp, and a GIF's
+// first frame sits on its logical screen as in PIL (only JPEG's IDCT is
+// Go's, off by a level or two at most). Spec.Apply then converts to RGB or
+// L, resizes, crops, scales and normalises; Files does all of it for many
+// files on several goroutines, in order and in batches, and ExpandInputs
+// turns command-line arguments (files, folders, globs) into the file list.
+// scripts/gen_preprocess_golden.py holds the PIL/torchvision reference the
+// tests compare against.
 package preprocess
 
 import (
@@ -24,12 +36,14 @@ const (
 // shorter side to ResizeSize (aspect kept), else resize the whole image to
 // Size; with Crop "center", cut the Size window out of the middle; multiply
 // the 0..255 values by Scale; subtract Mean and divide by Std per channel.
+// As with torchvision on a PIL image, the resize rounds back to 8-bit values
+// and a crop larger than the resized image pads it with black (0) first.
 type Spec struct {
 	Layout     string    `json:"layout"`                // "NCHW"
 	Channels   string    `json:"channels"`              // RGB or L
 	Size       [2]int    `json:"size"`                  // height, width of the model input
 	ResizeSize int       `json:"resize_size,omitempty"` // shorter side before the crop; 0: resize to Size
-	Resize     string    `json:"resize"`                // interpolation: "bilinear" (antialiased)
+	Resize     string    `json:"resize"`                // interpolation, antialiased as PIL's: "bilinear" or "bicubic"
 	Crop       string    `json:"crop"`                  // "center" or "none"
 	Scale      float64   `json:"scale"`                 // applied to 0..255 pixels first, e.g. 1/255
 	Mean       []float64 `json:"mean"`                  // per channel, after scaling
@@ -76,10 +90,12 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("preprocess: size %dx%d outside 1..16384", s.Size[0], s.Size[1])
 	case s.ResizeSize < 0 || s.ResizeSize > 1<<14:
 		return fmt.Errorf("preprocess: resize_size %d outside 0..16384", s.ResizeSize)
-	case s.Resize != "bilinear":
-		return fmt.Errorf("preprocess: resize %q: only bilinear is supported", s.Resize)
+	case s.Resize != "bilinear" && s.Resize != "bicubic":
+		return fmt.Errorf("preprocess: resize %q: want bilinear or bicubic", s.Resize)
 	case s.Crop != "center" && s.Crop != "none":
 		return fmt.Errorf("preprocess: crop %q: want center or none", s.Crop)
+	case s.Crop == "none" && s.ResizeSize > 0:
+		return fmt.Errorf("preprocess: resize_size %d without crop \"center\" gives inputs of varying size; use crop center, or resize_size 0 to resize to %dx%d", s.ResizeSize, s.Size[0], s.Size[1])
 	case s.Crop == "center" && s.ResizeSize > 0 && s.ResizeSize < min(s.Size[0], s.Size[1]):
 		return fmt.Errorf("preprocess: resize_size %d is smaller than the %dx%d crop", s.ResizeSize, s.Size[0], s.Size[1])
 	case !(s.Scale > 0):
