@@ -2,6 +2,7 @@ package data
 
 import (
 	"fmt"
+	"image"
 
 	"github.com/sslzoo/sslzoo/data/augment"
 )
@@ -50,4 +51,27 @@ func (s *Images) Subset(n int) *Images {
 		t.Labels = s.Labels[:n]
 	}
 	return &t
+}
+
+// Image returns sample i as an image.Image (grey for one channel, RGBA for
+// three), the form decoders hand out, so in-memory sets can go through the
+// same preprocessing as image files.
+func (s *Images) Image(i int) (image.Image, error) {
+	if i < 0 || i >= s.N {
+		return nil, fmt.Errorf("%s: sample %d out of range [0,%d)", s.Name, i, s.N)
+	}
+	plane := s.H * s.W
+	px := s.Pix[i*s.C*plane : (i+1)*s.C*plane]
+	r := image.Rect(0, 0, s.W, s.H)
+	switch s.C {
+	case 1:
+		return &image.Gray{Pix: px, Stride: s.W, Rect: r}, nil
+	case 3:
+		m := image.NewRGBA(r)
+		for j := range plane {
+			m.Pix[4*j], m.Pix[4*j+1], m.Pix[4*j+2], m.Pix[4*j+3] = px[j], px[plane+j], px[2*plane+j], 255
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("%s: %d-channel images have no image.Image form", s.Name, s.C)
 }

@@ -33,6 +33,8 @@ type Backbone struct {
 	// PadID describe the text input.
 	Channels, Height, Width int
 	Seq, Vocab, PadID       int
+	// Preprocess is what the file records for image inputs (nil for text).
+	Preprocess *Preprocess
 }
 
 // BackboneOptions adjust an export.
@@ -96,6 +98,7 @@ func NewBackbone(arch string, m zoo.Backbone, opts BackboneOptions) (*Backbone, 
 	if meta.Preprocess == nil {
 		meta.Preprocess = imagePreprocess(cifar, b.Channels, size)
 	}
+	b.Preprocess = meta.Preprocess
 	var s Spec
 	var err error
 	if vit, ok := m.(*zoo.ViT); ok {
@@ -168,10 +171,11 @@ func newTextBackbone(b *Backbone, bm *zoo.BERT, seq int, pool string, meta Metad
 // recipes use: CIFAR statistics at 32 pixels for the CIFAR stem, ImageNet
 // statistics with a center crop otherwise.
 func imagePreprocess(cifar bool, channels, size int) *Preprocess {
-	p := &Preprocess{Layout: "NCHW", Channels: "RGB", Size: [2]int{size, size}, Resize: "bilinear", Crop: "center", Scale: 1.0 / 255}
+	// torchvision's eval transform: the shorter side to 256 for a 224 crop.
+	p := &Preprocess{Layout: "NCHW", Channels: "RGB", Size: [2]int{size, size}, ResizeSize: size * 8 / 7, Resize: "bilinear", Crop: "center", Scale: 1.0 / 255}
 	norm := augment.ImageNetNorm
 	if cifar {
-		norm, p.Crop = augment.CIFAR10Norm, "none"
+		norm, p.Crop, p.ResizeSize = augment.CIFAR10Norm, "none", 0
 	}
 	p.Mean, p.Std = slices.Clone(norm.Mean), slices.Clone(norm.Std)
 	if channels == 1 {

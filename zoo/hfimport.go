@@ -155,6 +155,16 @@ func LoadHFBERT(dir string) (*HFBERT, error) {
 	return &HFBERT{Model: m, Tokenizer: tok, HFConfig: hc, Ignored: ignored}, nil
 }
 
+// HFBERTState renames a Hugging Face BERT state_dict (BertModel, or a task
+// model such as BertForPreTraining with the encoder under "bert.") to
+// sslzoo's BERT names exactly as LoadHFBERT does, for importers that read
+// the tensors from elsewhere (a pytorch_model.bin). It reports the
+// checkpoint names it left out and whether the pooler and the MLM head
+// are present; with the MLM head the encoder stays under "bert.".
+func HFBERTState(in map[string]*weights.Tensor) (state map[string]*weights.Tensor, ignored []string, pooler, mlm bool, err error) {
+	return mapHFBERTNames(in)
+}
+
 // mapHFBERTNames renames a Hugging Face BERT state to sslzoo's names: the
 // encoder under "bert." when the MLM head is present and without prefix
 // otherwise, as BERT.CollectState lists them.

@@ -1,6 +1,7 @@
 package zoo
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -31,6 +32,11 @@ type ResNetConfig struct {
 	// so each block begins as the identity (torchvision's option of the
 	// same name).
 	ZeroInitResidual bool
+	// StemPadding is conv1's zero padding; 0 means the stem's own (3 for
+	// "imagenet", 1 for "cifar"). solo-learn's CIFAR ResNets pad their
+	// 3x3 conv1 by 2 (solo/methods/base.py), which grows every feature
+	// map by 2 pixels, so their weights only give their features with it.
+	StemPadding int `json:",omitempty"`
 }
 
 func (c ResNetConfig) withDefaults() (ResNetConfig, error) {
@@ -54,6 +60,8 @@ func (c ResNetConfig) withDefaults() (ResNetConfig, error) {
 		return c, fmt.Errorf("resnet: %d input channels", c.InChannels)
 	case c.NumClasses < 0:
 		return c, fmt.Errorf("resnet: %d classes", c.NumClasses)
+	case c.StemPadding < 0:
+		return c, fmt.Errorf("resnet: stem padding %d", c.StemPadding)
 	}
 	return c, nil
 }
@@ -98,9 +106,11 @@ func NewResNet(cfg ResNetConfig, rng *rand.Rand) (*ResNet, error) {
 	}
 	m := &ResNet{Config: cfg}
 	if cfg.Stem == "cifar" {
-		m.Conv1 = nn.NewConv2d(cfg.InChannels, widths[0], 3, autograd.ConvParams{PadH: 1, PadW: 1}, false, rng)
+		pad := cmp.Or(cfg.StemPadding, 1)
+		m.Conv1 = nn.NewConv2d(cfg.InChannels, widths[0], 3, autograd.ConvParams{PadH: pad, PadW: pad}, false, rng)
 	} else {
-		m.Conv1 = nn.NewConv2d(cfg.InChannels, widths[0], 7, autograd.ConvParams{StrideH: 2, StrideW: 2, PadH: 3, PadW: 3}, false, rng)
+		pad := cmp.Or(cfg.StemPadding, 3)
+		m.Conv1 = nn.NewConv2d(cfg.InChannels, widths[0], 7, autograd.ConvParams{StrideH: 2, StrideW: 2, PadH: pad, PadW: pad}, false, rng)
 	}
 	m.BN1 = nn.NewBatchNorm(widths[0])
 	counts := map[int][4]int{18: {2, 2, 2, 2}, 34: {3, 4, 6, 3}, 50: {3, 4, 6, 3}}[cfg.Depth]

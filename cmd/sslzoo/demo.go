@@ -1,134 +1,149 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"image"
 	"io"
-	"math/rand/v2"
+	"math"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/sslzoo/sslzoo/autograd"
+	"github.com/sslzoo/sslzoo"
 	"github.com/sslzoo/sslzoo/data"
-	"github.com/sslzoo/sslzoo/internal/bench"
-	"github.com/sslzoo/sslzoo/nn"
-	"github.com/sslzoo/sslzoo/tensor"
-	"github.com/sslzoo/sslzoo/zoo"
+	"github.com/sslzoo/sslzoo/eval"
+	ortruntime "github.com/sslzoo/sslzoo/runtime"
 )
 
-// Fashion-MNIST training-set pixel statistics (on the 0-1 scale).
-const fashionMean, fashionStd = 0.2860, 0.3530
+// demoModel is the bundled encoder `make demo` shows.
+const demoModel = "simclr-resnet18-fmnist"
 
 func demoCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "demo",
-		Usage: "train a few SGD steps of ResNet-18 (CIFAR stem) on a batch of Fashion-MNIST and print the loss",
+		Usage: "pull a bundled encoder, embed Fashion-MNIST, score it by kNN, export it and check ONNX Runtime against the Go engine",
+		UsageText: "sslzoo demo [--model NAME] [--limit-train N] [--limit-test N]\n\nexample:\n" +
+			"  SSLZOO_OFFLINE=1 sslzoo demo",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "data", Usage: "folder with train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz (default $" + data.EnvFashionMNISTDir + ", else " + data.FashionMNISTDir + ")"},
-			&cli.IntFlag{Name: "batch", Value: 64, Usage: "images in the batch"},
-			&cli.IntFlag{Name: "steps", Value: 12, Usage: "SGD steps on that batch"},
-			&cli.Float64Flag{Name: "lr", Value: 0.05, Usage: "learning rate (momentum 0.9)"},
-			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "weight initialisation seed"},
+			&cli.StringFlag{Name: "model", Value: demoModel, Usage: "zoo image model trained on Fashion-MNIST"},
+			&cli.StringFlag{Name: "data", Usage: "Fashion-MNIST folder (default $" + data.EnvFashionMNISTDir + ", else " + data.FashionMNISTDir + ")"},
+			&cli.IntFlag{Name: "limit-train", Usage: "kNN bank: the first N training images (0: all 60,000)"},
+			&cli.IntFlag{Name: "limit-test", Usage: "the first N test images classified (0: all 10,000)"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			cfg := demoConfig{Data: c.String("data"), Batch: c.Int("batch"), Steps: c.Int("steps"),
-				LR: c.Float64("lr"), Seed: c.Uint64("seed"), Width: 1}
-			if cfg.Batch < 1 || cfg.Steps < 2 || !(cfg.LR > 0) {
-				return usagef("sslzoo demo: need --batch >= 1, --steps >= 2 and --lr > 0 (got %d, %d, %g)", cfg.Batch, cfg.Steps, cfg.LR)
-			}
-			return demo(c.App.Writer, cfg)
+			return demo(c.Context, c.App.Writer, c.App.ErrWriter, demoConfig{Model: c.String("model"), Data: c.String("data"),
+				LimitTrain: c.Int("limit-train"), LimitTest: c.Int("limit-test")})
 		},
 	}
 }
 
 type demoConfig struct {
-	Data  string
-	Batch int
-	Steps int
-	LR    float64
-	Seed  uint64
-	Width float64 // ResNet width multiplier; tests shrink it
+	Model, Data           string
+	LimitTrain, LimitTest int
 }
 
-// demo overfits one batch of real images: the loss must fall, which shows
-// the whole path (data, conv, batch norm, backward, optimizer) working.
-func demo(w io.Writer, cfg demoConfig) error {
-	x, labels, err := loadFashionBatch(cfg.Data, cfg.Batch)
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	model, err := zoo.NewResNet(zoo.ResNetConfig{Depth: 18, Stem: "cifar", Width: cfg.Width, InChannels: 1, NumClasses: 10},
-		rand.New(rand.NewPCG(cfg.Seed, 0xde70)))
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	model.SetTraining(true)
-	opt := nn.NewSGD(nn.StateOf(model).Params, nn.SGDConfig{LR: float32(cfg.LR), Momentum: 0.9})
-	fmt.Fprintf(w, "ResNet-18 (CIFAR stem, 1 input channel) on %d Fashion-MNIST images padded to 32x32; SGD lr %g momentum 0.9\n", cfg.Batch, cfg.LR)
-	fmt.Fprintf(w, "kernels: %s; conv %s\n", tensor.BLASBackend(), tensor.ConvBackend())
-
-	tp := autograd.NewTape()
-	in := autograd.Const(x)
+// demo walks the user path: pull (offline: the bundled copy), embed the
+// test images, classify them by weighted kNN against the embedded training
+// set (the README's protocol: k 200, T 0.1, cosine), then the exported
+// ONNX file on both engines.
+func demo(ctx context.Context, w, errw io.Writer, cfg demoConfig) error {
+	fail := func(err error) error { return fmt.Errorf("sslzoo demo: %w", err) }
 	start := time.Now()
-	var first, last float32
-	for step := 1; step <= cfg.Steps; step++ {
-		t0 := time.Now()
-		loss, err := bench.TrainStep(tp, model.Forward, opt, in, labels)
-		if err != nil {
-			return fmt.Errorf("demo: step %d: %w", step, err)
-		}
-		if step == 1 {
-			first = loss
-		}
-		last = loss
-		fmt.Fprintf(w, "step %2d/%d  loss %.4f  (%.2fs)\n", step, cfg.Steps, loss, time.Since(t0).Seconds())
+	weights, err := sslzoo.Pull(ctx, cfg.Model, &sslzoo.Options{Progress: errw})
+	if err != nil {
+		return pullFailure(err)
 	}
-	elapsed := time.Since(start).Seconds()
-	fmt.Fprintf(w, "loss %.4f -> %.4f in %.1fs (%.1f images/s)\n", first, last, elapsed, float64(cfg.Batch*cfg.Steps)/elapsed)
-	if !(last < first) {
-		return fmt.Errorf("demo: the loss did not fall (%.4f -> %.4f)", first, last)
+	fmt.Fprintf(w, "1. pulled %s: %s\n", cfg.Model, weights)
+	enc, err := sslzoo.Load(ctx, cfg.Model, &sslzoo.Options{Progress: errw})
+	if err != nil {
+		return fail(err)
 	}
+	defer enc.Close()
+	train, err := data.LoadFashionMNIST(cfg.Data, true)
+	if err != nil {
+		return fail(err)
+	}
+	test, err := data.LoadFashionMNIST(cfg.Data, false)
+	if err != nil {
+		return fail(err)
+	}
+	train, test = train.Subset(cfg.LimitTrain), test.Subset(cfg.LimitTest)
+	t0 := time.Now()
+	bank, err := embedSet(enc, train)
+	if err != nil {
+		return fail(err)
+	}
+	query, err := embedSet(enc, test)
+	if err != nil {
+		return fail(err)
+	}
+	secs := time.Since(t0).Seconds()
+	fmt.Fprintf(w, "2. embedded %d test and %d training images (%d-d) in %.1fs, %.0f images/s\n",
+		query.N, bank.N, bank.D, secs, float64(bank.N+query.N)/secs)
+	r, err := eval.KNN(bank, query, eval.DefaultKNN())
+	if err != nil {
+		return fail(err)
+	}
+	fmt.Fprintf(w, "3. kNN top-1: %.2f%% (weighted kNN, k 200, T 0.1, cosine; %d-image training bank)\n", 100*r.Top1, bank.N)
+	diff, err := engineParity(enc.Path(), test)
+	if err != nil {
+		return fail(err)
+	}
+	fmt.Fprintf(w, "4. exported %s\n   ONNX Runtime vs Go engine, 64 test images: max |diff| %.3g\n", enc.Path(), diff)
+	fmt.Fprintf(w, "done in %.1fs\n", time.Since(start).Seconds())
 	return nil
 }
 
-// loadFashionBatch reads the first n training images, normalised with the
-// dataset's mean and std and padded from 28x28 to 32x32 with the background
-// value, as [n,1,32,32], and their labels.
-func loadFashionBatch(dir string, n int) (*tensor.Tensor, []int, error) {
-	ds, err := data.LoadFashionMNIST(dir, true)
-	if err != nil {
-		return nil, nil, err
-	}
-	if ds.C != 1 || ds.H != 28 || ds.W != 28 || ds.Labels == nil {
-		return nil, nil, fmt.Errorf("%s: want labelled 1x28x28 images, got %dx%dx%d", ds.Name, ds.C, ds.H, ds.W)
-	}
-	if ds.N < n {
-		return nil, nil, fmt.Errorf("%s: asked for %d images, it holds %d", ds.Name, n, ds.N)
-	}
-	const size, pad = 32, 2
-	x := tensor.New(n, 1, size, size)
-	background := float32(-fashionMean / fashionStd)
-	for i := range x.Data {
-		x.Data[i] = background
-	}
-	for b := range n {
-		for r := range 28 {
-			dst := x.Data[b*size*size+(r+pad)*size+pad:]
-			src := ds.Pix[b*28*28+r*28:]
-			for c := range 28 {
-				dst[c] = (float32(src[c])/255 - fashionMean) / fashionStd
+// embedSet embeds an in-memory set through the same preprocessing as image
+// files, with its labels.
+func embedSet(enc *sslzoo.Encoder, s *data.Images) (*eval.Features, error) {
+	const chunk = 1024
+	f := &eval.Features{Labels: s.Labels}
+	for lo := 0; lo < s.N; lo += chunk {
+		imgs := make([]image.Image, min(chunk, s.N-lo))
+		for i := range imgs {
+			m, err := s.Image(lo + i)
+			if err != nil {
+				return nil, err
 			}
+			imgs[i] = m
+		}
+		rows, err := enc.EmbedImages(imgs)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			f.D = len(r)
+			f.X = append(f.X, r...)
 		}
 	}
-	labels := make([]int, n)
-	for i := range labels {
-		labels[i] = ds.Labels[i]
-		if labels[i] < 0 || labels[i] > 9 {
-			return nil, nil, fmt.Errorf("%s: label %d of image %d is out of range 0-9", ds.Name, labels[i], i)
+	f.N = s.N
+	return f, nil
+}
+
+// engineParity runs 64 test images through the ONNX file on ONNX Runtime
+// and on the Go engine and returns the largest difference.
+func engineParity(path string, test *data.Images) (float64, error) {
+	var outs [2][]float32
+	for k, kind := range []string{ortruntime.EngineORT, ortruntime.EngineGo} {
+		enc, err := sslzoo.Open(path, &sslzoo.Options{Engine: kind})
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", kind, err)
 		}
+		f, err := embedSet(enc, test.Subset(64))
+		enc.Close()
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", kind, err)
+		}
+		outs[k] = f.X
 	}
-	return x, labels, nil
+	var d float64
+	for i := range outs[0] {
+		d = max(d, math.Abs(float64(outs[0][i]-outs[1][i])))
+	}
+	return d, nil
 }

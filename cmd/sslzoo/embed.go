@@ -21,10 +21,19 @@ import (
 func embedCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "embed",
-		Usage: "run a .npy tensor through an ONNX model (ONNX Runtime or the Go engine)",
-		UsageText: "sslzoo embed --model F.onnx --engine ort|go|auto --input X.npy --out Y.npy [--batch B] [--workers W] [--threads N] [--device cpu|cuda[:N]]\n" +
+		Usage: "embed image files (or a .npy tensor, or texts) with a zoo model or an ONNX file",
+		UsageText: "sslzoo embed MODEL FILE|DIR|GLOB... --out F.npy|F.jsonl [--engine ort|go|auto] [--batch B] [--on-decode-error fail|skip]\n" +
+			"  example: sslzoo embed simclr-resnet18-fmnist photos/ --out embeddings.jsonl\n" +
+			"sslzoo embed --model F.onnx|NAME --input X.npy --out Y.npy\n" +
+			"sslzoo embed --model F.onnx --engine ort|go|auto --input X.npy --out Y.npy [--batch B] [--workers W] [--threads N] [--device cpu|cuda[:N]]\n" +
 			"sslzoo embed --model bert.onnx --text \"a sentence\" [--text ...] [--text-file F] [--vocab vocab.txt|DIR] --out Y.npy [--engine ort|go|auto]",
-		Description: "X.npy holds the model's first input with its batch axis first: float32 pixels for image models,\n" +
+		Description: "MODEL is a zoo name (pulled and exported on first use; see sslzoo list) or an .onnx file with\n" +
+			"sslzoo.preprocess metadata. Folders are walked recursively in lexical order; png, jpeg, gif, bmp, webp\n" +
+			"and tiff are read by content. Each image is converted, resized, cropped and normalised as the model's\n" +
+			"metadata says (torchvision's eval transform). .jsonl rows are {\"file\", \"embedding\"}; .npy rows\n" +
+			"come in the same order. A file that does not decode stops the run with nothing written, unless\n" +
+			"--on-decode-error skip, which warns and leaves it out.\n" +
+			"X.npy holds the model's first input with its batch axis first: float32 pixels for image models,\n" +
 			"int64 token ids for text models (int32 is widened; float64 is refused rather than rounded).\n" +
 			"A text model's attention_mask comes from --mask M.npy, or else is derived from the ids:\n" +
 			"1 where the id is not the padding id (0, or the pad_id in the model's sslzoo.text metadata).\n" +
@@ -49,17 +58,32 @@ func embedCommand() *cli.Command {
 			&cli.IntFlag{Name: "threads", Usage: "threads per run (0: the engine's default)"},
 			&cli.IntFlag{Name: "workers", Value: 1, Usage: "batches run at once on the one loaded model"},
 			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu, cuda or cuda:N (ONNX Runtime only)"},
+			&cli.StringFlag{Name: "on-decode-error", Value: "fail", Usage: "image files that do not decode: fail (stop, write nothing) or skip (warn, leave out)"},
 		},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			return runEmbed(c.App.Writer, embedOptions{
+			o := embedOptions{
 				Model: c.String("model"), Engine: c.String("engine"), Input: c.String("input"), Mask: c.String("mask"),
 				Out: c.String("out"), Output: c.String("output"), Batch: c.Int("batch"), Threads: c.Int("threads"), Workers: c.Int("workers"),
 				Device: c.String("device"), Texts: c.StringSlice("text"), TextFile: c.String("text-file"), Vocab: c.String("vocab"),
-				errw: c.App.ErrWriter,
-			})
+				OnDecodeError: c.String("on-decode-error"), errw: c.App.ErrWriter,
+			}
+			if c.NArg() > 0 {
+				if o.Model != "" {
+					return usagef("sslzoo embed: give the model once, as --model or as the first argument")
+				}
+				if c.NArg() == 1 {
+					return usagef("sslzoo embed: name the image files or folders to embed after %s", c.Args().First())
+				}
+				return runEmbedImages(c.Context, c.App.Writer, c.App.ErrWriter, o, c.Args().First(), c.Args().Tail())
+			}
+			if o.Model != "" && !strings.HasSuffix(o.Model, ".onnx") {
+				path, err := resolveModel(c.Context, o.Model, c.App.ErrWriter)
+				if err != nil {
+					return err
+				}
+				o.Model = path
+			}
+			return runEmbed(c.App.Writer, o)
 		},
 	}
 }
@@ -70,6 +94,7 @@ type embedOptions struct {
 	Device                                  string
 	Texts                                   []string
 	TextFile, Vocab                         string
+	OnDecodeError                           string
 	errw                                    io.Writer
 }
 

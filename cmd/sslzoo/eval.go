@@ -11,7 +11,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/sslzoo/sslzoo"
 	"github.com/sslzoo/sslzoo/data"
+	"github.com/sslzoo/sslzoo/zoo"
 	"github.com/sslzoo/sslzoo/data/augment"
 	"github.com/sslzoo/sslzoo/eval"
 	"github.com/sslzoo/sslzoo/zoo/ssl"
@@ -31,6 +33,14 @@ func evalCommand() *cli.Command {
 			Fraction: c.Float64("fraction"), Epochs: c.Int("epochs"), Batch: c.Int("batch"), LR: c.Float64("lr"),
 			LimitTrain: c.Int("limit-train"), LimitTest: c.Int("limit-test"), Seed: c.Uint64("seed"),
 			Workers: c.Int("workers"), OnDecodeError: c.String("on-decode-error"),
+		}
+		if _, err := zoo.Lookup(o.Checkpoint); err == nil && isZooName(o.Checkpoint) {
+			// A zoo entry: evaluate its pulled weights file.
+			path, err := sslzoo.Pull(c.Context, o.Checkpoint, &sslzoo.Options{Progress: c.App.ErrWriter})
+			if err != nil {
+				return pullFailure(err)
+			}
+			o.Checkpoint = path
 		}
 		return runEval(c.Context, c.App.Writer, c.App.ErrWriter, o)
 	}
@@ -68,7 +78,7 @@ func evalCommand() *cli.Command {
 
 func evalFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "checkpoint", Usage: "weights written by sslzoo train (OUT/final.safetensors)"},
+		&cli.StringFlag{Name: "checkpoint", Usage: "a zoo model name, or weights written by sslzoo train (OUT/final.safetensors)"},
 		&cli.StringFlag{Name: "data", Value: "fashion-mnist", Usage: "dataset: " + data.DatasetSpecs},
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
 		&cli.BoolFlag{Name: "random-init", Usage: "evaluate an untrained backbone of the checkpoint's config"},

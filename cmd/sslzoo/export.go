@@ -3,33 +3,33 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"runtime/debug"
-	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/sslzoo/sslzoo"
 	"github.com/sslzoo/sslzoo/export"
-	"github.com/sslzoo/sslzoo/nn"
 	ortruntime "github.com/sslzoo/sslzoo/runtime"
-	"github.com/sslzoo/sslzoo/weights"
 	"github.com/sslzoo/sslzoo/zoo"
-	"github.com/sslzoo/sslzoo/zoo/ssl"
 )
 
 func exportCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "export",
 		Usage: "export a backbone to ONNX (opset 17, dynamic batch axis)",
-		UsageText: "sslzoo export --arch resnet18-cifar|resnet50|vit-tiny|bert-mini|... [--weights F.safetensors] [--seed S] [--pool cls|mean] --out F.onnx\n" +
+		UsageText: "sslzoo export NAME --out F.onnx [--raw-pixels]          (a zoo model, pulled on demand; see sslzoo list)\n" +
+			"sslzoo export --arch resnet18-cifar|resnet50|vit-tiny|bert-mini|... [--weights F.safetensors] [--seed S] [--pool cls|mean] --out F.onnx\n" +
 			"sslzoo export --hf DIR [--seq N] [--pool cls|mean] --out F.onnx\n" +
 			"sslzoo export --weights MAEDIR/checkpoint.safetensors --graph reconstruct --out F.onnx",
-		Description: "Without --weights the backbone is randomly initialised from --seed. With --weights the file may be\n" +
+		Description: "NAME is a zoo entry: the file records its name, version and weights sha256 (sslzoo.name,\n" +
+			"sslzoo.entry_version, sslzoo.weights_sha256) and the preprocessing (sslzoo.preprocess).\n" +
+			"--raw-pixels makes the graph take uint8 pixels [batch, H, W, C] at the model's size and do the scale and\n" +
+			"normalisation inside: a caller that has decoded and resized an image needs nothing else.\n" +
+			"Without --weights the backbone is randomly initialised from --seed. With --weights the file may be\n" +
 			"a plain state_dict, a `sslzoo train` result (its sslzoo.train metadata rebuilds the backbone, so --arch\n" +
 			"may be left out) or a checkpoint whose backbone sits under a prefix such as \"backbone.\" (found\n" +
 			"automatically when only one prefix fits; else name it with --prefix).\n" +
@@ -55,17 +55,35 @@ func exportCommand() *cli.Command {
 			&cli.StringFlag{Name: "graph", Value: "embed", Usage: "embed (the backbone's embedding) or reconstruct (an MAE checkpoint's masked reconstruction)"},
 			&cli.StringFlag{Name: "hf", Usage: "Hugging Face BERT `DIR` (config.json, model.safetensors, vocab.txt) to export"},
 			&cli.StringFlag{Name: "out", Usage: "output `FILE`.onnx"},
+			&cli.BoolFlag{Name: "raw-pixels", Usage: "take uint8 [batch, H, W, C] pixels; scale and normalise inside the graph"},
 		},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			return runExport(c.App.Writer, exportOptions{
+			o := exportOptions{
 				Arch: c.String("arch"), Weights: c.String("weights"), Prefix: c.String("prefix"), Seed: c.Uint64("seed"),
 				ImageSize: c.Int("image-size"), Seq: c.Int("seq"), Out: c.String("out"),
-				Pool: c.String("pool"), HF: c.String("hf"), Graph: c.String("graph"),
+				Pool: c.String("pool"), HF: c.String("hf"), Graph: c.String("graph"), RawPixels: c.Bool("raw-pixels"),
 				prefixSet: c.IsSet("prefix"),
-			})
+			}
+			switch {
+			case c.NArg() > 1:
+				return usagef("sslzoo export: one model name at a time, got %q", c.Args().Slice())
+			case c.NArg() == 1:
+				if o.Weights != "" || o.HF != "" || o.Arch != "" {
+					return usagef("sslzoo export: a zoo name brings its own weights and architecture; leave out --weights, --hf and --arch")
+				}
+				if err := checkOutDir(o.Out); err != nil {
+					return err
+				}
+				e, err := zoo.Lookup(c.Args().First())
+				if err != nil {
+					return err
+				}
+				if o.Weights, err = sslzoo.Pull(c.Context, e.Name, &sslzoo.Options{Progress: c.App.ErrWriter}); err != nil {
+					return pullFailure(err)
+				}
+				o.Entry = &e
+			}
+			return runExport(c.App.Writer, o)
 		},
 	}
 }
@@ -76,6 +94,8 @@ type exportOptions struct {
 	ImageSize, Seq        int
 	Out                   string
 	Pool, HF, Graph       string
+	RawPixels             bool
+	Entry                 *zoo.Entry // set when the model came by zoo name
 	prefixSet             bool
 }
 
@@ -83,6 +103,9 @@ func runExport(w io.Writer, o exportOptions) error {
 	fail := func(err error) error { return fmt.Errorf("sslzoo export: %w", err) }
 	if o.Out == "" {
 		return usagef("sslzoo export: --out is required")
+	}
+	if err := checkOutDir(o.Out); err != nil {
+		return fmt.Errorf("sslzoo export: %w", err)
 	}
 	if o.ImageSize < 0 || o.Seq < 0 {
 		return usagef("sslzoo export: --image-size and --seq must be positive")
@@ -109,138 +132,12 @@ func runExport(w io.Writer, o exportOptions) error {
 	if o.Arch == "" && o.Weights == "" {
 		return usagef("sslzoo export: name the architecture with --arch (%s)", strings.Join(zoo.ArchNames(), ", "))
 	}
-	meta := export.Metadata{Version: buildVersion()}
-	rng := rand.New(rand.NewPCG(o.Seed, 0x6578706f7274))
-	var (
-		m    zoo.Backbone
-		name = o.Arch
-		f    *weights.File
-	)
-	if o.Weights != "" {
-		var err error
-		if f, err = weights.Read(o.Weights); err != nil {
-			return fail(err)
-		}
-		sum, err := fileSHA256(o.Weights)
-		if err != nil {
-			return fail(err)
-		}
-		meta.WeightsSHA256 = sum
-		meta.Method = f.Metadata["sslzoo.method"]
-		// A `sslzoo train` result says how to rebuild its backbone (width,
-		// channels, image size), which --arch alone cannot.
-		raw := f.Metadata[ssl.MetaTrain]
-		if raw == "" {
-			raw = f.Metadata[ssl.CheckpointMetaTrain]
-		}
-		if raw != "" {
-			var spec ssl.TrainSpec
-			if err := json.Unmarshal([]byte(raw), &spec); err != nil {
-				return fail(fmt.Errorf("%s: bad %s metadata: %w", o.Weights, ssl.MetaTrain, err))
-			}
-			if o.Arch != "" && o.Arch != spec.Arch {
-				return fail(fmt.Errorf("%s holds a %s backbone, not --arch %s", o.Weights, spec.Arch, o.Arch))
-			}
-			enc, err := spec.NewBackbone(rng)
-			if err != nil {
-				return fail(fmt.Errorf("%s: %w", o.Weights, err))
-			}
-			bb, ok := enc.(zoo.Backbone)
-			if !ok {
-				return fail(fmt.Errorf("%s: a %T backbone cannot be exported", o.Weights, enc))
-			}
-			m, name = bb, spec.Arch
-			if meta.Method == "" {
-				meta.Method = spec.Method
-			}
-			if o.ImageSize == 0 {
-				o.ImageSize = spec.Size
-			}
-			if pp := f.Metadata[ssl.MetaPreprocess]; pp != "" {
-				var p export.Preprocess
-				if err := json.Unmarshal([]byte(pp), &p); err == nil {
-					if p.Crop == "" {
-						p.Crop = "none"
-					}
-					meta.Preprocess = &p
-				}
-			}
-		}
-	}
-	if m == nil {
-		spec, err := zoo.Arch(o.Arch)
-		if err != nil {
-			return usagef("sslzoo export: --arch: %v", err)
-		}
-		if m, err = spec.Build(rng); err != nil {
-			return fail(err)
-		}
-	}
-	if f != nil {
-		if err := loadBackbone(m, f, o.Prefix, o.prefixSet); err != nil {
-			return fail(fmt.Errorf("%s: %w", o.Weights, err))
-		}
-	}
-	b, err := export.NewBackbone(name, m, export.BackboneOptions{ImageSize: o.ImageSize, Seq: o.Seq, Pool: o.Pool, Metadata: meta})
+	err := sslzoo.ExportWeights(o.Weights, o.Out, sslzoo.ExportOptions{Arch: o.Arch, Prefix: o.Prefix, PrefixSet: o.prefixSet,
+		Seed: o.Seed, ImageSize: o.ImageSize, Seq: o.Seq, Pool: o.Pool, RawPixels: o.RawPixels, Version: buildVersion(), Entry: o.Entry})
 	if err != nil {
 		return fail(err)
 	}
-	if err := export.Export(b.Spec, o.Out, export.SaveOptions{}); err != nil {
-		return fail(err)
-	}
 	return describeModel(w, o.Out)
-}
-
-// loadBackbone loads m's state from f. The tensors are taken under prefix
-// (when set), else at the top level, else under the one prefix that holds
-// every one of m's names.
-func loadBackbone(m zoo.Backbone, f *weights.File, prefix string, prefixSet bool) error {
-	s := nn.StateOf(m)
-	var names []string
-	for _, p := range s.Params {
-		names = append(names, p.Name)
-	}
-	for _, b := range s.Buffers {
-		names = append(names, b.Name)
-	}
-	fits := func(p string) bool {
-		for _, n := range names {
-			if _, ok := f.Tensors[p+n]; !ok {
-				return false
-			}
-		}
-		return true
-	}
-	if !prefixSet && !fits("") {
-		var found []string
-		for k := range f.Tensors {
-			if p, ok := strings.CutSuffix(k, names[0]); ok && p != "" && !slices.Contains(found, p) && fits(p) {
-				found = append(found, p)
-			}
-		}
-		slices.Sort(found)
-		switch len(found) {
-		case 0: // LoadState below lists what is missing
-		case 1:
-			prefix = found[0]
-		default:
-			return fmt.Errorf("several prefixes hold a whole backbone (%s); choose one with --prefix", strings.Join(found, ", "))
-		}
-	}
-	sub := map[string]*weights.Tensor{}
-	for k, t := range f.Tensors {
-		if rest, ok := strings.CutPrefix(k, prefix); ok {
-			sub[rest] = t
-		}
-	}
-	// Keys beyond the backbone (heads, optimizer state, a decoder) are
-	// ignored; every backbone key must be there.
-	for k := range sub {
-		if !slices.Contains(names, k) {
-			delete(sub, k)
-		}
-	}
-	return nn.LoadState(m, sub, true)
 }
 
 // describeModel prints what a written model takes and returns.

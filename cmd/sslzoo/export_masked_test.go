@@ -14,8 +14,8 @@ import (
 	"github.com/sslzoo/sslzoo/internal/npy"
 	ortruntime "github.com/sslzoo/sslzoo/runtime"
 	"github.com/sslzoo/sslzoo/tensor"
-	"github.com/sslzoo/sslzoo/weights"
 	"github.com/sslzoo/sslzoo/zoo"
+	"github.com/sslzoo/sslzoo/zoo/load"
 	"github.com/sslzoo/sslzoo/zoo/ssl"
 )
 
@@ -66,22 +66,11 @@ func TestExportMAE(t *testing.T) {
 		t.Fatalf("train exit %d: %s", code, stderr)
 	}
 	final := filepath.Join(out, ssl.FinalFile)
-	f, err := weights.Read(final)
+	lb, err := load.File(final, load.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var spec ssl.TrainSpec
-	if err := json.Unmarshal([]byte(f.Metadata[ssl.MetaTrain]), &spec); err != nil {
-		t.Fatal(err)
-	}
-	enc, err := spec.NewBackbone(rand.New(rand.NewPCG(0, 0)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	vit := enc.(*zoo.ViT)
-	if err := loadBackbone(vit, f, "", false); err != nil {
-		t.Fatal(err)
-	}
+	vit := lb.Model.(*zoo.ViT)
 	var embeddings [][]float32
 	for _, pool := range []string{"cls", "mean"} {
 		path := filepath.Join(t.TempDir(), "mae-"+pool+".onnx")

@@ -60,6 +60,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			listCommand(),
 			infoCommand(),
+			pullCommand(),
+			cacheCommand(),
 			doctorCommand(),
 			benchCommand(),
 			demoCommand(),
@@ -67,6 +69,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			evalCommand(),
 			reconstructCommand(),
 			exportCommand(),
+			importCommand(),
 			embedCommand(),
 			conformanceCommand(),
 		},

@@ -1,0 +1,211 @@
+package sslzoo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/sslzoo/sslzoo/data/preprocess"
+	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/zoo"
+	"github.com/sslzoo/sslzoo/zoo/load"
+)
+
+// Encoder embeds images with an exported image model.
+type Encoder struct {
+	engine runtime.Engine
+	pre    preprocess.Spec
+	out    int // index of the "embedding" output
+	dim    int
+	path   string
+	// MaxBatch caps the images one engine run takes (default 64).
+	MaxBatch int
+}
+
+// Load pulls a zoo entry (or opens an .onnx file) and returns an encoder
+// for it. A zoo entry is exported to ONNX beside its weights in the cache
+// the first time, and again only when the weights change.
+func Load(ctx context.Context, name string, opts *Options) (*Encoder, error) {
+	o := opts.orDefault()
+	if strings.HasSuffix(name, ".onnx") {
+		return Open(name, o)
+	}
+	path, err := ModelPath(ctx, name, o)
+	if err != nil {
+		return nil, err
+	}
+	return Open(path, o)
+}
+
+// ModelPath is the ONNX file of a zoo entry in the cache, exported from its
+// pulled weights when missing or stale.
+func ModelPath(ctx context.Context, name string, opts *Options) (string, error) {
+	o := opts.orDefault()
+	e, err := zoo.Lookup(name)
+	if err != nil {
+		return "", err
+	}
+	if e.Modality != "image" {
+		return "", fmt.Errorf("sslzoo: %s is a %s model; export it with its tokenizer ('sslzoo export %s') and embed text with 'sslzoo embed --text'", name, e.Modality, name)
+	}
+	weights, err := Pull(ctx, name, o)
+	if err != nil {
+		return "", err
+	}
+	onnx := filepath.Join(filepath.Dir(weights), e.Name+".onnx")
+	if fresh, err := exportedFrom(onnx, weights); err != nil {
+		return "", err
+	} else if fresh {
+		return onnx, nil
+	}
+	if err := ExportWeights(weights, onnx, ExportOptions{Entry: &e, Version: "zoo"}); err != nil {
+		return "", fmt.Errorf("sslzoo: export %s: %w", name, err)
+	}
+	return onnx, nil
+}
+
+// exportedFrom reports whether onnx exists and records weights' sha256.
+func exportedFrom(onnx, weights string) (bool, error) {
+	info, err := runtime.ReadModelInfoFile(onnx)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, nil // unreadable: export it again
+	}
+	lb, err := load.File(weights, load.Options{})
+	if err != nil {
+		return false, err
+	}
+	return info.Metadata["sslzoo.weights_sha256"] == lb.SHA256, nil
+}
+
+// Open returns an encoder for an exported image model: an ONNX file whose
+// sslzoo.preprocess metadata says how to prepare images.
+func Open(path string, opts *Options) (*Encoder, error) {
+	o := opts.orDefault()
+	if _, err := os.Stat(path); err != nil {
+		return nil, err
+	}
+	eng, err := runtime.OpenEngine(path, o.Engine, runtime.Options{IntraOpThreads: o.Threads})
+	if err != nil {
+		return nil, err
+	}
+	enc, err := newEncoder(eng, path)
+	if err != nil {
+		eng.Close()
+		return nil, err
+	}
+	return enc, nil
+}
+
+func newEncoder(eng runtime.Engine, path string) (*Encoder, error) {
+	raw := eng.Metadata()["sslzoo.preprocess"]
+	if raw == "" {
+		return nil, fmt.Errorf("%s records no sslzoo.preprocess metadata; embed preprocessed tensors with 'sslzoo embed --input X.npy'", path)
+	}
+	var p preprocess.Spec
+	if err := json.Unmarshal([]byte(raw), &p); err != nil {
+		return nil, fmt.Errorf("%s: bad sslzoo.preprocess metadata: %w", path, err)
+	}
+	p.Normalize()
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	in := eng.Inputs()
+	if len(in) != 1 || in[0].DType != runtime.Float32 || len(in[0].Shape) != 4 {
+		return nil, fmt.Errorf("%s: an image encoder takes one float32 [batch, C, H, W] input, this model takes %v", path, in)
+	}
+	if c, h, w := p.Shape(); in[0].Shape[1] != c || in[0].Shape[2] != h || in[0].Shape[3] != w {
+		return nil, fmt.Errorf("%s: preprocessing makes [%d %d %d] but the model takes %v", path, c, h, w, in[0])
+	}
+	e := &Encoder{engine: eng, pre: p, path: path, out: -1}
+	for i, v := range eng.Outputs() {
+		if v.Name == "embedding" {
+			e.out = i
+		}
+	}
+	if e.out < 0 {
+		e.out = 0
+	}
+	if sh := eng.Outputs()[e.out].Shape; len(sh) == 2 && sh[1] > 0 {
+		e.dim = int(sh[1])
+	}
+	return e, nil
+}
+
+// Preprocess is how the encoder prepares images (the model's metadata).
+func (e *Encoder) Preprocess() preprocess.Spec { return e.pre }
+
+// Path is the ONNX file the encoder runs.
+func (e *Encoder) Path() string { return e.path }
+
+// Dim is the embedding width (0 when the model leaves it symbolic).
+func (e *Encoder) Dim() int { return e.dim }
+
+// Engine is the loaded model, for callers that run tensors themselves.
+func (e *Encoder) Engine() runtime.Engine { return e.engine }
+
+// Close releases the engine.
+func (e *Encoder) Close() error { return e.engine.Close() }
+
+func (e *Encoder) maxBatch() int {
+	if e.MaxBatch > 0 {
+		return e.MaxBatch
+	}
+	return 64
+}
+
+// EmbedImages preprocesses each image as the model's metadata says and
+// returns one embedding per image, in order.
+func (e *Encoder) EmbedImages(imgs []image.Image) ([][]float32, error) {
+	n := e.pre.Len()
+	var out [][]float32
+	for lo := 0; lo < len(imgs); lo += e.maxBatch() {
+		hi := min(lo+e.maxBatch(), len(imgs))
+		x := make([]float32, (hi-lo)*n)
+		for i := lo; i < hi; i++ {
+			if err := e.pre.ApplyInto(x[(i-lo)*n:(i-lo+1)*n], imgs[i]); err != nil {
+				return nil, fmt.Errorf("image %d: %w", i, err)
+			}
+		}
+		rows, err := e.EmbedTensor(x, hi-lo)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rows...)
+	}
+	return out, nil
+}
+
+// EmbedTensor runs n preprocessed images (n*C*H*W values, NCHW) and
+// returns their embeddings.
+func (e *Encoder) EmbedTensor(x []float32, n int) ([][]float32, error) {
+	c, h, w := e.pre.Shape()
+	if len(x) != n*c*h*w {
+		return nil, fmt.Errorf("%d values for %d images of %dx%dx%d", len(x), n, c, h, w)
+	}
+	res, err := e.engine.Run(runtime.NewTensor([]int{n, c, h, w}, x))
+	if err != nil {
+		return nil, err
+	}
+	flat, err := res[e.out].Float32s()
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 || len(flat)%n != 0 {
+		return nil, fmt.Errorf("model returned %d values for %d images", len(flat), n)
+	}
+	d := len(flat) / n
+	rows := make([][]float32, n)
+	for i := range rows {
+		rows[i] = flat[i*d : (i+1)*d : (i+1)*d]
+	}
+	return rows, nil
+}

@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Bundle a finished `sslzoo train` run as a zoo entry.
+
+Copies RUN/final.safetensors to zoo/bundled/files/NAME/NAME.safetensors,
+measures it with `sslzoo eval knn --checkpoint FILE` (the README's protocol:
+weighted kNN, k 200, T 0.1, the full 60k training bank, the 10k test split),
+and writes or replaces the entry in zoo/manifest.json with its size, sha256,
+recipe (the exact command, seed, steps, wall time summed from
+RUN/metrics.jsonl) and metric.
+
+usage: scripts/bundle_entry.py --name simclr-resnet18-fmnist --run DIR \
+           --command "sslzoo train simclr ..." [--machine "2 cores ..."]
+Any python3 works (standard library only); run it from the repository root
+after `make build`.
+"""
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def safetensors_metadata(path):
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        if n > 100 << 20:
+            sys.exit(f"{path}: header of {n} bytes is not a safetensors header")
+        header = json.loads(f.read(n))
+    return header.get("__metadata__", {})
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def arch_config(meta):
+    """The exact backbone: the file's sslzoo.arch_config, or one derived
+    from the sslzoo.train run spec of files written before that key."""
+    if "sslzoo.arch_config" in meta:
+        return json.loads(meta["sslzoo.arch_config"])
+    spec = json.loads(meta["sslzoo.train"])
+    arch = spec["arch"]
+    if arch.startswith("resnet"):
+        depth = int(arch[len("resnet"):].split("-")[0])
+        return {"name": arch, "family": "resnet", "resnet": {
+            "Depth": depth, "Stem": "cifar" if arch.endswith("-cifar") else "imagenet", "Width": spec["width"],
+            "InChannels": spec["in_channels"], "NumClasses": 0, "ZeroInitResidual": False}}
+    sys.exit(f"{arch}: no sslzoo.arch_config in the file; re-save it with a current sslzoo")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--run", required=True, help="the train --out folder")
+    ap.add_argument("--command", required=True, help="the exact sslzoo train command line")
+    ap.add_argument("--machine", default="2 cores (AMD EPYC, AVX-512), Debian 12, Go 1.26")
+    ap.add_argument("--bin", default=os.path.join(ROOT, "bin", "sslzoo"))
+    ap.add_argument("--version", default="1")
+    ap.add_argument("--license", default="Apache-2.0")
+    args = ap.parse_args()
+
+    src = os.path.join(args.run, "final.safetensors")
+    meta = safetensors_metadata(src)
+    spec = json.loads(meta["sslzoo.train"])
+    dest_dir = os.path.join(ROOT, "zoo", "bundled", "files", args.name)
+    os.makedirs(dest_dir, exist_ok=True)
+    file = args.name + ".safetensors"
+    dest = os.path.join(dest_dir, file)
+    shutil.copyfile(src, dest)
+
+    steps, wall = 0, 0.0
+    with open(os.path.join(args.run, "metrics.jsonl")) as f:
+        for line in f:
+            r = json.loads(line)
+            if r.get("kind") == "epoch":
+                wall += r.get("epoch_s", 0)
+                steps = max(steps, r["step"])
+
+    data = spec["data"]
+    ev = [args.bin, "eval", "knn", "--checkpoint", dest, "--data", data, "--json"]
+    print("measuring:", " ".join(ev), file=sys.stderr)
+    report = json.loads(subprocess.run(ev, check=True, capture_output=True, text=True).stdout)
+    top1 = round(100 * report["top1"], 2)
+
+    cfg = arch_config(meta)
+    pre = json.loads(meta["sslzoo.preprocess"])
+    if pre.get("channels") == "grey":
+        pre["channels"] = "L"
+    size = pre["size"][0]
+    pre.setdefault("resize_size", size)
+    pre["crop"] = "center"
+    pre.setdefault("layout", "NCHW")
+    params = None  # filled by the manifest test's message if wrong; computed below from the header
+    with open(dest, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    params = 0
+    for k, v in header.items():
+        if k == "__metadata__" or "running_" in k or k.endswith("num_batches_tracked"):
+            continue
+        c = 1
+        for d in v["shape"]:
+            c *= d
+        params += c
+
+    entry = {
+        "name": args.name,
+        "version": args.version,
+        "method": spec["method"],
+        "arch": spec["arch"],
+        "modality": "image",
+        "arch_config": cfg,
+        "embedding_dim": int(meta["sslzoo.embedding_dim"]),
+        "params": params,
+        "file": file,
+        "size": os.path.getsize(dest),
+        "sha256": sha256(dest),
+        "bundled": True,
+        "verified": True,
+        "license": args.license,
+        "source": "trained by sslzoo on this project's machines",
+        "recipe": {"command": args.command, "seed": spec["seed"], "epochs": spec["epochs"], "steps": steps,
+                   "wall_time_s": round(wall, 1), "machine": args.machine},
+        "preprocess": pre,
+        "metrics": [{"dataset": data, "protocol": "knn", "top1": top1,
+                     "command": f"sslzoo eval knn --checkpoint {args.name} --data {data}"}],
+    }
+    mpath = os.path.join(ROOT, "zoo", "manifest.json")
+    with open(mpath) as f:
+        manifest = json.load(f)
+    manifest["entries"] = [e for e in manifest["entries"] if e["name"] != args.name] + [entry]
+    manifest["entries"].sort(key=lambda e: (not e.get("bundled", False), e["name"]))
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(mpath))
+    with os.fdopen(fd, "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, mpath)
+    print(f"{args.name}: kNN top-1 {top1}% ({report.get('n_test', '?')} test images), {entry['size']} bytes, sha256 {entry['sha256']}")
+
+
+if __name__ == "__main__":
+    main()

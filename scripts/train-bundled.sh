@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Trains the zoo's bundled encoders one after another, in the background,
+# for hours: OUT=/path/to/runs scripts/train-bundled.sh > train.log 2>&1 &
+# Each run resumes from its own checkpoint, so the script can be stopped
+# and started again at will (and across sessions, with the same OUT).
+# A finished run is bundled with scripts/bundle_entry.py.
+set -u
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=${OUT:-/work/train}
+# A private copy of the binary, so that rebuilding bin/ never changes a
+# running job.
+mkdir -p "$root"
+cp bin/sslzoo "$root/sslzoo-train.new" && mv -f "$root/sslzoo-train.new" "$root/sslzoo-train"
+bin=$root/sslzoo-train
+img=(--data fashion-mnist --arch resnet18-cifar --width 0.25 --size 28 --batch 128 --epochs 20 --seed 1 --recipe cifar --knn-every 5)
+run() { # name, done-file, args...
+	local out=$root/$1 done=$2; shift 2
+	[[ -f $out/$done ]] && return 0
+	local extra=()
+	if [[ -f $out/checkpoint.safetensors ]]; then
+		if [[ $1 == train && $2 == mlm ]]; then extra=(--resume); else extra=(--resume "$out/checkpoint.safetensors"); fi
+	fi
+	echo "== $(date -u +%FT%TZ) start $out: $*"
+	nice -n 10 "$bin" "$@" --out "$out" "${extra[@]}"
+	echo "== $(date -u +%FT%TZ) end $out rc=$?"
+}
+run simclr-w025-e20 final.safetensors train simclr "${img[@]}"
+run mocov2-w025-e20 final.safetensors train mocov2 "${img[@]}"
+run mlm-bert-tiny-brown model.safetensors train mlm --data brown --arch bert-tiny --vocab-size 8000 --seq-len 128 --batch 32 --epochs 4 --lr 1e-3 --seed 1
+run byol-w025-e20 final.safetensors train byol "${img[@]}"
+run mocov3-w025-e20 final.safetensors train mocov3 "${img[@]}"
+run swav-w025-e20 final.safetensors train swav "${img[@]}"
