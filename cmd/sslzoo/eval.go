@@ -13,9 +13,9 @@ import (
 
 	"github.com/sslzoo/sslzoo"
 	"github.com/sslzoo/sslzoo/data"
-	"github.com/sslzoo/sslzoo/zoo"
 	"github.com/sslzoo/sslzoo/data/augment"
 	"github.com/sslzoo/sslzoo/eval"
+	"github.com/sslzoo/sslzoo/zoo"
 	"github.com/sslzoo/sslzoo/zoo/ssl"
 )
 
