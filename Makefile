@@ -12,7 +12,7 @@ BENCH_BATCH ?= 64
 .PHONY: help setup build test demo bench fmt lint vet clean
 
 help:
-	@echo "make demo   - install what is missing, then train a few ResNet-18 steps on Fashion-MNIST"
+	@echo "make demo   - install what is missing, then pull a bundled encoder, embed Fashion-MNIST, print kNN accuracy and ONNX parity"
 	@echo "make test   - install what is missing, then go vet, go test ./... and sslzoo conformance --reduced"
 	@echo "make build  - build bin/sslzoo"
 	@echo "make bench  - sslzoo vs PyTorch, interleaved (BENCH_STEPS, BENCH_ROUNDS, BENCH_BATCH)"
