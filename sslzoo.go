@@ -15,11 +15,9 @@ package sslzoo
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
+	"github.com/sslzoo/sslzoo/internal/filehash"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -100,7 +98,7 @@ func Pull(ctx context.Context, name string, opts *Options) (string, error) {
 // imported file recording the raw file's sha256 and keeps it.
 func importPulled(e zoo.Entry, raw string) (string, error) {
 	out := filepath.Join(filepath.Dir(raw), e.Name+".safetensors")
-	sum, err := fileSHA256(raw)
+	sum, err := filehash.SHA256(raw)
 	if err != nil {
 		return "", err
 	}
@@ -115,17 +113,4 @@ func importPulled(e zoo.Entry, raw string) (string, error) {
 		return "", fmt.Errorf("sslzoo: import %s: %w", e.Name, err)
 	}
 	return out, nil
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -432,7 +432,7 @@ func TestGoSession(t *testing.T) {
 	for _, c := range []struct{ path, want string }{
 		{garbage, "not an ONNX model"},
 		{unknown, "ops not supported by the Go engine: AlsoMissing, NoSuchOp"},
-		{int32In, "float32 and int64"},
+		{int32In, "float32, int64 and uint8"},
 		{filepath.Join(dir, "missing.onnx"), "no such file"},
 	} {
 		_, err := OpenGo(c.path)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/sslzoo/sslzoo/internal/filehash"
 	"io"
 	"os"
 	"path/filepath"
@@ -48,7 +49,7 @@ func runExportHF(w io.Writer, o exportOptions) error {
 		return fail(err)
 	}
 	wpath := filepath.Join(o.HF, "model.safetensors")
-	sum, err := fileSHA256(wpath)
+	sum, err := filehash.SHA256(wpath)
 	if err != nil {
 		return fail(err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/sslzoo/sslzoo/internal/filehash"
 	"io"
 
 	"github.com/sslzoo/sslzoo/export"
@@ -17,7 +18,7 @@ func runExportMAEReconstruction(w io.Writer, o exportOptions) error {
 	if err != nil {
 		return fail(err)
 	}
-	sum, err := fileSHA256(o.Weights)
+	sum, err := filehash.SHA256(o.Weights)
 	if err != nil {
 		return fail(err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/sslzoo/sslzoo/internal/filehash"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -109,7 +110,7 @@ func TestExportWeights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum, _ := fileSHA256(wpath)
+	sum, _ := filehash.SHA256(wpath)
 	if info.Metadata["sslzoo.weights_sha256"] != sum || info.Metadata["sslzoo.method"] != "simclr" {
 		t.Errorf("metadata %v, want sha256 %s", info.Metadata, sum)
 	}

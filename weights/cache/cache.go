@@ -18,10 +18,9 @@ package cache
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/sslzoo/sslzoo/internal/filehash"
 	"io"
 	"io/fs"
 	"net/http"
@@ -340,7 +339,7 @@ func checkCached(path string, r Request) (ok bool, why string, err error) {
 	if r.Size > 0 && st.Size() != r.Size {
 		return false, fmt.Sprintf("%d bytes, expected %d", st.Size(), r.Size), nil
 	}
-	got, err := hashFile(path)
+	got, err := filehash.SHA256(path)
 	if err != nil {
 		return false, "", &DirError{Dir: filepath.Dir(path), Err: err}
 	}
@@ -348,19 +347,6 @@ func checkCached(path string, r Request) (ok bool, why string, err error) {
 		return false, fmt.Sprintf("sha256 %s, expected %s", got, r.SHA256), nil
 	}
 	return true, "", nil
-}
-
-func hashFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("read %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // syncDir makes a rename durable. Best effort: some filesystems refuse to

@@ -3,6 +3,7 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"github.com/sslzoo/sslzoo/internal/filehash"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -89,7 +90,7 @@ func (c *Cache) Verify(name, file, sha string) error {
 	if err != nil {
 		return fmt.Errorf("verify %s/%s: %w", name, file, err)
 	}
-	got, err := hashFile(p)
+	got, err := filehash.SHA256(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("verify %s/%s: not in the cache (%s); run `sslzoo pull %s`: %w", name, file, p, name, fs.ErrNotExist)
 	}

@@ -14,11 +14,9 @@
 package ckptimport
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
+	"github.com/sslzoo/sslzoo/internal/filehash"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -305,7 +303,7 @@ func assemble(path string, spec zoo.Spec, tensors map[string]ref, arch string) (
 
 // finish records the metadata.
 func (r *Result) finish(path, format, method string) error {
-	sum, err := fileSHA256(path)
+	sum, err := filehash.SHA256(path)
 	if err != nil {
 		return err
 	}
@@ -322,19 +320,6 @@ func (r *Result) finish(path, format, method string) error {
 		r.Meta[MetaMethod] = method
 	}
 	return nil
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Write stores the result as a safetensors file with its metadata,

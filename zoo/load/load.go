@@ -8,13 +8,10 @@
 package load
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
+	"github.com/sslzoo/sslzoo/internal/filehash"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strings"
 
@@ -55,7 +52,7 @@ func File(path string, opts Options) (*Backbone, error) {
 	if err != nil {
 		return nil, err
 	}
-	sum, err := fileSHA256(path)
+	sum, err := filehash.SHA256(path)
 	if err != nil {
 		return nil, err
 	}
@@ -178,17 +175,4 @@ func loadInto(m zoo.Backbone, f *weights.File, prefix string, prefixSet bool) er
 		}
 	}
 	return nn.LoadState(m, sub, true)
-}
-
-func fileSHA256(path string) (string, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer fh.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, fh); err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
