@@ -17,11 +17,12 @@ import (
 	"github.com/sslzoo/sslzoo/zoo/load"
 )
 
-// Encoder embeds images with an exported image model.
+// Encoder embeds images, or texts, with an exported model.
 type Encoder struct {
 	engine runtime.Engine
 	pre    preprocess.Spec
-	out    int // index of the "embedding" output
+	text   *textModel // nil for an image model
+	out    int        // index of the "embedding" output
 	dim    int
 	path   string
 	// MaxBatch caps the images one engine run takes (default 64).
@@ -50,9 +51,6 @@ func ModelPath(ctx context.Context, name string, opts *Options) (string, error) 
 	e, err := zoo.Lookup(name)
 	if err != nil {
 		return "", err
-	}
-	if e.Modality != "image" {
-		return "", fmt.Errorf("sslzoo: %s is a %s model; export it with its tokenizer ('sslzoo export %s') and embed text with 'sslzoo embed --text'", name, e.Modality, name)
 	}
 	weights, err := Pull(ctx, name, o)
 	if err != nil {
@@ -86,8 +84,9 @@ func exportedFrom(onnx, weights string) (bool, error) {
 	return info.Metadata["sslzoo.weights_sha256"] == lb.SHA256, nil
 }
 
-// Open returns an encoder for an exported image model: an ONNX file whose
-// sslzoo.preprocess metadata says how to prepare images.
+// Open returns an encoder for an exported model: an image model whose
+// sslzoo.preprocess metadata says how to prepare images, or a text model
+// (int64 input_ids and attention_mask) with its tokenizer.
 func Open(path string, opts *Options) (*Encoder, error) {
 	o := opts.orDefault()
 	if _, err := os.Stat(path); err != nil {
@@ -97,7 +96,12 @@ func Open(path string, opts *Options) (*Encoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	enc, err := newEncoder(eng, path)
+	var enc *Encoder
+	if isTextModel(eng.Inputs()) {
+		enc, err = newTextEncoder(eng, path, o.Vocab)
+	} else {
+		enc, err = newEncoder(eng, path)
+	}
 	if err != nil {
 		eng.Close()
 		return nil, err
@@ -125,19 +129,23 @@ func newEncoder(eng runtime.Engine, path string) (*Encoder, error) {
 	if c, h, w := p.Shape(); in[0].Shape[1] != c || in[0].Shape[2] != h || in[0].Shape[3] != w {
 		return nil, fmt.Errorf("%s: preprocessing makes [%d %d %d] but the model takes %v", path, c, h, w, in[0])
 	}
-	e := &Encoder{engine: eng, pre: p, path: path, out: -1}
-	for i, v := range eng.Outputs() {
+	e := &Encoder{engine: eng, pre: p, path: path}
+	e.pickOutput()
+	return e, nil
+}
+
+// pickOutput selects the "embedding" output (else the first) and reads its
+// width.
+func (e *Encoder) pickOutput() {
+	e.out = 0
+	for i, v := range e.engine.Outputs() {
 		if v.Name == "embedding" {
 			e.out = i
 		}
 	}
-	if e.out < 0 {
-		e.out = 0
-	}
-	if sh := eng.Outputs()[e.out].Shape; len(sh) == 2 && sh[1] > 0 {
+	if sh := e.engine.Outputs()[e.out].Shape; len(sh) == 2 && sh[1] > 0 {
 		e.dim = int(sh[1])
 	}
-	return e, nil
 }
 
 // Preprocess is how the encoder prepares images (the model's metadata).
@@ -165,6 +173,9 @@ func (e *Encoder) maxBatch() int {
 // EmbedImages preprocesses each image as the model's metadata says and
 // returns one embedding per image, in order.
 func (e *Encoder) EmbedImages(imgs []image.Image) ([][]float32, error) {
+	if e.text != nil {
+		return nil, fmt.Errorf("%s is a text model; embed texts with it", e.path)
+	}
 	n := e.pre.Len()
 	var out [][]float32
 	for lo := 0; lo < len(imgs); lo += e.maxBatch() {
@@ -187,6 +198,9 @@ func (e *Encoder) EmbedImages(imgs []image.Image) ([][]float32, error) {
 // EmbedTensor runs n preprocessed images (n*C*H*W values, NCHW) and
 // returns their embeddings.
 func (e *Encoder) EmbedTensor(x []float32, n int) ([][]float32, error) {
+	if e.text != nil {
+		return nil, fmt.Errorf("%s is a text model; embed texts with it", e.path)
+	}
 	c, h, w := e.pre.Shape()
 	if len(x) != n*c*h*w {
 		return nil, fmt.Errorf("%d values for %d images of %dx%dx%d", len(x), n, c, h, w)
@@ -195,6 +209,11 @@ func (e *Encoder) EmbedTensor(x []float32, n int) ([][]float32, error) {
 	if err != nil {
 		return nil, err
 	}
+	return e.rows(res, n)
+}
+
+// rows splits the embedding output of a run over n inputs into n rows.
+func (e *Encoder) rows(res []*runtime.Tensor, n int) ([][]float32, error) {
 	flat, err := res[e.out].Float32s()
 	if err != nil {
 		return nil, err

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"github.com/sslzoo/sslzoo/data/text"
+
 	"github.com/sslzoo/sslzoo/export"
 	"github.com/sslzoo/sslzoo/zoo"
 	"github.com/sslzoo/sslzoo/zoo/load"
@@ -40,13 +42,14 @@ func ExportWeights(weights, out string, opts ExportOptions) error {
 	var (
 		m    zoo.Backbone
 		name = opts.Arch
+		tok  *text.Tokenizer
 	)
 	if weights != "" {
 		lb, err := load.File(weights, load.Options{Arch: opts.Arch, Prefix: opts.Prefix, PrefixSet: opts.PrefixSet, Seed: opts.Seed})
 		if err != nil {
 			return err
 		}
-		m, name = lb.Model, lb.Spec.Name
+		m, name, tok = lb.Model, lb.Spec.Name, lb.Tokenizer
 		meta.WeightsSHA256, meta.Method, meta.Preprocess = lb.SHA256, lb.Method, lb.Preprocess
 		if opts.ImageSize == 0 {
 			opts.ImageSize = lb.ImageSize
@@ -69,7 +72,7 @@ func ExportWeights(weights, out string, opts ExportOptions) error {
 			meta.Method = e.Method
 		}
 	}
-	b, err := export.NewBackbone(name, m, export.BackboneOptions{ImageSize: opts.ImageSize, Seq: opts.Seq, Pool: opts.Pool, Metadata: meta})
+	b, err := export.NewBackbone(name, m, export.BackboneOptions{ImageSize: opts.ImageSize, Seq: opts.Seq, Pool: opts.Pool, Metadata: meta, Tokenizer: tok})
 	if err != nil {
 		return err
 	}

@@ -16,10 +16,11 @@ package sslzoo
 import (
 	"context"
 	"fmt"
-	"github.com/sslzoo/sslzoo/internal/filehash"
 	"io"
 	"path/filepath"
 	"strings"
+
+	"github.com/sslzoo/sslzoo/internal/filehash"
 
 	"github.com/sslzoo/sslzoo/weights"
 	"github.com/sslzoo/sslzoo/weights/cache"
@@ -42,6 +43,9 @@ type Options struct {
 	Engine string
 	// Threads caps ONNX Runtime's threads per run (0: its default).
 	Threads int
+	// Vocab is a text model's vocabulary (a vocab.txt or a tokenizer
+	// folder) when its file records none.
+	Vocab string
 }
 
 func (o *Options) orDefault() *Options {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/sslzoo/sslzoo/data/text"
+
 	"github.com/sslzoo/sslzoo/autograd"
 	"github.com/sslzoo/sslzoo/data/augment"
 	"github.com/sslzoo/sslzoo/zoo"
@@ -53,6 +55,10 @@ type BackboneOptions struct {
 	// (see CheckPool and BERTPool); "" is the ViT's own pooling and BERT's
 	// [CLS]. It is recorded under the PoolingKey metadata key.
 	Pool string
+	// Tokenizer, for a text backbone, is recorded in the file (settings and
+	// vocabulary, truncating at Seq), so that the ONNX file alone
+	// tokenizes as the model was trained.
+	Tokenizer *text.Tokenizer
 }
 
 // NewBackbone wraps a backbone (*zoo.ResNet, *zoo.ViT or *zoo.BERT, e.g.
@@ -87,7 +93,7 @@ func NewBackbone(arch string, m zoo.Backbone, opts BackboneOptions) (*Backbone, 
 		}
 		size = mm.Config.ImageSize
 	case *zoo.BERT:
-		return newTextBackbone(b, mm, opts.Seq, opts.Pool, meta)
+		return newTextBackbone(b, mm, opts.Seq, opts.Pool, opts.Tokenizer, meta)
 	default:
 		return nil, fmt.Errorf("export: %s: cannot export a %T", arch, m)
 	}
@@ -115,7 +121,7 @@ func NewBackbone(arch string, m zoo.Backbone, opts BackboneOptions) (*Backbone, 
 	return b, nil
 }
 
-func newTextBackbone(b *Backbone, bm *zoo.BERT, seq int, pool string, meta Metadata) (*Backbone, error) {
+func newTextBackbone(b *Backbone, bm *zoo.BERT, seq int, pool string, tok *text.Tokenizer, meta Metadata) (*Backbone, error) {
 	cfg := bm.Config
 	if err := CheckPool(pool); err != nil {
 		return nil, fmt.Errorf("export: %s: %w", b.Arch, err)
@@ -134,14 +140,29 @@ func newTextBackbone(b *Backbone, bm *zoo.BERT, seq int, pool string, meta Metad
 		return nil, fmt.Errorf("export: %s: sequence length %d outside 1..%d (the model's positions)", b.Arch, seq, cfg.MaxPositions)
 	}
 	b.Text, b.Seq, b.Vocab, b.PadID = true, seq, cfg.VocabSize, cfg.PadTokenID
-	text, _ := json.Marshal(map[string]any{
+	textMeta, _ := json.Marshal(map[string]any{
 		"seq_len":        seq,
 		"vocab_size":     cfg.VocabSize,
 		"pad_id":         cfg.PadTokenID,
 		"attention_mask": "1 for tokens, 0 for padding",
 		"embedding":      embedding,
 	})
-	meta = meta.WithExtra("sslzoo.text", string(text)).WithExtra(PoolingKey, pool)
+	meta = meta.WithExtra("sslzoo.text", string(textMeta)).WithExtra(PoolingKey, pool)
+	if tok != nil {
+		if n := tok.Vocab().Size(); n != cfg.VocabSize {
+			return nil, fmt.Errorf("export: %s: the tokenizer has %d tokens but the model's vocabulary has %d", b.Arch, n, cfg.VocabSize)
+		}
+		// Truncating at the exported length is what embedding with it does.
+		tc := tok.Config()
+		tc.MaxLen = seq
+		t, err := text.New(tok.Vocab(), tc)
+		if err != nil {
+			return nil, fmt.Errorf("export: %s: %w", b.Arch, err)
+		}
+		for k, v := range t.MetadataEntries() {
+			meta = meta.WithExtra(k, v)
+		}
+	}
 	props, err := meta.Props()
 	if err != nil {
 		return nil, fmt.Errorf("export %s: %w", b.Arch, err)

@@ -10,6 +10,12 @@ RUN/metrics.jsonl) and metric.
 
 usage: scripts/bundle_entry.py --name simclr-resnet18-fmnist --run DIR \
            --command "sslzoo train simclr ..." [--machine "2 cores ..."]
+
+A text run (`sslzoo train mlm`, whose --out is a Hugging Face BERT folder)
+is imported into one file that carries its vocabulary (`sslzoo import
+--format hf-bert`), measured with `sslzoo eval genres --model FILE` (Brown
+genres, leave-one-out kNN), and its steps and training time are read from
+the train log: add --log FILE.
 Any python3 works (standard library only); run it from the repository root
 after `make build`.
 """
@@ -17,6 +23,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -67,7 +74,10 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "bin", "sslzoo"))
     ap.add_argument("--version", default="1")
     ap.add_argument("--license", default="Apache-2.0")
+    ap.add_argument("--log", help="the train log of a text run (its steps and training seconds)")
     args = ap.parse_args()
+    if os.path.exists(os.path.join(args.run, "config.json")):
+        return bundle_text(args)
 
     src = os.path.join(args.run, "final.safetensors")
     meta = safetensors_metadata(src)
@@ -100,18 +110,7 @@ def main():
     pre.setdefault("resize_size", size)
     pre["crop"] = "center"
     pre.setdefault("layout", "NCHW")
-    params = None  # filled by the manifest test's message if wrong; computed below from the header
-    with open(dest, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-    params = 0
-    for k, v in header.items():
-        if k == "__metadata__" or "running_" in k or k.endswith("num_batches_tracked"):
-            continue
-        c = 1
-        for d in v["shape"]:
-            c *= d
-        params += c
+    params = count_params(dest)
 
     entry = {
         "name": args.name,
@@ -135,17 +134,91 @@ def main():
         "metrics": [{"dataset": data, "protocol": "knn", "top1": top1,
                      "command": f"sslzoo eval knn --checkpoint {args.name} --data {data}"}],
     }
+    write_entry(entry)
+    print(f"{args.name}: kNN top-1 {top1}% ({report.get('n_test', '?')} test images), {entry['size']} bytes, sha256 {entry['sha256']}")
+
+
+def count_params(path):
+    """Learned values in a safetensors file (BatchNorm statistics excluded)."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    params = 0
+    for k, v in header.items():
+        if k == "__metadata__" or "running_" in k or k.endswith("num_batches_tracked"):
+            continue
+        c = 1
+        for d in v["shape"]:
+            c *= d
+        params += c
+    return params
+
+
+def bundle_text(args):
+    if not args.log:
+        sys.exit("a text run needs --log (the train log, for its steps and training time)")
+    dest_dir = os.path.join(ROOT, "zoo", "bundled", "files", args.name)
+    os.makedirs(dest_dir, exist_ok=True)
+    file = args.name + ".safetensors"
+    dest = os.path.join(dest_dir, file)
+    subprocess.run([args.bin, "import", "--format", "hf-bert", args.run, "--out", dest], check=True,
+                   stdout=subprocess.DEVNULL)
+    meta = safetensors_metadata(dest)
+    tok = json.loads(meta["sslzoo.tokenizer"])
+    with open(args.log) as f:
+        log = f.read()
+    # The last run of this folder in the log is the one that finished.
+    part = log[log.rfind("start " + args.run.rstrip("/")):]
+    wall = re.search(r"training: ([0-9.]+) s for", part)
+    steps = re.search(r"after (\d+) steps", part)
+    if not wall or not steps:
+        sys.exit(f"{args.log}: no finished run of {args.run} (want its 'training: ... s' and 'after N steps' lines)")
+    ev = [args.bin, "eval", "genres", "--model", dest, "--json"]
+    print("measuring:", " ".join(ev), file=sys.stderr)
+    report = json.loads(subprocess.run(ev, check=True, capture_output=True, text=True).stdout)
+    top1 = round(100 * report["top1"], 2)
+    cfg = json.loads(meta["sslzoo.arch_config"])
+    cmd = args.command.split()
+    epochs = int(cmd[cmd.index("--epochs") + 1]) if "--epochs" in cmd else None
+    seed = int(cmd[cmd.index("--seed") + 1]) if "--seed" in cmd else 1
+    entry = {
+        "name": args.name,
+        "version": args.version,
+        "method": "mlm",
+        "arch": cmd[cmd.index("--arch") + 1] if "--arch" in cmd else cfg["name"],
+        "modality": "text",
+        "arch_config": cfg,
+        "embedding_dim": int(meta["sslzoo.embedding_dim"]),
+        "params": count_params(dest),
+        "file": file,
+        "size": os.path.getsize(dest),
+        "sha256": sha256(dest),
+        "bundled": True,
+        "verified": True,
+        "license": args.license,
+        "source": "trained by sslzoo on this project's machines",
+        "recipe": {"command": args.command, "seed": seed, "epochs": epochs, "steps": int(steps.group(1)),
+                   "wall_time_s": round(float(wall.group(1)), 1), "machine": args.machine},
+        "tokenizer": {"kind": "wordpiece", "vocab_size": tok["vocab_size"], "vocab_sha256": tok["vocab_sha256"],
+                      "lowercase": tok["lowercase"], "max_length": tok["max_len"]},
+        "metrics": [{"dataset": report["data"], "protocol": "genres-knn", "top1": top1,
+                     "command": f"sslzoo eval genres --model {args.name}"}],
+    }
+    write_entry(entry)
+    print(f"{args.name}: Brown genres kNN top-1 {top1}% ({report['documents']} documents), {entry['size']} bytes, sha256 {entry['sha256']}")
+
+
+def write_entry(entry):
     mpath = os.path.join(ROOT, "zoo", "manifest.json")
     with open(mpath) as f:
         manifest = json.load(f)
-    manifest["entries"] = [e for e in manifest["entries"] if e["name"] != args.name] + [entry]
+    manifest["entries"] = [e for e in manifest["entries"] if e["name"] != entry["name"]] + [entry]
     manifest["entries"].sort(key=lambda e: (not e.get("bundled", False), e["name"]))
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(mpath))
     with os.fdopen(fd, "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
     os.replace(tmp, mpath)
-    print(f"{args.name}: kNN top-1 {top1}% ({report.get('n_test', '?')} test images), {entry['size']} bytes, sha256 {entry['sha256']}")
 
 
 if __name__ == "__main__":

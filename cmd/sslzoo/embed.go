@@ -26,7 +26,7 @@ func embedCommand() *cli.Command {
 			"  example: sslzoo embed simclr-resnet18-fmnist photos/ --out embeddings.jsonl\n" +
 			"sslzoo embed --model F.onnx|NAME --input X.npy --out Y.npy\n" +
 			"sslzoo embed --model F.onnx --engine ort|go|auto --input X.npy --out Y.npy [--batch B] [--workers W] [--threads N] [--device cpu|cuda[:N]]\n" +
-			"sslzoo embed --model bert.onnx --text \"a sentence\" [--text ...] [--text-file F] [--vocab vocab.txt|DIR] --out Y.npy [--engine ort|go|auto]",
+			"sslzoo embed MODEL|--model bert.onnx --text \"a sentence\" [--text ...] [--text-file F] [--vocab vocab.txt|DIR] --out Y.npy [--engine ort|go|auto]",
 		Description: "MODEL is a zoo name (pulled and exported on first use; see sslzoo list) or an .onnx file with\n" +
 			"sslzoo.preprocess metadata. Folders are walked recursively in lexical order; png, jpeg, gif, bmp, webp\n" +
 			"and tiff are read by content. Each image is converted, resized, cropped and normalised as the model's\n" +
@@ -42,15 +42,16 @@ func embedCommand() *cli.Command {
 			"With --text (repeatable) and/or --text-file (one text per line) a text model's inputs are tokenized in Go:\n" +
 			"[CLS] text [SEP], padded to the model's exported length; longer texts are truncated with a warning.\n" +
 			"Empty text embeds [CLS] [SEP]; invalid UTF-8 bytes are dropped. The vocabulary is --vocab (vocab.txt or a\n" +
-			"Hugging Face folder), else vocab.txt beside the model; settings come from the model's sslzoo.tokenizer\n" +
-			"metadata, whose vocab sha256 must match.",
+			"Hugging Face folder), else the one the model carries (sslzoo.vocab metadata), else vocab.txt beside the\n" +
+			"model; settings come from the model's sslzoo.tokenizer metadata, whose vocab sha256 must match.\n" +
+			"  example: sslzoo embed mlm-bert-tiny-brown --text \"a sentence\" --out y.npy",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Usage: "ONNX `FILE`"},
 			&cli.StringFlag{Name: "engine", Value: "auto", Usage: "ort (ONNX Runtime), go (sslzoo's engine) or auto (ort when its library loads)"},
 			&cli.StringFlag{Name: "input", Usage: "input .npy `FILE`"},
 			&cli.StringSliceFlag{Name: "text", Usage: "a `TEXT` to embed with a text model (repeatable)"},
 			&cli.StringFlag{Name: "text-file", Usage: "`FILE` of texts, one per line"},
-			&cli.StringFlag{Name: "vocab", Usage: "vocab.txt `FILE` or Hugging Face folder for --text (default: vocab.txt beside --model)"},
+			&cli.StringFlag{Name: "vocab", Usage: "vocab.txt `FILE` or Hugging Face folder for --text (default: the one the model carries, else vocab.txt beside it)"},
 			&cli.StringFlag{Name: "mask", Usage: "attention mask .npy `FILE` for text models (default: ids != pad id)"},
 			&cli.StringFlag{Name: "out", Usage: "output .npy `FILE`"},
 			&cli.StringFlag{Name: "output", Usage: "model output `NAME` to write (default embedding, else the first)"},
@@ -67,10 +68,13 @@ func embedCommand() *cli.Command {
 				Device: c.String("device"), Texts: c.StringSlice("text"), TextFile: c.String("text-file"), Vocab: c.String("vocab"),
 				OnDecodeError: c.String("on-decode-error"), errw: c.App.ErrWriter,
 			}
-			if c.NArg() > 0 {
-				if o.Model != "" {
-					return usagef("sslzoo embed: give the model once, as --model or as the first argument")
-				}
+			tensorInput := len(o.Texts) > 0 || o.TextFile != "" || o.Input != ""
+			if c.NArg() > 0 && o.Model != "" {
+				return usagef("sslzoo embed: give the model once, as --model or as the first argument")
+			}
+			if c.NArg() == 1 && tensorInput {
+				o.Model = c.Args().First() // sslzoo embed NAME --text ...
+			} else if c.NArg() > 0 {
 				if c.NArg() == 1 {
 					return usagef("sslzoo embed: name the image files or folders to embed after %s", c.Args().First())
 				}

@@ -14,12 +14,14 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/sslzoo/sslzoo"
 	"github.com/sslzoo/sslzoo/autograd"
 	"github.com/sslzoo/sslzoo/data/text"
 	"github.com/sslzoo/sslzoo/eval"
 	"github.com/sslzoo/sslzoo/export"
 	"github.com/sslzoo/sslzoo/tensor"
 	"github.com/sslzoo/sslzoo/zoo"
+	"github.com/sslzoo/sslzoo/zoo/load"
 )
 
 // genresOptions are the flags of `sslzoo eval genres`.
@@ -35,9 +37,10 @@ func evalGenresCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "genres",
 		Usage:     "leave-one-out kNN genre classification of a BERT's document embeddings (Brown Corpus: 15 genres)",
-		UsageText: "sslzoo eval genres --model DIR [--data brown|text:DIR] [--pool mean|cls] [--k N] [--seq-len N] [--chunks N] [--random-init] [--json]",
-		Description: "Embeds every document with the Hugging Face BERT folder --model (config.json, model.safetensors,\n" +
-			"vocab.txt; what sslzoo train mlm writes): the document's sentences are packed into sequences of up to\n" +
+		UsageText: "sslzoo eval genres --model NAME|F.safetensors|DIR [--data brown|text:DIR] [--pool mean|cls] [--k N] [--seq-len N] [--chunks N] [--random-init] [--json]",
+		Description: "Embeds every document with the BERT --model: a zoo text model (pulled on first use), a weights file\n" +
+			"that carries its vocabulary (sslzoo import --format hf-bert writes one), or a Hugging Face BERT folder\n" +
+			"(config.json, model.safetensors, vocab.txt; what sslzoo train mlm writes). The document's sentences are packed into sequences of up to\n" +
 			"--seq-len tokens, the first --chunks of them are encoded and pooled (--pool mean: mean of the final\n" +
 			"hidden states over the tokens; cls: the [CLS] state), and the pooled vectors are averaged. Each\n" +
 			"document is then classified by weighted cosine kNN (--k, --temperature) among all the other documents\n" +
@@ -46,7 +49,7 @@ func evalGenresCommand() *cli.Command {
 			"rates printed beside the accuracy are the majority class's share and 1/classes. --random-init also\n" +
 			"scores an untrained BERT of the same config (seed --seed), the baseline that shows what training added.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "model", Usage: "Hugging Face BERT folder (config.json, model.safetensors, vocab.txt)"},
+			&cli.StringFlag{Name: "model", Usage: "zoo text model `NAME`, weights file, or Hugging Face BERT folder"},
 			&cli.StringFlag{Name: "data", Value: "brown", Usage: "brown, or text:DIR with one sub-folder of .txt files per class"},
 			&cli.StringFlag{Name: "pool", Value: "mean", Usage: "sequence embedding: mean (over the tokens) or cls"},
 			&cli.IntFlag{Name: "k", Value: 10, Usage: "kNN neighbours"},
@@ -73,7 +76,7 @@ func evalGenresCommand() *cli.Command {
 func (o genresOptions) validate() error {
 	switch {
 	case o.Model == "":
-		return usagef("sslzoo eval genres: --model is required (a Hugging Face BERT folder, e.g. the --out of sslzoo train mlm)")
+		return usagef("sslzoo eval genres: --model is required (a zoo text model, a weights file, or a Hugging Face BERT folder such as the --out of sslzoo train mlm)")
 	case o.Pool != export.PoolMean && o.Pool != export.PoolCLS:
 		return usagef("sslzoo eval genres: --pool %q: want mean or cls", o.Pool)
 	case o.K < 1 || !(o.Temperature > 0) || o.Temperature > 1e6:
@@ -244,23 +247,17 @@ func runEvalGenres(ctx context.Context, stdout io.Writer, o genresOptions) error
 	}
 	t0 := time.Now()
 	fail := func(err error) error { return fmt.Errorf("sslzoo eval genres: %w", err) }
-	if st, err := os.Stat(o.Model); err != nil || !st.IsDir() {
-		return fail(fmt.Errorf("--model %s is not a folder: give the Hugging Face BERT folder that sslzoo train mlm --out wrote", o.Model))
-	}
-	if _, err := os.Stat(filepath.Join(o.Model, "config.json")); err != nil {
-		return fail(fmt.Errorf("--model %s has no config.json: not a Hugging Face BERT folder", o.Model))
-	}
-	hf, err := zoo.LoadHFBERT(o.Model)
+	bert, btok, method, err := loadTextBackbone(ctx, o.Model)
 	if err != nil {
-		return fail(fmt.Errorf("--model: %w", err))
+		return fail(err)
 	}
-	cfg := hf.Model.Config
+	cfg := bert.Config
 	if o.SeqLen > cfg.MaxPositions {
 		return usagef("sslzoo eval genres: --seq-len %d exceeds the model's %d positions (config.json max_position_embeddings)", o.SeqLen, cfg.MaxPositions)
 	}
-	tc := hf.Tokenizer.Config()
+	tc := btok.Config()
 	tc.MaxLen = o.SeqLen
-	tok, err := text.New(hf.Tokenizer.Vocab(), tc)
+	tok, err := text.New(btok.Vocab(), tc)
 	if err != nil {
 		return fail(fmt.Errorf("--model %s: tokenizer: %w", o.Model, err))
 	}
@@ -285,9 +282,7 @@ func runEvalGenres(ctx context.Context, stdout io.Writer, o genresOptions) error
 	rep := genresReport{Protocol: "genres", Model: o.Model, Data: o.Data, Pool: o.Pool, K: o.K, Temperature: o.Temperature,
 		SeqLen: o.SeqLen, Chunks: o.Chunks, Documents: len(docs), Genres: len(names), Sequences: len(seqs), Tokens: tokens,
 		MajorityGenre: names[major], MajorityRate: float64(counts[major]) / float64(len(docs)), UniformRate: 1 / float64(len(names))}
-	if hdr, err := safetensorsMetadata(filepath.Join(o.Model, "model.safetensors")); err == nil {
-		rep.Method = hdr["sslzoo.method"]
-	}
+	rep.Method = method
 	kc := eval.KNNConfig{K: o.K, Temperature: o.Temperature, Classes: len(names)}
 	score := func(m *zoo.BERT) (eval.Result, error) {
 		x, err := embedDocuments(m, tok, seqs, len(docs), o.Pool, o.Batch)
@@ -296,7 +291,7 @@ func runEvalGenres(ctx context.Context, stdout io.Writer, o genresOptions) error
 		}
 		return eval.KNNLeaveOneOut(&eval.Features{N: len(docs), D: cfg.Hidden, X: x, Labels: labels}, kc)
 	}
-	res, err := score(hf.Model)
+	res, err := score(bert)
 	if err != nil {
 		return fail(err)
 	}
@@ -328,4 +323,44 @@ func runEvalGenres(ctx context.Context, stdout io.Writer, o genresOptions) error
 	}
 	fmt.Fprintf(stdout, "chance: majority class %s %.2f%%, uniform %.2f%% (%.1f s)\n", rep.MajorityGenre, 100*rep.MajorityRate, 100*rep.UniformRate, rep.Seconds)
 	return nil
+}
+
+// loadTextBackbone loads a BERT and its tokenizer from a Hugging Face
+// folder, a weights file that records its vocabulary, or a zoo name.
+func loadTextBackbone(ctx context.Context, model string) (*zoo.BERT, *text.Tokenizer, string, error) {
+	if st, err := os.Stat(model); err == nil && st.IsDir() {
+		if _, err := os.Stat(filepath.Join(model, "config.json")); err != nil {
+			return nil, nil, "", fmt.Errorf("--model %s has no config.json: not a Hugging Face BERT folder", model)
+		}
+		hf, err := zoo.LoadHFBERT(model)
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("--model: %w", err)
+		}
+		method := ""
+		if hdr, err := safetensorsMetadata(filepath.Join(model, "model.safetensors")); err == nil {
+			method = hdr["sslzoo.method"]
+		}
+		return hf.Model, hf.Tokenizer, method, nil
+	}
+	path := model
+	if isZooName(model) {
+		p, err := sslzoo.Pull(ctx, model, &sslzoo.Options{Progress: os.Stderr})
+		if err != nil {
+			return nil, nil, "", pullFailure(err)
+		}
+		path = p
+	}
+	lb, err := load.File(path, load.Options{})
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("--model: %w", err)
+	}
+	bert, ok := lb.Model.(*zoo.BERT)
+	if !ok {
+		return nil, nil, "", fmt.Errorf("--model %s holds a %s, not a BERT", model, lb.Spec.Name)
+	}
+	if lb.Tokenizer == nil {
+		return nil, nil, "", fmt.Errorf("--model %s records no vocabulary (%s metadata); give its Hugging Face folder instead", model, text.MetaVocab)
+	}
+	bert.SetTraining(false)
+	return bert, lb.Tokenizer, lb.Method, nil
 }

@@ -143,6 +143,15 @@ func TestEvalGenresContentBlind(t *testing.T) {
 	if _, ok := r["random_init"]; ok {
 		t.Fatal("random_init reported without --random-init")
 	}
+	// The same model imported into one weights file (which carries the
+	// vocabulary) scores the same.
+	weights := filepath.Join(t.TempDir(), "bert.safetensors")
+	if code, _, errs := runCLI("import", "--format", "hf-bert", model, "--out", weights); code != 0 {
+		t.Fatal(errs)
+	}
+	if w := genresJSON(t, "--model", weights, "--data", "text:"+corpus, "--k", "1", "--seq-len", "16"); w["top1"] != r["top1"] || w["method"] != "mlm" {
+		t.Errorf("from the weights file: top-1 %v (method %v), from the folder %v", w["top1"], w["method"], r["top1"])
+	}
 	code, out, errs := runCLI("eval", "genres", "--model", model, "--data", "text:"+corpus, "--seq-len", "16", "--random-init")
 	if code != 0 || !strings.Contains(out, "random-init (same config, seed 1): top-1") || !strings.Contains(out, "chance: majority class p 50.00%, uniform 50.00%") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
@@ -150,6 +159,7 @@ func TestEvalGenresContentBlind(t *testing.T) {
 }
 
 func TestEvalGenresErrors(t *testing.T) {
+	t.Setenv("SSLZOO_CACHE", t.TempDir()) // a zoo name is pulled (from the binary)
 	model := tinyBERTFolder(t)
 	corpus := writeGenreCorpus(t, map[string]int{"fruit": 2, "metal": 2}, func(f string, _ int) []string { return genreWords[f] })
 	dir := t.TempDir()
@@ -167,7 +177,8 @@ func TestEvalGenresErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"--data", data}, "--model is required"},
-		{[]string{"--model", filepath.Join(dir, "missing"), "--data", data}, "is not a folder"},
+		{[]string{"--model", filepath.Join(dir, "missing"), "--data", data}, "no such file"},
+		{[]string{"--model", "simclr-resnet18-fmnist", "--data", data}, "not a BERT"},
 		{[]string{"--model", dir, "--data", data}, "has no config.json"},
 		{[]string{"--model", model, "--data", data, "--pool", "max"}, `--pool "max": want mean or cls`},
 		{[]string{"--model", model, "--data", data, "--k", "0"}, "must be positive"},

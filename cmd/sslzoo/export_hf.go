@@ -4,19 +4,15 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"github.com/sslzoo/sslzoo/internal/filehash"
 	"io"
 	"os"
 	"path/filepath"
 
-	"github.com/sslzoo/sslzoo/data/text"
+	"github.com/sslzoo/sslzoo/internal/filehash"
+
 	"github.com/sslzoo/sslzoo/export"
 	"github.com/sslzoo/sslzoo/zoo"
 )
-
-// tokenizerKey is the ONNX metadata key describing the tokenizer a text
-// model expects (data/text's Tokenizer.Metadata).
-const tokenizerKey = "sslzoo.tokenizer"
 
 // runExportHF exports a Hugging Face BERT folder: its sizes come from
 // config.json, so any BERT shape loads, not only the registry's.
@@ -40,14 +36,6 @@ func runExportHF(w io.Writer, o exportOptions) error {
 	if seq < 3 {
 		return fail(fmt.Errorf("--seq %d leaves no room for [CLS] text [SEP]", seq))
 	}
-	// The recorded tokenizer truncates at the exported length, which is
-	// what `sslzoo embed --text` does with it.
-	tc := hf.Tokenizer.Config()
-	tc.MaxLen = seq
-	tok, err := text.New(hf.Tokenizer.Vocab(), tc)
-	if err != nil {
-		return fail(err)
-	}
 	wpath := filepath.Join(o.HF, "model.safetensors")
 	sum, err := filehash.SHA256(wpath)
 	if err != nil {
@@ -61,12 +49,11 @@ func runExportHF(w io.Writer, o exportOptions) error {
 	meta := export.Metadata{
 		Version: buildVersion(), WeightsSHA256: sum, Backbone: name,
 		Method: hdr["sslzoo.method"],
-		Extra:  map[string]string{tokenizerKey: tok.Metadata()},
 	}
 	if meta.Method == "" && hf.Model.MLM != nil {
 		meta.Method = "mlm"
 	}
-	b, err := export.NewBackbone(name, hf.Model, export.BackboneOptions{Seq: seq, Pool: o.Pool, Metadata: meta})
+	b, err := export.NewBackbone(name, hf.Model, export.BackboneOptions{Seq: seq, Pool: o.Pool, Metadata: meta, Tokenizer: hf.Tokenizer})
 	if err != nil {
 		return fail(err)
 	}

@@ -2,8 +2,9 @@ package main
 
 import (
 	"fmt"
-	"github.com/sslzoo/sslzoo/internal/filehash"
 	"io"
+
+	"github.com/sslzoo/sslzoo/internal/filehash"
 
 	"github.com/sslzoo/sslzoo/export"
 	"github.com/sslzoo/sslzoo/export/maegraph"

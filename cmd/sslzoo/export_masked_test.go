@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -153,9 +152,12 @@ func TestExportHFAndEmbedText(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := modelMetadata(t, model)
-	var tm tokenizerMeta
-	if err := json.Unmarshal([]byte(md[tokenizerKey]), &tm); err != nil {
-		t.Fatalf("%s: %v", md[tokenizerKey], err)
+	tm, err := text.ParseRecorded(md[text.MetaTokenizer])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md[text.MetaVocab] == "" {
+		t.Error("the exported model does not carry its vocabulary")
 	}
 	if tm.VocabSHA256 != hf.Tokenizer.Vocab().SHA256() || tm.MaxLen != seq || !tm.Lowercase || md["sslzoo.pooling"] != "mean" || md["sslzoo.method"] != "mlm" {
 		t.Errorf("metadata %v", md)
@@ -202,10 +204,15 @@ func TestExportHFAndEmbedText(t *testing.T) {
 	if ortruntime.Available() == nil {
 		engines = append(engines, "ort")
 	}
-	for _, eng := range engines {
+	for i, eng := range engines {
+		// The vocabulary given, or (the second time) the one the model carries.
+		vocab := []string{"--vocab", filepath.Join(dir, "vocab.txt")}
+		if i%2 == 1 || len(engines) == 1 {
+			vocab = nil
+		}
 		y := filepath.Join(t.TempDir(), "y.npy")
-		code, stdout, stderr := runCLI("embed", "--model", model, "--engine", eng, "--text", texts[0],
-			"--text-file", textFile, "--vocab", filepath.Join(dir, "vocab.txt"), "--out", y)
+		code, stdout, stderr := runCLI(append([]string{"embed", "--model", model, "--engine", eng, "--text", texts[0],
+			"--text-file", textFile, "--out", y}, vocab...)...)
 		if code != 0 {
 			t.Fatalf("%s: exit %d: %s", eng, code, stderr)
 		}
@@ -222,24 +229,23 @@ func TestExportHFAndEmbedText(t *testing.T) {
 		}
 	}
 
-	// vocab.txt beside the model is found without --vocab; a folder works too.
+	// The model carries its vocabulary: a copy elsewhere embeds on its own.
 	side := filepath.Join(t.TempDir(), "m.onnx")
 	raw, _ := os.ReadFile(model)
-	vocab, _ := os.ReadFile(filepath.Join(dir, "vocab.txt"))
 	if err := os.WriteFile(side, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, stderr := runCLI("embed", "--model", side, "--engine", "go", "--text", "x", "--out", filepath.Join(t.TempDir(), "y.npy")); code == 0 || !strings.Contains(stderr, "--vocab is required") {
+	if code, _, stderr := runCLI("embed", "--model", side, "--engine", "go", "--text", texts[0], "--out", filepath.Join(t.TempDir(), "y.npy")); code != 0 {
+		t.Errorf("alone: exit %d: %s", code, stderr)
+	}
+	// A text model that records no vocabulary needs --vocab, or a
+	// vocab.txt beside it; a folder works too.
+	plain := filepath.Join(t.TempDir(), "plain.onnx")
+	if code, _, stderr := runCLI("export", "--arch", "bert-tiny", "--seq", "8", "--out", plain); code != 0 {
+		t.Fatal(stderr)
+	}
+	if code, _, stderr := runCLI("embed", "--model", plain, "--engine", "go", "--text", "x", "--out", filepath.Join(t.TempDir(), "y.npy")); code == 0 || !strings.Contains(stderr, "records no vocabulary and there is no vocab.txt beside it") {
 		t.Errorf("no vocab: exit %d: %s", code, stderr)
-	}
-	if err := os.WriteFile(filepath.Join(filepath.Dir(side), "vocab.txt"), vocab, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, extra := range [][]string{nil, {"--vocab", dir}} {
-		args := append([]string{"embed", "--model", side, "--engine", "go", "--text", texts[0], "--out", filepath.Join(t.TempDir(), "y.npy")}, extra...)
-		if code, _, stderr := runCLI(args...); code != 0 {
-			t.Errorf("%v: exit %d: %s", extra, code, stderr)
-		}
 	}
 }
 
@@ -279,8 +285,8 @@ func TestExportMaskedErrors(t *testing.T) {
 		{[]string{"export", "--hf", hf, "--seq", "64", "--out", filepath.Join(tmp, "a.onnx")}, "exceeds the model's 32 positions"},
 		{[]string{"export", "--hf", hf, "--arch", "bert-mini", "--out", filepath.Join(tmp, "a.onnx")}, "leave out --arch"},
 		{[]string{"export", "--arch", "resnet18-cifar", "--pool", "mean", "--out", filepath.Join(tmp, "a.onnx")}, "pooling applies to ViT and BERT"},
-		{[]string{"embed", "--model", model, "--text", "x", "--vocab", other, "--out", y}, "is not the vocabulary"},
-		{[]string{"embed", "--model", model, "--text", "x", "--vocab", filepath.Join(bad, "vocab.txt"), "--out", y}, "is not the vocabulary"},
+		{[]string{"embed", "--model", model, "--text", "x", "--vocab", other, "--out", y}, "not the one the model records"},
+		{[]string{"embed", "--model", model, "--text", "x", "--vocab", filepath.Join(bad, "vocab.txt"), "--out", y}, "not the one the model records"},
 		{[]string{"embed", "--model", img, "--text", "x", "--vocab", other, "--out", y}, "needs a text model"},
 		{[]string{"embed", "--model", model, "--text", "x", "--input", "x.npy", "--out", y}, "replace --input"},
 		{[]string{"embed", "--model", model, "--text-file", filepath.Join(tmp, "none.txt"), "--vocab", other, "--out", y}, "--text-file"},

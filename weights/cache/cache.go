@@ -20,7 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/sslzoo/sslzoo/internal/filehash"
 	"io"
 	"io/fs"
 	"net/http"
@@ -30,6 +29,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sslzoo/sslzoo/internal/filehash"
 
 	"github.com/sslzoo/sslzoo/internal/cachedir"
 )

@@ -3,13 +3,14 @@ package cache
 import (
 	"errors"
 	"fmt"
-	"github.com/sslzoo/sslzoo/internal/filehash"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/sslzoo/sslzoo/internal/filehash"
 )
 
 // Item is one file in the cache, as List reports it.

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/sslzoo/sslzoo/data/text"
+
 	"github.com/sslzoo/sslzoo/weights"
 	"github.com/sslzoo/sslzoo/zoo"
 )
@@ -99,7 +101,31 @@ func importBERT(path string, o Options) (*Result, error) {
 	if err := res.finish(file, "hf-bert", "mlm"); err != nil {
 		return nil, err
 	}
+	if err := recordTokenizer(res, filepath.Dir(file)); err != nil {
+		return nil, err
+	}
 	return res, nil
+}
+
+// recordTokenizer stores the tokenizer folder's vocabulary and settings in
+// the result's metadata when the folder has a vocab.txt, so that the
+// imported file embeds text on its own.
+func recordTokenizer(res *Result, dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "vocab.txt")); err != nil {
+		res.Notes = append(res.Notes, "no vocab.txt beside the weights: the result records no tokenizer (give --vocab when embedding text)")
+		return nil
+	}
+	tok, err := text.LoadDir(dir)
+	if err != nil {
+		return err
+	}
+	if n, want := tok.Vocab().Size(), res.Spec.BERT.VocabSize; n != want {
+		return fmt.Errorf("%s: vocab.txt has %d tokens but the model's vocabulary has %d", dir, n, want)
+	}
+	for k, v := range tok.MetadataEntries() {
+		res.Meta[k] = v
+	}
+	return nil
 }
 
 // bertFiles finds the weights file and its config.json.

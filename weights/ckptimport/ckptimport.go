@@ -16,13 +16,14 @@ package ckptimport
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/sslzoo/sslzoo/internal/filehash"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/sslzoo/sslzoo/internal/filehash"
 
 	"github.com/sslzoo/sslzoo/nn"
 	"github.com/sslzoo/sslzoo/tensor"

@@ -9,11 +9,14 @@ package load
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"github.com/sslzoo/sslzoo/internal/filehash"
 	"math/rand/v2"
 	"slices"
 	"strings"
+
+	"github.com/sslzoo/sslzoo/data/text"
+	"github.com/sslzoo/sslzoo/internal/filehash"
 
 	"github.com/sslzoo/sslzoo/data/preprocess"
 	"github.com/sslzoo/sslzoo/nn"
@@ -44,6 +47,8 @@ type Backbone struct {
 	Method     string           // sslzoo.method, "" when not recorded
 	Preprocess *preprocess.Spec // nil when the file records none
 	ImageSize  int              // the training image size, 0 when not recorded
+	// Tokenizer is a text backbone's, when the file records its vocabulary.
+	Tokenizer *text.Tokenizer
 }
 
 // File builds the backbone a weights file holds and loads its tensors.
@@ -79,6 +84,12 @@ func File(path string, opts Options) (*Backbone, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	b.Model, b.Spec = m, spec
+	switch tok, err := text.FromMetadata(f.Metadata); {
+	case err == nil:
+		b.Tokenizer = tok
+	case !errors.Is(err, text.ErrNoVocab):
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	if raw := f.Metadata[ssl.MetaTrain]; raw != "" || f.Metadata[ssl.CheckpointMetaTrain] != "" {
 		if raw == "" {
 			raw = f.Metadata[ssl.CheckpointMetaTrain]
