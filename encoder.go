@@ -92,7 +92,7 @@ func Open(path string, opts *Options) (*Encoder, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, err
 	}
-	eng, err := runtime.OpenEngine(path, o.Engine, runtime.Options{IntraOpThreads: o.Threads})
+	eng, err := runtime.OpenEngine(path, o.Engine, runtime.Options{IntraOpThreads: o.Threads, NoSpin: true})
 	if err != nil {
 		return nil, err
 	}

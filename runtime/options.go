@@ -77,6 +77,10 @@ type Options struct {
 	Optimization OptLevel
 	// Device selects the execution provider.
 	Device Device
+	// NoSpin stops ONNX Runtime's threads from busy-waiting between runs,
+	// which leaves the cores to work done between runs in the same process
+	// (decoding the next images, serving requests).
+	NoSpin bool
 }
 
 // cudaProviderFiles are the libraries ONNX Runtime's CUDA execution provider

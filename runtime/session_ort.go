@@ -157,6 +157,11 @@ func sessionOptions(o Options) (*ort.SessionOptions, error) {
 			return fail("set intra-op threads", err)
 		}
 	}
+	if o.NoSpin {
+		if err := so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
+			return fail("turn off thread spinning", err)
+		}
+	}
 	lvl := map[OptLevel]ort.GraphOptimizationLevel{
 		OptDisable: ort.GraphOptimizationLevelDisableAll, OptBasic: ort.GraphOptimizationLevelEnableBasic,
 		OptExtended: ort.GraphOptimizationLevelEnableExtended, OptAll: ort.GraphOptimizationLevelEnableAll,

@@ -2,7 +2,8 @@
 # Trains the zoo's bundled encoders one after another, in the background,
 # for hours: OUT=/path/to/runs scripts/train-bundled.sh > train.log 2>&1 &
 # Each run resumes from its own checkpoint, so the script can be stopped
-# and started again at will (and across sessions, with the same OUT).
+# and started again at will (and across sessions, with the same OUT). A run
+# whose entry is already bundled (zoo/bundled/files/ENTRY/) is skipped.
 # A finished run is bundled with scripts/bundle_entry.py.
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,8 +14,9 @@ mkdir -p "$root"
 cp bin/sslzoo "$root/sslzoo-train.new" && mv -f "$root/sslzoo-train.new" "$root/sslzoo-train"
 bin=$root/sslzoo-train
 img=(--data fashion-mnist --arch resnet18-cifar --width 0.25 --size 28 --batch 128 --epochs 20 --seed 1 --recipe cifar --knn-every 5)
-run() { # name, done-file, args...
-	local out=$root/$1 done=$2; shift 2
+run() { # entry, run name, done-file, args...
+	local entry=$1 out=$root/$2 done=$3; shift 3
+	[[ -d zoo/bundled/files/$entry ]] && return 0
 	[[ -f $out/$done ]] && return 0
 	local extra=()
 	if [[ -f $out/checkpoint.safetensors ]]; then
@@ -24,9 +26,12 @@ run() { # name, done-file, args...
 	nice -n 10 "$bin" "$@" --out "$out" "${extra[@]}"
 	echo "== $(date -u +%FT%TZ) end $out rc=$?"
 }
-run simclr-w025-e20 final.safetensors train simclr "${img[@]}"
-run mocov2-w025-e20 final.safetensors train mocov2 "${img[@]}"
-run mlm-bert-tiny-brown model.safetensors train mlm --data brown --arch bert-tiny --vocab-size 8000 --seq-len 128 --batch 32 --epochs 4 --lr 1e-3 --seed 1
-run byol-w025-e20 final.safetensors train byol "${img[@]}"
-run mocov3-w025-e20 final.safetensors train mocov3 "${img[@]}"
-run swav-w025-e20 final.safetensors train swav "${img[@]}"
+run simclr-resnet18-fmnist simclr-w025-e20 final.safetensors train simclr "${img[@]}"
+run mocov2-resnet18-fmnist mocov2-w025-e20 final.safetensors train mocov2 "${img[@]}"
+run mlm-bert-tiny-brown mlm-bert-tiny-brown model.safetensors train mlm --data brown --arch bert-tiny --vocab-size 8000 --seq-len 128 --batch 32 --epochs 4 --lr 1e-3 --seed 1
+run byol-resnet18-fmnist byol-w025-e20 final.safetensors train byol "${img[@]}"
+run mocov3-resnet18-fmnist mocov3-w025-e20 final.safetensors train mocov3 "${img[@]}"
+run swav-resnet18-fmnist swav-w025-e20 final.safetensors train swav "${img[@]}"
+# MAE on a ViT-tiny (4x4 patches at 28x28) at the learning table's rate; the
+# kNN monitor runs every epoch, as MAE's kNN is the one in doubt.
+run mae-vit-tiny-fmnist mae-vit-tiny-e10 final.safetensors train mae --data fashion-mnist --arch vit-tiny --size 28 --batch 128 --epochs 10 --lr 1e-3 --seed 1 --knn-every 1

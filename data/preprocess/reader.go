@@ -3,10 +3,8 @@ package preprocess
 import (
 	"context"
 	"fmt"
-	"io"
 	"iter"
 	"log"
-	"os"
 	"runtime"
 	"sync"
 )
@@ -113,8 +111,9 @@ func Files(ctx context.Context, paths []string, spec Spec, opts Options) iter.Se
 		var pool sync.Pool // per-image buffers, back from the consumer
 		jobs := make(chan job)
 		// order carries each input's result slot in input order; its capacity
-		// bounds how far the workers run ahead of the consumer.
-		order := make(chan chan result, 4*workers)
+		// bounds how far the workers run ahead of the consumer: two batches,
+		// so that the next one is decoded while the caller runs this one.
+		order := make(chan chan result, max(4*workers, 2*bs))
 		for range workers {
 			wg.Add(1)
 			go func() {
@@ -220,35 +219,4 @@ func (p *prepared) file(path string, opts DecodeOptions, dst []float32, sc *scra
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
-}
-
-// readFileInto is ReadFile reusing buf.
-func readFileInto(path string, maxBytes int64, buf []byte) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("image: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("image: %w", err)
-	}
-	if st.IsDir() {
-		return nil, fmt.Errorf("image %s: is a directory", path)
-	}
-	if maxBytes >= 0 && st.Size() > maxBytes {
-		return nil, &DecodeError{Path: path, Size: st.Size(),
-			Err: fmt.Errorf("%w: file is %d bytes, the limit is %d (raise DecodeOptions.MaxBytes)", ErrTooLarge, st.Size(), maxBytes)}
-	}
-	// Read exactly the size Stat gave, so the limit holds even if the file
-	// grows meanwhile: one read call for the whole file.
-	n := int(st.Size())
-	if cap(buf) < n {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(f, buf); err != nil {
-		return nil, fmt.Errorf("image: read %s: %w (did the file shrink while being read?)", path, err)
-	}
-	return buf, nil
 }
