@@ -251,7 +251,7 @@ func (t *trainer) run(ctx context.Context) (err error) {
 			}
 			fmt.Fprintf(t.stdout, "%s on %s (%d images, %d steps/epoch, %d epochs), %s, %d channel(s) at %dx%d, batch %d, %s recipe, %s lr %.4g\n",
 				o.Method, o.Data, s.Images, s.StepsPerEpoch, o.Epochs, arch, s.Spec.InChannels, o.Size, o.Size, o.Batch,
-				cmp.Or(o.Recipe, ssl.RecipePaper), ssl.OptimizerName(s.Method), s.Method.Optimizer().LR())
+				cmp.Or(o.Recipe, ssl.RecipePaper), ssl.OptimizerName(s.Method), s.Method.Schedule().LR)
 			if s.StartStep > 0 {
 				fmt.Fprintf(t.stdout, "resuming from %s at step %d (epoch %d)\n", o.Resume, s.StartStep, s.StartStep/int64(s.StepsPerEpoch)+1)
 			}

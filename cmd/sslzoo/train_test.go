@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -163,6 +164,10 @@ func TestTrainCIFARRecipe(t *testing.T) {
 		cifar := recipe == "cifar"
 		if cifar != (cfg.BaseMomentum == 0.99 && cfg.Optim.ClipTrustRatio && cfg.Optim.TrustCoefficient == 0.02 && cfg.Optim.LR == 8.0/256) {
 			t.Errorf("%s: method config %+v", recipe, cfg)
+		}
+		// The banner gives the schedule's peak rate, not the warmup's first (0).
+		if want := fmt.Sprintf("LARS lr %.4g\n", cfg.Optim.LR); !strings.Contains(stdout, want) {
+			t.Errorf("%s: banner %q lacks %q", recipe, stdout, want)
 		}
 		if cifar != strings.Contains(f.Metadata[ssl.MetaTrain], `"recipe":"cifar"`) {
 			t.Errorf("%s: spec %s", recipe, f.Metadata[ssl.MetaTrain])

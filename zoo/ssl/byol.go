@@ -90,6 +90,7 @@ func (m *BYOL) Name() string            { return "byol" }
 func (m *BYOL) Backbone() Encoder       { return m.Encoder }
 func (m *BYOL) Optimizer() nn.Optimizer { return m.opt }
 func (m *BYOL) Configuration() any      { return m.Config }
+func (m *BYOL) Schedule() OptimConfig   { return m.Config.Optim }
 
 // TargetMomentum is the EMA momentum applied after iteration step.
 func (m *BYOL) TargetMomentum(step int64) float64 { return m.ema.Momentum(int(step)) }

@@ -49,6 +49,9 @@ type Method interface {
 	// Configuration is the method's config struct (e.g. SimCLRConfig), for
 	// recording with a checkpoint; it marshals to JSON.
 	Configuration() any
+	// Schedule is the method's optimizer and learning-rate schedule, the
+	// peak rate included (the optimizer's own rate moves with the warmup).
+	Schedule() OptimConfig
 }
 
 // OptimConfig is a method's optimizer and learning-rate schedule: linear

@@ -211,6 +211,7 @@ func (m *MAE) Name() string            { return "mae" }
 func (m *MAE) Backbone() Encoder       { return m.Encoder }
 func (m *MAE) Optimizer() nn.Optimizer { return m.opt }
 func (m *MAE) Configuration() any      { return m.Config }
+func (m *MAE) Schedule() OptimConfig   { return m.Config.Optim }
 
 // SinCosPosEmbed is MAE's fixed 2-D sine-cosine position table for a
 // grid x grid patch layout, [grid*grid (+1 with cls), dim] row-major: the

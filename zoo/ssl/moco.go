@@ -113,6 +113,7 @@ func (m *MoCoV2) Name() string            { return "mocov2" }
 func (m *MoCoV2) Backbone() Encoder       { return m.Encoder }
 func (m *MoCoV2) Optimizer() nn.Optimizer { return m.opt }
 func (m *MoCoV2) Configuration() any      { return m.Config }
+func (m *MoCoV2) Schedule() OptimConfig   { return m.Config.Optim }
 
 // Step runs one MoCo v2 iteration: views[0] are the queries, views[1] the
 // keys. As in the reference, the key encoder moves first, then the loss is

@@ -128,6 +128,7 @@ func (m *MoCoV3) Name() string            { return "mocov3" }
 func (m *MoCoV3) Backbone() Encoder       { return m.Encoder }
 func (m *MoCoV3) Optimizer() nn.Optimizer { return m.opt }
 func (m *MoCoV3) Configuration() any      { return m.Config }
+func (m *MoCoV3) Schedule() OptimConfig   { return m.Config.Optim }
 
 // TargetMomentum is the momentum applied at the start of iteration step.
 func (m *MoCoV3) TargetMomentum(step int64) float64 { return m.ema.Momentum(int(step)) }

@@ -69,6 +69,7 @@ func (m *SimCLR) Name() string            { return "simclr" }
 func (m *SimCLR) Backbone() Encoder       { return m.Encoder }
 func (m *SimCLR) Optimizer() nn.Optimizer { return m.opt }
 func (m *SimCLR) Configuration() any      { return m.Config }
+func (m *SimCLR) Schedule() OptimConfig   { return m.Config.Optim }
 
 // Step runs one SimCLR iteration on two views. Both views go through the
 // encoder as one batch, as in the reference implementation, so BatchNorm

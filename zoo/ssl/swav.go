@@ -105,6 +105,7 @@ func (m *SwAV) Name() string            { return "swav" }
 func (m *SwAV) Backbone() Encoder       { return m.Encoder }
 func (m *SwAV) Optimizer() nn.Optimizer { return m.opt }
 func (m *SwAV) Configuration() any      { return m.Config }
+func (m *SwAV) Schedule() OptimConfig   { return m.Config.Optim }
 
 // PrototypesFrozen reports whether the prototypes are held fixed at
 // iteration step.
