@@ -21,6 +21,7 @@ help:
 	@echo "make fmt    - gofmt the tree"
 	@echo "make lint   - gofmt check, go vet, staticcheck when installed"
 	@echo "make conformance - every backbone at full size and every op: ONNX Runtime, Go engine, onnxruntime-node vs Go"
+	@echo "make bench-embed - sslzoo embed on 10,000 PNG files vs the same images as one tensor, interleaved (EMBED_N, EMBED_REPS)"
 	@echo "make bench-onnx  - ONNX Runtime vs PyTorch eager, sslzoo runtime vs raw onnxruntime_go, Go engine vs ORT (BENCH_STEPS, BENCH_ROUNDS, BENCH_BATCHES)"
 
 setup:
@@ -66,6 +67,13 @@ BENCH_BATCHES ?= 1 64
 bench-onnx: setup build
 	BENCH_STEPS=$(BENCH_STEPS) BENCH_WARMUP=$(BENCH_WARMUP) BENCH_ROUNDS=$(BENCH_ROUNDS) \
 	BENCH_BATCHES="$(BENCH_BATCHES)" ./scripts/bench-onnx.sh
+
+# Embedding image files (decode + preprocess + ORT) against tensor input.
+EMBED_N ?= 10000
+EMBED_REPS ?= 3
+.PHONY: bench-embed
+bench-embed: setup build
+	/usr/bin/python3 scripts/bench_embed_files.py --n $(EMBED_N) --reps $(EMBED_REPS)
 
 fmt:
 	$(GO) fmt ./...

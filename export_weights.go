@@ -65,7 +65,9 @@ func ExportWeights(weights, out string, opts ExportOptions) error {
 	}
 	if e := opts.Entry; e != nil {
 		meta = meta.WithExtra("sslzoo.name", e.Name).WithExtra("sslzoo.entry_version", e.Version)
-		if meta.Preprocess == nil {
+		// The manifest is the source of truth (what `info` prints); a
+		// trained file records only how its training read the images.
+		if e.Preprocess != nil {
 			meta.Preprocess = e.Preprocess
 		}
 		if meta.Method == "" {

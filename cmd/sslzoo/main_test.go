@@ -9,6 +9,15 @@ import (
 	"testing"
 )
 
+// TestMain runs the tests, or, with SSLZOO_TEST_RUN_CLI=1, acts as the
+// sslzoo command itself (for scripts that tests run).
+func TestMain(m *testing.M) {
+	if os.Getenv(envRunCLI) == "1" {
+		os.Exit(run(os.Args, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
 // runCLI runs the CLI in-process and returns its exit code and output.
 func runCLI(args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
