@@ -21,6 +21,7 @@ help:
 	@echo "make fmt    - gofmt the tree"
 	@echo "make lint   - gofmt check, go vet, staticcheck when installed"
 	@echo "make conformance - every backbone at full size and every op: ONNX Runtime, Go engine, onnxruntime-node vs Go"
+	@echo "make verify-zoo  - rerun every bundled entry's listed metric and check it within 0.3 points"
 	@echo "make bench-embed - sslzoo embed on 10,000 PNG files vs the same images as one tensor, interleaved (EMBED_N, EMBED_REPS)"
 	@echo "make bench-onnx  - ONNX Runtime vs PyTorch eager, sslzoo runtime vs raw onnxruntime_go, Go engine vs ORT (BENCH_STEPS, BENCH_ROUNDS, BENCH_BATCHES)"
 
@@ -67,6 +68,11 @@ BENCH_BATCHES ?= 1 64
 bench-onnx: setup build
 	BENCH_STEPS=$(BENCH_STEPS) BENCH_WARMUP=$(BENCH_WARMUP) BENCH_ROUNDS=$(BENCH_ROUNDS) \
 	BENCH_BATCHES="$(BENCH_BATCHES)" ./scripts/bench-onnx.sh
+
+# Every bundled entry's metrics, reproduced from the manifest's commands.
+.PHONY: verify-zoo
+verify-zoo: setup build
+	/usr/bin/python3 scripts/verify_zoo.py
 
 # Embedding image files (decode + preprocess + ORT) against tensor input.
 EMBED_N ?= 10000

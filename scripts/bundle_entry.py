@@ -135,7 +135,7 @@ def main():
                      "command": f"sslzoo eval knn --checkpoint {args.name} --data {data}"}],
     }
     write_entry(entry)
-    print(f"{args.name}: kNN top-1 {top1}% ({report.get('n_test', '?')} test images), {entry['size']} bytes, sha256 {entry['sha256']}")
+    print(f"{args.name}: kNN top-1 {top1}% ({report.get('test_images', '?')} test images), {entry['size']} bytes, sha256 {entry['sha256']}")
 
 
 def count_params(path):

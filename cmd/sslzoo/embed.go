@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	goruntime "runtime"
 	"slices"
 	"strings"
@@ -26,11 +27,12 @@ func embedCommand() *cli.Command {
 			"  example: sslzoo embed simclr-resnet18-fmnist photos/ --out embeddings.jsonl\n" +
 			"sslzoo embed --model F.onnx|NAME --input X.npy --out Y.npy\n" +
 			"sslzoo embed --model F.onnx --engine ort|go|auto --input X.npy --out Y.npy [--batch B] [--workers W] [--threads N] [--device cpu|cuda[:N]]\n" +
-			"sslzoo embed MODEL|--model bert.onnx --text \"a sentence\" [--text ...] [--text-file F] [--vocab vocab.txt|DIR] --out Y.npy [--engine ort|go|auto]",
+			"sslzoo embed MODEL|--model bert.onnx --text \"a sentence\" [--text ...] [--text-file F] [--vocab vocab.txt|DIR] --out Y.npy|Y.jsonl [--engine ort|go|auto]\n" +
+			"  example: sslzoo embed mlm-bert-tiny-brown --text \"The jury praised the city.\" --out text.jsonl",
 		Description: "MODEL is a zoo name (pulled and exported on first use; see sslzoo list) or an .onnx file with\n" +
 			"sslzoo.preprocess metadata. Folders are walked recursively in lexical order; png, jpeg, gif, bmp, webp\n" +
 			"and tiff are read by content. Each image is converted, resized, cropped and normalised as the model's\n" +
-			"metadata says (torchvision's eval transform). .jsonl rows are {\"file\", \"embedding\"}; .npy rows\n" +
+			"metadata says (torchvision's eval transform). .jsonl rows are {\"file\", \"embedding\"} ({\"text\", ...} for texts); .npy rows\n" +
 			"come in the same order. A file that does not decode stops the run with nothing written, unless\n" +
 			"--on-decode-error skip, which warns and leaves it out.\n" +
 			"X.npy holds the model's first input with its batch axis first: float32 pixels for image models,\n" +
@@ -118,6 +120,12 @@ func runEmbed(w io.Writer, o embedOptions) error {
 			return usagef("%s: --%s is required", name, f.flag)
 		}
 	}
+	switch ext := filepath.Ext(o.Out); {
+	case ext == ".jsonl" && !textMode:
+		return usagef("%s: --out %s: .jsonl records name their text or file; a tensor --input writes .npy", name, o.Out)
+	case ext != ".npy" && ext != ".jsonl":
+		return usagef("%s: --out %s: want a .npy or .jsonl file", name, o.Out)
+	}
 	switch o.Engine {
 	case ortruntime.EngineORT, ortruntime.EngineGo, ortruntime.EngineAuto:
 	default:
@@ -163,13 +171,16 @@ func runEmbed(w io.Writer, o embedOptions) error {
 		return fail(err)
 	}
 	defer eng.Close()
-	var inputs []*ortruntime.Tensor
+	var (
+		inputs []*ortruntime.Tensor
+		texts  []string
+	)
 	if textMode {
 		warn := o.errw
 		if warn == nil {
 			warn = io.Discard
 		}
-		inputs, err = textInputs(eng, o, warn)
+		inputs, texts, err = textInputs(eng, o, warn)
 	} else {
 		inputs, err = embedInputs(eng, o)
 	}
@@ -203,16 +214,12 @@ func runEmbed(w io.Writer, o embedOptions) error {
 		return fail(err)
 	}
 	y := res[pick]
-	a := &npy.Array{Shape: y.Shape, Data: y.Data}
-	switch y.DType {
-	case ortruntime.Float32:
-		a.DType = npy.Float32
-	case ortruntime.Int64:
-		a.DType = npy.Int64
-	default:
-		return fail(fmt.Errorf("output %s is %v; .npy output supports float32 and int64", outs[pick].Name, y.DType))
+	if filepath.Ext(o.Out) == ".jsonl" {
+		err = writeTextRows(o.Out, texts, y)
+	} else {
+		err = writeTensor(o.Out, outs[pick].Name, y)
 	}
-	if err := npy.WriteFile(o.Out, a); err != nil {
+	if err != nil {
 		return fail(err)
 	}
 	engine := "go engine"
@@ -222,6 +229,34 @@ func runEmbed(w io.Writer, o embedOptions) error {
 	fmt.Fprintf(w, "wrote %s: %s %v %v (%s, %d rows in %.3fs)\n", o.Out, outs[pick].Name, y.DType, y.Shape, engine,
 		inputs[0].Shape[0], time.Since(start).Seconds())
 	return nil
+}
+
+// writeTensor writes an output as .npy.
+func writeTensor(out, name string, y *ortruntime.Tensor) error {
+	a := &npy.Array{Shape: y.Shape, Data: y.Data}
+	switch y.DType {
+	case ortruntime.Float32:
+		a.DType = npy.Float32
+	case ortruntime.Int64:
+		a.DType = npy.Int64
+	default:
+		return fmt.Errorf("output %s is %v; .npy output supports float32 and int64", name, y.DType)
+	}
+	return npy.WriteFile(out, a)
+}
+
+// writeTextRows writes a [texts, dim] float32 output as .jsonl records
+// {"text", "embedding"}, in the order of the texts.
+func writeTextRows(out string, texts []string, y *ortruntime.Tensor) error {
+	data, ok := y.Data.([]float32)
+	if !ok || len(y.Shape) != 2 || y.Shape[0] != len(texts) {
+		return fmt.Errorf("output %v %v is not one float32 row per text; write .npy instead", y.DType, y.Shape)
+	}
+	rows := make([][]float32, len(texts))
+	for i := range rows {
+		rows[i] = data[i*y.Shape[1] : (i+1)*y.Shape[1]]
+	}
+	return writeEmbeddings(out, "text", texts, rows)
 }
 
 // embedInputs reads --input (and --mask) and checks them against the

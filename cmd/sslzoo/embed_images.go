@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -14,8 +12,6 @@ import (
 
 	"github.com/sslzoo/sslzoo"
 	"github.com/sslzoo/sslzoo/data/preprocess"
-	"github.com/sslzoo/sslzoo/internal/atomicfile"
-	"github.com/sslzoo/sslzoo/internal/npy"
 	ortruntime "github.com/sslzoo/sslzoo/runtime"
 )
 
@@ -116,27 +112,11 @@ func runEmbedImages(ctx context.Context, w, errw io.Writer, o embedOptions, mode
 		return fail(fmt.Errorf("no image could be read"))
 	}
 	dim := len(rows[0])
-	if ext == ".npy" {
-		flat := make([]float32, 0, len(rows)*dim)
-		for _, r := range rows {
-			flat = append(flat, r...)
-		}
-		err = npy.WriteFile(o.Out, &npy.Array{DType: npy.Float32, Shape: []int{len(rows), dim}, Data: flat})
-	} else {
-		err = atomicfile.Write(o.Out, func(f io.Writer) error {
-			bw := bufio.NewWriter(f)
-			enc := json.NewEncoder(bw)
-			for i, r := range rows {
-				if err := enc.Encode(struct {
-					File      string    `json:"file"`
-					Embedding []float32 `json:"embedding"`
-				}{paths[kept[i]], r}); err != nil {
-					return err
-				}
-			}
-			return bw.Flush()
-		})
+	names := make([]string, len(rows))
+	for i := range rows {
+		names[i] = paths[kept[i]]
 	}
+	err = writeEmbeddings(o.Out, "file", names, rows)
 	if err != nil {
 		return fail(err)
 	}

@@ -33,29 +33,29 @@ func readTexts(o embedOptions) ([]string, error) {
 // and attention_mask [batch, seq]: [CLS] text [SEP], right-padded with
 // [PAD] (mask 0) to the exported length. Longer texts are truncated to it,
 // with one warning on warn.
-func textInputs(eng ortruntime.Engine, o embedOptions, warn io.Writer) ([]*ortruntime.Tensor, error) {
+func textInputs(eng ortruntime.Engine, o embedOptions, warn io.Writer) ([]*ortruntime.Tensor, []string, error) {
 	ins := eng.Inputs()
 	if len(ins) != 2 || ins[0].DType != ortruntime.Int64 || ins[1].DType != ortruntime.Int64 || len(ins[0].Shape) != 2 {
-		return nil, usagef("sslzoo embed: --text needs a text model (int64 input_ids and attention_mask [batch, seq]); this one takes %v", ins)
+		return nil, nil, usagef("sslzoo embed: --text needs a text model (int64 input_ids and attention_mask [batch, seq]); this one takes %v", ins)
 	}
 	seq := ins[0].Shape[1]
 	if seq < 3 {
-		return nil, fmt.Errorf("the model's sequence axis %v is not a fixed length of at least 3", ins[0])
+		return nil, nil, fmt.Errorf("the model's sequence axis %v is not a fixed length of at least 3", ins[0])
 	}
 	texts, err := readTexts(o)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tok, err := sslzoo.TextTokenizer(o.Model, eng.Metadata(), o.Vocab, seq)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ids, mask, cut, err := sslzoo.TokenTensors(tok, texts, seq)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if cut > 0 {
 		fmt.Fprintf(warn, "sslzoo embed: warning: %d of %d texts were longer than the model's %d tokens and were truncated\n", cut, len(texts), seq)
 	}
-	return []*ortruntime.Tensor{ids, mask}, nil
+	return []*ortruntime.Tensor{ids, mask}, texts, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -229,9 +230,37 @@ func TestExportHFAndEmbedText(t *testing.T) {
 		}
 	}
 
+	// .jsonl records carry each text beside its embedding, in order.
+	jl := filepath.Join(t.TempDir(), "y.jsonl")
+	if code, _, stderr := runCLI("embed", "--model", model, "--engine", "go", "--text", texts[0], "--text", texts[1], "--out", jl); code != 0 {
+		t.Fatalf("jsonl: exit %d: %s", code, stderr)
+	}
+	raw, err := os.ReadFile(jl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d jsonl records for 2 texts", len(lines))
+	}
+	for i, line := range lines {
+		var rec struct {
+			Text      string    `json:"text"`
+			Embedding []float32 `json:"embedding"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.Text != texts[i] || !strings.HasPrefix(line, `{"text":`) {
+			t.Fatalf("record %d %q: %v", i, line, err)
+		}
+		got := []*ortruntime.Tensor{ortruntime.NewTensor([]int{1, len(rec.Embedding)}, rec.Embedding)}
+		row := ref[0].Data.([]float32)[i*ref[0].Shape[1] : (i+1)*ref[0].Shape[1]]
+		if c := conformance.CompareOutputs(got, []*ortruntime.Tensor{ortruntime.NewTensor([]int{1, len(row)}, row)}); !c.OK {
+			t.Errorf("jsonl record %d: %s", i, c.Problem)
+		}
+	}
+
 	// The model carries its vocabulary: a copy elsewhere embeds on its own.
 	side := filepath.Join(t.TempDir(), "m.onnx")
-	raw, _ := os.ReadFile(model)
+	raw, _ = os.ReadFile(model)
 	if err := os.WriteFile(side, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
