@@ -35,5 +35,3 @@ run swav-resnet18-fmnist swav-w025-e20 final.safetensors train swav "${img[@]}"
 # MAE on a ViT-tiny (4x4 patches at 28x28) at the learning table's rate; the
 # kNN monitor runs every epoch, as MAE's kNN is the one in doubt.
 run mae-vit-tiny-fmnist mae-vit-tiny-e10 final.safetensors train mae --data fashion-mnist --arch vit-tiny --size 28 --batch 128 --epochs 10 --lr 1e-3 --seed 1 --knn-every 1
-# SimCLR for longer, for a best entry of 85% or more.
-run simclr-resnet18-fmnist-50ep simclr-w025-e50 final.safetensors train simclr --data fashion-mnist --arch resnet18-cifar --width 0.25 --size 28 --batch 128 --epochs 50 --seed 1 --recipe cifar --knn-every 5
