@@ -3,12 +3,11 @@ package sslzoo
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"image"
-	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	"github.com/sslzoo/sslzoo/data/preprocess"
@@ -57,7 +56,7 @@ func ModelPath(ctx context.Context, name string, opts *Options) (string, error) 
 		return "", err
 	}
 	onnx := filepath.Join(filepath.Dir(weights), e.Name+".onnx")
-	if fresh, err := exportedFrom(onnx, weights); err != nil {
+	if fresh, err := exportedFrom(onnx, weights, e); err != nil {
 		return "", err
 	} else if fresh {
 		return onnx, nil
@@ -68,14 +67,28 @@ func ModelPath(ctx context.Context, name string, opts *Options) (string, error) 
 	return onnx, nil
 }
 
-// exportedFrom reports whether onnx exists and records weights' sha256.
-func exportedFrom(onnx, weights string) (bool, error) {
+// exportedFrom reports whether onnx exists, records weights' sha256, and
+// carries the entry's current version and preprocessing (an export by an
+// older sslzoo may have recorded them differently).
+func exportedFrom(onnx, weights string, e zoo.Entry) (bool, error) {
 	info, err := runtime.ReadModelInfoFile(onnx)
-	if errors.Is(err, fs.ErrNotExist) {
+	if err != nil {
+		return false, nil // missing or unreadable: export it (again)
+	}
+	if info.Metadata["sslzoo.entry_version"] != e.Version {
 		return false, nil
 	}
-	if err != nil {
-		return false, nil // unreadable: export it again
+	if e.Preprocess != nil {
+		var got preprocess.Spec
+		if json.Unmarshal([]byte(info.Metadata["sslzoo.preprocess"]), &got) != nil {
+			return false, nil
+		}
+		want := *e.Preprocess
+		got.Normalize()
+		want.Normalize()
+		if !reflect.DeepEqual(got, want) {
+			return false, nil
+		}
 	}
 	lb, err := load.File(weights, load.Options{})
 	if err != nil {
@@ -92,7 +105,18 @@ func Open(path string, opts *Options) (*Encoder, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, err
 	}
-	eng, err := runtime.OpenEngine(path, o.Engine, runtime.Options{IntraOpThreads: o.Threads, NoSpin: true})
+	dev, err := runtime.ParseDevice(o.Device)
+	if err != nil {
+		return nil, err
+	}
+	if dev.CUDA && o.Engine == runtime.EngineGo {
+		return nil, fmt.Errorf("device %v: the Go engine runs on the CPU only; use the ort engine for CUDA", dev)
+	}
+	kind := o.Engine
+	if dev.CUDA {
+		kind = runtime.EngineORT // auto must not fall back to the Go engine and the CPU
+	}
+	eng, err := runtime.OpenEngine(path, kind, runtime.Options{IntraOpThreads: o.Threads, NoSpin: true, Device: dev})
 	if err != nil {
 		return nil, err
 	}
@@ -176,17 +200,18 @@ func (e *Encoder) EmbedImages(imgs []image.Image) ([][]float32, error) {
 	if e.text != nil {
 		return nil, fmt.Errorf("%s is a text model; embed texts with it", e.path)
 	}
-	n := e.pre.Len()
 	var out [][]float32
 	for lo := 0; lo < len(imgs); lo += e.maxBatch() {
 		hi := min(lo+e.maxBatch(), len(imgs))
-		x := make([]float32, (hi-lo)*n)
-		for i := lo; i < hi; i++ {
-			if err := e.pre.ApplyInto(x[(i-lo)*n:(i-lo+1)*n], imgs[i]); err != nil {
-				return nil, fmt.Errorf("image %d: %w", i, err)
-			}
+		x, err := e.ImageTensor(imgs[lo:hi])
+		if err != nil {
+			return nil, fmt.Errorf("image %d: %w", lo, err)
 		}
-		rows, err := e.EmbedTensor(x, hi-lo)
+		res, err := e.engine.Run(x)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := e.rows(res, hi-lo)
 		if err != nil {
 			return nil, err
 		}
@@ -194,6 +219,32 @@ func (e *Encoder) EmbedImages(imgs []image.Image) ([][]float32, error) {
 	}
 	return out, nil
 }
+
+// ImageTensor preprocesses images as the model's metadata says into the
+// model's input tensor, [len(imgs), C, H, W], for callers that run the
+// engine (or batch several requests) themselves.
+func (e *Encoder) ImageTensor(imgs []image.Image) (*runtime.Tensor, error) {
+	if e.text != nil {
+		return nil, fmt.Errorf("%s is a text model; embed texts with it", e.path)
+	}
+	n := e.pre.Len()
+	x := make([]float32, len(imgs)*n)
+	for i, img := range imgs {
+		if err := e.pre.ApplyInto(x[i*n:(i+1)*n], img); err != nil {
+			return nil, fmt.Errorf("image %d: %w", i, err)
+		}
+	}
+	c, h, w := e.pre.Shape()
+	return runtime.NewTensor([]int{len(imgs), c, h, w}, x), nil
+}
+
+// EmbeddingOutput is the index, among the engine's outputs, of the one
+// that holds the embeddings.
+func (e *Encoder) EmbeddingOutput() int { return e.out }
+
+// Rows splits the embedding output of an engine run over n inputs into n
+// rows (views, not copies).
+func (e *Encoder) Rows(res []*runtime.Tensor, n int) ([][]float32, error) { return e.rows(res, n) }
 
 // EmbedTensor runs n preprocessed images (n*C*H*W values, NCHW) and
 // returns their embeddings.

@@ -43,6 +43,8 @@ type Options struct {
 	Engine string
 	// Threads caps ONNX Runtime's threads per run (0: its default).
 	Threads int
+	// Device is "cpu" (the default), "cuda" or "cuda:N"; ONNX Runtime only.
+	Device string
 	// Vocab is a text model's vocabulary (a vocab.txt or a tokenizer
 	// folder) when its file records none.
 	Vocab string

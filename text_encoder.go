@@ -228,6 +228,14 @@ func (e *Encoder) EmbedTokens(rows [][]int64) ([][]float32, error) {
 
 // EmbedTexts tokenizes and embeds texts, one embedding per text, in order.
 func (e *Encoder) EmbedTexts(texts []string) ([][]float32, error) {
+	rows, err := e.tokenizeAll(texts)
+	if err != nil {
+		return nil, err
+	}
+	return e.EmbedTokens(rows)
+}
+
+func (e *Encoder) tokenizeAll(texts []string) ([][]int64, error) {
 	if err := e.needText(); err != nil {
 		return nil, err
 	}
@@ -239,7 +247,22 @@ func (e *Encoder) EmbedTexts(texts []string) ([][]float32, error) {
 		}
 		rows[i] = r
 	}
-	return e.EmbedTokens(rows)
+	return rows, nil
+}
+
+// TextTensors tokenizes texts as EmbedTexts does into the model's two
+// inputs, input_ids and attention_mask ([len(texts), SeqLen]), for callers
+// that run the engine themselves; tokens counts the real (unpadded) ones.
+func (e *Encoder) TextTensors(texts []string) (ids, mask *runtime.Tensor, tokens int, err error) {
+	rows, err := e.tokenizeAll(texts)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	for _, r := range rows {
+		tokens += len(r)
+	}
+	ids, mask, err = padTokens(rows, e.text.seq, e.text.pad)
+	return ids, mask, tokens, err
 }
 
 // newTextEncoder sets up an encoder for a text model.

@@ -59,11 +59,11 @@ func (b *Batcher) Run(inputs ...*Tensor) ([]*Tensor, error) {
 				lo, hi := c*size, min((c+1)*size, rows)
 				part := make([]*Tensor, len(inputs))
 				for i, t := range inputs {
-					part[i] = sliceRows(t, lo, hi)
+					part[i] = SliceRows(t, lo, hi)
 				}
 				out, err := b.Engine.Run(part...)
 				if err == nil {
-					err = checkRows(out, hi-lo)
+					err = CheckRows(out, hi-lo)
 				}
 				if err != nil {
 					errs[c] = fmt.Errorf("rows %d-%d: %w", lo, hi, err)
@@ -96,13 +96,13 @@ feed:
 		for c := range parts {
 			parts[c] = results[c][o]
 		}
-		out[o] = concatRows(parts)
+		out[o] = ConcatRows(parts)
 	}
 	return out, nil
 }
 
-// checkRows makes sure every output follows the batch.
-func checkRows(out []*Tensor, rows int) error {
+// CheckRows makes sure every output carries rows batch rows on axis 0.
+func CheckRows(out []*Tensor, rows int) error {
 	for i, t := range out {
 		if len(t.Shape) == 0 || t.Shape[0] != rows {
 			return fmt.Errorf("output %d has shape %v, which does not carry the %d batch rows on axis 0", i, t.Shape, rows)
@@ -111,8 +111,8 @@ func checkRows(out []*Tensor, rows int) error {
 	return nil
 }
 
-// sliceRows views rows [lo, hi) of t (no copy).
-func sliceRows(t *Tensor, lo, hi int) *Tensor {
+// SliceRows views rows [lo, hi) of t (no copy).
+func SliceRows(t *Tensor, lo, hi int) *Tensor {
 	per := numel(t.Shape[1:])
 	shape := slices.Clone(t.Shape)
 	shape[0] = hi - lo
@@ -120,14 +120,20 @@ func sliceRows(t *Tensor, lo, hi int) *Tensor {
 	return &Tensor{DType: t.DType, Shape: shape, Data: data}
 }
 
-// concatRows joins tensors of one type along axis 0.
-func concatRows(parts []*Tensor) *Tensor {
+// ConcatRows joins tensors of one type and row shape along axis 0 into a
+// new tensor.
+func ConcatRows(parts []*Tensor) *Tensor {
 	shape := slices.Clone(parts[0].Shape)
 	shape[0] = 0
-	all := reflect.MakeSlice(reflect.TypeOf(parts[0].Data), 0, 0)
+	n := 0
 	for _, p := range parts {
 		shape[0] += p.Shape[0]
-		all = reflect.AppendSlice(all, reflect.ValueOf(p.Data))
+		n += reflect.ValueOf(p.Data).Len()
+	}
+	all := reflect.MakeSlice(reflect.TypeOf(parts[0].Data), n, n)
+	at := 0
+	for _, p := range parts {
+		at += reflect.Copy(all.Slice(at, n), reflect.ValueOf(p.Data))
 	}
 	return &Tensor{DType: parts[0].DType, Shape: shape, Data: all.Interface()}
 }

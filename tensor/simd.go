@@ -75,8 +75,12 @@ func bnCheck(lo, hi, c int, per [][]float32, _ ...[]float32) {
 	if lo < 0 || hi > c || lo > hi {
 		panic("tensor: BatchNorm channel range out of bounds")
 	}
+	// Lengths, not a read of a[c-1]: other goroutines may be writing the
+	// per-channel arrays' other ranges meanwhile.
 	for _, a := range per {
-		_ = a[c-1]
+		if len(a) < c {
+			panic("tensor: BatchNorm per-channel array shorter than the channels")
+		}
 	}
 }
 

@@ -62,7 +62,7 @@ func runEmbedImages(ctx context.Context, w, errw io.Writer, o embedOptions, mode
 	if err != nil {
 		return err
 	}
-	enc, err := sslzoo.Open(path, &sslzoo.Options{Engine: o.Engine, Threads: o.Threads})
+	enc, err := sslzoo.Open(path, &sslzoo.Options{Engine: o.Engine, Threads: o.Threads, Device: o.Device})
 	if err != nil {
 		return fail(err)
 	}
