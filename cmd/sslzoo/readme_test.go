@@ -54,17 +54,32 @@ func readmeBlocks(t *testing.T, heading, lang string) []string {
 	}
 }
 
+// writeBoot writes the first Fashion-MNIST test image (an ankle boot,
+// which the Node snippet reads from the IDX file) to dir/boot.png, the
+// image the README's snippets embed.
+func writeBoot(t *testing.T, dir string) image.Image {
+	t.Helper()
+	idx, err := data.ReadIDX(filepath.Join(data.FashionMNISTDir, "t10k-images-idx3-ubyte.gz"))
+	if err != nil {
+		t.Skipf("Fashion-MNIST (the README's boot.png): %v", err)
+	}
+	boot := &image.Gray{Pix: idx.Data[:28*28], Stride: 28, Rect: image.Rect(0, 0, 28, 28)}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, boot); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "boot.png"), buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return boot
+}
+
 // The README's Python and Node snippets run as written on the files the
 // README's own commands export, and give the embeddings sslzoo.Encoder
 // gives for the same image.
 func TestReadmeSnippets(t *testing.T) {
 	if err := runtime.Available(); err != nil {
 		t.Skipf("ONNX Runtime: %v", err)
-	}
-	idxPath := filepath.Join(data.FashionMNISTDir, "t10k-images-idx3-ubyte.gz")
-	idx, err := data.ReadIDX(idxPath)
-	if err != nil {
-		t.Skipf("Fashion-MNIST (the Node snippet reads it): %v", err)
 	}
 	// Where ONNX Runtime and onnxruntime-node are found depends on the
 	// cache, which the test moves.
@@ -83,15 +98,7 @@ func TestReadmeSnippets(t *testing.T) {
 			t.Fatalf("%v: %s", args, stderr)
 		}
 	}
-	// The first test image, as the Node snippet reads it and as boot.png.
-	boot := &image.Gray{Pix: idx.Data[:28*28], Stride: 28, Rect: image.Rect(0, 0, 28, 28)}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, boot); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "boot.png"), buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	boot := writeBoot(t, dir)
 	enc, err := sslzoo.Open(filepath.Join(dir, "fmnist.onnx"), nil)
 	if err != nil {
 		t.Fatal(err)
