@@ -48,6 +48,10 @@ type Config struct {
 	// Queue is the most requests that may wait per model; past it the
 	// server answers 503 with Retry-After.
 	Queue int
+	// Instances is how many batches of one model may run at once (as
+	// Triton's instance_group count); 0 means 1. On a CPU, two instances
+	// of one thread each keep the cores busy while HTTP work goes on.
+	Instances int
 	// BodyLimit is the largest request body, in bytes (413 past it).
 	BodyLimit int64
 	// Timeout bounds a request from arrival to answer (504 past it).
@@ -67,8 +71,8 @@ func (c *Config) fill() error {
 		return fmt.Errorf("max batch %d: want >= 1 (1 turns batching off)", c.MaxBatch)
 	case c.MaxDelay < 0:
 		return fmt.Errorf("max delay %v: want >= 0", c.MaxDelay)
-	case c.Queue < 0 || c.BodyLimit < 0 || c.Timeout < 0 || c.MaxRows < 0:
-		return errors.New("queue, body limit, timeout and max rows must not be negative")
+	case c.Queue < 0 || c.BodyLimit < 0 || c.Timeout < 0 || c.MaxRows < 0 || c.Instances < 0:
+		return errors.New("queue, body limit, timeout, max rows and instances must not be negative")
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = DefaultMaxBatch
@@ -149,7 +153,7 @@ func New(cfg Config, models ...Model) (*Server, error) {
 		sm := &model{name: m.Name, enc: m.Encoder}
 		name := m.Name
 		b, err := batch.New(batch.Config{
-			MaxRows: cfg.MaxBatch, MaxDelay: cfg.MaxDelay, QueueSize: cfg.Queue,
+			MaxRows: cfg.MaxBatch, MaxDelay: cfg.MaxDelay, QueueSize: cfg.Queue, Workers: cfg.Instances,
 			Queued: func(d time.Duration) { s.metrics.queue.WithLabelValues(name).Observe(d.Seconds()) },
 			Ran: func(st batch.Stats) {
 				s.metrics.ran(name, st.Rows, st.Run)

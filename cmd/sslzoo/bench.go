@@ -42,12 +42,13 @@ func benchCommand() *cli.Command {
 				Flags:  append([]cli.Flag{&cli.IntFlag{Name: "size", Value: 512, Usage: "m = n = k"}}, stepFlags(10, 1)...),
 				Action: benchGemm,
 			},
+			benchServeCommand(),
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return usagef("bench: unknown workload %q (want train, forward or gemm)", c.Args().First())
+				return usagef("bench: unknown workload %q (want train, forward, gemm or serve)", c.Args().First())
 			}
-			return usagef("bench: name a workload: train, forward or gemm (run 'sslzoo bench --help')")
+			return usagef("bench: name a workload: train, forward, gemm or serve (run 'sslzoo bench --help')")
 		},
 	}
 }

@@ -42,6 +42,7 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-batch", Value: serve.DefaultMaxBatch, Usage: "most rows per engine run (1: no batching)"},
 			&cli.DurationFlag{Name: "max-delay", Value: serve.DefaultMaxDelay, Usage: "longest a request waits for others to share its batch"},
 			&cli.IntFlag{Name: "queue", Value: serve.DefaultQueue, Usage: "requests that may wait per model before 503"},
+			&cli.IntFlag{Name: "instances", Value: 1, Usage: "batches of one model run at once (with --threads, how the cores are shared)"},
 			&cli.StringFlag{Name: "token-file", Usage: "`FILE` holding the bearer token clients must send"},
 			&cli.StringFlag{Name: "engine", Value: "auto", Usage: "ort (ONNX Runtime), go (sslzoo's engine) or auto (ort when its library loads)"},
 			&cli.IntFlag{Name: "threads", Usage: "threads per engine run (0: the engine's default)"},
@@ -58,7 +59,7 @@ func serveCommand() *cli.Command {
 			o := serveOptions{
 				Models: c.StringSlice("model"), Addr: c.String("addr"), TokenFile: c.String("token-file"),
 				Engine: c.String("engine"), Threads: c.Int("threads"), Device: c.String("device"), Grace: c.Duration("grace"),
-				Config: serve.Config{MaxBatch: c.Int("max-batch"), MaxDelay: c.Duration("max-delay"), Queue: c.Int("queue"),
+				Config: serve.Config{MaxBatch: c.Int("max-batch"), MaxDelay: c.Duration("max-delay"), Queue: c.Int("queue"), Instances: c.Int("instances"),
 					BodyLimit: c.Int64("body-limit"), MaxRows: c.Int("max-rows"), Timeout: c.Duration("timeout")},
 			}
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, os.Interrupt)
@@ -87,8 +88,8 @@ func runServe(ctx context.Context, w, errw io.Writer, o serveOptions, ready func
 		return usagef("%s: --max-batch %d: want >= 1 (1 turns batching off)", name, o.Config.MaxBatch)
 	case o.Config.MaxDelay < 0 || o.Config.Timeout <= 0 || o.Grace < 0:
 		return usagef("%s: --max-delay and --grace must not be negative, and --timeout must be positive", name)
-	case o.Config.Queue < 1 || o.Config.BodyLimit < 1 || o.Config.MaxRows < 1 || o.Threads < 0:
-		return usagef("%s: --queue, --body-limit and --max-rows must be positive, and --threads not negative", name)
+	case o.Config.Queue < 1 || o.Config.BodyLimit < 1 || o.Config.MaxRows < 1 || o.Config.Instances < 1 || o.Threads < 0:
+		return usagef("%s: --queue, --body-limit, --max-rows and --instances must be positive, and --threads not negative", name)
 	}
 	switch o.Engine {
 	case ortruntime.EngineORT, ortruntime.EngineGo, ortruntime.EngineAuto:
