@@ -9,7 +9,7 @@ recipe (the exact command, seed, steps, wall time summed from
 RUN/metrics.jsonl) and metric.
 
 usage: scripts/bundle_entry.py --name simclr-resnet18-fmnist --run DIR \
-           --command "sslzoo train simclr ..." [--machine "2 cores ..."]
+           --command "sslzoo train simclr ..." [--machine "2 cores ..."] [--fp16]
 
 A text run (`sslzoo train mlm`, whose --out is a Hugging Face BERT folder)
 is imported into one file that carries its vocabulary (`sslzoo import
@@ -65,6 +65,44 @@ def arch_config(meta):
     sys.exit(f"{arch}: no sslzoo.arch_config in the file; re-save it with a current sslzoo")
 
 
+def write_fp16(src, dest):
+    """Copies a safetensors file with every F32 tensor stored as F16 (the
+    loaders widen F16 back to float32); other dtypes are kept as they are.
+    Writes DEST.tmp, then renames it."""
+    with open(src, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        if n > 100 << 20:
+            sys.exit(f"{src}: header of {n} bytes is not a safetensors header")
+        header = json.loads(f.read(n))
+        body = f.read()
+    out_header, chunks, offset = {}, [], 0
+    for name in sorted((k for k in header if k != "__metadata__"), key=lambda k: header[k]["data_offsets"][0]):
+        t = dict(header[name])
+        lo, hi = t["data_offsets"]
+        raw = body[lo:hi]
+        if t["dtype"] == "F32":
+            count = len(raw) // 4
+            raw = struct.pack(f"<{count}e", *struct.unpack(f"<{count}f", raw))
+            t["dtype"] = "F16"
+        t["data_offsets"] = [offset, offset + len(raw)]
+        offset += len(raw)
+        out_header[name] = t
+        chunks.append(raw)
+    if "__metadata__" in header:
+        out_header["__metadata__"] = header["__metadata__"]
+    enc = json.dumps(out_header, separators=(",", ":")).encode()
+    enc += b" " * (-len(enc) % 8)
+    tmp = dest + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(enc)))
+        f.write(enc)
+        for c in chunks:
+            f.write(c)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, dest)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--name", required=True)
@@ -75,6 +113,8 @@ def main():
     ap.add_argument("--version", default="1")
     ap.add_argument("--license", default="Apache-2.0")
     ap.add_argument("--log", help="the train log of a text run (its steps and training seconds)")
+    ap.add_argument("--fp16", action="store_true",
+                    help="store float32 weights as float16 (half the size; the metric is measured on the fp16 file)")
     args = ap.parse_args()
     if os.path.exists(os.path.join(args.run, "config.json")):
         return bundle_text(args)
@@ -86,7 +126,10 @@ def main():
     os.makedirs(dest_dir, exist_ok=True)
     file = args.name + ".safetensors"
     dest = os.path.join(dest_dir, file)
-    shutil.copyfile(src, dest)
+    if args.fp16:
+        write_fp16(src, dest)
+    else:
+        shutil.copyfile(src, dest)
 
     steps, wall = 0, 0.0
     with open(os.path.join(args.run, "metrics.jsonl")) as f:
