@@ -23,6 +23,7 @@ help:
 	@echo "make conformance - every backbone at full size and every op: ONNX Runtime, Go engine, onnxruntime-node vs Go"
 	@echo "make verify-zoo  - rerun every bundled entry's listed metric and check it within 0.3 points"
 	@echo "make bench-embed - sslzoo embed on 10,000 PNG files vs the same images as one tensor, interleaved (EMBED_N, EMBED_REPS)"
+	@echo "make bench-serve - sslzoo serve under load: batching on/off, v2 json/binary, OpenAI, vs in-process; soak RSS (SERVE_MODEL, SERVE_CELL, SERVE_SOAK)"
 	@echo "make bench-onnx  - ONNX Runtime vs PyTorch eager, sslzoo runtime vs raw onnxruntime_go, Go engine vs ORT (BENCH_STEPS, BENCH_ROUNDS, BENCH_BATCHES)"
 
 setup:
@@ -80,6 +81,15 @@ EMBED_REPS ?= 3
 .PHONY: bench-embed
 bench-embed: setup build
 	/usr/bin/python3 scripts/bench_embed_files.py --n $(EMBED_N) --reps $(EMBED_REPS)
+
+# Serving under load: sslzoo serve with batching on and off against the model
+# in-process, then a soak; exits non-zero when a serving target is missed.
+SERVE_MODEL ?= simclr-resnet18-fmnist
+SERVE_CELL ?= 5s
+SERVE_SOAK ?= 60s
+.PHONY: bench-serve
+bench-serve: setup build
+	bin/sslzoo bench serve --model $(SERVE_MODEL) --cell $(SERVE_CELL) --soak $(SERVE_SOAK)
 
 fmt:
 	$(GO) fmt ./...
