@@ -29,7 +29,6 @@ import (
 // Defaults for zero Config fields.
 const (
 	DefaultMaxBatch  = 32
-	DefaultMaxDelay  = 5 * time.Millisecond
 	DefaultQueue     = 256
 	DefaultBodyLimit = 32 << 20
 	DefaultTimeout   = 30 * time.Second
@@ -43,7 +42,11 @@ const (
 type Config struct {
 	// MaxBatch is the most rows one engine run takes; 1 turns batching off.
 	MaxBatch int
-	// MaxDelay is how long a request may wait for others to share its batch.
+	// MaxDelay is how long a request may wait for others to share its
+	// batch. 0, the default (as Triton's max_queue_delay_microseconds),
+	// runs a batch as soon as an engine is free: the requests that came in
+	// while the last batch ran make the next one. On two cores that beat a
+	// 5ms delay at every load `sslzoo bench serve` tried (README).
 	MaxDelay time.Duration
 	// Queue is the most requests that may wait per model; past it the
 	// server answers 503 with Retry-After.
@@ -76,9 +79,6 @@ func (c *Config) fill() error {
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = DefaultMaxBatch
-	}
-	if c.MaxDelay == 0 && c.MaxBatch > 1 {
-		c.MaxDelay = DefaultMaxDelay
 	}
 	if c.Queue == 0 {
 		c.Queue = DefaultQueue

@@ -29,7 +29,7 @@ func benchServeCommand() *cli.Command {
 			&cli.DurationFlag{Name: "soak", Value: 60 * time.Second, Usage: "the run over which the server's RSS growth is measured (0: none)"},
 			&cli.IntSliceFlag{Name: "concurrency", Value: cli.NewIntSlice(1, 8, 32), Usage: "client counts (the last one sets the targets)"},
 			&cli.IntFlag{Name: "max-batch", Value: 32, Usage: "the batching server's --max-batch, and the in-process batch"},
-			&cli.DurationFlag{Name: "max-delay", Value: 5 * time.Millisecond, Usage: "the batching server's --max-delay"},
+			&cli.DurationFlag{Name: "max-delay", Usage: "the batching server's --max-delay"},
 			&cli.StringFlag{Name: "engine", Value: "auto", Usage: "ort, go or auto, for the servers and the in-process runs"},
 			&cli.IntFlag{Name: "threads", Usage: "threads per engine run (0: the engine's default)"},
 			&cli.IntFlag{Name: "instances", Value: 1, Usage: "concurrent engine runs, in the servers and in-process"},

@@ -23,7 +23,7 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "serve embeddings over HTTP: KServe v2 (Triton clients), OpenAI /v1/embeddings, Prometheus /metrics",
-		UsageText: "sslzoo serve --model NAME|F.onnx|ALIAS=F.onnx [--model ...] [--addr 127.0.0.1:8080] [--max-batch 32] [--max-delay 5ms]\n" +
+		UsageText: "sslzoo serve --model NAME|F.onnx|ALIAS=F.onnx [--model ...] [--addr 127.0.0.1:8080] [--max-batch 32] [--max-delay 0s]\n" +
 			"             [--queue 256] [--token-file F] [--engine ort|go|auto] [--threads N] [--device cpu|cuda[:N]]\n" +
 			"  example: sslzoo serve --model simclr-resnet18-fmnist --model mlm-bert-tiny-brown\n" +
 			"           curl -s localhost:8080/v2/models/simclr-resnet18-fmnist",
@@ -32,15 +32,16 @@ func serveCommand() *cli.Command {
 			"GET /v2/health/live and /v2/health/ready, POST /v1/embeddings ({\"model\", \"input\": texts, or images as\n" +
 			"data:image/png;base64,... URLs}), GET /metrics. Images are decoded and preprocessed exactly as\n" +
 			"'sslzoo embed' does; texts are tokenized as 'embed --text' does. Zoo names are pulled on first use.\n" +
-			"Requests to one model are batched: up to --max-batch rows, waiting at most --max-delay (--max-batch 1\n" +
-			"turns batching off). Past --queue waiting requests the server answers 503 with Retry-After.\n" +
+			"Requests to one model are batched: up to --max-batch rows, waiting at most --max-delay; at 0 a batch\n" +
+			"runs as soon as an engine is free, with whatever queued meanwhile (--max-batch 1 turns batching off).\n" +
+			"Past --queue waiting requests the server answers 503 with Retry-After.\n" +
 			"With --token-file every request but the health checks needs Authorization: Bearer TOKEN.\n" +
 			"SIGTERM or Ctrl-C drains: requests in flight finish, new ones get 503, and the exit code is 0.",
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "model", Usage: "zoo `NAME`, .onnx file, or ALIAS=either (repeatable)"},
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8080", Usage: "`HOST:PORT` to listen on (0.0.0.0:8080 for every interface)"},
 			&cli.IntFlag{Name: "max-batch", Value: serve.DefaultMaxBatch, Usage: "most rows per engine run (1: no batching)"},
-			&cli.DurationFlag{Name: "max-delay", Value: serve.DefaultMaxDelay, Usage: "longest a request waits for others to share its batch"},
+			&cli.DurationFlag{Name: "max-delay", Usage: "longest a request waits for others to share its batch (0: run as soon as an engine is free)"},
 			&cli.IntFlag{Name: "queue", Value: serve.DefaultQueue, Usage: "requests that may wait per model before 503"},
 			&cli.IntFlag{Name: "instances", Value: 1, Usage: "batches of one model run at once (with --threads, how the cores are shared)"},
 			&cli.StringFlag{Name: "token-file", Usage: "`FILE` holding the bearer token clients must send"},

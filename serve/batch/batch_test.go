@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -20,9 +21,11 @@ type recorder struct {
 	mu      sync.Mutex
 	batches [][]req
 	gate    chan struct{} // when set, each run waits for a value on it
+	entered atomic.Int32  // runs that have started
 }
 
 func (r *recorder) run(items []req) ([]int, error) {
+	r.entered.Add(1)
 	if r.gate != nil {
 		<-r.gate
 	}
@@ -212,6 +215,40 @@ func TestMaxDelay(t *testing.T) {
 				t.Errorf("queue times %v, want one of at least %v", waits, delay)
 			}
 		})
+	}
+}
+
+// With no delay (greedy batching, the server's default) a lone request
+// runs at once, and the requests that queue while the only worker is busy
+// run together as the next batch.
+func TestGreedyBatching(t *testing.T) {
+	rec := &recorder{gate: make(chan struct{})}
+	b := newBatcher(t, Config{MaxRows: 8}, rec.run)
+	var release sync.Once
+	open := func() { release.Do(func() { close(rec.gate) }) }
+	t.Cleanup(open) // runs before b.Close, so a failed test cannot leave the worker stuck
+	first := submitAsync(context.Background(), b, req{id: 1, rows: 1})
+	for deadline := time.Now().Add(10 * time.Second); rec.entered.Load() != 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a lone request did not run at once")
+		}
+	}
+	var answers []<-chan answer
+	for i := 2; i <= 4; i++ {
+		answers = append(answers, submitAsync(context.Background(), b, req{id: i, rows: 1}))
+		waitLen(t, b, i-1)
+	}
+	open()
+	if a := <-first; a.err != nil || a.v != 10 {
+		t.Fatalf("first: %+v", a)
+	}
+	for i, ch := range answers {
+		if a := <-ch; a.err != nil || a.v != (i+2)*10 {
+			t.Fatalf("request %d: %+v", i+2, a)
+		}
+	}
+	if got := fmt.Sprint(rec.seen()); got != "[[{1 1}] [{2 1} {3 1} {4 1}]]" {
+		t.Errorf("batches %s, want the first alone and the rest together", got)
 	}
 }
 

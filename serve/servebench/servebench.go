@@ -71,12 +71,12 @@ func (c Cell) RowsPerSecond() float64 { return c.Result.RPS() * float64(max(c.Ba
 
 // Report is a whole run.
 type Report struct {
-	Config               Config
-	Cells                []Cell
-	RSSStart, RSSEnd     int64 // the batching server's resident memory over the soak, bytes
-	SoakRequests         int
-	SoakErrors           int
-	ExitCodes            [2]int // the servers' exit codes after SIGTERM
+	Config           Config
+	Cells            []Cell
+	RSSStart, RSSEnd int64 // the batching server's resident memory over the soak, bytes
+	SoakRequests     int
+	SoakErrors       int
+	ExitCodes        [2]int // the servers' exit codes after SIGTERM
 }
 
 type server struct {
