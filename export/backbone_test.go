@@ -102,6 +102,41 @@ func TestNewBackboneViTMeanPooling(t *testing.T) {
 	}
 }
 
+// TestNewBackboneViTNormMean: a "norm-mean" ViT holds a "cls" ViT's
+// weights; its own embedding is the mean pooling (recorded as "mean"), and
+// it can still be exported with the class token.
+func TestNewBackboneViTNormMean(t *testing.T) {
+	cls, nm := tinyViT(t, "cls", 0), tinyViT(t, "norm-mean", 0)
+	x := tensor.New(2, 1, 8, 8)
+	rng := rand.New(rand.NewPCG(3, 3))
+	for i := range x.Data {
+		x.Data[i] = float32(rng.NormFloat64())
+	}
+	embed := func(m *zoo.ViT, pool string) (*tensor.Tensor, string) {
+		t.Helper()
+		b, err := NewBackbone("vit", m, BackboneOptions{Pool: pool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tp := autograd.NewTape()
+		var out *tensor.Tensor
+		tp.NoGrad(func() { out = b.Spec.Forward(tp, []*autograd.Var{autograd.Const(x)})[0].Value })
+		return out, b.Spec.Metadata[PoolingKey]
+	}
+	for _, c := range []struct{ nmPool, clsPool, wantKey string }{{"", PoolMean, PoolMean}, {PoolCLS, "", PoolCLS}} {
+		got, key := embed(nm, c.nmPool)
+		want, _ := embed(cls, c.clsPool)
+		if key != c.wantKey {
+			t.Errorf("norm-mean ViT exported with pool %q records %q, want %q", c.nmPool, key, c.wantKey)
+		}
+		for i := range want.Data {
+			if d := math.Abs(float64(got.Data[i] - want.Data[i])); d > 1e-6 {
+				t.Fatalf("pool %q: element %d is %g, want %g", c.nmPool, i, got.Data[i], want.Data[i])
+			}
+		}
+	}
+}
+
 // TestNewBackbonePreprocess: the recorded preprocessing follows the stem
 // and the channel count unless the caller gives one.
 func TestNewBackbonePreprocess(t *testing.T) {

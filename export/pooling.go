@@ -42,30 +42,41 @@ func (m Metadata) WithExtra(key, value string) Metadata {
 // vitPooled returns the forward of a ViT embedding with the requested
 // pooling, and the pooling it computes.
 //
-// A ViT built with Pool "cls" (every MAE encoder) has a final norm over all
-// tokens: "cls" is its class token after that norm (the model's own
-// Features), and "mean" is the average of the normalised patch tokens, the
-// class token left out. A ViT built with Pool "mean" only has fc_norm after
-// its average, so it can only be exported as "mean".
+// A ViT with a final norm over all tokens (Pool "cls", as every MAE
+// encoder is built, or "norm-mean") can be pooled both ways: "cls" is its
+// class token after that norm, and "mean" is the average of the normalised
+// patch tokens, the class token left out. A ViT built with Pool "mean"
+// only has fc_norm after its average, so it can only be exported as
+// "mean".
 func vitPooled(arch string, m *zoo.ViT, pool string) (func(*autograd.Tape, *autograd.Var) *autograd.Var, string, error) {
 	if err := CheckPool(pool); err != nil {
 		return nil, "", fmt.Errorf("export: %s: %w", arch, err)
 	}
 	own := m.Config.Pool
+	if own == "norm-mean" {
+		own = PoolMean
+	}
 	if pool == "" || pool == own {
 		return m.Forward, own, nil
 	}
 	if m.Head != nil {
 		return nil, "", fmt.Errorf("export: %s has a classification head; pooling %q applies to a headless backbone", arch, pool)
 	}
-	if pool == PoolCLS {
+	if m.Norm == nil {
 		return nil, "", fmt.Errorf("export: %s was built with mean pooling and has no final norm over its tokens; it can only be exported with pooling mean", arch)
 	}
-	// Mean of the normalised patch tokens of a "cls" ViT.
+	tokens := func(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
+		return m.Norm.Forward(tp, m.Encode(tp, m.Embed(tp, x)))
+	}
+	if pool == PoolCLS {
+		return func(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
+			h := tokens(tp, x)
+			return tp.Reshape(tp.Slice(h, 1, 0, 1), h.Shape()[0], h.Shape()[2])
+		}, PoolCLS, nil
+	}
 	return func(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
-		h := m.Norm.Forward(tp, m.Encode(tp, m.Embed(tp, x)))
-		t := h.Shape()[1]
-		return tp.Mean(tp.Slice(h, 1, 1, t), []int{1}, false)
+		h := tokens(tp, x)
+		return tp.Mean(tp.Slice(h, 1, 1, h.Shape()[1]), []int{1}, false)
 	}, PoolMean, nil
 }
 

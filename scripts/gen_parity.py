@@ -649,7 +649,7 @@ def save(out, name, weights, io, cfg):
 # Full-size registry entries, as the Go registry (zoo.Arch) builds them:
 # backbones without classifier heads, BERT without pooler or MLM head.
 BERT_SIZES = {"bert-tiny": (2, 128, 2), "bert-mini": (4, 256, 4), "bert-small": (4, 512, 8), "bert-base": (12, 768, 12)}
-VIT_SIZES = {"vit-tiny": (192, 12, 3), "vit-tiny-l6": (192, 6, 3), "vit-small": (384, 12, 6), "vit-base": (768, 12, 12)}
+VIT_SIZES = {"vit-tiny": (192, 12, 3), "vit-tiny-l6": (192, 6, 3), "vit-tiny-144": (144, 12, 3), "vit-small": (384, 12, 6), "vit-base": (768, 12, 12)}
 
 
 def full_size_shapes():

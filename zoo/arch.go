@@ -42,7 +42,8 @@ func (s Spec) Build(rng *rand.Rand) (Backbone, error) {
 
 // The registry's entries are backbones without classifier heads. ViTs are
 // the patch-16 ImageNet models at 224 pixels (vit-tiny-l6, ViT-Tiny cut to 6
-// layers, is ours: it keeps the bundled MAE encoder under 8 MB in fp16); BERTs are Google's published
+// layers, and vit-tiny-144, ViT-Tiny's 12 layers at 144 wide, are ours: they
+// keep an MAE encoder under the 8 MB a bundled entry may take in fp16); BERTs are Google's published
 // sizes (bert-tiny, bert-mini and bert-small are three of its 24 smaller models) with the
 // uncased vocabulary, dropout 0.1, and neither pooler nor MLM head.
 var archs = map[string]Spec{
@@ -52,6 +53,7 @@ var archs = map[string]Spec{
 	"resnet50":       {Family: "resnet", ResNet: ResNetConfig{Depth: 50, Stem: "imagenet", Width: 1, InChannels: 3}},
 	"vit-tiny":       {Family: "vit", ViT: vitSize(192, 12, 3)},
 	"vit-tiny-l6":    {Family: "vit", ViT: vitSize(192, 6, 3)},
+	"vit-tiny-144":   {Family: "vit", ViT: vitSize(144, 12, 3)},
 	"vit-small":      {Family: "vit", ViT: vitSize(384, 12, 6)},
 	"vit-base":       {Family: "vit", ViT: vitSize(768, 12, 12)},
 	"bert-tiny":      {Family: "bert", BERT: bertSize(2, 128, 2)},

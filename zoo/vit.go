@@ -28,9 +28,12 @@ type ViTConfig struct {
 	Dim, Depth, Heads int
 	// MLPRatio sizes the MLP hidden layer as Dim*MLPRatio; 0 means 4.
 	MLPRatio float64
-	// Pool is "cls" (the default: final norm, then the class token) or
+	// Pool is "cls" (the default: final norm, then the class token),
 	// "mean" (average of the patch tokens, then fc_norm), as timm names
-	// them for global_pool "token" and "avg".
+	// them for global_pool "token" and "avg", or "norm-mean" (final norm
+	// over every token, then the average of the patch tokens: timm's "avg"
+	// with fc_norm=False). "norm-mean" keeps the "cls" state dict, so one
+	// set of weights (an MAE encoder's) can be embedded either way.
 	Pool string
 	// NumClasses sizes the head; 0 drops it and Forward returns the pooled
 	// features.
@@ -67,8 +70,8 @@ func (c ViTConfig) withDefaults() (ViTConfig, error) {
 		return c, fmt.Errorf("vit: dim %d, depth %d, heads %d: need dim > 0 divisible by heads > 0", c.Dim, c.Depth, c.Heads)
 	case !(c.MLPRatio > 0) || math.IsInf(c.MLPRatio, 0) || int(float64(c.Dim)*c.MLPRatio) < 1:
 		return c, fmt.Errorf("vit: MLP ratio %g", c.MLPRatio)
-	case c.Pool != "cls" && c.Pool != "mean":
-		return c, fmt.Errorf("vit: pool %q not supported (\"cls\" or \"mean\")", c.Pool)
+	case c.Pool != "cls" && c.Pool != "mean" && c.Pool != "norm-mean":
+		return c, fmt.Errorf("vit: pool %q not supported (\"cls\", \"mean\" or \"norm-mean\")", c.Pool)
 	case c.NumClasses < 0:
 		return c, fmt.Errorf("vit: %d classes", c.NumClasses)
 	case !(c.Eps > 0):
@@ -95,8 +98,8 @@ type ViT struct {
 	ClsToken   *autograd.Var
 	PosEmbed   *autograd.Var
 	Blocks     []*ViTBlock
-	// Norm is the final LayerNorm for Pool "cls"; FCNorm the one after
-	// pooling for Pool "mean". Exactly one is set.
+	// Norm is the final LayerNorm for Pool "cls" and "norm-mean"; FCNorm
+	// the one after pooling for Pool "mean". Exactly one is set.
 	Norm, FCNorm *nn.LayerNorm
 	// Head is nil when Config.NumClasses is 0.
 	Head *nn.Linear
@@ -127,7 +130,7 @@ func NewViT(cfg ViTConfig, rng *rand.Rand) (*ViT, error) {
 	for range cfg.Depth {
 		m.Blocks = append(m.Blocks, newViTBlock(d, hidden, cfg.Heads, cfg.Eps, rng))
 	}
-	if cfg.Pool == "cls" {
+	if cfg.Pool != "mean" {
 		m.Norm = nn.NewLayerNorm(d, cfg.Eps)
 	} else {
 		m.FCNorm = nn.NewLayerNorm(d, cfg.Eps)
@@ -246,9 +249,13 @@ func (m *ViT) Encode(tp *autograd.Tape, tokens *autograd.Var) *autograd.Var {
 func (m *ViT) Features(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
 	h := m.Encode(tp, m.Embed(tp, x))
 	b, t, d := h.Shape()[0], h.Shape()[1], m.Config.Dim
-	if m.Config.Pool == "cls" {
+	switch m.Config.Pool {
+	case "cls":
 		h = m.Norm.Forward(tp, h)
 		return tp.Reshape(tp.Slice(h, 1, 0, 1), b, d)
+	case "norm-mean":
+		h = m.Norm.Forward(tp, h)
+		return tp.Mean(tp.Slice(h, 1, 1, t), []int{1}, false)
 	}
 	return m.FCNorm.Forward(tp, tp.Mean(tp.Slice(h, 1, 1, t), []int{1}, false))
 }

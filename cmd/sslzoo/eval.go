@@ -32,7 +32,7 @@ func evalCommand() *cli.Command {
 			RandomInit: c.Bool("random-init"), Pixels: c.Bool("pixels"), K: c.Int("k"), Temperature: c.Float64("temperature"),
 			Fraction: c.Float64("fraction"), Epochs: c.Int("epochs"), Batch: c.Int("batch"), LR: c.Float64("lr"),
 			LimitTrain: c.Int("limit-train"), LimitTest: c.Int("limit-test"), Seed: c.Uint64("seed"),
-			Workers: c.Int("workers"), OnDecodeError: c.String("on-decode-error"),
+			Workers: c.Int("workers"), OnDecodeError: c.String("on-decode-error"), Pool: c.String("pool"),
 		}
 		if _, err := zoo.Lookup(o.Checkpoint); err == nil && isZooName(o.Checkpoint) {
 			// A zoo entry: evaluate its pulled weights file.
@@ -82,6 +82,7 @@ func evalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "data", Value: "fashion-mnist", Usage: "dataset: " + data.DatasetSpecs},
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
 		&cli.BoolFlag{Name: "random-init", Usage: "evaluate an untrained backbone of the checkpoint's config"},
+		&cli.StringFlag{Name: "pool", Usage: "a ViT's embedding: cls or mean (average of the normalised patch tokens) (default: the checkpoint's)"},
 		&cli.BoolFlag{Name: "pixels", Usage: "evaluate raw pixels (no network; --checkpoint optional, sets the image size)"},
 		&cli.IntFlag{Name: "k", Value: 200, Usage: "kNN neighbours"},
 		&cli.Float64Flag{Name: "temperature", Value: 0.1, Usage: "kNN temperature"},
@@ -108,6 +109,7 @@ type evalOptions struct {
 	Seed                       uint64
 	Workers                    int
 	OnDecodeError              string
+	Pool                       string
 }
 
 func (o evalOptions) validate() error {
@@ -120,6 +122,10 @@ func (o evalOptions) validate() error {
 		return usagef("sslzoo eval: unknown protocol %q (known: %s)", o.Protocol, strings.Join(evalProtocols, ", "))
 	case o.RandomInit && o.Pixels:
 		return usagef("sslzoo eval: --random-init and --pixels exclude each other")
+	case o.Pool != "" && o.Pool != ssl.PoolCLS && o.Pool != ssl.PoolMean:
+		return usagef("sslzoo eval: --pool %q: want %s or %s", o.Pool, ssl.PoolCLS, ssl.PoolMean)
+	case o.Pool != "" && o.Pixels:
+		return usagef("sslzoo eval: --pool picks a ViT's embedding; --pixels has no network")
 	case o.Checkpoint == "" && !o.Pixels:
 		return usagef("sslzoo eval: --checkpoint is required (except with --pixels)")
 	case o.Pixels && o.Protocol == "finetune":
@@ -193,7 +199,7 @@ func runEval(ctx context.Context, stdout, stderr io.Writer, o evalOptions) error
 	var enc ssl.Encoder
 	var spec ssl.TrainSpec
 	if o.Checkpoint != "" {
-		if enc, spec, err = ssl.LoadEncoder(o.Checkpoint, rand.New(rand.NewPCG(o.Seed, 0x72616e64)), o.RandomInit); err != nil {
+		if enc, spec, err = ssl.LoadEncoderPooled(o.Checkpoint, o.Pool, rand.New(rand.NewPCG(o.Seed, 0x72616e64)), o.RandomInit); err != nil {
 			return fmt.Errorf("sslzoo eval: --checkpoint: %w", err)
 		}
 		rep.Method = spec.Method

@@ -51,6 +51,7 @@ func trainCommand() *cli.Command {
 		&cli.IntFlag{Name: "limit", Usage: "train on the first N images only (0: all)"},
 		&cli.IntFlag{Name: "queue", Usage: "MoCo v2 queue length (default: 65536 for large sets, else 4096)"},
 		&cli.IntFlag{Name: "local-crops", Value: 4, Usage: "SwAV local crops per image"},
+		&cli.StringFlag{Name: "pool", Usage: "ViT embedding: cls (class token after the final norm) or mean (average of the normalised patch tokens); MAE's loss ignores it (default: cls)"},
 		&cli.IntFlag{Name: "workers", Usage: "data loading goroutines (0: one per CPU)"},
 		&cli.StringFlag{Name: "on-decode-error", Value: "fail", Usage: "image folder files that fail to decode: fail (stop) or skip (warn and leave out)"},
 	}
@@ -64,7 +65,7 @@ func trainCommand() *cli.Command {
 			Resume: c.String("resume"), KNNEvery: c.Int("knn-every"), KNNBank: c.Int("knn-bank"),
 			KNNQuery: c.Int("knn-query"), CheckpointEvery: c.Int("checkpoint-every"), LogEvery: c.Int("log-every"),
 			Seed: c.Uint64("seed"), Recipe: c.String("recipe"), LR: c.Float64("lr"), Limit: c.Int("limit"), Queue: c.Int("queue"),
-			LocalCrops: c.Int("local-crops"), Workers: c.Int("workers"), OnDecodeError: c.String("on-decode-error"),
+			LocalCrops: c.Int("local-crops"), Pool: c.String("pool"), Workers: c.Int("workers"), OnDecodeError: c.String("on-decode-error"),
 		}
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -115,6 +116,7 @@ type trainOptions struct {
 	Recipe                      string
 	LR                          float64
 	Limit, Queue, LocalCrops    int
+	Pool                        string
 	Workers                     int
 	OnDecodeError               string
 	// ProgressEvery is the interval of plain progress lines off a
@@ -148,6 +150,8 @@ func (o trainOptions) validate() error {
 		return usagef("sslzoo train: --lr %g must be a positive number (or 0 for the recipe)", o.LR)
 	case o.Limit < 0 || o.Queue < 0 || o.Workers < 0:
 		return usagef("sslzoo train: --limit, --queue and --workers must not be negative")
+	case o.Pool != "" && o.Pool != ssl.PoolCLS && o.Pool != ssl.PoolMean:
+		return usagef("sslzoo train: --pool %q: want %s or %s", o.Pool, ssl.PoolCLS, ssl.PoolMean)
 	case o.LocalCrops < 0:
 		return usagef("sslzoo train: --local-crops %d must not be negative", o.LocalCrops)
 	case !slices.Contains(ssl.Recipes, o.Recipe) && o.Recipe != "":
@@ -208,7 +212,7 @@ func (t *trainer) run(ctx context.Context) (err error) {
 	}
 	cfg := ssl.TrainConfig{
 		Method: o.Method, Data: o.Data, Arch: o.Arch, Width: o.Width, Size: o.Size, Epochs: o.Epochs, Batch: o.Batch,
-		Seed: o.Seed, Recipe: o.Recipe, LR: o.LR, Limit: o.Limit, Queue: o.Queue, LocalCrops: o.LocalCrops,
+		Seed: o.Seed, Recipe: o.Recipe, LR: o.LR, Limit: o.Limit, Queue: o.Queue, LocalCrops: o.LocalCrops, Pool: o.Pool,
 		Workers: o.Workers, Out: o.Out, Resume: o.Resume, CheckpointEvery: o.CheckpointEvery, LogEvery: o.LogEvery,
 		Interrupt: t.interrupt, Warn: t.warn,
 	}

@@ -382,6 +382,10 @@ func TestTrainBadInput(t *testing.T) {
 		{[]string{"eval", "finetune", "--pixels"}, "--pixels applies to knn and linear"},
 		{[]string{"eval", "knn", "--checkpoint", filepath.Join(out, "nope.safetensors")}, "nope.safetensors"},
 		{[]string{"eval", "knn", "--pixels", "--k", "0"}, "--k 0"},
+		{[]string{"eval", "knn", "--checkpoint", "x", "--pool", "max"}, `--pool "max"`},
+		{[]string{"eval", "knn", "--pixels", "--pool", "mean"}, "--pixels has no network"},
+		{append([]string{"train", "mae"}, tinyArgs(out, "--pool", "first")...), `--pool "first"`},
+		{append([]string{"train", "simclr"}, tinyArgs(out, "--pool", "mean")...), "applies to ViTs"},
 		{[]string{"eval", "finetune", "--checkpoint", "x", "--fraction", "2"}, "--fraction 2"},
 	}
 	for _, c := range cases {

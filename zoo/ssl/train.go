@@ -87,6 +87,9 @@ type TrainConfig struct {
 	// LocalCrops is the number of SwAV local crops per image, at half the
 	// size (0: only the two global crops; the CLI's default is 4).
 	LocalCrops int
+	// Pool is a ViT's embedding pooling (TrainSpec.Pool; "": the class
+	// token).
+	Pool string
 	// Norm is the per-channel normalisation; nil means NormFor(Data), or
 	// mean 0.5 and std 0.25 per channel where that has another channel
 	// count than the images.
@@ -354,7 +357,7 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 		return nil, fmt.Errorf("train config: normalisation of %d means and %d stds for %d-channel images", len(norm.Mean), len(norm.Std), channels)
 	}
 	spec := TrainSpec{Method: cfg.Method, Data: cfg.Data, Arch: cfg.Arch, Width: cfg.Width, InChannels: channels, Size: cfg.Size,
-		Mean: norm.Mean, Std: norm.Std, Epochs: cfg.Epochs, Batch: cfg.Batch, Seed: cfg.Seed, LR: cfg.LR, Limit: cfg.Limit}
+		Mean: norm.Mean, Std: norm.Std, Epochs: cfg.Epochs, Batch: cfg.Batch, Seed: cfg.Seed, LR: cfg.LR, Limit: cfg.Limit, Pool: cfg.Pool}
 	if cfg.Recipe != RecipePaper {
 		spec.Recipe = cfg.Recipe // metadata of paper-recipe runs stays as it was
 	}

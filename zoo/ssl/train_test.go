@@ -431,3 +431,29 @@ func TestNewRecipes(t *testing.T) {
 		}
 	}
 }
+
+// TestTrainSpecPool: "mean" gives a ViT that keeps the class-token ViT's
+// final norm (so the weights of either load into it), and pooling is
+// refused where it means nothing.
+func TestTrainSpecPool(t *testing.T) {
+	spec := TrainSpec{Method: "mae", Arch: "vit-tiny-l6", Width: 1, InChannels: 1, Size: 28}
+	for pool, want := range map[string]string{"": "cls", PoolCLS: "cls", PoolMean: "norm-mean"} {
+		spec.Pool = pool
+		a, err := spec.ArchSpec()
+		if err != nil || a.ViT.Pool != want {
+			t.Errorf("pool %q: ViT pool %q (%v), want %q", pool, a.ViT.Pool, err, want)
+		}
+	}
+	spec.Pool = "max"
+	if _, err := spec.ArchSpec(); err == nil || !strings.Contains(err.Error(), `pooling "max"`) {
+		t.Errorf("pool max: %v", err)
+	}
+	rn := TrainSpec{Method: "simclr", Arch: "resnet18-cifar", Width: 0.25, InChannels: 1, Size: 28, Pool: PoolMean}
+	if _, err := rn.ArchSpec(); err == nil || !strings.Contains(err.Error(), "applies to ViTs") {
+		t.Errorf("a pooled ResNet: %v", err)
+	}
+	// The spec without a pool marshals as before (resume compares bytes).
+	if b, _ := json.Marshal(TrainSpec{}); strings.Contains(string(b), "pool") {
+		t.Errorf("empty pool is written: %s", b)
+	}
+}

@@ -18,6 +18,13 @@ import (
 // first; with randomInit the weights are left so, which gives an untrained
 // backbone of the run's configuration.
 func LoadEncoder(path string, rng *rand.Rand, randomInit bool) (Encoder, TrainSpec, error) {
+	return LoadEncoderPooled(path, "", rng, randomInit)
+}
+
+// LoadEncoderPooled is LoadEncoder with a ViT's pooling replaced by pool
+// (PoolCLS or PoolMean; "" keeps the run's). The weights are the same
+// either way: only the embedding taken from the last tokens changes.
+func LoadEncoderPooled(path, pool string, rng *rand.Rand, randomInit bool) (Encoder, TrainSpec, error) {
 	f, err := weights.Read(path)
 	if err != nil {
 		return nil, TrainSpec{}, err
@@ -33,6 +40,9 @@ func LoadEncoder(path string, rng *rand.Rand, randomInit bool) (Encoder, TrainSp
 	}
 	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
 		return nil, spec, fmt.Errorf("%s: bad %s metadata: %w", path, MetaTrain, err)
+	}
+	if pool != "" {
+		spec.Pool = pool
 	}
 	enc, err := spec.NewBackbone(rng)
 	if err != nil {

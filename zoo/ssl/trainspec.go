@@ -40,7 +40,18 @@ type TrainSpec struct {
 	Queue      int       `json:"queue,omitempty"`       // MoCo v2 queue length
 	LocalCrops int       `json:"local_crops,omitempty"` // SwAV local crops
 	LocalSize  int       `json:"local_size,omitempty"`  // SwAV local crop size
+	// Pool is a ViT's embedding: "" or PoolCLS (the class token after the
+	// final norm) or PoolMean (the average of the normalised patch
+	// tokens). MAE's loss does not look at it, so it only decides what the
+	// monitor, eval, embed and export see; the weights are the same.
+	Pool string `json:"pool,omitempty"`
 }
+
+// ViT embedding poolings for TrainSpec.Pool.
+const (
+	PoolCLS  = "cls"
+	PoolMean = "mean"
+)
 
 // vitPatch is the patch size of ViTs trained at small image sizes, as the
 // CIFAR ViT recipes use.
@@ -59,10 +70,20 @@ func (s TrainSpec) ArchSpec() (zoo.Spec, error) {
 	case "resnet":
 		a.ResNet.Width = s.Width
 		a.ResNet.InChannels = s.InChannels
+		if s.Pool != "" {
+			return zoo.Spec{}, fmt.Errorf("pooling %q applies to ViTs; %s always averages its last feature map", s.Pool, s.Arch)
+		}
 	case "vit":
 		a.ViT.ImageSize, a.ViT.PatchSize, a.ViT.InChannels = s.Size, vitPatch, s.InChannels
 		if s.Size%vitPatch != 0 {
 			return zoo.Spec{}, fmt.Errorf("%s needs a size divisible by its patch size %d, got %d", s.Arch, vitPatch, s.Size)
+		}
+		switch s.Pool {
+		case "", PoolCLS:
+		case PoolMean:
+			a.ViT.Pool = "norm-mean" // keeps the final norm over the tokens, which MAE needs
+		default:
+			return zoo.Spec{}, fmt.Errorf("pooling %q: want %s or %s", s.Pool, PoolCLS, PoolMean)
 		}
 	default:
 		return zoo.Spec{}, fmt.Errorf("architecture %q is a %s model; SSL training takes image backbones (resnet*, vit-*)", s.Arch, a.Family)
