@@ -11,6 +11,7 @@ import (
 
 	"github.com/sslzoo/sslzoo"
 	"github.com/sslzoo/sslzoo/export"
+	"github.com/sslzoo/sslzoo/serve/triton"
 	ortruntime "github.com/sslzoo/sslzoo/runtime"
 	"github.com/sslzoo/sslzoo/zoo"
 )
@@ -20,6 +21,7 @@ func exportCommand() *cli.Command {
 		Name:  "export",
 		Usage: "export a backbone to ONNX (opset 17, dynamic batch axis)",
 		UsageText: "sslzoo export NAME --out F.onnx [--raw-pixels]          (a zoo model, pulled on demand; see sslzoo list)\n" +
+			"sslzoo export NAME --triton DIR [--max-batch 32] [--instances 1]   (a Triton model repository entry)\n" +
 			"sslzoo export --arch resnet18-cifar|resnet50|vit-tiny|bert-mini|... [--weights F.safetensors] [--seed S] [--pool cls|mean] --out F.onnx\n" +
 			"sslzoo export --hf DIR [--seq N] [--pool cls|mean] --out F.onnx\n" +
 			"sslzoo export --weights MAEDIR/checkpoint.safetensors --graph reconstruct --out F.onnx",
@@ -41,7 +43,12 @@ func exportCommand() *cli.Command {
 			"--hf DIR reads a Hugging Face BERT folder (config.json, model.safetensors, vocab.txt; e.g. written by\n" +
 			"sslzoo train mlm) and records its tokenizer (vocab sha256, lower-casing, max length) as sslzoo.tokenizer.\n" +
 			"--graph reconstruct exports an MAE training checkpoint's masked reconstruction: pixel_values and a float32\n" +
-			"mask [batch, patches] (1 = hidden) in, the decoder's per-patch pixels pred out (see sslzoo.mae metadata).",
+			"mask [batch, patches] (1 = hidden) in, the decoder's per-patch pixels pred out (see sslzoo.mae metadata).\n" +
+			"--triton DIR writes DIR/MODEL/1/model.onnx and DIR/MODEL/config.pbtxt for Triton's onnxruntime backend\n" +
+			"(platform onnxruntime_onnx, dynamic batching up to --max-batch, --instances CPU instances, the sslzoo.*\n" +
+			"metadata such as the preprocessing as parameters). MODEL is NAME, else --triton-name, else the\n" +
+			"architecture. Start Triton with: tritonserver --model-repository DIR\n" +
+			"Example: sslzoo export simclr-resnet18-fmnist --triton models",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "arch", Usage: "architecture (" + strings.Join(zoo.ArchNames(), ", ") + ")"},
 			&cli.StringFlag{Name: "weights", Usage: "safetensors `FILE` to load (default: random initialisation)"},
@@ -54,6 +61,10 @@ func exportCommand() *cli.Command {
 			&cli.StringFlag{Name: "hf", Usage: "Hugging Face BERT `DIR` (config.json, model.safetensors, vocab.txt) to export"},
 			&cli.StringFlag{Name: "out", Usage: "output `FILE`.onnx"},
 			&cli.BoolFlag{Name: "raw-pixels", Usage: "take uint8 [batch, H, W, C] pixels; scale and normalise inside the graph"},
+			&cli.StringFlag{Name: "triton", Usage: "write a Triton model repository entry under `DIR` instead of --out"},
+			&cli.StringFlag{Name: "triton-name", Usage: "the Triton model name (default: the zoo NAME, else the architecture)"},
+			&cli.IntFlag{Name: "max-batch", Value: triton.DefaultMaxBatchSize, Usage: "--triton: max_batch_size of the dynamic batcher"},
+			&cli.IntFlag{Name: "instances", Value: 1, Usage: "--triton: CPU model instances (instance_group count)"},
 		},
 		Action: func(c *cli.Context) error {
 			o := exportOptions{
@@ -61,6 +72,11 @@ func exportCommand() *cli.Command {
 				ImageSize: c.Int("image-size"), Seq: c.Int("seq"), Out: c.String("out"),
 				Pool: c.String("pool"), HF: c.String("hf"), Graph: c.String("graph"), RawPixels: c.Bool("raw-pixels"),
 				prefixSet: c.IsSet("prefix"),
+				Triton:    c.String("triton"), TritonName: c.String("triton-name"),
+				TritonOptions: triton.Options{MaxBatchSize: c.Int("max-batch"), Instances: c.Int("instances")},
+			}
+			if o.Triton == "" && (c.IsSet("triton-name") || c.IsSet("max-batch") || c.IsSet("instances")) {
+				return usagef("sslzoo export: --triton-name, --max-batch and --instances shape a Triton entry; add --triton DIR")
 			}
 			switch {
 			case c.NArg() > 1:
@@ -71,6 +87,9 @@ func exportCommand() *cli.Command {
 				}
 				if err := checkOutDir(o.Out); err != nil {
 					return err
+				}
+				if o.TritonName == "" {
+					o.TritonName = c.Args().First()
 				}
 				e, err := zoo.Lookup(c.Args().First())
 				if err != nil {
@@ -95,9 +114,15 @@ type exportOptions struct {
 	RawPixels             bool
 	Entry                 *zoo.Entry // set when the model came by zoo name
 	prefixSet             bool
+	// Triton, when set, is a model repository to write into instead of Out.
+	Triton, TritonName string
+	TritonOptions      triton.Options
 }
 
 func runExport(w io.Writer, o exportOptions) error {
+	if o.Triton != "" {
+		return runExportTriton(w, o)
+	}
 	fail := func(err error) error { return fmt.Errorf("sslzoo export: %w", err) }
 	if o.Out == "" {
 		return usagef("sslzoo export: --out is required")

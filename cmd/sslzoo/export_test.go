@@ -260,3 +260,51 @@ func TestExportErrors(t *testing.T) {
 		t.Errorf("failed exports left files: %v", names)
 	}
 }
+
+// TestExportTriton: a zoo name lands as a Triton model repository entry,
+// the model under 1/ and a config naming its tensors without the batch
+// axis; wrong uses fail in one line and leave no config behind.
+func TestExportTriton(t *testing.T) {
+	t.Setenv("SSLZOO_CACHE", t.TempDir())
+	repo := t.TempDir()
+	code, stdout, errs := runCLI("export", "simclr-resnet18-fmnist", "--triton", repo, "--max-batch", "16", "--instances", "2")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	dir := filepath.Join(repo, "simclr-resnet18-fmnist")
+	info, err := ortruntime.ReadModelInfoFile(filepath.Join(dir, "1", "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(filepath.Join(dir, "config.pbtxt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`name: "simclr-resnet18-fmnist"`, `platform: "onnxruntime_onnx"`, "max_batch_size: 16", "count: 2",
+		`name: "pixel_values"`, "dims: [ 1, 28, 28 ]", `name: "embedding"`, "dims: [ 128 ]", `key: "sslzoo.preprocess"`} {
+		if !strings.Contains(string(cfg), want) {
+			t.Errorf("config.pbtxt lacks %q:\n%s", want, cfg)
+		}
+	}
+	if len(info.Inputs) != 1 || info.Inputs[0].Name != "pixel_values" || !strings.Contains(stdout, "tritonserver --model-repository") {
+		t.Errorf("inputs %v, stdout %q", info.Inputs, stdout)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"export", "simclr-resnet18-fmnist", "--triton", repo, "--out", filepath.Join(repo, "x.onnx")}, "leave out --out"},
+		{[]string{"export", "simclr-resnet18-fmnist", "--triton", filepath.Join(repo, "missing")}, "not a folder"},
+		{[]string{"export", "simclr-resnet18-fmnist", "--triton", repo, "--triton-name", "../up"}, "plain folder name"},
+		{[]string{"export", "simclr-resnet18-fmnist", "--triton", repo, "--max-batch", "0"}, "--max-batch 0"},
+		{[]string{"export", "simclr-resnet18-fmnist", "--max-batch", "8", "--out", filepath.Join(repo, "x.onnx")}, "add --triton DIR"},
+	} {
+		code, _, errs := runCLI(c.args...)
+		if code == 0 || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, stderr %q, want one line containing %q", c.args, code, errs, c.want)
+		}
+	}
+	if ents, _ := os.ReadDir(repo); len(ents) != 1 {
+		t.Errorf("repository holds %d entries after the failures, want 1", len(ents))
+	}
+}

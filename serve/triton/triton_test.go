@@ -56,7 +56,7 @@ func modelConfigDescriptor(t *testing.T) protoreflect.MessageDescriptor {
 		MessageType: []*descriptorpb.DescriptorProto{
 			{Name: proto.String("ModelInstanceGroup"),
 				EnumType: []*descriptorpb.EnumDescriptorProto{{Name: proto.String("Kind"), Value: values("KIND_AUTO", "KIND_GPU", "KIND_CPU", "KIND_MODEL")}},
-				Field: []*fd{field("name", 1, str, false, ""), field("count", 2, i32, false, ""), field("kind", 4, enum, false, ".inference.ModelInstanceGroup.Kind")}},
+				Field:    []*fd{field("name", 1, str, false, ""), field("count", 2, i32, false, ""), field("kind", 4, enum, false, ".inference.ModelInstanceGroup.Kind")}},
 			{Name: proto.String("ModelInput"), Field: []*fd{field("name", 1, str, false, ""), field("data_type", 2, enum, false, ".inference.DataType"), field("dims", 4, i64, true, "")}},
 			{Name: proto.String("ModelOutput"), Field: []*fd{field("name", 1, str, false, ""), field("data_type", 2, enum, false, ".inference.DataType"), field("dims", 3, i64, true, "")}},
 			{Name: proto.String("ModelDynamicBatching"), Field: []*fd{field("preferred_batch_size", 1, i32, true, ""), field("max_queue_delay_microseconds", 2, u64, false, "")}},
