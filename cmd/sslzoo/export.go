@@ -11,8 +11,8 @@ import (
 
 	"github.com/sslzoo/sslzoo"
 	"github.com/sslzoo/sslzoo/export"
-	"github.com/sslzoo/sslzoo/serve/triton"
 	ortruntime "github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/serve/triton"
 	"github.com/sslzoo/sslzoo/zoo"
 )
 

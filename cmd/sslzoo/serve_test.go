@@ -18,7 +18,9 @@ import (
 	"time"
 
 	"github.com/sslzoo/sslzoo"
+	ortruntime "github.com/sslzoo/sslzoo/runtime"
 	"github.com/sslzoo/sslzoo/serve/openai"
+	"github.com/sslzoo/sslzoo/serve/triton"
 )
 
 func TestServeUsage(t *testing.T) {
@@ -60,6 +62,28 @@ func freePort(t *testing.T) string {
 	return port
 }
 
+// fakeBinary makes DIR/bin/sslzoo run this test binary as the CLI, with
+// the cache at cache and its output sent to log ("" keeps it on the
+// caller's stdout and stderr), so README blocks run as written.
+func fakeBinary(t *testing.T, dir, cache, log string) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	redirect := ""
+	if log != "" {
+		redirect = fmt.Sprintf(" > %s 2>&1", log)
+	}
+	wrapper := fmt.Sprintf("#!/bin/sh\nexec env %s=1 SSLZOO_CACHE=%s %s \"$@\"%s\n", envRunCLI, cache, self, redirect)
+	if err := os.WriteFile(filepath.Join(dir, "bin", "sslzoo"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // The README's serving block runs as written, but for its port, with this
 // test binary as bin/sslzoo; each answer it prints is the embedding
 // sslzoo.Encoder gives in-process, and the server exits 0 on SIGTERM.
@@ -74,28 +98,25 @@ func TestReadmeServing(t *testing.T) {
 	dir := t.TempDir()
 	boot := writeBoot(t, dir)
 	cache := filepath.Join(dir, "cache")
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	wrapper := fmt.Sprintf("#!/bin/sh\nexec env %s=1 SSLZOO_CACHE=%s %s \"$@\" > %s 2>&1\n", envRunCLI, cache, self, filepath.Join(dir, "serve.log"))
-	if err := os.WriteFile(filepath.Join(dir, "bin", "sslzoo"), []byte(wrapper), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	fakeBinary(t, dir, cache, filepath.Join(dir, "serve.log"))
 	port := freePort(t)
 	script := strings.ReplaceAll(blocks[0], "localhost:8080", "localhost:"+port)
 	script = strings.Replace(script, "bin/sslzoo serve ", "bin/sslzoo serve --addr 127.0.0.1:"+port+" ", 1)
-	script += "wait %1\necho \"server exit $?\" >&2\n"
+	// The server's pid, taken as it starts: once `kill %1` has run, the job
+	// may be gone from the job table, but bash keeps the exit status of a
+	// waited-for pid.
+	first, rest, ok := strings.Cut(script, "&\n")
+	if !ok {
+		t.Fatal("the serving block does not start the server in the background")
+	}
+	script = first + "& server=$!\n" + rest + "wait $server\necho \"server exit $?\" >&2\n"
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", script)
 	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
+	err := cmd.Run()
 	log, _ := os.ReadFile(filepath.Join(dir, "serve.log"))
 	if err != nil || !strings.Contains(stderr.String(), "server exit 0") || !strings.Contains(string(log), "stopped") {
 		t.Fatalf("the block failed: %v\nstderr: %s\nserver log: %s", err, stderr.String(), log)
@@ -188,5 +209,35 @@ func closeTo(t *testing.T, what string, got, want []float32) {
 		if math.Abs(float64(got[j]-want[j])) > 1e-4*(1+math.Abs(float64(want[j]))) {
 			t.Fatalf("%s: value %d is %g, in-process %g", what, j, got[j], want[j])
 		}
+	}
+}
+
+// The README's Triton block runs as written, with this test binary as
+// bin/sslzoo: it prints the config of the model it wrote, and that config
+// is the one the written model calls for.
+func TestReadmeTriton(t *testing.T) {
+	blocks := readmeBlocks(t, "### Moving to Triton or KServe", "sh")
+	if len(blocks) != 1 {
+		t.Fatalf("%d sh blocks in the README's Triton section, want 1", len(blocks))
+	}
+	dir := t.TempDir()
+	fakeBinary(t, dir, filepath.Join(dir, "cache"), "")
+	cmd := exec.Command("bash", "-c", "set -e\n"+blocks[0])
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the block failed: %v\n%s", err, out)
+	}
+	modelDir := filepath.Join(dir, "models", "simclr-resnet18-fmnist")
+	info, err := ortruntime.ReadModelInfoFile(filepath.Join(modelDir, triton.ModelFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := triton.ConfigFor("simclr-resnet18-fmnist", info, triton.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), want.Text()) {
+		t.Errorf("the block printed\n%s\nwant it to show the config\n%s", out, want.Text())
 	}
 }
