@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -92,3 +94,26 @@ var cudaProviderFiles = []string{"libonnxruntime_providers_shared.so", "libonnxr
 const cudaHint = "get ONNX Runtime " + ORTVersion + "'s GPU build (the onnxruntime-linux-x64-gpu-" + ORTVersion +
 	".tgz release archive, or the onnxruntime/capi folder of the Python wheel onnxruntime-gpu==" + ORTVersion +
 	"), then set " + LibraryEnv + " to its libonnxruntime.so.1 (its provider libraries must sit beside it), with CUDA 12 and cuDNN 9 installed"
+
+// nvidiaDriverFile is where a loaded NVIDIA kernel driver reports itself.
+const nvidiaDriverFile = "/proc/driver/nvidia/version"
+
+// CUDAStatus says whether --device cuda can work here, without loading
+// anything: whether the ONNX Runtime library in use has its CUDA provider
+// libraries beside it, and whether an NVIDIA driver is loaded. ok is true
+// when both are there (CUDA and cuDNN themselves are checked only when a
+// session starts).
+func CUDAStatus() (ok bool, detail string) {
+	dir := filepath.Dir(LibraryPath())
+	for _, f := range cudaProviderFiles {
+		if p := filepath.Join(dir, f); !isFile(p) {
+			return false, fmt.Sprintf("no CUDA provider (%s is missing); %s", p, cudaHint)
+		}
+	}
+	b, err := os.ReadFile(nvidiaDriverFile)
+	if err != nil {
+		return false, "the CUDA provider is installed, but no NVIDIA driver is loaded (" + nvidiaDriverFile + " is missing)"
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return true, "CUDA provider in " + dir + "; driver: " + strings.Join(strings.Fields(line), " ")
+}

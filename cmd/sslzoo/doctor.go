@@ -85,6 +85,11 @@ func doctor(w io.Writer) error {
 		row("onnxruntime", "unavailable: "+oneLine(err))
 	} else {
 		row("onnxruntime", ortruntime.Version()+" ("+ortruntime.LibraryPath()+")")
+		if ok, detail := ortruntime.CUDAStatus(); ok {
+			row("cuda", "available: "+detail)
+		} else {
+			row("cuda", "unavailable (--device cuda will fail; cpu works): "+detail)
+		}
 	}
 	for _, d := range doctorData {
 		if _, err := os.Stat(d.path); err == nil {

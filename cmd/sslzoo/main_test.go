@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	ortruntime "github.com/sslzoo/sslzoo/runtime"
 )
 
 // TestMain runs the tests, or, with SSLZOO_TEST_RUN_CLI=1, acts as the
@@ -65,7 +67,11 @@ func TestDoctor(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	for _, want := range []string{"go1.", "GOMAXPROCS", "libopenblas.so.0", "libdnnl.so.2", "\nblas ", "\nconv ", "\nonnxruntime "} {
+	wants := []string{"go1.", "GOMAXPROCS", "libopenblas.so.0", "libdnnl.so.2", "\nblas ", "\nconv ", "\nonnxruntime "}
+	if ortruntime.Available() == nil {
+		wants = append(wants, "\ncuda ") // whether --device cuda can work, said either way
+	}
+	for _, want := range wants {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor output lacks %q:\n%s", want, out)
 		}
