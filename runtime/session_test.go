@@ -349,8 +349,12 @@ func TestTensorFromProto(t *testing.T) {
 		{&onnxpb.TensorProto{DataType: proto.Int32(9), Dims: []int64{3}, Int32Data: []int32{1, 0, 1}}, NewTensor([]int{3}, []bool{true, false, true}), ""},
 		{&onnxpb.TensorProto{DataType: proto.Int32(3), Dims: []int64{2}, RawData: []byte{0xff, 0x7f}}, NewTensor([]int{2}, []int8{-1, 127}), ""},
 		{&onnxpb.TensorProto{DataType: proto.Int32(8), Dims: []int64{2}, StringData: [][]byte{[]byte("a"), []byte("bc")}}, NewTensor([]int{2}, []string{"a", "bc"}), ""},
-		{&onnxpb.TensorProto{Name: proto.String("w"), DataType: proto.Int32(1), Dims: []int64{3}, RawData: raw}, nil, `tensor "w": float32 [3] needs 12 bytes of raw_data, has 8`},
-		{&onnxpb.TensorProto{Name: proto.String("w"), DataType: proto.Int32(1), Dims: []int64{3}, FloatData: []float32{1}}, nil, "needs 3 values, has 1"},
+		{&onnxpb.TensorProto{Name: proto.String("w"), DataType: proto.Int32(1), Dims: []int64{3}, RawData: raw}, nil, `tensor "w": float32 [3] needs 3 elements of raw_data, has 8 bytes`},
+		{&onnxpb.TensorProto{Name: proto.String("w"), DataType: proto.Int32(1), Dims: []int64{3}, FloatData: []float32{1}}, nil, "needs 3 values, the file holds 1"},
+		// A huge declaration with no data is refused before anything is allocated.
+		{&onnxpb.TensorProto{Name: proto.String("big"), DataType: proto.Int32(1), Dims: []int64{1 << 20, 1 << 20}}, nil, `tensor "big": float32 [1048576 1048576] needs 1099511627776 values, the file holds 0`},
+		{&onnxpb.TensorProto{Name: proto.String("big"), DataType: proto.Int32(7), Dims: []int64{1 << 40}, RawData: raw}, nil, "needs 1099511627776 elements of raw_data, has 8 bytes"},
+		{&onnxpb.TensorProto{Name: proto.String("huge"), DataType: proto.Int32(1), Dims: []int64{1 << 40, 1 << 40}}, nil, "too many elements"},
 		{&onnxpb.TensorProto{Name: proto.String("w"), DataType: proto.Int32(1), Dims: []int64{1}, DataLocation: onnxpb.TensorProto_EXTERNAL.Enum()}, nil, "external data"},
 	} {
 		got, err := TensorFromProto(c.tp)
@@ -480,5 +484,32 @@ func TestBatcher(t *testing.T) {
 			t.Errorf("%s: bad input error %v should name the rows", k, err)
 		}
 		e.Close()
+	}
+}
+
+// An initializer that declares 2^40 elements and carries none is refused
+// by the Go engine with its name, before anything is allocated (it used to
+// end in "fatal error: runtime: out of memory").
+func TestGoEngineRefusesHugeEmptyInitializer(t *testing.T) {
+	m := model(&onnxpb.GraphProto{
+		Name: proto.String("huge"),
+		Node: []*onnxpb.NodeProto{node("MatMul", []string{"x", "w"}, []string{"y"})},
+		Initializer: []*onnxpb.TensorProto{
+			{Name: proto.String("w"), DataType: proto.Int32(int32(Float32)), Dims: []int64{1 << 20, 1 << 20}},
+		},
+		Input:  []*onnxpb.ValueInfoProto{tensorValue("x", Float32, dims("batch", 1<<20))},
+		Output: []*onnxpb.ValueInfoProto{tensorValue("y", Float32, dims("batch", 1<<20))},
+	}, nil)
+	path := filepath.Join(t.TempDir(), "huge.onnx")
+	if err := os.WriteFile(path, m, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e, err := OpenEngine(path, EngineGo, Options{})
+	if err == nil {
+		e.Close()
+		t.Fatal("opened a model whose initializer has no data")
+	}
+	if !strings.Contains(err.Error(), `tensor "w"`) || !strings.Contains(err.Error(), "the file holds 0") {
+		t.Errorf("error %v, want one naming the tensor and its missing data", err)
 	}
 }

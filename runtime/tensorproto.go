@@ -21,12 +21,22 @@ func TensorFromProto(tp *onnxpb.TensorProto) (*Tensor, error) {
 		}
 		shape[i] = int(d)
 	}
-	n := numel(shape)
 	dt := DType(tp.GetDataType())
 	raw := tp.GetRawData()
 	hasRaw := tp.RawData != nil
-	if hasRaw && dt != String && len(raw) != n*dt.Size() {
-		return nil, fmt.Errorf("tensor %q: %v %v needs %d bytes of raw_data, has %d", tp.GetName(), dt, shape, n*dt.Size(), len(raw))
+	// Every allocation below is sized by the declared shape, so the shape is
+	// first held to the values the file really carries: a 2^40-element
+	// declaration with no data is an error here, not an out-of-memory crash.
+	n, ok := checkedNumel(shape)
+	if !ok {
+		return nil, fmt.Errorf("tensor %q: shape %v has too many elements to hold in memory", tp.GetName(), shape)
+	}
+	if hasRaw && dt != String {
+		if size := dt.Size(); size == 0 || n > len(raw)/size || len(raw) != n*size {
+			return nil, fmt.Errorf("tensor %q: %v %v needs %d elements of raw_data, has %d bytes", tp.GetName(), dt, shape, n, len(raw))
+		}
+	} else if got, known := typedLen(tp, dt); known && got != n {
+		return nil, fmt.Errorf("tensor %q: %v %v needs %d values, the file holds %d", tp.GetName(), dt, shape, n, got)
 	}
 	t := &Tensor{DType: dt, Shape: shape}
 	// count checks a typed field's length.
@@ -163,4 +173,37 @@ func narrow(dt DType, v []int32) any {
 		return o
 	}
 	return nil
+}
+
+// checkedNumel is the element count of shape, or false when the product
+// does not fit in an int.
+func checkedNumel(shape []int) (int, bool) {
+	n := 1
+	for _, d := range shape {
+		if d != 0 && n > math.MaxInt/d {
+			return 0, false
+		}
+		n *= d
+	}
+	return n, true
+}
+
+// typedLen is how many values tp carries in the typed field that holds
+// dt, when dt is a type TensorFromProto reads.
+func typedLen(tp *onnxpb.TensorProto, dt DType) (int, bool) {
+	switch dt {
+	case Float32:
+		return len(tp.GetFloatData()), true
+	case Float64:
+		return len(tp.GetDoubleData()), true
+	case Int64:
+		return len(tp.GetInt64Data()), true
+	case Uint64, Uint32:
+		return len(tp.GetUint64Data()), true
+	case Int32, Int16, Uint16, Int8, Uint8, Bool, Float16, BFloat16:
+		return len(tp.GetInt32Data()), true
+	case String:
+		return len(tp.GetStringData()), true
+	}
+	return 0, false
 }
