@@ -73,7 +73,7 @@ func TestGoEngineNodeTests(t *testing.T) {
 		passed++
 		fmt.Fprintln(&report, name)
 	}
-	t.Logf("Go engine: %d of %d node tests accepted, %d of them pass", accepted, len(dirs), passed)
+	t.Logf("Go engine (%d op types): %d of %d node tests accepted, %d of them pass", len(goOps), accepted, len(dirs), passed)
 	if testing.Verbose() {
 		t.Logf("passing tests:\n%s", report.String())
 		reasons := make([]string, 0, len(refusals))

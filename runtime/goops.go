@@ -72,6 +72,10 @@ func init() {
 		"ArgMax":             {run: argExtreme(true)},
 		"ArgMin":             {run: argExtreme(false)},
 	}
+	for name, op := range elementwiseOps() {
+		goOps[name] = op
+		floatOnly[name] = true
+	}
 }
 
 // ---- attributes ----
