@@ -39,6 +39,7 @@ func init() {
 		"MatMul":             {run: matMul},
 		"Gemm":               {run: gemm},
 		"Conv":               {check: checkConv, run: conv},
+		"ConvTranspose":      {check: checkConvTranspose, run: convTranspose},
 		"BatchNormalization": {check: checkBatchNorm, run: batchNorm},
 		"MaxPool":            {check: checkPool, run: pool(false)},
 		"AveragePool":        {check: checkPool, run: pool(true)},
@@ -1416,7 +1417,7 @@ var (
 	floatOnly = map[string]bool{
 		"Relu": true, "Sigmoid": true, "Tanh": true, "Neg": true, "Exp": true, "Log": true, "Sqrt": true,
 		"Abs": true, "Erf": true, "Pow": true, "Max": true, "Min": true, "MatMul": true, "Gemm": true,
-		"Conv": true, "BatchNormalization": true, "MaxPool": true, "AveragePool": true, "GlobalAveragePool": true,
+		"Conv": true, "ConvTranspose": true, "BatchNormalization": true, "MaxPool": true, "AveragePool": true, "GlobalAveragePool": true,
 		"Transpose": true, "Softmax": true, "LogSoftmax": true, "ReduceSum": true, "ReduceMean": true,
 		"ReduceMax": true, "ReduceL2": true, "ReduceSumSquare": true, "ReduceMin": true, "ReduceL1": true,
 		"ReduceLogSum": true, "ReduceLogSumExp": true, "LayerNormalization": true,
