@@ -143,7 +143,7 @@ func convTranspose(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
 	if total, ok := checkedNumel(append([]int{batch, outC}, geo.out...)); !ok || total > maxAttrOutput {
 		return nil, fmt.Errorf("output %v has more than %d elements", append([]int{batch, outC}, geo.out...), maxAttrOutput)
 	}
-	inSize, outSize, kSize := prod(geo.in), prod(geo.out), prod(kernel)
+	inSize, outSize, kSize := numel(geo.in), numel(geo.out), numel(kernel)
 	y := c.tp.Alloc(append([]int{batch, outC}, geo.out...)...)
 	clear(y.Data)
 	d := len(geo.in)
@@ -198,14 +198,6 @@ func convTranspose(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
 	}
 	y.Shape = append([]int{batch, outC}, geo.out...)
 	return []*gval{fl(y)}, nil
-}
-
-func prod(s []int) int {
-	n := 1
-	for _, v := range s {
-		n *= v
-	}
-	return n
 }
 
 // unflatten writes the row-major multi-index of flat position i in shape.
