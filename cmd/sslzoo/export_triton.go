@@ -36,7 +36,8 @@ func runExportTriton(w io.Writer, o exportOptions) error {
 	if o.TritonOptions.MaxBatchSize < 1 || o.TritonOptions.Instances < 1 {
 		return usagef("sslzoo export: --max-batch %d and --instances %d must be at least 1", o.TritonOptions.MaxBatchSize, o.TritonOptions.Instances)
 	}
-	dir := triton.ModelDir(o.Triton, name)
+	root := o.Triton
+	dir := triton.ModelDir(root, name)
 	if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(triton.ModelFile)), 0o755); err != nil {
 		return fmt.Errorf("sslzoo export: %w", err)
 	}
@@ -52,10 +53,10 @@ func runExportTriton(w io.Writer, o exportOptions) error {
 	if err != nil {
 		return fmt.Errorf("sslzoo export: %w", err)
 	}
-	if err := triton.WriteConfig(filepath.Dir(dir), cfg); err != nil {
+	if err := triton.WriteConfig(root, cfg); err != nil {
 		return fmt.Errorf("sslzoo export: %w", err)
 	}
 	fmt.Fprintf(w, "wrote %s (max_batch_size %d, %d CPU instance(s))\nserve it with: tritonserver --model-repository %s\n",
-		filepath.Join(dir, "config.pbtxt"), cfg.MaxBatchSize, cfg.Instances, filepath.Dir(dir))
+		filepath.Join(dir, "config.pbtxt"), cfg.MaxBatchSize, cfg.Instances, root)
 	return nil
 }
