@@ -65,19 +65,11 @@ func vitPooled(arch string, m *zoo.ViT, pool string) (func(*autograd.Tape, *auto
 	if m.Norm == nil {
 		return nil, "", fmt.Errorf("export: %s was built with mean pooling and has no final norm over its tokens; it can only be exported with pooling mean", arch)
 	}
-	tokens := func(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
-		return m.Norm.Forward(tp, m.Encode(tp, m.Embed(tp, x)))
-	}
+	vitPool := "norm-mean"
 	if pool == PoolCLS {
-		return func(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
-			h := tokens(tp, x)
-			return tp.Reshape(tp.Slice(h, 1, 0, 1), h.Shape()[0], h.Shape()[2])
-		}, PoolCLS, nil
+		vitPool = "cls"
 	}
-	return func(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
-		h := tokens(tp, x)
-		return tp.Mean(tp.Slice(h, 1, 1, h.Shape()[1]), []int{1}, false)
-	}, PoolMean, nil
+	return func(tp *autograd.Tape, x *autograd.Var) *autograd.Var { return m.NormPooled(tp, x, vitPool) }, pool, nil
 }
 
 // vitSpec is ImageSpec with a chosen pooling.

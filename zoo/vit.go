@@ -247,17 +247,23 @@ func (m *ViT) Encode(tp *autograd.Tape, tokens *autograd.Var) *autograd.Var {
 
 // Features maps images to pooled, normalised features [B, Dim].
 func (m *ViT) Features(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
-	h := m.Encode(tp, m.Embed(tp, x))
-	b, t, d := h.Shape()[0], h.Shape()[1], m.Config.Dim
-	switch m.Config.Pool {
-	case "cls":
-		h = m.Norm.Forward(tp, h)
-		return tp.Reshape(tp.Slice(h, 1, 0, 1), b, d)
-	case "norm-mean":
-		h = m.Norm.Forward(tp, h)
-		return tp.Mean(tp.Slice(h, 1, 1, t), []int{1}, false)
+	if m.Config.Pool == "mean" {
+		h := m.Encode(tp, m.Embed(tp, x))
+		return m.FCNorm.Forward(tp, tp.Mean(tp.Slice(h, 1, 1, h.Shape()[1]), []int{1}, false))
 	}
-	return m.FCNorm.Forward(tp, tp.Mean(tp.Slice(h, 1, 1, t), []int{1}, false))
+	return m.NormPooled(tp, x, m.Config.Pool)
+}
+
+// NormPooled pools the tokens after the final norm, as pool says: "cls"
+// (the class token) or "norm-mean" (the mean of the patch tokens),
+// whatever the ViT's own Pool. It needs Norm, so a ViT built with Pool
+// "mean" has only its own Features.
+func (m *ViT) NormPooled(tp *autograd.Tape, x *autograd.Var, pool string) *autograd.Var {
+	h := m.Norm.Forward(tp, m.Encode(tp, m.Embed(tp, x)))
+	if pool == "cls" {
+		return tp.Reshape(tp.Slice(h, 1, 0, 1), h.Shape()[0], m.Config.Dim)
+	}
+	return tp.Mean(tp.Slice(h, 1, 1, h.Shape()[1]), []int{1}, false)
 }
 
 // Forward maps images to logits [B, NumClasses], or to the pooled features
