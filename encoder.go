@@ -11,14 +11,14 @@ import (
 	"strings"
 
 	"github.com/sslzoo/sslzoo/data/preprocess"
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/zoo"
 	"github.com/sslzoo/sslzoo/zoo/load"
 )
 
 // Encoder embeds images, or texts, with an exported model.
 type Encoder struct {
-	engine runtime.Engine
+	engine onnxrt.Engine
 	pre    preprocess.Spec
 	text   *textModel // nil for an image model
 	out    int        // index of the "embedding" output
@@ -71,7 +71,7 @@ func ModelPath(ctx context.Context, name string, opts *Options) (string, error) 
 // carries the entry's current version and preprocessing (an export by an
 // older sslzoo may have recorded them differently).
 func exportedFrom(onnx, weights string, e zoo.Entry) (bool, error) {
-	info, err := runtime.ReadModelInfoFile(onnx)
+	info, err := onnxrt.ReadModelInfoFile(onnx)
 	if err != nil {
 		return false, nil // missing or unreadable: export it (again)
 	}
@@ -105,18 +105,18 @@ func Open(path string, opts *Options) (*Encoder, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, err
 	}
-	dev, err := runtime.ParseDevice(o.Device)
+	dev, err := onnxrt.ParseDevice(o.Device)
 	if err != nil {
 		return nil, err
 	}
-	if dev.CUDA && o.Engine == runtime.EngineGo {
+	if dev.CUDA && o.Engine == onnxrt.EngineGo {
 		return nil, fmt.Errorf("device %v: the Go engine runs on the CPU only; use the ort engine for CUDA", dev)
 	}
 	kind := o.Engine
 	if dev.CUDA {
-		kind = runtime.EngineORT // auto must not fall back to the Go engine and the CPU
+		kind = onnxrt.EngineORT // auto must not fall back to the Go engine and the CPU
 	}
-	eng, err := runtime.OpenEngine(path, kind, runtime.Options{IntraOpThreads: o.Threads, NoSpin: true, Device: dev})
+	eng, err := onnxrt.OpenEngine(path, kind, onnxrt.Options{IntraOpThreads: o.Threads, NoSpin: true, Device: dev})
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +133,7 @@ func Open(path string, opts *Options) (*Encoder, error) {
 	return enc, nil
 }
 
-func newEncoder(eng runtime.Engine, path string) (*Encoder, error) {
+func newEncoder(eng onnxrt.Engine, path string) (*Encoder, error) {
 	raw := eng.Metadata()["sslzoo.preprocess"]
 	if raw == "" {
 		return nil, fmt.Errorf("%s records no sslzoo.preprocess metadata; embed preprocessed tensors with 'sslzoo embed --input X.npy'", path)
@@ -147,7 +147,7 @@ func newEncoder(eng runtime.Engine, path string) (*Encoder, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	in := eng.Inputs()
-	if len(in) != 1 || in[0].DType != runtime.Float32 || len(in[0].Shape) != 4 {
+	if len(in) != 1 || in[0].DType != onnxrt.Float32 || len(in[0].Shape) != 4 {
 		return nil, fmt.Errorf("%s: an image encoder takes one float32 [batch, C, H, W] input, this model takes %v", path, in)
 	}
 	if c, h, w := p.Shape(); in[0].Shape[1] != c || in[0].Shape[2] != h || in[0].Shape[3] != w {
@@ -182,7 +182,7 @@ func (e *Encoder) Path() string { return e.path }
 func (e *Encoder) Dim() int { return e.dim }
 
 // Engine is the loaded model, for callers that run tensors themselves.
-func (e *Encoder) Engine() runtime.Engine { return e.engine }
+func (e *Encoder) Engine() onnxrt.Engine { return e.engine }
 
 // Close releases the engine.
 func (e *Encoder) Close() error { return e.engine.Close() }
@@ -223,7 +223,7 @@ func (e *Encoder) EmbedImages(imgs []image.Image) ([][]float32, error) {
 // ImageTensor preprocesses images as the model's metadata says into the
 // model's input tensor, [len(imgs), C, H, W], for callers that run the
 // engine (or batch several requests) themselves.
-func (e *Encoder) ImageTensor(imgs []image.Image) (*runtime.Tensor, error) {
+func (e *Encoder) ImageTensor(imgs []image.Image) (*onnxrt.Tensor, error) {
 	if e.text != nil {
 		return nil, fmt.Errorf("%s is a text model; embed texts with it", e.path)
 	}
@@ -235,7 +235,7 @@ func (e *Encoder) ImageTensor(imgs []image.Image) (*runtime.Tensor, error) {
 		}
 	}
 	c, h, w := e.pre.Shape()
-	return runtime.NewTensor([]int{len(imgs), c, h, w}, x), nil
+	return onnxrt.NewTensor([]int{len(imgs), c, h, w}, x), nil
 }
 
 // EmbeddingOutput is the index, among the engine's outputs, of the one
@@ -244,7 +244,7 @@ func (e *Encoder) EmbeddingOutput() int { return e.out }
 
 // Rows splits the embedding output of an engine run over n inputs into n
 // rows (views, not copies).
-func (e *Encoder) Rows(res []*runtime.Tensor, n int) ([][]float32, error) { return e.rows(res, n) }
+func (e *Encoder) Rows(res []*onnxrt.Tensor, n int) ([][]float32, error) { return e.rows(res, n) }
 
 // EmbedTensor runs n preprocessed images (n*C*H*W values, NCHW) and
 // returns their embeddings.
@@ -256,7 +256,7 @@ func (e *Encoder) EmbedTensor(x []float32, n int) ([][]float32, error) {
 	if len(x) != n*c*h*w {
 		return nil, fmt.Errorf("%d values for %d images of %dx%dx%d", len(x), n, c, h, w)
 	}
-	res, err := e.engine.Run(runtime.NewTensor([]int{n, c, h, w}, x))
+	res, err := e.engine.Run(onnxrt.NewTensor([]int{n, c, h, w}, x))
 	if err != nil {
 		return nil, err
 	}
@@ -264,7 +264,7 @@ func (e *Encoder) EmbedTensor(x []float32, n int) ([][]float32, error) {
 }
 
 // rows splits the embedding output of a run over n inputs into n rows.
-func (e *Encoder) rows(res []*runtime.Tensor, n int) ([][]float32, error) {
+func (e *Encoder) rows(res []*onnxrt.Tensor, n int) ([][]float32, error) {
 	flat, err := res[e.out].Float32s()
 	if err != nil {
 		return nil, err

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/sslzoo/sslzoo/data/text"
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 )
 
 // Modalities of an Encoder.
@@ -26,8 +26,8 @@ type textModel struct {
 
 // isTextModel reports whether a model takes int64 input_ids and
 // attention_mask [batch, seq], as exported text backbones do.
-func isTextModel(in []runtime.ValueInfo) bool {
-	return len(in) == 2 && in[0].DType == runtime.Int64 && in[1].DType == runtime.Int64 && len(in[0].Shape) == 2
+func isTextModel(in []onnxrt.ValueInfo) bool {
+	return len(in) == 2 && in[0].DType == onnxrt.Int64 && in[1].DType == onnxrt.Int64 && len(in[0].Shape) == 2
 }
 
 // TextTokenizer is the tokenizer of an exported text model, truncating at
@@ -107,7 +107,7 @@ func loadVocab(path string, rec *text.Recorded) (*text.Tokenizer, error) {
 // TokenTensors tokenizes texts for a model with input_ids and
 // attention_mask [batch, seq]: [CLS] text [SEP], truncated and right-padded
 // with [PAD] (mask 0) to seq. It returns how many texts were truncated.
-func TokenTensors(tok *text.Tokenizer, texts []string, seq int) (ids, mask *runtime.Tensor, truncated int, err error) {
+func TokenTensors(tok *text.Tokenizer, texts []string, seq int) (ids, mask *onnxrt.Tensor, truncated int, err error) {
 	rows := make([][]int64, len(texts))
 	for i, s := range texts {
 		e, err := tok.Encode(s)
@@ -127,7 +127,7 @@ func TokenTensors(tok *text.Tokenizer, texts []string, seq int) (ids, mask *runt
 }
 
 // padTokens lays token rows out as [len(rows), seq] ids and mask tensors.
-func padTokens(rows [][]int64, seq int, pad int64) (ids, mask *runtime.Tensor, err error) {
+func padTokens(rows [][]int64, seq int, pad int64) (ids, mask *onnxrt.Tensor, err error) {
 	id, m := make([]int64, len(rows)*seq), make([]int64, len(rows)*seq)
 	for i, r := range rows {
 		if len(r) > seq {
@@ -141,7 +141,7 @@ func padTokens(rows [][]int64, seq int, pad int64) (ids, mask *runtime.Tensor, e
 		}
 	}
 	shape := []int{len(rows), seq}
-	return runtime.NewTensor(shape, id), runtime.NewTensor(shape, m), nil
+	return onnxrt.NewTensor(shape, id), onnxrt.NewTensor(shape, m), nil
 }
 
 // Modality is ModalityImage or ModalityText.
@@ -253,7 +253,7 @@ func (e *Encoder) tokenizeAll(texts []string) ([][]int64, error) {
 // TextTensors tokenizes texts as EmbedTexts does into the model's two
 // inputs, input_ids and attention_mask ([len(texts), SeqLen]), for callers
 // that run the engine themselves; tokens counts the real (unpadded) ones.
-func (e *Encoder) TextTensors(texts []string) (ids, mask *runtime.Tensor, tokens int, err error) {
+func (e *Encoder) TextTensors(texts []string) (ids, mask *onnxrt.Tensor, tokens int, err error) {
 	rows, err := e.tokenizeAll(texts)
 	if err != nil {
 		return nil, nil, 0, err
@@ -266,7 +266,7 @@ func (e *Encoder) TextTensors(texts []string) (ids, mask *runtime.Tensor, tokens
 }
 
 // newTextEncoder sets up an encoder for a text model.
-func newTextEncoder(eng runtime.Engine, path, vocab string) (*Encoder, error) {
+func newTextEncoder(eng onnxrt.Engine, path, vocab string) (*Encoder, error) {
 	in := eng.Inputs()
 	seq := int(in[0].Shape[1])
 	if seq < 3 {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/sslzoo/sslzoo"
 	"github.com/sslzoo/sslzoo/conformance"
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/weights/ckptimport"
 	"github.com/sslzoo/sslzoo/zoo/load"
 )
@@ -32,7 +32,7 @@ func TestTextEncoder(t *testing.T) {
 	if err := sslzoo.ExportWeights(weights, model, sslzoo.ExportOptions{Seq: seq}); err != nil {
 		t.Fatal(err)
 	}
-	enc, err := sslzoo.Open(model, &sslzoo.Options{Engine: runtime.EngineGo})
+	enc, err := sslzoo.Open(model, &sslzoo.Options{Engine: onnxrt.EngineGo})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestTextEncoder(t *testing.T) {
 	if cut != 1 {
 		t.Errorf("%d texts truncated, want 1", cut)
 	}
-	want, err := b.GoForward([]*runtime.Tensor{ids, mask})
+	want, err := b.GoForward([]*onnxrt.Tensor{ids, mask})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/sslzoo/sslzoo/autograd"
 	"github.com/sslzoo/sslzoo/export"
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/tensor"
 	"github.com/sslzoo/sslzoo/zoo"
 )
@@ -34,13 +34,13 @@ func NewBackbone(arch string, m zoo.Backbone, opts BackboneOptions) (*Backbone, 
 // RandomInputs makes a batch the backbone accepts: standard normal pixels,
 // or token ids with right padding (rows of different lengths, id PadID and
 // mask 0 past each row's length; the first token is never padding).
-func (b *Backbone) RandomInputs(rng *rand.Rand, batch int) []*runtime.Tensor {
+func (b *Backbone) RandomInputs(rng *rand.Rand, batch int) []*onnxrt.Tensor {
 	if !b.Text {
 		x := make([]float32, batch*b.Channels*b.Height*b.Width)
 		for i := range x {
 			x[i] = float32(rng.NormFloat64())
 		}
-		return []*runtime.Tensor{runtime.NewTensor([]int{batch, b.Channels, b.Height, b.Width}, x)}
+		return []*onnxrt.Tensor{onnxrt.NewTensor([]int{batch, b.Channels, b.Height, b.Width}, x)}
 	}
 	ids, mask := make([]int64, batch*b.Seq), make([]int64, batch*b.Seq)
 	for r := range batch {
@@ -57,19 +57,19 @@ func (b *Backbone) RandomInputs(rng *rand.Rand, batch int) []*runtime.Tensor {
 			}
 		}
 	}
-	return []*runtime.Tensor{runtime.NewTensor([]int{batch, b.Seq}, ids), runtime.NewTensor([]int{batch, b.Seq}, mask)}
+	return []*onnxrt.Tensor{onnxrt.NewTensor([]int{batch, b.Seq}, ids), onnxrt.NewTensor([]int{batch, b.Seq}, mask)}
 }
 
 // GoForward runs the model's own forward (the reference the exports are
 // judged against) on engine-style inputs and copies the outputs off the
 // tape.
-func (b *Backbone) GoForward(inputs []*runtime.Tensor) ([]*runtime.Tensor, error) {
+func (b *Backbone) GoForward(inputs []*onnxrt.Tensor) ([]*onnxrt.Tensor, error) {
 	return goForward(b.Spec.Forward, inputs)
 }
 
 // goForward runs fwd on runtime tensors. Int64 inputs reach the forward as
 // float32 values, as the tracer passes them (read them with export.IntsOf).
-func goForward(fwd func(*autograd.Tape, []*autograd.Var) []*autograd.Var, inputs []*runtime.Tensor) ([]*runtime.Tensor, error) {
+func goForward(fwd func(*autograd.Tape, []*autograd.Var) []*autograd.Var, inputs []*onnxrt.Tensor) ([]*onnxrt.Tensor, error) {
 	vars := make([]*autograd.Var, len(inputs))
 	for i, t := range inputs {
 		x := tensor.New(t.Shape...)
@@ -87,11 +87,11 @@ func goForward(fwd func(*autograd.Tape, []*autograd.Var) []*autograd.Var, inputs
 	}
 	tp := autograd.NewTape()
 	defer tp.Reset()
-	var outs []*runtime.Tensor
+	var outs []*onnxrt.Tensor
 	err := autograd.Catch(func() {
 		tp.NoGrad(func() {
 			for _, o := range fwd(tp, vars) {
-				outs = append(outs, runtime.NewTensor(o.Value.Shape, slices.Clone(o.Value.Data)))
+				outs = append(outs, onnxrt.NewTensor(o.Value.Shape, slices.Clone(o.Value.Data)))
 			}
 		})
 	})

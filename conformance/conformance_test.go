@@ -12,7 +12,7 @@ import (
 
 	"github.com/sslzoo/sslzoo/export"
 	"github.com/sslzoo/sslzoo/export/onnxpb"
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/zoo"
 )
 
@@ -86,14 +86,14 @@ func TestModels(t *testing.T) {
 
 // TestCompareOutputs: the comparison catches each kind of mismatch.
 func TestCompareOutputs(t *testing.T) {
-	want := []*runtime.Tensor{runtime.NewTensor([]int{2, 3}, []float32{1, 2, 3, -4, 5, 6})}
-	f := func(shape []int, v ...float32) []*runtime.Tensor {
-		return []*runtime.Tensor{runtime.NewTensor(shape, v)}
+	want := []*onnxrt.Tensor{onnxrt.NewTensor([]int{2, 3}, []float32{1, 2, 3, -4, 5, 6})}
+	f := func(shape []int, v ...float32) []*onnxrt.Tensor {
+		return []*onnxrt.Tensor{onnxrt.NewTensor(shape, v)}
 	}
 	nan := float32(math.NaN())
 	cases := []struct {
 		name string
-		got  []*runtime.Tensor
+		got  []*onnxrt.Tensor
 		ok   bool
 		want string
 	}{
@@ -103,7 +103,7 @@ func TestCompareOutputs(t *testing.T) {
 		{"nan", f([]int{2, 3}, 1, 2, 3, -4, nan, 6), false, "max |diff| NaN"},
 		{"shape", f([]int{3, 2}, 1, 2, 3, -4, 5, 6), false, "shape"},
 		{"count", nil, false, "0 outputs"},
-		{"dtype", []*runtime.Tensor{runtime.NewTensor([]int{2, 3}, []int64{1, 2, 3, -4, 5, 6})}, false, "not float32"},
+		{"dtype", []*onnxrt.Tensor{onnxrt.NewTensor([]int{2, 3}, []int64{1, 2, 3, -4, 5, 6})}, false, "not float32"},
 	}
 	for _, c := range cases {
 		r := CompareOutputs(c.got, want)
@@ -114,11 +114,11 @@ func TestCompareOutputs(t *testing.T) {
 	// A large-scale output is judged relative to its scale, and a row
 	// pointing elsewhere fails the cosine check even when its values are
 	// within the absolute limit.
-	big := []*runtime.Tensor{runtime.NewTensor([]int{1, 2}, []float32{1000, 0})}
+	big := []*onnxrt.Tensor{onnxrt.NewTensor([]int{1, 2}, []float32{1000, 0})}
 	if r := CompareOutputs(f([]int{1, 2}, 1000.05, 0), big); !r.OK || r.Limit != 0.1 {
 		t.Errorf("scaled limit: %+v", r)
 	}
-	small := []*runtime.Tensor{runtime.NewTensor([]int{1, 2}, []float32{1e-5, 0})}
+	small := []*onnxrt.Tensor{onnxrt.NewTensor([]int{1, 2}, []float32{1e-5, 0})}
 	if r := CompareOutputs(f([]int{1, 2}, 0, 1e-5), small); r.OK || !strings.Contains(r.Problem, "cosine") {
 		t.Errorf("orthogonal rows: %+v", r)
 	}
@@ -207,7 +207,7 @@ func TestRunNodeErrors(t *testing.T) {
 	if err := os.WriteFile(path, []byte("not a model"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := RunNode(path, []*runtime.Tensor{runtime.NewTensor([]int{1}, []float32{1})})
+	_, err := RunNode(path, []*onnxrt.Tensor{onnxrt.NewTensor([]int{1}, []float32{1})})
 	if err == nil || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("error %v", err)
 	}

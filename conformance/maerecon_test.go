@@ -9,7 +9,7 @@ import (
 	"github.com/sslzoo/sslzoo/autograd"
 	"github.com/sslzoo/sslzoo/export"
 	"github.com/sslzoo/sslzoo/export/maegraph"
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/tensor"
 	"github.com/sslzoo/sslzoo/zoo"
 	"github.com/sslzoo/sslzoo/zoo/ssl"
@@ -61,8 +61,8 @@ func TestMAEReconstruction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []*runtime.Tensor{runtime.NewTensor(ref.Pred.Value.Shape, slices.Clone(ref.Pred.Value.Data))}
-	in := []*runtime.Tensor{runtime.NewTensor(imgs.Shape, imgs.Data), runtime.NewTensor([]int{n, l}, ref.Masking.Mask)}
+	want := []*onnxrt.Tensor{onnxrt.NewTensor(ref.Pred.Value.Shape, slices.Clone(ref.Pred.Value.Data))}
+	in := []*onnxrt.Tensor{onnxrt.NewTensor(imgs.Shape, imgs.Data), onnxrt.NewTensor([]int{n, l}, ref.Masking.Mask)}
 	got, err := goForward(spec.Forward, in)
 	if err != nil {
 		t.Fatal(err)
@@ -70,14 +70,14 @@ func TestMAEReconstruction(t *testing.T) {
 	if c := CompareOutputs(got, want); !c.OK {
 		t.Fatalf("go forward of the graph vs MAE.Forward: %s", c.Problem)
 	}
-	engines := map[string]runtime.Engine{}
-	if e, err := runtime.OpenGo(path); err != nil {
+	engines := map[string]onnxrt.Engine{}
+	if e, err := onnxrt.OpenGo(path); err != nil {
 		t.Fatal(err)
 	} else {
 		engines["go"] = e
 	}
-	if runtime.Available() == nil {
-		e, err := runtime.Open(path, runtime.Options{IntraOpThreads: 1})
+	if onnxrt.Available() == nil {
+		e, err := onnxrt.Open(path, onnxrt.Options{IntraOpThreads: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +96,7 @@ func TestMAEReconstruction(t *testing.T) {
 	// Another mask gives other predictions (the mask input is used).
 	other := slices.Clone(ref.Masking.Mask)
 	slices.Reverse(other[:l])
-	out, err := goForward(spec.Forward, []*runtime.Tensor{in[0], runtime.NewTensor([]int{n, l}, other)})
+	out, err := goForward(spec.Forward, []*onnxrt.Tensor{in[0], onnxrt.NewTensor([]int{n, l}, other)})
 	if err != nil {
 		t.Fatal(err)
 	}

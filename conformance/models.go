@@ -19,7 +19,7 @@ import (
 	"github.com/sslzoo/sslzoo/export"
 	"github.com/sslzoo/sslzoo/internal/npy"
 	"github.com/sslzoo/sslzoo/nn"
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/zoo"
 )
 
@@ -275,22 +275,22 @@ func RunModel(arch string, o Options) *ModelResult {
 		}
 	}
 
-	engines := map[string]runtime.Engine{}
+	engines := map[string]onnxrt.Engine{}
 	defer func() {
 		for _, e := range engines {
 			e.Close()
 		}
 	}()
-	goEngine, err := runtime.OpenGo(path)
+	goEngine, err := onnxrt.OpenGo(path)
 	if err != nil {
 		return fail(fmt.Errorf("go engine: %w", err))
 	}
 	engines["go"] = goEngine
 	if o.NoORT {
 		r.Skipped = append(r.Skipped, "onnxruntime: not requested")
-	} else if err := runtime.Available(); err != nil {
+	} else if err := onnxrt.Available(); err != nil {
 		r.Skipped = append(r.Skipped, "onnxruntime: "+oneLine(err))
-	} else if e, err := runtime.Open(path, runtime.Options{IntraOpThreads: o.Threads}); err != nil {
+	} else if e, err := onnxrt.Open(path, onnxrt.Options{IntraOpThreads: o.Threads}); err != nil {
 		return fail(fmt.Errorf("onnxruntime: %w", err))
 	} else {
 		engines["ort"] = e
@@ -322,7 +322,7 @@ func RunModel(arch string, o Options) *ModelResult {
 		if err != nil {
 			return fail(fmt.Errorf("go forward at batch %d: %w", batch, err))
 		}
-		got := map[string][]*runtime.Tensor{}
+		got := map[string][]*onnxrt.Tensor{}
 		for name, e := range engines {
 			out, err := e.Run(in...)
 			if err != nil {
@@ -369,11 +369,11 @@ func merge(a, b *Compare) *Compare {
 // equal, max |diff| within Tolerance*max(1, max|want|) per output, and the
 // cosine similarity of every row at least MinCosine. The result reports the
 // worst output.
-func CompareOutputs(got, want []*runtime.Tensor) *Compare {
+func CompareOutputs(got, want []*onnxrt.Tensor) *Compare {
 	return compareOutputs(got, want, Tolerance)
 }
 
-func compareOutputs(got, want []*runtime.Tensor, tol float64) *Compare {
+func compareOutputs(got, want []*onnxrt.Tensor, tol float64) *Compare {
 	c := &Compare{OK: true, MinCosine: 1}
 	bad := func(format string, a ...any) *Compare {
 		c.OK = false
@@ -461,7 +461,7 @@ var nodeScript []byte
 // NodeModules is where scripts/install-onnxruntime.sh --node puts
 // onnxruntime-node.
 func NodeModules() string {
-	return filepath.Join(runtime.CacheDir(), "onnxruntime", runtime.ORTVersion, "node", "node_modules")
+	return filepath.Join(onnxrt.CacheDir(), "onnxruntime", onnxrt.ORTVersion, "node", "node_modules")
 }
 
 // NodeUnavailable says why onnxruntime-node cannot run ("" when it can).
@@ -477,7 +477,7 @@ func NodeUnavailable() string {
 
 // RunNode runs a model through onnxruntime-node (JavaScript) on float32
 // or int64 inputs, exchanging .npy files with the embedded ortnode.js.
-func RunNode(model string, inputs []*runtime.Tensor) ([]*runtime.Tensor, error) {
+func RunNode(model string, inputs []*onnxrt.Tensor) ([]*onnxrt.Tensor, error) {
 	dir, err := os.MkdirTemp("", "sslzoo-node-")
 	if err != nil {
 		return nil, err
@@ -491,9 +491,9 @@ func RunNode(model string, inputs []*runtime.Tensor) ([]*runtime.Tensor, error) 
 	for i, t := range inputs {
 		a := &npy.Array{Shape: t.Shape, Data: t.Data}
 		switch t.DType {
-		case runtime.Float32:
+		case onnxrt.Float32:
 			a.DType = npy.Float32
-		case runtime.Int64:
+		case onnxrt.Int64:
 			a.DType = npy.Int64
 		default:
 			return nil, fmt.Errorf("input %d: %v is not supported", i, t.DType)
@@ -521,7 +521,7 @@ func RunNode(model string, inputs []*runtime.Tensor) ([]*runtime.Tensor, error) 
 	if err := json.Unmarshal(stdout, &res); err != nil {
 		return nil, fmt.Errorf("node printed %q: %v", stdout, err)
 	}
-	var out []*runtime.Tensor
+	var out []*onnxrt.Tensor
 	for i, o := range res.Outputs {
 		a, err := npy.ReadFile(filepath.Join(dir, fmt.Sprintf("%d.npy", i)))
 		if err != nil {
@@ -532,9 +532,9 @@ func RunNode(model string, inputs []*runtime.Tensor) ([]*runtime.Tensor, error) 
 		}
 		switch d := a.Data.(type) {
 		case []float32:
-			out = append(out, runtime.NewTensor(a.Shape, d))
+			out = append(out, onnxrt.NewTensor(a.Shape, d))
 		case []int64:
-			out = append(out, runtime.NewTensor(a.Shape, d))
+			out = append(out, onnxrt.NewTensor(a.Shape, d))
 		default:
 			return nil, fmt.Errorf("output %s: %s", o.Name, a.DType)
 		}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/sslzoo/sslzoo/autograd"
 	"github.com/sslzoo/sslzoo/export"
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/tensor"
 )
 
@@ -259,14 +259,14 @@ func RunOps(noORT, noChecker bool) (*OpSuite, error) {
 	}
 	defer os.RemoveAll(dir)
 	s := &OpSuite{OK: true}
-	engines := []string{runtime.EngineGo}
+	engines := []string{onnxrt.EngineGo}
 	switch {
 	case noORT:
 		s.Skipped = append(s.Skipped, "onnxruntime: not requested")
-	case runtime.Available() != nil:
-		s.Skipped = append(s.Skipped, "onnxruntime: "+oneLine(runtime.Available()))
+	case onnxrt.Available() != nil:
+		s.Skipped = append(s.Skipped, "onnxruntime: "+oneLine(onnxrt.Available()))
 	default:
-		engines = append(engines, runtime.EngineORT)
+		engines = append(engines, onnxrt.EngineORT)
 	}
 	covered := map[string]bool{}
 	var paths []string
@@ -305,14 +305,14 @@ func RunOps(noORT, noChecker bool) (*OpSuite, error) {
 		paths = append(paths, path)
 		rng := rand.New(rand.NewPCG(uint64(i), 2))
 		for _, batch := range OpBatches {
-			var xs []*runtime.Tensor
+			var xs []*onnxrt.Tensor
 			for _, shape := range c.in {
 				x := randTensor(rng, append([]int{batch}, shape[1:]...)...)
-				xs = append(xs, runtime.NewTensor(x.Shape, x.Data))
+				xs = append(xs, onnxrt.NewTensor(x.Shape, x.Data))
 			}
 			for _, e := range engines {
 				res := &r.Go
-				if e == runtime.EngineORT {
+				if e == onnxrt.EngineORT {
 					res = &r.ORT
 				}
 				if *res != "" && *res != "ok" {
@@ -351,8 +351,8 @@ func RunOps(noORT, noChecker bool) (*OpSuite, error) {
 }
 
 // compareOp is the element-wise per-op check.
-func compareOp(engine, path string, fwd func(*autograd.Tape, []*autograd.Var) []*autograd.Var, xs []*runtime.Tensor) error {
-	s, err := runtime.OpenEngine(path, engine, runtime.Options{IntraOpThreads: 1})
+func compareOp(engine, path string, fwd func(*autograd.Tape, []*autograd.Var) []*autograd.Var, xs []*onnxrt.Tensor) error {
+	s, err := onnxrt.OpenEngine(path, engine, onnxrt.Options{IntraOpThreads: 1})
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/sslzoo/sslzoo/autograd"
 	"github.com/sslzoo/sslzoo/export/onnxpb"
 	"github.com/sslzoo/sslzoo/nn"
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/tensor"
 	"github.com/sslzoo/sslzoo/zoo"
 )
@@ -115,14 +115,14 @@ func goForward(t *testing.T, fwd func(*autograd.Tape, []*autograd.Var) []*autogr
 // difference and the smallest cosine similarity over the outputs.
 func compareEngine(t *testing.T, engine, path string, fwd func(*autograd.Tape, []*autograd.Var) []*autograd.Var, in []*tensor.Tensor, tol float64) (maxDiff, minCos float64) {
 	t.Helper()
-	s, err := runtime.OpenEngine(path, engine, runtime.Options{IntraOpThreads: 1})
+	s, err := onnxrt.OpenEngine(path, engine, onnxrt.Options{IntraOpThreads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	rin := make([]*runtime.Tensor, len(in))
+	rin := make([]*onnxrt.Tensor, len(in))
 	for i, x := range in {
-		rin[i] = runtime.NewTensor(x.Shape, x.Data)
+		rin[i] = onnxrt.NewTensor(x.Shape, x.Data)
 	}
 	got, err := s.Run(rin...)
 	if err != nil {
@@ -161,7 +161,7 @@ func compareEngine(t *testing.T, engine, path string, fwd func(*autograd.Tape, [
 }
 
 func ortAvailable(t *testing.T) bool {
-	if err := runtime.Available(); err != nil {
+	if err := onnxrt.Available(); err != nil {
 		t.Logf("ONNX Runtime unavailable, skipping the ORT comparison: %v", err)
 		return false
 	}
@@ -172,9 +172,9 @@ func ortAvailable(t *testing.T) bool {
 // ONNX Runtime when its library loads.
 func engines(t *testing.T) []string {
 	if ortAvailable(t) {
-		return []string{runtime.EngineORT, runtime.EngineGo}
+		return []string{onnxrt.EngineORT, onnxrt.EngineGo}
 	}
-	return []string{runtime.EngineGo}
+	return []string{onnxrt.EngineGo}
 }
 
 // TestResNetEndToEnd exports ResNets from the zoo (both stems, basic and
@@ -484,7 +484,7 @@ func TestImageSpecMetadata(t *testing.T) {
 	}
 	checkONNX(t, path)
 	for _, e := range engines(t) {
-		s, err := runtime.OpenEngine(path, e, runtime.Options{})
+		s, err := onnxrt.OpenEngine(path, e, onnxrt.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -572,11 +572,11 @@ func TestBERTEndToEnd(t *testing.T) {
 		}
 		want := goForward(t, fwd, []*tensor.Tensor{fIDs, fMask})
 		for _, e := range engines(t) {
-			s, err := runtime.OpenEngine(path, e, runtime.Options{IntraOpThreads: 1})
+			s, err := onnxrt.OpenEngine(path, e, onnxrt.Options{IntraOpThreads: 1})
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := s.Run(runtime.NewTensor([]int{batch, seq}, ids), runtime.NewTensor([]int{batch, seq}, mask))
+			got, err := s.Run(onnxrt.NewTensor([]int{batch, seq}, ids), onnxrt.NewTensor([]int{batch, seq}, mask))
 			s.Close()
 			if err != nil {
 				t.Fatalf("%s: %v", e, err)

@@ -15,7 +15,7 @@ import (
 
 	"github.com/sslzoo/sslzoo/autograd"
 	"github.com/sslzoo/sslzoo/nn"
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/tensor"
 	"github.com/sslzoo/sslzoo/zoo"
 )
@@ -23,7 +23,7 @@ import (
 // nodeModules is where scripts/install-onnxruntime.sh --node puts the npm
 // package.
 func nodeModules() string {
-	return filepath.Join(runtime.CacheDir(), "onnxruntime", runtime.ORTVersion, "node", "node_modules")
+	return filepath.Join(onnxrt.CacheDir(), "onnxruntime", onnxrt.ORTVersion, "node", "node_modules")
 }
 
 // runNode runs a model's first input through onnxruntime-node.

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/sslzoo/sslzoo/data/preprocess"
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/tensor"
 	"github.com/sslzoo/sslzoo/zoo"
 )
@@ -58,14 +58,14 @@ func TestRawPixels(t *testing.T) {
 	}
 	want := goForward(t, plain.Forward, []*tensor.Tensor{x})[0]
 	for _, e := range engines(t) {
-		s, err := runtime.OpenEngine(path, e, runtime.Options{IntraOpThreads: 1})
+		s, err := onnxrt.OpenEngine(path, e, onnxrt.Options{IntraOpThreads: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if in := s.Inputs()[0]; in.Name != RawPixelsInput || in.DType != runtime.Uint8 {
+		if in := s.Inputs()[0]; in.Name != RawPixelsInput || in.DType != onnxrt.Uint8 {
 			t.Fatalf("%s: input %v, want uint8 %s", e, in, RawPixelsInput)
 		}
-		out, err := s.Run(runtime.NewTensor([]int{batch, size, size, c}, pix))
+		out, err := s.Run(onnxrt.NewTensor([]int{batch, size, size, c}, pix))
 		s.Close()
 		if err != nil {
 			t.Fatalf("%s: %v", e, err)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs ONNX Runtime's shared library (libonnxruntime.so.1, version 1.30.0)
-# into the sslzoo cache, where runtime/ finds it without any configuration:
+# into the sslzoo cache, where onnxrt/ finds it without any configuration:
 #
 #   ${SSLZOO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sslzoo}/onnxruntime/1.30.0/libonnxruntime.so.1
 #

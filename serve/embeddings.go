@@ -6,7 +6,7 @@ import (
 
 	"github.com/sslzoo/sslzoo"
 	"github.com/sslzoo/sslzoo/data/preprocess"
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/serve/openai"
 )
 
@@ -90,7 +90,7 @@ func (m *model) openaiJob(inputs []string, maxBytes int64) (j job, tokens int, e
 		if err != nil {
 			return job{}, 0, errorf(http.StatusBadRequest, "%v", err)
 		}
-		return job{inputs: []*runtime.Tensor{ids, mask}, rows: len(inputs)}, tokens, nil
+		return job{inputs: []*onnxrt.Tensor{ids, mask}, rows: len(inputs)}, tokens, nil
 	}
 	spec := m.enc.Preprocess()
 	n := spec.Len()
@@ -115,5 +115,5 @@ func (m *model) openaiJob(inputs []string, maxBytes int64) (j job, tokens int, e
 		}
 	}
 	c, h, w := spec.Shape()
-	return job{inputs: []*runtime.Tensor{runtime.NewTensor([]int{len(inputs), c, h, w}, x)}, rows: len(inputs)}, 0, nil
+	return job{inputs: []*onnxrt.Tensor{onnxrt.NewTensor([]int{len(inputs), c, h, w}, x)}, rows: len(inputs)}, 0, nil
 }

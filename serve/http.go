@@ -15,7 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/serve/batch"
 )
 
@@ -178,7 +178,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 
 // submit queues a job on its model's batcher and waits, within the
 // server's timeout, for its outputs.
-func (s *Server) submit(ctx context.Context, m *model, j job) ([]*runtime.Tensor, error) {
+func (s *Server) submit(ctx context.Context, m *model, j job) ([]*onnxrt.Tensor, error) {
 	tctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	out, err := m.batcher.Submit(tctx, j.rows, j)

@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/sslzoo/sslzoo"
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/serve/batch"
 )
 
@@ -107,14 +107,14 @@ type Model struct {
 // job is one request's rows on their way through a model's batcher: the
 // engine's inputs in its order, each with the rows on axis 0.
 type job struct {
-	inputs []*runtime.Tensor
+	inputs []*onnxrt.Tensor
 	rows   int
 }
 
 type model struct {
 	name    string
 	enc     *sslzoo.Encoder
-	batcher *batch.Batcher[job, []*runtime.Tensor]
+	batcher *batch.Batcher[job, []*onnxrt.Tensor]
 }
 
 // Server serves a fixed set of models. Build it with New, then either
@@ -239,7 +239,7 @@ func (s *Server) closeBatchers() {
 // run is a model's batch function: the jobs' inputs joined along the
 // batch axis, one engine run, and the outputs cut back into each job's
 // rows.
-func (m *model) run(jobs []job) ([][]*runtime.Tensor, error) {
+func (m *model) run(jobs []job) ([][]*onnxrt.Tensor, error) {
 	eng := m.enc.Engine()
 	total := 0
 	for _, j := range jobs {
@@ -247,28 +247,28 @@ func (m *model) run(jobs []job) ([][]*runtime.Tensor, error) {
 	}
 	in := jobs[0].inputs
 	if len(jobs) > 1 {
-		in = make([]*runtime.Tensor, len(jobs[0].inputs))
-		parts := make([]*runtime.Tensor, len(jobs))
+		in = make([]*onnxrt.Tensor, len(jobs[0].inputs))
+		parts := make([]*onnxrt.Tensor, len(jobs))
 		for i := range in {
 			for k, j := range jobs {
 				parts[k] = j.inputs[i]
 			}
-			in[i] = runtime.ConcatRows(parts)
+			in[i] = onnxrt.ConcatRows(parts)
 		}
 	}
 	out, err := eng.Run(in...)
 	if err != nil {
 		return nil, err
 	}
-	if err := runtime.CheckRows(out, total); err != nil {
+	if err := onnxrt.CheckRows(out, total); err != nil {
 		return nil, err
 	}
-	res := make([][]*runtime.Tensor, len(jobs))
+	res := make([][]*onnxrt.Tensor, len(jobs))
 	lo := 0
 	for k, j := range jobs {
-		res[k] = make([]*runtime.Tensor, len(out))
+		res[k] = make([]*onnxrt.Tensor, len(out))
 		for o, t := range out {
-			res[k][o] = runtime.SliceRows(t, lo, lo+j.rows)
+			res[k][o] = onnxrt.SliceRows(t, lo, lo+j.rows)
 		}
 		lo += j.rows
 	}

@@ -27,7 +27,7 @@ import (
 
 	"github.com/sslzoo/sslzoo"
 	"github.com/sslzoo/sslzoo/data/preprocess"
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/serve"
 	"github.com/sslzoo/sslzoo/serve/kserve"
 	"github.com/sslzoo/sslzoo/serve/openai"
@@ -154,14 +154,14 @@ func do(t *testing.T, req *http.Request) reply {
 }
 
 // randomPixels is n preprocessed images' worth of values.
-func randomPixels(enc *sslzoo.Encoder, n int, seed uint64) *runtime.Tensor {
+func randomPixels(enc *sslzoo.Encoder, n int, seed uint64) *onnxrt.Tensor {
 	r := rand.New(rand.NewPCG(seed, 1))
 	c, h, w := enc.Preprocess().Shape()
 	x := make([]float32, n*c*h*w)
 	for i := range x {
 		x[i] = float32(r.NormFloat64())
 	}
-	return runtime.NewTensor([]int{n, c, h, w}, x)
+	return onnxrt.NewTensor([]int{n, c, h, w}, x)
 }
 
 func closeRows(t *testing.T, what string, got, want [][]float32) {
@@ -181,7 +181,7 @@ func closeRows(t *testing.T, what string, got, want [][]float32) {
 	}
 }
 
-func tensorRows(t *testing.T, x *runtime.Tensor) [][]float32 {
+func tensorRows(t *testing.T, x *onnxrt.Tensor) [][]float32 {
 	t.Helper()
 	flat, err := x.Float32s()
 	if err != nil {
@@ -198,7 +198,7 @@ func tensorRows(t *testing.T, x *runtime.Tensor) [][]float32 {
 
 // v2 sends one KServe v2 request (JSON, or with binary tensors both ways)
 // and returns the embedding output.
-func v2(t *testing.T, base, model string, binary bool, inputs map[string]*runtime.Tensor, order []string) [][]float32 {
+func v2(t *testing.T, base, model string, binary bool, inputs map[string]*onnxrt.Tensor, order []string) [][]float32 {
 	t.Helper()
 	req := &kserve.Request{ID: "req-" + model, BinaryOutput: binary}
 	for _, name := range order {
@@ -253,7 +253,7 @@ func TestV2ImageConcurrent(t *testing.T) {
 				return
 			}
 			in := img.Engine().Inputs()[0].Name
-			got := v2(t, base, "img", c%2 == 0, map[string]*runtime.Tensor{in: x}, []string{in})
+			got := v2(t, base, "img", c%2 == 0, map[string]*onnxrt.Tensor{in: x}, []string{in})
 			closeRows(t, fmt.Sprintf("client %d", c), got, want)
 		}()
 	}
@@ -274,7 +274,7 @@ func TestV2Text(t *testing.T) {
 	}
 	in := txt.Engine().Inputs()
 	for _, binary := range []bool{false, true} {
-		got := v2(t, base, "txt", binary, map[string]*runtime.Tensor{in[0].Name: ids, in[1].Name: mask}, []string{in[1].Name, in[0].Name})
+		got := v2(t, base, "txt", binary, map[string]*onnxrt.Tensor{in[0].Name: ids, in[1].Name: mask}, []string{in[1].Name, in[0].Name})
 		closeRows(t, fmt.Sprintf("binary %v", binary), got, want)
 	}
 }
@@ -457,7 +457,7 @@ func TestBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	closeRows(t, "after bad input", v2(t, base, "img", false, map[string]*runtime.Tensor{in: x}, []string{in}), want)
+	closeRows(t, "after bad input", v2(t, base, "img", false, map[string]*onnxrt.Tensor{in: x}, []string{in}), want)
 }
 
 func TestToken(t *testing.T) {

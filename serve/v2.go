@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/sslzoo/sslzoo"
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/serve/kserve"
 )
 
@@ -85,7 +85,7 @@ func (m *model) metadata() (*kserve.ModelMetadata, error) {
 		Inputs: in, Outputs: out, Parameters: params}, nil
 }
 
-func tensorMetadata(vs []runtime.ValueInfo) ([]kserve.TensorMetadata, error) {
+func tensorMetadata(vs []onnxrt.ValueInfo) ([]kserve.TensorMetadata, error) {
 	md := make([]kserve.TensorMetadata, len(vs))
 	for i, v := range vs {
 		dt, ok := kserve.Datatype(v.DType)
@@ -167,11 +167,11 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) error {
 // same rows.
 func (m *model) v2Job(req *kserve.Request, maxRows int) (job, error) {
 	decl := m.enc.Engine().Inputs()
-	given := map[string]*runtime.Tensor{}
+	given := map[string]*onnxrt.Tensor{}
 	for _, in := range req.Inputs {
 		given[in.Name] = in.Tensor
 	}
-	j := job{inputs: make([]*runtime.Tensor, len(decl)), rows: -1}
+	j := job{inputs: make([]*onnxrt.Tensor, len(decl)), rows: -1}
 	for i, d := range decl {
 		t, ok := given[d.Name]
 		if !ok {
@@ -201,7 +201,7 @@ func (m *model) v2Job(req *kserve.Request, maxRows int) (job, error) {
 	return j, nil
 }
 
-func inputNames(decl []runtime.ValueInfo) string {
+func inputNames(decl []onnxrt.ValueInfo) string {
 	names := make([]string, len(decl))
 	for i, d := range decl {
 		names[i] = strconv.Quote(d.Name)
@@ -211,7 +211,7 @@ func inputNames(decl []runtime.ValueInfo) string {
 
 // checkV2Input says, in the protocol's words, how a tensor differs from
 // the input the model declares.
-func checkV2Input(d runtime.ValueInfo, t *runtime.Tensor) error {
+func checkV2Input(d onnxrt.ValueInfo, t *onnxrt.Tensor) error {
 	want, _ := kserve.Datatype(d.DType)
 	if t.DType != d.DType {
 		got, _ := kserve.Datatype(t.DType)
@@ -236,7 +236,7 @@ func checkV2Input(d runtime.ValueInfo, t *runtime.Tensor) error {
 
 // checkTokens keeps token ids inside the vocabulary, which the embedding
 // lookup would otherwise fail on deep in the engine.
-func checkTokens(ids *runtime.Tensor, vocab int64) error {
+func checkTokens(ids *onnxrt.Tensor, vocab int64) error {
 	v, ok := ids.Data.([]int64)
 	if !ok {
 		return fmt.Errorf("token ids must be INT64")
@@ -268,7 +268,7 @@ func (m *model) v2Outputs(req *kserve.Request) ([]v2Output, error) {
 	}
 	var out []v2Output
 	for _, o := range req.Outputs {
-		i := slices.IndexFunc(decl, func(v runtime.ValueInfo) bool { return v.Name == o.Name })
+		i := slices.IndexFunc(decl, func(v onnxrt.ValueInfo) bool { return v.Name == o.Name })
 		if i < 0 {
 			names := make([]string, len(decl))
 			for k, d := range decl {
@@ -282,8 +282,8 @@ func (m *model) v2Outputs(req *kserve.Request) ([]v2Output, error) {
 }
 
 // engineName says which engine runs a model: "onnxruntime" or "go".
-func engineName(e runtime.Engine) string {
-	if _, ok := e.(*runtime.Session); ok {
+func engineName(e onnxrt.Engine) string {
+	if _, ok := e.(*onnxrt.Session); ok {
 		return "onnxruntime"
 	}
 	return "go"

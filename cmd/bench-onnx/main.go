@@ -3,7 +3,7 @@
 // Command bench-onnx times one ONNX model's forward on three paths, for
 // scripts/bench-onnx.sh (make bench-onnx):
 //
-//   - "sslzoo-ort": ONNX Runtime through sslzoo's runtime.Session (input
+//   - "sslzoo-ort": ONNX Runtime through sslzoo's onnxrt.Session (input
 //     checks, tensor conversion, output pre-allocation);
 //   - "direct-ort": the same model through github.com/yalue/onnxruntime_go
 //     called directly, as a bare user of that package would (wrap the
@@ -30,7 +30,7 @@ import (
 
 	ort "github.com/yalue/onnxruntime_go"
 
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 )
 
 type result struct {
@@ -70,11 +70,11 @@ func run(model string, batch, steps, warmup, threads int, names []string) error 
 	if model == "" || batch < 1 || steps < 1 || warmup < 0 || threads < 0 {
 		return errors.New("need --model, and positive --batch, --steps, --threads")
 	}
-	info, err := runtime.ReadModelInfoFile(model)
+	info, err := onnxrt.ReadModelInfoFile(model)
 	if err != nil {
 		return err
 	}
-	if len(info.Inputs) != 1 || info.Inputs[0].DType != runtime.Float32 || len(info.Outputs) == 0 {
+	if len(info.Inputs) != 1 || info.Inputs[0].DType != onnxrt.Float32 || len(info.Outputs) == 0 {
 		return fmt.Errorf("%s: want one float32 input (an image backbone), have %v", model, info.Inputs)
 	}
 	shape := slices.Clone(info.Inputs[0].Shape)
@@ -89,8 +89,8 @@ func run(model string, batch, steps, warmup, threads int, names []string) error 
 	for i := range x {
 		x[i] = float32(rng.NormFloat64())
 	}
-	in := runtime.NewTensor(shape, x)
-	opts := runtime.Options{IntraOpThreads: threads}
+	in := onnxrt.NewTensor(shape, x)
+	opts := onnxrt.Options{IntraOpThreads: threads}
 	var ps []*path
 	defer func() {
 		for _, p := range ps {
@@ -144,10 +144,10 @@ func numel(s []int) int {
 	return n
 }
 
-func open(name, model string, info *runtime.ModelInfo, in *runtime.Tensor, opts runtime.Options) (*path, error) {
+func open(name, model string, info *onnxrt.ModelInfo, in *onnxrt.Tensor, opts onnxrt.Options) (*path, error) {
 	switch name {
 	case "sslzoo-ort":
-		s, err := runtime.Open(model, opts)
+		s, err := onnxrt.Open(model, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -156,7 +156,7 @@ func open(name, model string, info *runtime.ModelInfo, in *runtime.Tensor, opts 
 			return err
 		}}, nil
 	case "go":
-		s, err := runtime.OpenGo(model)
+		s, err := onnxrt.OpenGo(model)
 		if err != nil {
 			return nil, err
 		}
@@ -170,11 +170,11 @@ func open(name, model string, info *runtime.ModelInfo, in *runtime.Tensor, opts 
 	return nil, fmt.Errorf("unknown path (want sslzoo-ort, direct-ort or go)")
 }
 
-// openDirect drives onnxruntime_go itself. runtime.Init only loads the
+// openDirect drives onnxruntime_go itself. onnxrt.Init only loads the
 // shared library and sets up ONNX Runtime's one global environment, which
 // the session below shares.
-func openDirect(model string, info *runtime.ModelInfo, in *runtime.Tensor, opts runtime.Options) (*path, error) {
-	if err := runtime.Init(); err != nil {
+func openDirect(model string, info *onnxrt.ModelInfo, in *onnxrt.Tensor, opts onnxrt.Options) (*path, error) {
+	if err := onnxrt.Init(); err != nil {
 		return nil, err
 	}
 	so, err := ort.NewSessionOptions()

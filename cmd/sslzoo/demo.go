@@ -13,7 +13,7 @@ import (
 	"github.com/sslzoo/sslzoo"
 	"github.com/sslzoo/sslzoo/data"
 	"github.com/sslzoo/sslzoo/eval"
-	ortruntime "github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 )
 
 // demoModel is the bundled encoder `make demo` shows.
@@ -129,7 +129,7 @@ func embedSet(enc *sslzoo.Encoder, s *data.Images) (*eval.Features, error) {
 // and on the Go engine and returns the largest difference.
 func engineParity(path string, test *data.Images) (float64, error) {
 	var outs [2][]float32
-	for k, kind := range []string{ortruntime.EngineORT, ortruntime.EngineGo} {
+	for k, kind := range []string{onnxrt.EngineORT, onnxrt.EngineGo} {
 		enc, err := sslzoo.Open(path, &sslzoo.Options{Engine: kind})
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", kind, err)

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	ortruntime "github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 )
 
 // The demo walks the user path offline with an empty HOME and cache: the
@@ -18,7 +18,7 @@ import (
 func TestDemoOffline(t *testing.T) {
 	tinyFashion(t, 300, 100)
 	// ONNX Runtime itself lives in the real cache; keep pointing at it.
-	if lib, err := ortruntime.FindLibrary(); err == nil {
+	if lib, err := onnxrt.FindLibrary(); err == nil {
 		t.Setenv("ONNXRUNTIME_SHARED_LIBRARY_PATH", lib)
 	} else {
 		t.Skipf("the demo compares ONNX Runtime with the Go engine: %v", err)

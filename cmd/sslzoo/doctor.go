@@ -11,7 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	ortruntime "github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 )
 
 func doctorCommand() *cli.Command {
@@ -81,11 +81,11 @@ func doctor(w io.Writer) error {
 			row(l.soname, "not found ("+l.role+"; "+l.pkg+")")
 		}
 	}
-	if err := ortruntime.Available(); err != nil {
+	if err := onnxrt.Available(); err != nil {
 		row("onnxruntime", "unavailable: "+oneLine(err))
 	} else {
-		row("onnxruntime", ortruntime.Version()+" ("+ortruntime.LibraryPath()+")")
-		if ok, detail := ortruntime.CUDAStatus(); ok {
+		row("onnxruntime", onnxrt.Version()+" ("+onnxrt.LibraryPath()+")")
+		if ok, detail := onnxrt.CUDAStatus(); ok {
 			row("cuda", "available: "+detail)
 		} else {
 			row("cuda", "unavailable (--device cuda will fail; cpu works): "+detail)

@@ -15,7 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/sslzoo/sslzoo/internal/npy"
-	ortruntime "github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/tensor"
 )
 
@@ -127,7 +127,7 @@ func runEmbed(w io.Writer, o embedOptions) error {
 		return usagef("%s: --out %s: want a .npy or .jsonl file", name, o.Out)
 	}
 	switch o.Engine {
-	case ortruntime.EngineORT, ortruntime.EngineGo, ortruntime.EngineAuto:
+	case onnxrt.EngineORT, onnxrt.EngineGo, onnxrt.EngineAuto:
 	default:
 		return usagef("%s: --engine %q: want ort, go or auto", name, o.Engine)
 	}
@@ -137,11 +137,11 @@ func runEmbed(w io.Writer, o embedOptions) error {
 	if o.Workers < 1 {
 		return usagef("%s: --workers must be at least 1", name)
 	}
-	dev, err := ortruntime.ParseDevice(o.Device)
+	dev, err := onnxrt.ParseDevice(o.Device)
 	if err != nil {
 		return usagef("%s: --device: %v", name, err)
 	}
-	if dev.CUDA && o.Engine == ortruntime.EngineGo {
+	if dev.CUDA && o.Engine == onnxrt.EngineGo {
 		return usagef("%s: --device %v needs --engine ort: the Go engine runs on the CPU", name, dev)
 	}
 	fail := func(err error) error { return fmt.Errorf("%s: %w", name, err) }
@@ -149,15 +149,15 @@ func runEmbed(w io.Writer, o embedOptions) error {
 		return fail(fmt.Errorf("--model: %w", err))
 	}
 	kind := o.Engine
-	if kind == ortruntime.EngineAuto {
-		kind = ortruntime.EngineGo
-		if ortruntime.Available() == nil {
-			kind = ortruntime.EngineORT
+	if kind == onnxrt.EngineAuto {
+		kind = onnxrt.EngineGo
+		if onnxrt.Available() == nil {
+			kind = onnxrt.EngineORT
 		} else if dev.CUDA {
-			return fail(fmt.Errorf("--device %v needs ONNX Runtime: %v", dev, ortruntime.Available()))
+			return fail(fmt.Errorf("--device %v needs ONNX Runtime: %v", dev, onnxrt.Available()))
 		}
 	}
-	if kind == ortruntime.EngineGo && o.Threads > 0 {
+	if kind == onnxrt.EngineGo && o.Threads > 0 {
 		// The Go engine's kernels split work over GOMAXPROCS goroutines.
 		// Restored afterwards: run is also called in-process (tests).
 		defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(o.Threads))
@@ -166,13 +166,13 @@ func runEmbed(w io.Writer, o embedOptions) error {
 		}
 		tensor.SetBLASThreads(o.Threads)
 	}
-	eng, err := ortruntime.OpenEngine(o.Model, kind, ortruntime.Options{IntraOpThreads: o.Threads, Device: dev})
+	eng, err := onnxrt.OpenEngine(o.Model, kind, onnxrt.Options{IntraOpThreads: o.Threads, Device: dev})
 	if err != nil {
 		return fail(err)
 	}
 	defer eng.Close()
 	var (
-		inputs []*ortruntime.Tensor
+		inputs []*onnxrt.Tensor
 		texts  []string
 	)
 	if textMode {
@@ -209,7 +209,7 @@ func runEmbed(w io.Writer, o embedOptions) error {
 		pick = 0
 	}
 	start := time.Now()
-	res, err := (&ortruntime.Batcher{Engine: eng, Size: o.Batch, Workers: o.Workers}).Run(inputs...)
+	res, err := (&onnxrt.Batcher{Engine: eng, Size: o.Batch, Workers: o.Workers}).Run(inputs...)
 	if err != nil {
 		return fail(err)
 	}
@@ -223,8 +223,8 @@ func runEmbed(w io.Writer, o embedOptions) error {
 		return fail(err)
 	}
 	engine := "go engine"
-	if kind == ortruntime.EngineORT {
-		engine = "onnxruntime " + ortruntime.Version() + " on " + dev.String()
+	if kind == onnxrt.EngineORT {
+		engine = "onnxruntime " + onnxrt.Version() + " on " + dev.String()
 	}
 	fmt.Fprintf(w, "wrote %s: %s %v %v (%s, %d rows in %.3fs)\n", o.Out, outs[pick].Name, y.DType, y.Shape, engine,
 		inputs[0].Shape[0], time.Since(start).Seconds())
@@ -232,12 +232,12 @@ func runEmbed(w io.Writer, o embedOptions) error {
 }
 
 // writeTensor writes an output as .npy.
-func writeTensor(out, name string, y *ortruntime.Tensor) error {
+func writeTensor(out, name string, y *onnxrt.Tensor) error {
 	a := &npy.Array{Shape: y.Shape, Data: y.Data}
 	switch y.DType {
-	case ortruntime.Float32:
+	case onnxrt.Float32:
 		a.DType = npy.Float32
-	case ortruntime.Int64:
+	case onnxrt.Int64:
 		a.DType = npy.Int64
 	default:
 		return fmt.Errorf("output %s is %v; .npy output supports float32 and int64", name, y.DType)
@@ -247,7 +247,7 @@ func writeTensor(out, name string, y *ortruntime.Tensor) error {
 
 // writeTextRows writes a [texts, dim] float32 output as .jsonl records
 // {"text", "embedding"}, in the order of the texts.
-func writeTextRows(out string, texts []string, y *ortruntime.Tensor) error {
+func writeTextRows(out string, texts []string, y *onnxrt.Tensor) error {
 	data, ok := y.Data.([]float32)
 	if !ok || len(y.Shape) != 2 || y.Shape[0] != len(texts) {
 		return fmt.Errorf("output %v %v is not one float32 row per text; write .npy instead", y.DType, y.Shape)
@@ -261,7 +261,7 @@ func writeTextRows(out string, texts []string, y *ortruntime.Tensor) error {
 
 // embedInputs reads --input (and --mask) and checks them against the
 // model's inputs: the element type, the rank and every static dimension.
-func embedInputs(eng ortruntime.Engine, o embedOptions) ([]*ortruntime.Tensor, error) {
+func embedInputs(eng onnxrt.Engine, o embedOptions) ([]*onnxrt.Tensor, error) {
 	ins := eng.Inputs()
 	x, err := readInput(o.Input, ins[0])
 	if err != nil {
@@ -275,12 +275,12 @@ func embedInputs(eng ortruntime.Engine, o embedOptions) ([]*ortruntime.Tensor, e
 		if o.Mask != "" {
 			return nil, usagef("sslzoo embed: --mask: the model has one input (%v), no attention mask", ins[0])
 		}
-		return []*ortruntime.Tensor{x}, nil
+		return []*onnxrt.Tensor{x}, nil
 	case 2:
-		if ins[1].DType != ortruntime.Int64 {
+		if ins[1].DType != onnxrt.Int64 {
 			return nil, fmt.Errorf("the model's second input %v is not an int64 attention mask; sslzoo embed feeds one tensor, or ids and a mask", ins[1])
 		}
-		var mask *ortruntime.Tensor
+		var mask *onnxrt.Tensor
 		if o.Mask != "" {
 			if mask, err = readInput(o.Mask, ins[1]); err != nil {
 				return nil, err
@@ -300,9 +300,9 @@ func embedInputs(eng ortruntime.Engine, o embedOptions) ([]*ortruntime.Tensor, e
 					m[i] = 1
 				}
 			}
-			mask = ortruntime.NewTensor(x.Shape, m)
+			mask = onnxrt.NewTensor(x.Shape, m)
 		}
-		return []*ortruntime.Tensor{x, mask}, nil
+		return []*onnxrt.Tensor{x, mask}, nil
 	}
 	return nil, fmt.Errorf("the model takes %d inputs (%v); sslzoo embed feeds one tensor, or ids and a mask", len(ins), ins)
 }
@@ -321,32 +321,32 @@ func padID(meta map[string]string) int64 {
 
 // readInput reads a .npy file for one model input, converting int32 to
 // int64 (lossless) and refusing any other type mismatch.
-func readInput(path string, vi ortruntime.ValueInfo) (*ortruntime.Tensor, error) {
+func readInput(path string, vi onnxrt.ValueInfo) (*onnxrt.Tensor, error) {
 	a, err := npy.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var t *ortruntime.Tensor
+	var t *onnxrt.Tensor
 	switch d := a.Data.(type) {
 	case []float32:
-		t = ortruntime.NewTensor(a.Shape, d)
+		t = onnxrt.NewTensor(a.Shape, d)
 	case []int64:
-		t = ortruntime.NewTensor(a.Shape, d)
+		t = onnxrt.NewTensor(a.Shape, d)
 	case []int32:
-		if vi.DType == ortruntime.Int64 {
+		if vi.DType == onnxrt.Int64 {
 			w := make([]int64, len(d))
 			for i, v := range d {
 				w[i] = int64(v)
 			}
-			t = ortruntime.NewTensor(a.Shape, w)
+			t = onnxrt.NewTensor(a.Shape, w)
 		}
 	}
 	if t == nil || t.DType != vi.DType {
 		hint := ""
 		switch vi.DType {
-		case ortruntime.Float32:
+		case onnxrt.Float32:
 			hint = " (convert with x.astype(np.float32))"
-		case ortruntime.Int64:
+		case onnxrt.Int64:
 			hint = " (convert with x.astype(np.int64))"
 		}
 		return nil, fmt.Errorf("%s holds %s; the model's input %s wants %v%s", path, a.DType, vi.Name, vi.DType, hint)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/sslzoo/sslzoo"
 	"github.com/sslzoo/sslzoo/data/preprocess"
-	ortruntime "github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 )
 
 // progressFrom is the number of images past which embed shows a bar.
@@ -121,8 +121,8 @@ func runEmbedImages(ctx context.Context, w, errw io.Writer, o embedOptions, mode
 		return fail(err)
 	}
 	engine := "go engine"
-	if _, ok := enc.Engine().(*ortruntime.Session); ok {
-		engine = "onnxruntime " + ortruntime.Version()
+	if _, ok := enc.Engine().(*onnxrt.Session); ok {
+		engine = "onnxruntime " + onnxrt.Version()
 	}
 	secs := time.Since(start).Seconds()
 	fmt.Fprintf(w, "embedded %d of %d images with %s (%s) in %.2fs (%.0f images/s): %d x %d\n", len(rows), len(paths),

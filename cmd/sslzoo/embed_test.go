@@ -15,7 +15,7 @@ import (
 	"github.com/sslzoo/sslzoo/export"
 	"github.com/sslzoo/sslzoo/export/onnxpb"
 	"github.com/sslzoo/sslzoo/internal/npy"
-	ortruntime "github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/tensor"
 	"github.com/sslzoo/sslzoo/zoo"
 )
@@ -31,7 +31,7 @@ func randT(rng *rand.Rand, shape ...int) *tensor.Tensor {
 // embedEngines are the engines to check: the Go engine always, ONNX
 // Runtime when it loads.
 func embedEngines(t *testing.T) []string {
-	if err := ortruntime.Available(); err != nil {
+	if err := onnxrt.Available(); err != nil {
 		t.Logf("ONNX Runtime unavailable, checking the Go engine only: %v", err)
 		return []string{"go"}
 	}
@@ -95,7 +95,7 @@ func TestEmbedImage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := []*ortruntime.Tensor{ortruntime.NewTensor(a.Shape, a.Data.([]float32))}
+		got := []*onnxrt.Tensor{onnxrt.NewTensor(a.Shape, a.Data.([]float32))}
 		if c := conformance.CompareOutputs(got, want); !c.OK {
 			t.Errorf("%s: %s", e, c.Problem)
 		}
@@ -137,7 +137,7 @@ func TestEmbedText(t *testing.T) {
 		for _, c := range []struct {
 			name string
 			args []string
-			want *ortruntime.Tensor
+			want *onnxrt.Tensor
 		}{
 			{"derived mask", []string{"--input", xi}, want[0]},
 			{"explicit mask", []string{"--input", xi, "--mask", xm}, want[0]},
@@ -153,8 +153,8 @@ func TestEmbedText(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := []*ortruntime.Tensor{ortruntime.NewTensor(a.Shape, a.Data.([]float32))}
-			if r := conformance.CompareOutputs(got, []*ortruntime.Tensor{c.want}); !r.OK {
+			got := []*onnxrt.Tensor{onnxrt.NewTensor(a.Shape, a.Data.([]float32))}
+			if r := conformance.CompareOutputs(got, []*onnxrt.Tensor{c.want}); !r.OK {
 				t.Errorf("%s %s: %s", e, c.name, r.Problem)
 			}
 		}
@@ -227,7 +227,7 @@ func TestEmbedBadInput(t *testing.T) {
 			tc{e + " missing model", []string{"--input", good, "--engine", e, "--model", filepath.Join(dir, "none.onnx")}, "none.onnx"},
 		)
 	}
-	if ortruntime.Available() == nil {
+	if onnxrt.Available() == nil {
 		cases = append(cases, tc{"cuda without provider", []string{"--input", good, "--engine", "ort", "--device", "cuda"}, "libonnxruntime_providers_shared.so is missing"})
 	}
 	for _, c := range cases {
@@ -300,7 +300,7 @@ func runWithoutORT(t *testing.T, args ...string) (int, string, string) {
 	}
 	cmd := exec.Command(exe, "-test.run=^TestEmbedHelperProcess$")
 	cmd.Env = append(os.Environ(), "SSLZOO_EMBED_HELPER_ARGS="+strings.Join(args, "\x1f"),
-		ortruntime.LibraryEnv+"="+filepath.Join(t.TempDir(), "no-libonnxruntime.so"))
+		onnxrt.LibraryEnv+"="+filepath.Join(t.TempDir(), "no-libonnxruntime.so"))
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err = cmd.Run()

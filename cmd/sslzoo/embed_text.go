@@ -8,7 +8,7 @@ import (
 
 	"github.com/sslzoo/sslzoo"
 
-	ortruntime "github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 )
 
 // readTexts gathers --text values, then the lines of --text-file (one
@@ -33,9 +33,9 @@ func readTexts(o embedOptions) ([]string, error) {
 // and attention_mask [batch, seq]: [CLS] text [SEP], right-padded with
 // [PAD] (mask 0) to the exported length. Longer texts are truncated to it,
 // with one warning on warn.
-func textInputs(eng ortruntime.Engine, o embedOptions, warn io.Writer) ([]*ortruntime.Tensor, []string, error) {
+func textInputs(eng onnxrt.Engine, o embedOptions, warn io.Writer) ([]*onnxrt.Tensor, []string, error) {
 	ins := eng.Inputs()
-	if len(ins) != 2 || ins[0].DType != ortruntime.Int64 || ins[1].DType != ortruntime.Int64 || len(ins[0].Shape) != 2 {
+	if len(ins) != 2 || ins[0].DType != onnxrt.Int64 || ins[1].DType != onnxrt.Int64 || len(ins[0].Shape) != 2 {
 		return nil, nil, usagef("sslzoo embed: --text needs a text model (int64 input_ids and attention_mask [batch, seq]); this one takes %v", ins)
 	}
 	seq := ins[0].Shape[1]
@@ -57,5 +57,5 @@ func textInputs(eng ortruntime.Engine, o embedOptions, warn io.Writer) ([]*ortru
 	if cut > 0 {
 		fmt.Fprintf(warn, "sslzoo embed: warning: %d of %d texts were longer than the model's %d tokens and were truncated\n", cut, len(texts), seq)
 	}
-	return []*ortruntime.Tensor{ids, mask}, texts, nil
+	return []*onnxrt.Tensor{ids, mask}, texts, nil
 }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/sslzoo/sslzoo"
 	"github.com/sslzoo/sslzoo/export"
-	ortruntime "github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/serve/triton"
 	"github.com/sslzoo/sslzoo/zoo"
 )
@@ -169,7 +169,7 @@ func describeModel(w io.Writer, path string) error {
 	if err != nil {
 		return err
 	}
-	info, err := ortruntime.ReadModelInfoFile(path)
+	info, err := onnxrt.ReadModelInfoFile(path)
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/sslzoo/sslzoo/conformance"
 	"github.com/sslzoo/sslzoo/data/text"
 	"github.com/sslzoo/sslzoo/internal/npy"
-	ortruntime "github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/tensor"
 	"github.com/sslzoo/sslzoo/zoo"
 	"github.com/sslzoo/sslzoo/zoo/load"
@@ -21,16 +21,16 @@ import (
 
 // matchEngines runs an exported file in the Go engine, and in ONNX Runtime
 // when its library loads, on in, against want (the Go forward).
-func matchEngines(t *testing.T, path string, in, want []*ortruntime.Tensor) {
+func matchEngines(t *testing.T, path string, in, want []*onnxrt.Tensor) {
 	t.Helper()
-	kinds := []string{ortruntime.EngineGo}
-	if err := ortruntime.Available(); err == nil {
-		kinds = append(kinds, ortruntime.EngineORT)
+	kinds := []string{onnxrt.EngineGo}
+	if err := onnxrt.Available(); err == nil {
+		kinds = append(kinds, onnxrt.EngineORT)
 	} else {
 		t.Logf("onnxruntime skipped: %v", err)
 	}
 	for _, kind := range kinds {
-		e, err := ortruntime.OpenEngine(path, kind, ortruntime.Options{IntraOpThreads: 1})
+		e, err := onnxrt.OpenEngine(path, kind, onnxrt.Options{IntraOpThreads: 1})
 		if err != nil {
 			t.Fatalf("%s: %v", kind, err)
 		}
@@ -47,7 +47,7 @@ func matchEngines(t *testing.T, path string, in, want []*ortruntime.Tensor) {
 
 func modelMetadata(t *testing.T, path string) map[string]string {
 	t.Helper()
-	info, err := ortruntime.ReadModelInfoFile(path)
+	info, err := onnxrt.ReadModelInfoFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,8 +95,8 @@ func TestExportMAE(t *testing.T) {
 		embeddings = append(embeddings, d)
 	}
 	if c := conformance.CompareOutputs(
-		[]*ortruntime.Tensor{ortruntime.NewTensor([]int{3, 192}, embeddings[0])},
-		[]*ortruntime.Tensor{ortruntime.NewTensor([]int{3, 192}, embeddings[1])}); c.OK {
+		[]*onnxrt.Tensor{onnxrt.NewTensor([]int{3, 192}, embeddings[0])},
+		[]*onnxrt.Tensor{onnxrt.NewTensor([]int{3, 192}, embeddings[1])}); c.OK {
 		t.Error("cls and mean pooling gave the same embedding")
 	}
 
@@ -129,8 +129,8 @@ func TestExportMAE(t *testing.T) {
 		t.Fatal(err)
 	}
 	matchEngines(t, recon,
-		[]*ortruntime.Tensor{ortruntime.NewTensor(imgs.Shape, imgs.Data), ortruntime.NewTensor([]int{2, 16}, ref.Masking.Mask)},
-		[]*ortruntime.Tensor{ortruntime.NewTensor(ref.Pred.Value.Shape, ref.Pred.Value.Data)})
+		[]*onnxrt.Tensor{onnxrt.NewTensor(imgs.Shape, imgs.Data), onnxrt.NewTensor([]int{2, 16}, ref.Masking.Mask)},
+		[]*onnxrt.Tensor{onnxrt.NewTensor(ref.Pred.Value.Shape, ref.Pred.Value.Data)})
 	if code, _, stderr := runCLI("export", "--weights", final, "--graph", "reconstruct", "--out", recon+"2"); code == 0 || !strings.Contains(stderr, "holds the encoder only") {
 		t.Errorf("reconstruct from final weights: exit %d: %s", code, stderr)
 	}
@@ -193,7 +193,7 @@ func TestExportHFAndEmbedText(t *testing.T) {
 			ids[i*seq+j], mask[i*seq+j] = int64(e.IDs[j]), int64(e.AttentionMask[j])
 		}
 	}
-	ref, err := b.GoForward([]*ortruntime.Tensor{ortruntime.NewTensor([]int{3, seq}, ids), ortruntime.NewTensor([]int{3, seq}, mask)})
+	ref, err := b.GoForward([]*onnxrt.Tensor{onnxrt.NewTensor([]int{3, seq}, ids), onnxrt.NewTensor([]int{3, seq}, mask)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestExportHFAndEmbedText(t *testing.T) {
 		t.Fatal(err)
 	}
 	engines := []string{"go"}
-	if ortruntime.Available() == nil {
+	if onnxrt.Available() == nil {
 		engines = append(engines, "ort")
 	}
 	for i, eng := range engines {
@@ -224,7 +224,7 @@ func TestExportHFAndEmbedText(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := []*ortruntime.Tensor{ortruntime.NewTensor(a.Shape, a.Data.([]float32))}
+		got := []*onnxrt.Tensor{onnxrt.NewTensor(a.Shape, a.Data.([]float32))}
 		if c := conformance.CompareOutputs(got, ref[:1]); !c.OK {
 			t.Errorf("%s: %s (%s)", eng, c.Problem, stdout)
 		}
@@ -251,9 +251,9 @@ func TestExportHFAndEmbedText(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.Text != texts[i] || !strings.HasPrefix(line, `{"text":`) {
 			t.Fatalf("record %d %q: %v", i, line, err)
 		}
-		got := []*ortruntime.Tensor{ortruntime.NewTensor([]int{1, len(rec.Embedding)}, rec.Embedding)}
+		got := []*onnxrt.Tensor{onnxrt.NewTensor([]int{1, len(rec.Embedding)}, rec.Embedding)}
 		row := ref[0].Data.([]float32)[i*ref[0].Shape[1] : (i+1)*ref[0].Shape[1]]
-		if c := conformance.CompareOutputs(got, []*ortruntime.Tensor{ortruntime.NewTensor([]int{1, len(row)}, row)}); !c.OK {
+		if c := conformance.CompareOutputs(got, []*onnxrt.Tensor{onnxrt.NewTensor([]int{1, len(row)}, row)}); !c.OK {
 			t.Errorf("jsonl record %d: %s", i, c.Problem)
 		}
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/sslzoo/sslzoo/conformance"
 	"github.com/sslzoo/sslzoo/export"
 	"github.com/sslzoo/sslzoo/nn"
-	ortruntime "github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/weights"
 	"github.com/sslzoo/sslzoo/zoo"
 	"github.com/sslzoo/sslzoo/zoo/ssl"
@@ -51,7 +51,7 @@ func TestExportRandomInit(t *testing.T) {
 	if bytes.Equal(ba, bc) {
 		t.Error("different seeds wrote the same file")
 	}
-	info, err := ortruntime.ReadModelInfoFile(a)
+	info, err := onnxrt.ReadModelInfoFile(a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestExportWeights(t *testing.T) {
 	if code, _, errs := runCLI("export", "--arch", "resnet18-cifar", "--image-size", "8", "--weights", wpath, "--out", out); code != 0 {
 		t.Fatal(errs)
 	}
-	info, err := ortruntime.ReadModelInfoFile(out)
+	info, err := onnxrt.ReadModelInfoFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestExportTrainResult(t *testing.T) {
 			if !strings.Contains(stdout, "pixel_values float32 [batch 1 16 16]") || !strings.Contains(stdout, "embedding float32 [batch 128]") {
 				t.Errorf("interface:\n%s", stdout)
 			}
-			info, _ := ortruntime.ReadModelInfoFile(out)
+			info, _ := onnxrt.ReadModelInfoFile(out)
 			var pp export.Preprocess
 			if err := json.Unmarshal([]byte(info.Metadata["sslzoo.preprocess"]), &pp); err != nil || pp.Mean[0] != 0.286 || pp.Size != [2]int{16, 16} {
 				t.Errorf("preprocess %q: %v", info.Metadata["sslzoo.preprocess"], err)
@@ -199,7 +199,7 @@ func TestExportTrainResult(t *testing.T) {
 // compareFile runs a file on the Go engine against b's Go forward.
 func compareFile(t *testing.T, path string, b *conformance.Backbone, batch int) {
 	t.Helper()
-	e, err := ortruntime.OpenGo(path)
+	e, err := onnxrt.OpenGo(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +272,7 @@ func TestExportTriton(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 	dir := filepath.Join(repo, "simclr-resnet18-fmnist")
-	info, err := ortruntime.ReadModelInfoFile(filepath.Join(dir, "1", "model.onnx"))
+	info, err := onnxrt.ReadModelInfoFile(filepath.Join(dir, "1", "model.onnx"))
 	if err != nil {
 		t.Fatal(err)
 	}

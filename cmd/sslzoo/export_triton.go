@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	ortruntime "github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/serve/triton"
 )
 
@@ -45,7 +45,7 @@ func runExportTriton(w io.Writer, o exportOptions) error {
 	if err := runExport(w, o); err != nil {
 		return err
 	}
-	info, err := ortruntime.ReadModelInfoFile(o.Out)
+	info, err := onnxrt.ReadModelInfoFile(o.Out)
 	if err != nil {
 		return fmt.Errorf("sslzoo export: %w", err)
 	}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	ortruntime "github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 )
 
 // TestMain runs the tests, or, with SSLZOO_TEST_RUN_CLI=1, acts as the
@@ -68,7 +68,7 @@ func TestDoctor(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 	wants := []string{"go1.", "GOMAXPROCS", "libopenblas.so.0", "libdnnl.so.2", "\nblas ", "\nconv ", "\nonnxruntime "}
-	if ortruntime.Available() == nil {
+	if onnxrt.Available() == nil {
 		wants = append(wants, "\ncuda ") // whether --device cuda can work, said either way
 	}
 	for _, want := range wants {

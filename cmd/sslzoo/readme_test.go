@@ -15,7 +15,7 @@ import (
 	"github.com/sslzoo/sslzoo"
 	"github.com/sslzoo/sslzoo/conformance"
 	"github.com/sslzoo/sslzoo/data"
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 )
 
 // envRunCLI makes the test binary act as the sslzoo command (TestMain), so
@@ -78,13 +78,13 @@ func writeBoot(t *testing.T, dir string) image.Image {
 // README's own commands export, and give the embeddings sslzoo.Encoder
 // gives for the same image.
 func TestReadmeSnippets(t *testing.T) {
-	if err := runtime.Available(); err != nil {
+	if err := onnxrt.Available(); err != nil {
 		t.Skipf("ONNX Runtime: %v", err)
 	}
 	// Where ONNX Runtime and onnxruntime-node are found depends on the
 	// cache, which the test moves.
 	nodeModules, noNode := conformance.NodeModules(), conformance.NodeUnavailable()
-	ortLib, err := runtime.FindLibrary()
+	ortLib, err := onnxrt.FindLibrary()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/sslzoo/sslzoo"
-	ortruntime "github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/serve"
 )
 
@@ -93,11 +93,11 @@ func runServe(ctx context.Context, w, errw io.Writer, o serveOptions, ready func
 		return usagef("%s: --queue, --body-limit, --max-rows and --instances must be positive, and --threads not negative", name)
 	}
 	switch o.Engine {
-	case ortruntime.EngineORT, ortruntime.EngineGo, ortruntime.EngineAuto:
+	case onnxrt.EngineORT, onnxrt.EngineGo, onnxrt.EngineAuto:
 	default:
 		return usagef("%s: --engine %q: want ort, go or auto", name, o.Engine)
 	}
-	if _, err := ortruntime.ParseDevice(o.Device); err != nil {
+	if _, err := onnxrt.ParseDevice(o.Device); err != nil {
 		return usagef("%s: --device: %v", name, err)
 	}
 	for _, m := range o.Models {
@@ -191,8 +191,8 @@ func readToken(path string) (string, error) {
 // describeEncoder is a one-line summary: modality, width and engine.
 func describeEncoder(e *sslzoo.Encoder) string {
 	engine := "go engine"
-	if _, ok := e.Engine().(*ortruntime.Session); ok {
-		engine = "onnxruntime " + ortruntime.Version()
+	if _, ok := e.Engine().(*onnxrt.Session); ok {
+		engine = "onnxruntime " + onnxrt.Version()
 	}
 	dim := "?"
 	if e.Dim() > 0 {

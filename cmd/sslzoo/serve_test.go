@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/sslzoo/sslzoo"
-	ortruntime "github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/serve/openai"
 	"github.com/sslzoo/sslzoo/serve/triton"
 )
@@ -229,7 +229,7 @@ func TestReadmeTriton(t *testing.T) {
 		t.Fatalf("the block failed: %v\n%s", err, out)
 	}
 	modelDir := filepath.Join(dir, "models", "simclr-resnet18-fmnist")
-	info, err := ortruntime.ReadModelInfoFile(filepath.Join(modelDir, triton.ModelFile))
+	info, err := onnxrt.ReadModelInfoFile(filepath.Join(modelDir, triton.ModelFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"unsafe"
 
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 )
 
 // maxElements bounds the element count a shape may declare; real data must
@@ -139,7 +139,7 @@ func intShape(shape []int64) []int {
 
 // decodeInput builds one input's tensor from its JSON data or from the
 // front of bin, returning the rest of bin.
-func decodeInput(in wireInput, bin []byte, haveBin bool) (*runtime.Tensor, bool, []byte, error) {
+func decodeInput(in wireInput, bin []byte, haveBin bool) (*onnxrt.Tensor, bool, []byte, error) {
 	if in.Shape == nil {
 		return nil, false, nil, errors.New(`no "shape"`)
 	}
@@ -178,9 +178,9 @@ func decodeInput(in wireInput, bin []byte, haveBin bool) (*runtime.Tensor, bool,
 }
 
 // binaryTensor reads little-endian, row-major binary tensor data.
-func binaryTensor(dt runtime.DType, shape []int64, n int, b []byte) (*runtime.Tensor, error) {
+func binaryTensor(dt onnxrt.DType, shape []int64, n int, b []byte) (*onnxrt.Tensor, error) {
 	sh := intShape(shape)
-	if dt == runtime.String {
+	if dt == onnxrt.String {
 		return bytesTensor(sh, n, b)
 	}
 	if want := int64(n) * int64(dt.Size()); int64(len(b)) != want {
@@ -189,65 +189,65 @@ func binaryTensor(dt runtime.DType, shape []int64, n int, b []byte) (*runtime.Te
 	}
 	le := binary.LittleEndian
 	switch dt {
-	case runtime.Float32:
+	case onnxrt.Float32:
 		v := make([]float32, n)
 		for i := range v {
 			v[i] = math.Float32frombits(le.Uint32(b[4*i:]))
 		}
-		return runtime.NewTensor(sh, v), nil
-	case runtime.Float64:
+		return onnxrt.NewTensor(sh, v), nil
+	case onnxrt.Float64:
 		v := make([]float64, n)
 		for i := range v {
 			v[i] = math.Float64frombits(le.Uint64(b[8*i:]))
 		}
-		return runtime.NewTensor(sh, v), nil
-	case runtime.Float16, runtime.BFloat16, runtime.Uint16:
+		return onnxrt.NewTensor(sh, v), nil
+	case onnxrt.Float16, onnxrt.BFloat16, onnxrt.Uint16:
 		v := make([]uint16, n)
 		for i := range v {
 			v[i] = le.Uint16(b[2*i:])
 		}
-		t := runtime.NewTensor(sh, v)
+		t := onnxrt.NewTensor(sh, v)
 		t.DType = dt
 		return t, nil
-	case runtime.Int8:
+	case onnxrt.Int8:
 		v := make([]int8, n)
 		for i := range v {
 			v[i] = int8(b[i])
 		}
-		return runtime.NewTensor(sh, v), nil
-	case runtime.Uint8:
-		return runtime.NewTensor(sh, bytes.Clone(b)), nil
-	case runtime.Int16:
+		return onnxrt.NewTensor(sh, v), nil
+	case onnxrt.Uint8:
+		return onnxrt.NewTensor(sh, bytes.Clone(b)), nil
+	case onnxrt.Int16:
 		v := make([]int16, n)
 		for i := range v {
 			v[i] = int16(le.Uint16(b[2*i:]))
 		}
-		return runtime.NewTensor(sh, v), nil
-	case runtime.Int32:
+		return onnxrt.NewTensor(sh, v), nil
+	case onnxrt.Int32:
 		v := make([]int32, n)
 		for i := range v {
 			v[i] = int32(le.Uint32(b[4*i:]))
 		}
-		return runtime.NewTensor(sh, v), nil
-	case runtime.Uint32:
+		return onnxrt.NewTensor(sh, v), nil
+	case onnxrt.Uint32:
 		v := make([]uint32, n)
 		for i := range v {
 			v[i] = le.Uint32(b[4*i:])
 		}
-		return runtime.NewTensor(sh, v), nil
-	case runtime.Int64:
+		return onnxrt.NewTensor(sh, v), nil
+	case onnxrt.Int64:
 		v := make([]int64, n)
 		for i := range v {
 			v[i] = int64(le.Uint64(b[8*i:]))
 		}
-		return runtime.NewTensor(sh, v), nil
-	case runtime.Uint64:
+		return onnxrt.NewTensor(sh, v), nil
+	case onnxrt.Uint64:
 		v := make([]uint64, n)
 		for i := range v {
 			v[i] = le.Uint64(b[8*i:])
 		}
-		return runtime.NewTensor(sh, v), nil
-	case runtime.Bool:
+		return onnxrt.NewTensor(sh, v), nil
+	case onnxrt.Bool:
 		v := make([]bool, n)
 		for i, c := range b {
 			if c > 1 {
@@ -255,14 +255,14 @@ func binaryTensor(dt runtime.DType, shape []int64, n int, b []byte) (*runtime.Te
 			}
 			v[i] = c == 1
 		}
-		return runtime.NewTensor(sh, v), nil
+		return onnxrt.NewTensor(sh, v), nil
 	}
 	return nil, fmt.Errorf("datatype %s cannot be read as binary data", datatypeNames[dt])
 }
 
 // bytesTensor reads BYTES elements: each a 4-byte little-endian length and
 // then that many bytes.
-func bytesTensor(shape []int, n int, b []byte) (*runtime.Tensor, error) {
+func bytesTensor(shape []int, n int, b []byte) (*onnxrt.Tensor, error) {
 	if n > len(b)/4 {
 		return nil, fmt.Errorf("binary_data_size %d cannot hold %d BYTES elements of at least 4 bytes", len(b), n)
 	}
@@ -281,43 +281,43 @@ func bytesTensor(shape []int, n int, b []byte) (*runtime.Tensor, error) {
 	if len(b) > 0 {
 		return nil, fmt.Errorf("%d bytes left over after %d BYTES elements", len(b), n)
 	}
-	return runtime.NewTensor(shape, v), nil
+	return onnxrt.NewTensor(shape, v), nil
 }
 
 // jsonTensor reads "data": a JSON array, flat or nested, of n elements in
 // row-major order.
-func jsonTensor(dt runtime.DType, shape []int64, n int, raw json.RawMessage) (*runtime.Tensor, error) {
+func jsonTensor(dt onnxrt.DType, shape []int64, n int, raw json.RawMessage) (*onnxrt.Tensor, error) {
 	sh := intShape(shape)
 	// Each element takes at least two bytes ("1,"), so this bounds the
 	// allocation by the body, whatever the shape claims.
 	capHint := min(n, len(raw)/2+1)
-	var t *runtime.Tensor
+	var t *onnxrt.Tensor
 	var err error
 	switch dt {
-	case runtime.Float32:
+	case onnxrt.Float32:
 		t, err = collect(raw, capHint, sh, func(tok []byte) (float32, error) {
 			f, err := parseFloat(tok, 32)
 			return float32(f), err
 		})
-	case runtime.Float64:
+	case onnxrt.Float64:
 		t, err = collect(raw, capHint, sh, func(tok []byte) (float64, error) { return parseFloat(tok, 64) })
-	case runtime.Int8:
+	case onnxrt.Int8:
 		t, err = collect(raw, capHint, sh, func(tok []byte) (int8, error) { v, err := parseInt(tok, 8); return int8(v), err })
-	case runtime.Int16:
+	case onnxrt.Int16:
 		t, err = collect(raw, capHint, sh, func(tok []byte) (int16, error) { v, err := parseInt(tok, 16); return int16(v), err })
-	case runtime.Int32:
+	case onnxrt.Int32:
 		t, err = collect(raw, capHint, sh, func(tok []byte) (int32, error) { v, err := parseInt(tok, 32); return int32(v), err })
-	case runtime.Int64:
+	case onnxrt.Int64:
 		t, err = collect(raw, capHint, sh, func(tok []byte) (int64, error) { return parseInt(tok, 64) })
-	case runtime.Uint8:
+	case onnxrt.Uint8:
 		t, err = collect(raw, capHint, sh, func(tok []byte) (uint8, error) { v, err := parseUint(tok, 8); return uint8(v), err })
-	case runtime.Uint16:
+	case onnxrt.Uint16:
 		t, err = collect(raw, capHint, sh, func(tok []byte) (uint16, error) { v, err := parseUint(tok, 16); return uint16(v), err })
-	case runtime.Uint32:
+	case onnxrt.Uint32:
 		t, err = collect(raw, capHint, sh, func(tok []byte) (uint32, error) { v, err := parseUint(tok, 32); return uint32(v), err })
-	case runtime.Uint64:
+	case onnxrt.Uint64:
 		t, err = collect(raw, capHint, sh, func(tok []byte) (uint64, error) { return parseUint(tok, 64) })
-	case runtime.Bool:
+	case onnxrt.Bool:
 		t, err = collect(raw, capHint, sh, func(tok []byte) (bool, error) {
 			switch string(tok) {
 			case "true":
@@ -327,7 +327,7 @@ func jsonTensor(dt runtime.DType, shape []int64, n int, raw json.RawMessage) (*r
 			}
 			return false, fmt.Errorf("%s is not true or false", clip(tok))
 		})
-	case runtime.String:
+	case onnxrt.String:
 		t, err = collect(raw, capHint, sh, func(tok []byte) (string, error) {
 			if len(tok) == 0 || tok[0] != '"' {
 				return "", fmt.Errorf("%s is not a string", clip(tok))
@@ -350,7 +350,7 @@ func jsonTensor(dt runtime.DType, shape []int64, n int, raw json.RawMessage) (*r
 
 // collect parses every scalar of a JSON array (nested arrays flatten in
 // row-major order) with parse. raw is valid JSON: encoding/json checked it.
-func collect[T runtime.Elem](raw []byte, capHint int, shape []int, parse func([]byte) (T, error)) (*runtime.Tensor, error) {
+func collect[T onnxrt.Elem](raw []byte, capHint int, shape []int, parse func([]byte) (T, error)) (*onnxrt.Tensor, error) {
 	i := skipSpace(raw, 0)
 	if i >= len(raw) || raw[i] != '[' {
 		return nil, fmt.Errorf(`"data" is %s, not an array`, clip(raw))
@@ -372,7 +372,7 @@ func collect[T runtime.Elem](raw []byte, capHint int, shape []int, parse func([]
 			i = j
 		}
 	}
-	return runtime.NewTensor(shape, out), nil
+	return onnxrt.NewTensor(shape, out), nil
 }
 
 func skipSpace(b []byte, i int) int {

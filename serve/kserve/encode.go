@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 )
 
 // AppendResponse appends r to buf: the JSON response, then the binary data
@@ -153,7 +153,7 @@ func DecodeResponse(body []byte, headerLen int64) (*Response, error) {
 // appendTensorHeader writes `{"name":..,"datatype":..,"shape":[..]` and
 // the parameters, with binary_data_size when the data is binary; the
 // caller closes the object.
-func appendTensorHeader(buf []byte, name string, t *runtime.Tensor, bin bool, params Parameters) ([]byte, error) {
+func appendTensorHeader(buf []byte, name string, t *onnxrt.Tensor, bin bool, params Parameters) ([]byte, error) {
 	if err := t.Validate(); err != nil {
 		return nil, err
 	}
@@ -214,7 +214,7 @@ func appendString(buf []byte, s string) []byte {
 }
 
 // appendJSONData writes a tensor's elements as a flat JSON array.
-func appendJSONData(buf []byte, t *runtime.Tensor) ([]byte, error) {
+func appendJSONData(buf []byte, t *onnxrt.Tensor) ([]byte, error) {
 	buf = append(buf, '[')
 	sep := func(i int) {
 		if i > 0 {
@@ -242,9 +242,9 @@ func appendJSONData(buf []byte, t *runtime.Tensor) ([]byte, error) {
 		for i, v := range d {
 			sep(i)
 			switch t.DType {
-			case runtime.Float16, runtime.BFloat16:
-				f := runtime.HalfToFloat32(v)
-				if t.DType == runtime.BFloat16 {
+			case onnxrt.Float16, onnxrt.BFloat16:
+				f := onnxrt.HalfToFloat32(v)
+				if t.DType == onnxrt.BFloat16 {
 					f = math.Float32frombits(uint32(v) << 16)
 				}
 				if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
@@ -307,7 +307,7 @@ func appendJSONData(buf []byte, t *runtime.Tensor) ([]byte, error) {
 }
 
 // binarySize is the byte length of a tensor's binary data.
-func binarySize(t *runtime.Tensor) int {
+func binarySize(t *onnxrt.Tensor) int {
 	if s, ok := t.Data.([]string); ok {
 		n := 0
 		for _, v := range s {
@@ -319,7 +319,7 @@ func binarySize(t *runtime.Tensor) int {
 }
 
 // appendBinary writes a tensor's elements little-endian, row-major.
-func appendBinary(buf []byte, t *runtime.Tensor) []byte {
+func appendBinary(buf []byte, t *onnxrt.Tensor) []byte {
 	le := binary.LittleEndian
 	switch d := t.Data.(type) {
 	case []float32:

@@ -4,7 +4,7 @@
 // in the Inference-Header-Content-Length header, "binary_data_size" on
 // inputs and outputs, "binary_data" on requested outputs and
 // "binary_data_output" on the request), and the server and model metadata
-// objects. Tensors are runtime.Tensor values; datatypes map onto runtime
+// objects. Tensors are onnxrt.Tensor values; datatypes map onto runtime
 // element types (FP32 is Float32, BYTES is String, ...).
 //
 // The server side is DecodeRequest and AppendResponse; clients (tests, the
@@ -16,7 +16,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 )
 
 // HeaderLength is the HTTP header that gives the length of the JSON part
@@ -34,15 +34,15 @@ const (
 	ParamBinaryOutput = "binary_data_output" // on the request: every output binary unless it says otherwise
 )
 
-var datatypes = map[string]runtime.DType{
-	"BOOL": runtime.Bool, "UINT8": runtime.Uint8, "UINT16": runtime.Uint16, "UINT32": runtime.Uint32,
-	"UINT64": runtime.Uint64, "INT8": runtime.Int8, "INT16": runtime.Int16, "INT32": runtime.Int32,
-	"INT64": runtime.Int64, "FP16": runtime.Float16, "FP32": runtime.Float32, "FP64": runtime.Float64,
-	"BF16": runtime.BFloat16, "BYTES": runtime.String,
+var datatypes = map[string]onnxrt.DType{
+	"BOOL": onnxrt.Bool, "UINT8": onnxrt.Uint8, "UINT16": onnxrt.Uint16, "UINT32": onnxrt.Uint32,
+	"UINT64": onnxrt.Uint64, "INT8": onnxrt.Int8, "INT16": onnxrt.Int16, "INT32": onnxrt.Int32,
+	"INT64": onnxrt.Int64, "FP16": onnxrt.Float16, "FP32": onnxrt.Float32, "FP64": onnxrt.Float64,
+	"BF16": onnxrt.BFloat16, "BYTES": onnxrt.String,
 }
 
-var datatypeNames = func() map[runtime.DType]string {
-	m := make(map[runtime.DType]string, len(datatypes))
+var datatypeNames = func() map[onnxrt.DType]string {
+	m := make(map[onnxrt.DType]string, len(datatypes))
 	for k, v := range datatypes {
 		m[v] = k
 	}
@@ -51,14 +51,14 @@ var datatypeNames = func() map[runtime.DType]string {
 
 // Datatype is the v2 name of an element type ("FP32" for Float32); ok is
 // false for a type the protocol has no name for.
-func Datatype(d runtime.DType) (name string, ok bool) {
+func Datatype(d onnxrt.DType) (name string, ok bool) {
 	name, ok = datatypeNames[d]
 	return name, ok
 }
 
 // DType is the element type of a v2 datatype name (case-sensitive, as the
 // protocol says).
-func DType(datatype string) (runtime.DType, error) {
+func DType(datatype string) (onnxrt.DType, error) {
 	d, ok := datatypes[datatype]
 	if !ok {
 		return 0, fmt.Errorf("datatype %q is not a v2 datatype (BOOL, UINT8..UINT64, INT8..INT64, FP16, FP32, FP64, BF16, BYTES)", datatype)
@@ -112,7 +112,7 @@ type Request struct {
 // Input is one input tensor of a request.
 type Input struct {
 	Name       string
-	Tensor     *runtime.Tensor
+	Tensor     *onnxrt.Tensor
 	Parameters Parameters
 	// Binary is set when the data came as binary tensor data (and, for
 	// EncodeRequest, asks for it to be sent so).
@@ -129,7 +129,7 @@ type RequestedOutput struct {
 // Output is one output tensor of a response.
 type Output struct {
 	Name       string
-	Tensor     *runtime.Tensor
+	Tensor     *onnxrt.Tensor
 	Binary     bool // sent as binary data after the JSON header
 	Parameters Parameters
 }

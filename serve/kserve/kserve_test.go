@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 )
 
 // The fixtures come from scripts/gen_kserve_golden.py (numpy lays out the
@@ -40,7 +40,7 @@ func readGolden(t *testing.T) golden {
 }
 
 // wantTensor is a golden input as a tensor of its datatype.
-func wantTensor(t *testing.T, datatype string, shape []int, vals []json.RawMessage) *runtime.Tensor {
+func wantTensor(t *testing.T, datatype string, shape []int, vals []json.RawMessage) *onnxrt.Tensor {
 	t.Helper()
 	dt, err := DType(datatype)
 	if err != nil {
@@ -53,7 +53,7 @@ func wantTensor(t *testing.T, datatype string, shape []int, vals []json.RawMessa
 	}
 	var data any
 	switch dt {
-	case runtime.Float32:
+	case onnxrt.Float32:
 		d := make([]float32, len(vals))
 		for i := range d {
 			var f float64
@@ -61,37 +61,37 @@ func wantTensor(t *testing.T, datatype string, shape []int, vals []json.RawMessa
 			d[i] = float32(f)
 		}
 		data = d
-	case runtime.Int64:
+	case onnxrt.Int64:
 		d := make([]int64, len(vals))
 		for i := range d {
 			dec(i, &d[i])
 		}
 		data = d
-	case runtime.Bool:
+	case onnxrt.Bool:
 		d := make([]bool, len(vals))
 		for i := range d {
 			dec(i, &d[i])
 		}
 		data = d
-	case runtime.Uint8:
+	case onnxrt.Uint8:
 		d := make([]uint8, len(vals))
 		for i := range d {
 			dec(i, &d[i])
 		}
 		data = d
-	case runtime.Float16:
+	case onnxrt.Float16:
 		d := make([]uint16, len(vals))
 		for i := range d {
 			dec(i, &d[i])
 		}
 		data = d
-	case runtime.Uint32:
+	case onnxrt.Uint32:
 		d := make([]uint32, len(vals))
 		for i := range d {
 			dec(i, &d[i])
 		}
 		data = d
-	case runtime.String:
+	case onnxrt.String:
 		d := make([]string, len(vals))
 		for i := range d {
 			dec(i, &d[i])
@@ -100,10 +100,10 @@ func wantTensor(t *testing.T, datatype string, shape []int, vals []json.RawMessa
 	default:
 		t.Fatalf("no golden reader for %s", datatype)
 	}
-	return &runtime.Tensor{DType: dt, Shape: shape, Data: data}
+	return &onnxrt.Tensor{DType: dt, Shape: shape, Data: data}
 }
 
-func sameTensor(t *testing.T, what string, got, want *runtime.Tensor) {
+func sameTensor(t *testing.T, what string, got, want *onnxrt.Tensor) {
 	t.Helper()
 	if got.DType != want.DType || !reflect.DeepEqual(got.Shape, want.Shape) || !reflect.DeepEqual(got.Data, want.Data) {
 		t.Errorf("%s: got %v %v %v, want %v %v %v", what, got.DType, got.Shape, got.Data, want.DType, want.Shape, want.Data)
@@ -189,8 +189,8 @@ func TestDecodeSpecExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameTensor(t, "input0", req.Inputs[0].Tensor, runtime.NewTensor([]int{2, 2}, []uint32{1, 2, 3, 4}))
-	sameTensor(t, "input1", req.Inputs[1].Tensor, runtime.NewTensor([]int{3}, []bool{true, false, true}))
+	sameTensor(t, "input0", req.Inputs[0].Tensor, onnxrt.NewTensor([]int{2, 2}, []uint32{1, 2, 3, 4}))
+	sameTensor(t, "input1", req.Inputs[1].Tensor, onnxrt.NewTensor([]int{3}, []bool{true, false, true}))
 	if len(req.Outputs) != 1 || !req.Outputs[0].Binary {
 		t.Errorf("outputs %+v", req.Outputs)
 	}
@@ -275,17 +275,17 @@ func TestDecodeIntegralFloats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameTensor(t, "x", req.Inputs[0].Tensor, runtime.NewTensor([]int{3}, []int32{3, -100, 7}))
+	sameTensor(t, "x", req.Inputs[0].Tensor, onnxrt.NewTensor([]int{3}, []int32{3, -100, 7}))
 }
 
 // A response read back by hand as the protocol describes it: the JSON
 // header, then each binary output's bytes in order.
 func TestAppendResponse(t *testing.T) {
-	emb := runtime.NewTensor([]int{2, 3}, []float32{0.1, -2.5e-8, 3, float32(math.Pi), 1e30, -0})
-	ids := runtime.NewTensor([]int{2}, []int64{-7, 1 << 62})
-	words := runtime.NewTensor([]int{2}, []string{"a\"b", "é"})
-	half := runtime.NewTensor([]int{2}, []uint16{0x3e00, 0xc000}) // 1.5, -2
-	half.DType = runtime.Float16
+	emb := onnxrt.NewTensor([]int{2, 3}, []float32{0.1, -2.5e-8, 3, float32(math.Pi), 1e30, -0})
+	ids := onnxrt.NewTensor([]int{2}, []int64{-7, 1 << 62})
+	words := onnxrt.NewTensor([]int{2}, []string{"a\"b", "é"})
+	half := onnxrt.NewTensor([]int{2}, []uint16{0x3e00, 0xc000}) // 1.5, -2
+	half.DType = onnxrt.Float16
 	r := &Response{ModelName: "m", ModelVersion: "1", ID: "r-1", Outputs: []Output{
 		{Name: "embedding", Tensor: emb, Binary: true},
 		{Name: "ids", Tensor: ids},
@@ -356,7 +356,7 @@ func TestAppendResponse(t *testing.T) {
 	if n == 0 {
 		t.Error("empty header")
 	}
-	nan := runtime.NewTensor([]int{1}, []float32{float32(math.NaN())})
+	nan := onnxrt.NewTensor([]int{1}, []float32{float32(math.NaN())})
 	if _, _, err := AppendResponse(nil, &Response{Outputs: []Output{{Name: "e", Tensor: nan}}}); err == nil || !strings.Contains(err.Error(), "ask for binary_data") {
 		t.Errorf("NaN as JSON: %v", err)
 	}
@@ -377,31 +377,31 @@ func mustAppend(t *testing.T, r *Response) []byte {
 // What EncodeRequest writes, DecodeRequest reads back, for every datatype,
 // as JSON and as binary data.
 func TestRequestRoundTrip(t *testing.T) {
-	half := runtime.NewTensor([]int{2}, []uint16{0x3c00, 0x7bff})
-	half.DType = runtime.Float16
-	bf := runtime.NewTensor([]int{1}, []uint16{0x3f80})
-	bf.DType = runtime.BFloat16
-	tensors := []*runtime.Tensor{
-		runtime.NewTensor([]int{2, 2}, []float32{1.25, -3, 1e-38, 7}),
-		runtime.NewTensor([]int{2}, []float64{math.SmallestNonzeroFloat64, -1e300}),
-		runtime.NewTensor([]int{3}, []int8{-128, 0, 127}),
-		runtime.NewTensor([]int{2}, []int16{-32768, 32767}),
-		runtime.NewTensor([]int{2}, []int32{math.MinInt32, math.MaxInt32}),
-		runtime.NewTensor([]int{2}, []int64{math.MinInt64, math.MaxInt64}),
-		runtime.NewTensor([]int{2}, []uint8{0, 255}),
-		runtime.NewTensor([]int{1}, []uint16{65535}),
-		runtime.NewTensor([]int{1}, []uint32{math.MaxUint32}),
-		runtime.NewTensor([]int{1}, []uint64{math.MaxUint64}),
-		runtime.NewTensor([]int{2, 1}, []bool{true, false}),
-		runtime.NewTensor([]int{3}, []string{"", "x", "日本"}),
-		runtime.NewTensor([]int{}, []float32{4}), // a scalar
-		runtime.NewTensor([]int{0, 3}, []float32{}),
+	half := onnxrt.NewTensor([]int{2}, []uint16{0x3c00, 0x7bff})
+	half.DType = onnxrt.Float16
+	bf := onnxrt.NewTensor([]int{1}, []uint16{0x3f80})
+	bf.DType = onnxrt.BFloat16
+	tensors := []*onnxrt.Tensor{
+		onnxrt.NewTensor([]int{2, 2}, []float32{1.25, -3, 1e-38, 7}),
+		onnxrt.NewTensor([]int{2}, []float64{math.SmallestNonzeroFloat64, -1e300}),
+		onnxrt.NewTensor([]int{3}, []int8{-128, 0, 127}),
+		onnxrt.NewTensor([]int{2}, []int16{-32768, 32767}),
+		onnxrt.NewTensor([]int{2}, []int32{math.MinInt32, math.MaxInt32}),
+		onnxrt.NewTensor([]int{2}, []int64{math.MinInt64, math.MaxInt64}),
+		onnxrt.NewTensor([]int{2}, []uint8{0, 255}),
+		onnxrt.NewTensor([]int{1}, []uint16{65535}),
+		onnxrt.NewTensor([]int{1}, []uint32{math.MaxUint32}),
+		onnxrt.NewTensor([]int{1}, []uint64{math.MaxUint64}),
+		onnxrt.NewTensor([]int{2, 1}, []bool{true, false}),
+		onnxrt.NewTensor([]int{3}, []string{"", "x", "日本"}),
+		onnxrt.NewTensor([]int{}, []float32{4}), // a scalar
+		onnxrt.NewTensor([]int{0, 3}, []float32{}),
 		half, bf,
 	}
 	for _, bin := range []bool{false, true} {
 		req := &Request{ID: "rt", BinaryOutput: bin, Outputs: []RequestedOutput{{Name: "o", Binary: bin}}}
 		for i, tt := range tensors {
-			jsonable := tt.DType != runtime.Float16 && tt.DType != runtime.BFloat16
+			jsonable := tt.DType != onnxrt.Float16 && tt.DType != onnxrt.BFloat16
 			req.Inputs = append(req.Inputs, Input{Name: fmt.Sprint("in", i), Tensor: tt, Binary: bin || !jsonable})
 		}
 		body, hlen, err := EncodeRequest(req)
@@ -430,7 +430,7 @@ func TestDatatypes(t *testing.T) {
 			t.Errorf("DType(%q) = %v, %v", name, got, err)
 		}
 	}
-	if _, ok := Datatype(runtime.DType(99)); ok {
+	if _, ok := Datatype(onnxrt.DType(99)); ok {
 		t.Error("an unknown element type has a datatype")
 	}
 }

@@ -26,7 +26,7 @@ import (
 	"time"
 
 	"github.com/sslzoo/sslzoo"
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/serve/kserve"
 	"github.com/sslzoo/sslzoo/serve/loadgen"
 	"github.com/sslzoo/sslzoo/serve/openai"
@@ -168,7 +168,7 @@ func makeBodies(enc *sslzoo.Encoder) (map[string]loadgen.Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := runtime.NewTensor([]int{1, c, h, w}, x)
+	in := onnxrt.NewTensor([]int{1, c, h, w}, x)
 	name := enc.Engine().Inputs()[0].Name
 	reqs := map[string]loadgen.Request{}
 	for _, bin := range []bool{false, true} {
@@ -329,7 +329,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		for _, k := range order {
 			var res loadgen.Result
 			if k.proto == InProcess {
-				x := runtime.NewTensor([]int{k.batch, c, h, w}, pix[:k.batch*c*h*w])
+				x := onnxrt.NewTensor([]int{k.batch, c, h, w}, pix[:k.batch*c*h*w])
 				run := func() error { _, err := enc.Engine().Run(x); return err }
 				loadgen.Timed(ctx, warm, max(cfg.Instances, 1), run)
 				res = loadgen.Timed(ctx, cfg.Cell, max(cfg.Instances, 1), run)

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/sslzoo/sslzoo/internal/atomicfile"
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/serve/kserve"
 )
 
@@ -65,7 +65,7 @@ const DefaultMaxBatchSize = 32
 // served under name. Every input and output must have a free first
 // (batch) axis, as sslzoo's exports do; the model's "sslzoo.*" metadata,
 // the preprocessing among them, become parameters.
-func ConfigFor(name string, info *runtime.ModelInfo, o Options) (Config, error) {
+func ConfigFor(name string, info *onnxrt.ModelInfo, o Options) (Config, error) {
 	if err := CheckName(name); err != nil {
 		return Config{}, err
 	}
@@ -94,7 +94,7 @@ func ConfigFor(name string, info *runtime.ModelInfo, o Options) (Config, error) 
 	return c, nil
 }
 
-func tensors(kind string, vs []runtime.ValueInfo) ([]Tensor, error) {
+func tensors(kind string, vs []onnxrt.ValueInfo) ([]Tensor, error) {
 	if len(vs) == 0 {
 		return nil, fmt.Errorf("triton: the model has no %ss", kind)
 	}

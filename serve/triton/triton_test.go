@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	"github.com/sslzoo/sslzoo/runtime"
+	"github.com/sslzoo/sslzoo/onnxrt"
 )
 
 // modelConfigDescriptor describes the ModelConfig fields Text writes, with
@@ -83,10 +83,10 @@ func modelConfigDescriptor(t *testing.T) protoreflect.MessageDescriptor {
 	return f.Messages().ByName("ModelConfig")
 }
 
-func imageModel() *runtime.ModelInfo {
-	return &runtime.ModelInfo{
-		Inputs:  []runtime.ValueInfo{{Name: "pixel_values", Kind: "tensor", DType: runtime.Float32, Shape: []int{-1, 1, 28, 28}, DimParams: []string{"batch", "", "", ""}}},
-		Outputs: []runtime.ValueInfo{{Name: "embedding", Kind: "tensor", DType: runtime.Float32, Shape: []int{-1, 512}, DimParams: []string{"batch", ""}}},
+func imageModel() *onnxrt.ModelInfo {
+	return &onnxrt.ModelInfo{
+		Inputs:  []onnxrt.ValueInfo{{Name: "pixel_values", Kind: "tensor", DType: onnxrt.Float32, Shape: []int{-1, 1, 28, 28}, DimParams: []string{"batch", "", "", ""}}},
+		Outputs: []onnxrt.ValueInfo{{Name: "embedding", Kind: "tensor", DType: onnxrt.Float32, Shape: []int{-1, 512}, DimParams: []string{"batch", ""}}},
 		Metadata: map[string]string{
 			"sslzoo.preprocess": `{"channels":"L","size":[28,28],"mean":[0.2860],"std":[0.3530]}`,
 			"sslzoo.name":       "simclr-resnet18-fmnist",
@@ -146,12 +146,12 @@ func TestConfigParsesAsModelConfig(t *testing.T) {
 }
 
 func TestConfigForDefaultsAndTypes(t *testing.T) {
-	info := &runtime.ModelInfo{
-		Inputs: []runtime.ValueInfo{
-			{Name: "input_ids", Kind: "tensor", DType: runtime.Int64, Shape: []int{-1, 128}},
-			{Name: "attention_mask", Kind: "tensor", DType: runtime.Int64, Shape: []int{-1, -1}},
+	info := &onnxrt.ModelInfo{
+		Inputs: []onnxrt.ValueInfo{
+			{Name: "input_ids", Kind: "tensor", DType: onnxrt.Int64, Shape: []int{-1, 128}},
+			{Name: "attention_mask", Kind: "tensor", DType: onnxrt.Int64, Shape: []int{-1, -1}},
 		},
-		Outputs: []runtime.ValueInfo{{Name: "embedding", Kind: "tensor", DType: runtime.Float32, Shape: []int{-1, 256}}},
+		Outputs: []onnxrt.ValueInfo{{Name: "embedding", Kind: "tensor", DType: onnxrt.Float32, Shape: []int{-1, 256}}},
 	}
 	c, err := ConfigFor("bert", info, Options{})
 	if err != nil {
@@ -174,7 +174,7 @@ func TestConfigForRefuses(t *testing.T) {
 	fixed.Inputs[0].Shape = []int{8, 1, 28, 28}
 	for _, tc := range []struct {
 		name string
-		info *runtime.ModelInfo
+		info *onnxrt.ModelInfo
 		o    Options
 		want string
 	}{
@@ -182,7 +182,7 @@ func TestConfigForRefuses(t *testing.T) {
 		{"", imageModel(), Options{}, "plain folder name"},
 		{"m", fixed, Options{}, "no free batch axis"},
 		{"m", imageModel(), Options{MaxBatchSize: -1}, "must not be negative"},
-		{"m", &runtime.ModelInfo{Outputs: imageModel().Outputs}, Options{}, "no inputs"},
+		{"m", &onnxrt.ModelInfo{Outputs: imageModel().Outputs}, Options{}, "no inputs"},
 	} {
 		if _, err := ConfigFor(tc.name, tc.info, tc.o); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: got %v, want an error containing %q", tc.name, err, tc.want)

@@ -1,4 +1,4 @@
-package runtime
+package onnxrt
 
 import (
 	"bufio"
@@ -92,7 +92,7 @@ const envDependent = "~"
 func readFailureList(t *testing.T) map[string]string {
 	f, err := os.Open(nodeTestFailuresFile)
 	if err != nil {
-		t.Fatalf("%v (regenerate with go test ./runtime -run TestORTNodeTests -update-node-failures)", err)
+		t.Fatalf("%v (regenerate with go test ./onnxrt -run TestORTNodeTests -update-node-failures)", err)
 	}
 	defer f.Close()
 	m := map[string]string{}
@@ -136,8 +136,8 @@ func TestORTNodeTests(t *testing.T) {
 	if *updateNodeFailures {
 		var b strings.Builder
 		fmt.Fprintf(&b, "# ONNX node tests (Debian libonnx-testdata 1.12) that ONNX Runtime %s does not pass\n", Version())
-		fmt.Fprintf(&b, "# through sslzoo's runtime package: %d of %d pass. Regenerate with\n", passed, len(dirs))
-		b.WriteString("#   go test ./runtime -run TestORTNodeTests -update-node-failures\n")
+		fmt.Fprintf(&b, "# through sslzoo's onnxrt package: %d of %d pass. Regenerate with\n", passed, len(dirs))
+		b.WriteString("#   go test ./onnxrt -run TestORTNodeTests -update-node-failures\n")
 		b.WriteString("# A leading ~ marks a failure that depends on the machine (installed locales):\n")
 		b.WriteString("# such a test may pass elsewhere.\n")
 		names := make([]string, 0, len(failures))

@@ -1,6 +1,6 @@
 //go:build !cgo
 
-package runtime
+package onnxrt
 
 import "errors"
 

@@ -1,4 +1,4 @@
-// Package runtime serves ONNX models: it runs them through ONNX Runtime
+// Package onnxrt serves ONNX models: it runs them through ONNX Runtime
 // (github.com/yalue/onnxruntime_go, cgo) and finds the ONNX Runtime shared
 // library on its own.
 //
@@ -7,7 +7,7 @@
 // and in the system library folders. ORT 1.24 or newer is required by the
 // onnxruntime_go version in use.
 //
-// Tensors cross the API as runtime.Tensor values (shape, element type and a Go
+// Tensors cross the API as onnxrt.Tensor values (shape, element type and a Go
 // slice), so callers never touch cgo-owned memory. A Session is safe for
 // concurrent use.
-package runtime
+package onnxrt
