@@ -120,6 +120,30 @@ func (tp *Tape) Alloc(shape ...int) *tensor.Tensor {
 	return &tensor.Tensor{Shape: append([]int(nil), shape...), Data: b}
 }
 
+// Recycle hands an Alloc'd buffer back to the pool before Reset, for an
+// inference executor that knows the buffer's last reader has run. b may be
+// any slice of the buffer. It reports whether b was the tape's; buffers it
+// does not own (inputs, weights) are left alone. Recording tapes refuse:
+// the backward pass may still read the buffer.
+func (tp *Tape) Recycle(b []float32) bool {
+	if tp.Recording() || cap(b) == 0 {
+		return false
+	}
+	id := tensor.BufferID(b)
+	// Recent outputs die first, so search from the back.
+	for i := len(tp.owned) - 1; i >= 0; i-- {
+		if tensor.BufferID(tp.owned[i]) == id {
+			tp.pool.Put(tp.owned[i])
+			last := len(tp.owned) - 1
+			tp.owned[i] = tp.owned[last]
+			tp.owned[last] = nil
+			tp.owned = tp.owned[:last]
+			return true
+		}
+	}
+	return false
+}
+
 // AllocZeroed is Alloc with the buffer cleared.
 func (tp *Tape) AllocZeroed(shape ...int) *tensor.Tensor {
 	t := tp.Alloc(shape...)

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/sslzoo/sslzoo/autograd"
 	"github.com/sslzoo/sslzoo/export/onnxpb"
@@ -17,13 +18,18 @@ import (
 // element-wise ops around them, float32 data and int64 shape/index tensors;
 // OpenGo rejects anything else with a message that lists what is missing.
 //
-// A GoSession is safe for concurrent use: every Run gets its own tape.
+// Loading compiles the graph into a plan (see plan.go). A GoSession is safe
+// for concurrent use: every Run takes its own tape, and tapes (with the
+// buffers they pool) are kept between Runs so a steady load allocates
+// nothing new.
 type GoSession struct {
 	name  string
 	info  *ModelInfo
 	opset int64
 	inits map[string]*gval
 	nodes []*gnode
+	plan  *plan
+	tapes sync.Pool // of *autograd.Tape
 }
 
 // gval is a value flowing through the graph: float32 data in f, or int64
@@ -56,8 +62,9 @@ type gnode struct {
 
 // gctx is the per-Run state an op sees.
 type gctx struct {
-	tp    *autograd.Tape
-	opset int64
+	tp      *autograd.Tape
+	opset   int64
+	current *gnode // the node running, for error messages
 }
 
 type goOp struct {
@@ -183,6 +190,11 @@ func newGoSession(name string, m *onnxpb.ModelProto) (*GoSession, error) {
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("model %s: %s", name, strings.Join(problems, "; "))
 	}
+	p, err := compile(s.nodes, s.inits, info, s.opset)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", name, err)
+	}
+	s.plan, s.inits, s.nodes = p, nil, nil
 	return s, nil
 }
 
@@ -233,10 +245,7 @@ func (s *GoSession) Run(inputs ...*Tensor) (out []*Tensor, err error) {
 	if len(inputs) != len(s.info.Inputs) {
 		return nil, fmt.Errorf("model %s takes %d inputs (%v), got %d", s.name, len(s.info.Inputs), s.info.Inputs, len(inputs))
 	}
-	vals := make(map[string]*gval, len(s.inits)+len(s.nodes))
-	for k, v := range s.inits {
-		vals[k] = v
-	}
+	vals := slices.Clone(s.plan.consts)
 	for i, t := range inputs {
 		vi := s.info.Inputs[i]
 		if err := checkInput(vi, t); err != nil {
@@ -246,54 +255,34 @@ func (s *GoSession) Run(inputs ...*Tensor) (out []*Tensor, err error) {
 		if err != nil {
 			return nil, err
 		}
-		vals[vi.Name] = v
+		vals[s.plan.inputs[i]] = v
 	}
-	c := &gctx{tp: autograd.NewTape(), opset: s.opset}
-	defer c.tp.Reset()
-	var current *gnode
+	tp, _ := s.tapes.Get().(*autograd.Tape)
+	if tp == nil {
+		tp = autograd.NewTape()
+	}
+	defer func() {
+		tp.Reset()
+		s.tapes.Put(tp)
+	}()
+	c := &gctx{tp: tp, opset: s.opset}
 	var runErr error
 	err = autograd.Catch(func() {
-		c.tp.NoGrad(func() {
-			for _, n := range s.nodes {
-				current = n
-				in := make([]*gval, len(n.in))
-				for j, name := range n.in {
-					if name == "" {
-						continue
-					}
-					v, ok := vals[name]
-					if !ok {
-						runErr = fmt.Errorf("input %q is not computed before use", name)
-						return
-					}
-					in[j] = v
-				}
-				var res []*gval
-				if res, runErr = n.impl.run(c, n, in); runErr != nil {
-					return
-				}
-				for j, name := range n.out {
-					if name != "" && j < len(res) {
-						vals[name] = res[j]
-					}
-				}
-			}
-			current = nil
-		})
+		tp.NoGrad(func() { runErr = s.plan.run(c, vals) })
 	})
 	if err == nil {
 		err = runErr
 	}
 	if err != nil {
-		if current != nil {
-			return nil, fmt.Errorf("model %s: %s node %s: %w", s.name, current.op, current.name, err)
+		if n := c.current; n != nil {
+			return nil, fmt.Errorf("model %s: %s node %s: %w", s.name, n.op, n.name, err)
 		}
 		return nil, fmt.Errorf("model %s: %w", s.name, err)
 	}
 	out = make([]*Tensor, len(s.info.Outputs))
 	for i, vi := range s.info.Outputs {
-		v, ok := vals[vi.Name]
-		if !ok {
+		v := vals[s.plan.outputs[i]]
+		if v == nil {
 			return nil, fmt.Errorf("model %s: output %s was never computed", s.name, vi.Name)
 		}
 		// Copy: the data may live in the tape's pool, recycled on Reset.

@@ -1,5 +1,7 @@
 package tensor
 
+import "unsafe"
+
 // Pool recycles float32 buffers by exact length. A training step allocates
 // the same shapes every iteration, so after the first step almost every
 // buffer comes from the pool: no fresh pages (about 12 us each to fault in
@@ -44,3 +46,13 @@ func (p *Pool) Put(b []float32) {
 
 // ParkedBytes is how many bytes sit unused in the pool.
 func (p *Pool) ParkedBytes() int64 { return p.bytes }
+
+// BufferID identifies the backing array of b by the address just past its
+// end, which every subslice of it shares (so a view and its source match).
+// It is 0 for a slice with no capacity.
+func BufferID(b []float32) uintptr {
+	if cap(b) == 0 {
+		return 0
+	}
+	return uintptr(unsafe.Pointer(unsafe.SliceData(b[:cap(b)]))) + uintptr(cap(b))*4
+}

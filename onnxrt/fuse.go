@@ -1,0 +1,353 @@
+package onnxrt
+
+import (
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/sslzoo/sslzoo/autograd"
+	"github.com/sslzoo/sslzoo/tensor"
+)
+
+// Graph fusions, applied at load time after constant folding. Each one
+// merges a node into its neighbour when the value between them has no
+// other reader, so nothing else can observe the difference:
+//   - BatchNormalization after Conv: folded into the Conv's weights and bias
+//     (as ORT does), one pass instead of two;
+//   - Add of a constant row after MatMul: the bias added in place;
+//   - the erf form of GELU, x*(1+erf(x/√2))*0.5 (five nodes, as exported by
+//     sslzoo and by torch.onnx), as one pass;
+//   - Relu after an op that writes a fresh buffer: applied in place;
+//   - a Transpose that swaps the last two axes feeding MatMul: a transposed
+//     GEMM instead of a copy.
+
+// graphIndex answers who produces and who reads each value.
+type graphIndex struct {
+	producer  map[string]*gnode
+	readers   map[string][]*gnode
+	outputs   map[string]bool
+	consts    map[string]*gval
+	removed   map[*gnode]bool
+	nodeOrder []*gnode
+}
+
+func fuse(nodes []*gnode, consts map[string]*gval, outputs map[string]bool) []*gnode {
+	g := &graphIndex{producer: map[string]*gnode{}, readers: map[string][]*gnode{},
+		outputs: outputs, consts: consts, removed: map[*gnode]bool{}, nodeOrder: nodes}
+	for _, n := range nodes {
+		for _, o := range n.out {
+			if o != "" {
+				g.producer[o] = n
+			}
+		}
+		for _, in := range n.in {
+			if in != "" {
+				g.readers[in] = append(g.readers[in], n)
+			}
+		}
+	}
+	for _, pass := range []func(*gnode){g.foldBatchNorm, g.fuseTranspose, g.fuseBias, g.fuseGELU, g.fuseRelu} {
+		for _, n := range nodes {
+			if !g.removed[n] {
+				pass(n)
+			}
+		}
+	}
+	return slices.DeleteFunc(slices.Clone(nodes), func(n *gnode) bool { return g.removed[n] })
+}
+
+// private returns the node that produces name when name is read only by
+// its one reader and is not a graph output, so the two may be merged.
+func (g *graphIndex) private(name string) *gnode {
+	if name == "" || g.outputs[name] || len(g.readers[name]) != 1 {
+		return nil
+	}
+	return g.producer[name]
+}
+
+// soleReader is the one node that reads name, under the same conditions.
+func (g *graphIndex) soleReader(name string) *gnode {
+	if g.private(name) == nil {
+		return nil
+	}
+	return g.readers[name][0]
+}
+
+// absorb makes p produce what q produced and drops q: q's work now happens
+// inside p.
+func (g *graphIndex) absorb(p, q *gnode) {
+	p.out[0] = q.out[0]
+	g.producer[q.out[0]] = p
+	g.removed[q] = true
+}
+
+// constFloat is the float constant named name, or nil.
+func (g *graphIndex) constFloat(name string) *tensor.Tensor {
+	if v := g.consts[name]; v != nil && v.f != nil {
+		return v.f
+	}
+	return nil
+}
+
+// isScalar reports whether name is a one-element constant within 1e-6 of want.
+func (g *graphIndex) isScalar(name string, want float64) bool {
+	t := g.constFloat(name)
+	return t != nil && len(t.Data) == 1 && math.Abs(float64(t.Data[0])-want) <= 1e-6*math.Abs(want)
+}
+
+// other is the input of a two-input node that is not name ("" if neither
+// or both are).
+func other(n *gnode, name string) string {
+	if len(n.in) != 2 {
+		return ""
+	}
+	switch name {
+	case n.in[0]:
+		if n.in[1] != name {
+			return n.in[1]
+		}
+	case n.in[1]:
+		return n.in[0]
+	}
+	return ""
+}
+
+// foldBatchNorm folds an inference BatchNormalization into the Conv before
+// it: w' = w·s and b' = (b−mean)·s + β per output channel, s = γ/√(var+ε).
+func (g *graphIndex) foldBatchNorm(bn *gnode) {
+	if bn.op != "BatchNormalization" || len(bn.in) != 5 {
+		return
+	}
+	conv := g.private(bn.in[0])
+	if conv == nil || conv.op != "Conv" || len(conv.in) < 2 {
+		return
+	}
+	w := g.constFloat(conv.in[1])
+	if w == nil || len(w.Shape) != 4 {
+		return
+	}
+	o := w.Shape[0]
+	var p [4]*tensor.Tensor // scale, bias, mean, var
+	for i := range p {
+		if p[i] = g.constFloat(bn.in[i+1]); p[i] == nil || len(p[i].Data) != o {
+			return
+		}
+	}
+	var b *tensor.Tensor
+	if len(conv.in) > 2 && conv.in[2] != "" {
+		if b = g.constFloat(conv.in[2]); b == nil || len(b.Data) != o {
+			return
+		}
+	}
+	eps := float64(attrFloat(bn, "epsilon", 1e-5))
+	nw := &tensor.Tensor{Shape: slices.Clone(w.Shape), Data: make([]float32, len(w.Data))}
+	nb := &tensor.Tensor{Shape: []int{o}, Data: make([]float32, o)}
+	per := len(w.Data) / o
+	for c := range o {
+		s := float64(p[0].Data[c]) / math.Sqrt(float64(p[3].Data[c])+eps)
+		for k := c * per; k < (c+1)*per; k++ {
+			nw.Data[k] = float32(float64(w.Data[k]) * s)
+		}
+		bias := 0.0
+		if b != nil {
+			bias = float64(b.Data[c])
+		}
+		nb.Data[c] = float32((bias-float64(p[2].Data[c]))*s + float64(p[1].Data[c]))
+	}
+	wName, bName := g.newConst(conv, "bn-weight", nw), g.newConst(conv, "bn-bias", nb)
+	conv.in = []string{conv.in[0], wName, bName}
+	g.absorb(conv, bn)
+}
+
+// newConst registers a constant made by a fusion under a name no ONNX value
+// can have.
+func (g *graphIndex) newConst(n *gnode, what string, t *tensor.Tensor) string {
+	name := "\x00" + n.name + "/" + what
+	g.consts[name] = fl(t)
+	return name
+}
+
+// fuseBias merges Add(MatMul(a, b), c), c a constant row as long as the
+// product's last axis, into the MatMul.
+func (g *graphIndex) fuseBias(add *gnode) {
+	if add.op != "Add" || len(add.in) != 2 {
+		return
+	}
+	for _, prod := range add.in {
+		mm := g.private(prod)
+		bias := g.constFloat(other(add, prod))
+		if mm == nil || mm.op != "MatMul" || bias == nil || len(bias.Shape) != 1 {
+			continue
+		}
+		inner := mm.impl
+		mm.impl = &goOp{check: inner.check, run: func(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
+			res, err := inner.run(c, n, in)
+			if err != nil {
+				return nil, err
+			}
+			y := res[0].f
+			if len(y.Shape) == 0 || y.Shape[len(y.Shape)-1] != len(bias.Data) {
+				// Not a row bias for this shape after all: add it the general way.
+				return []*gval{fl(c.tp.Add(autograd.Const(y), autograd.Const(bias)).Value)}, nil
+			}
+			addRows(y.Data, bias.Data)
+			return res, nil
+		}}
+		g.absorb(mm, add)
+		return
+	}
+}
+
+// addRows adds row to every len(row)-long row of y, in place.
+func addRows(y, row []float32) {
+	n := len(row)
+	rows := len(y) / n
+	tensor.Parallel(rows, len(y), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			dst := y[r*n : (r+1)*n]
+			for i, v := range row {
+				dst[i] += v
+			}
+		}
+	})
+}
+
+// fuseGELU replaces Mul(Mul(x, Add(Erf(Div(x, √2)), 1)), 0.5) by one GELU,
+// starting from the Erf.
+func (g *graphIndex) fuseGELU(erf *gnode) {
+	if erf.op != "Erf" || len(erf.in) != 1 {
+		return
+	}
+	div := g.private(erf.in[0])
+	if div == nil || div.op != "Div" || len(div.in) != 2 || !g.isScalar(div.in[1], math.Sqrt2) {
+		return
+	}
+	x := div.in[0]
+	add := g.soleReader(erf.out[0])
+	if add == nil || add.op != "Add" || !g.isScalar(other(add, erf.out[0]), 1) {
+		return
+	}
+	mul := g.soleReader(add.out[0])
+	if mul == nil || mul.op != "Mul" || other(mul, add.out[0]) != x {
+		return
+	}
+	half := g.soleReader(mul.out[0])
+	if half == nil || half.op != "Mul" || !g.isScalar(other(half, mul.out[0]), 0.5) {
+		return
+	}
+	for _, n := range []*gnode{div, erf, add, mul} {
+		g.removed[n] = true
+	}
+	half.op, half.in = "Gelu", []string{x}
+	half.impl = unaryOp(func(tp *autograd.Tape, v *autograd.Var) *autograd.Var { return tp.GELU(v) })
+}
+
+// freshOutput lists the ops whose first output is always a buffer they
+// allocated, so an epilogue may overwrite it.
+var freshOutput = map[string]bool{"Conv": true, "ConvTranspose": true, "MatMul": true, "Gemm": true,
+	"Add": true, "Sub": true, "BatchNormalization": true}
+
+// fuseRelu applies a Relu in place on its input's producer's fresh output.
+func (g *graphIndex) fuseRelu(relu *gnode) {
+	if relu.op != "Relu" || len(relu.in) != 1 {
+		return
+	}
+	p := g.private(relu.in[0])
+	if p == nil || !freshOutput[p.op] || len(p.out) != 1 {
+		return
+	}
+	inner := p.impl
+	p.impl = &goOp{check: inner.check, run: func(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
+		res, err := inner.run(c, n, in)
+		if err != nil || res[0].f == nil {
+			return res, err
+		}
+		y := res[0].f.Data
+		tensor.Parallel(len(y), len(y), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				// max(v, 0) would keep NaN as ReLU does; so does this.
+				if y[i] < 0 {
+					y[i] = 0
+				}
+			}
+		})
+		return res, nil
+	}}
+	g.absorb(p, relu)
+}
+
+// fuseTranspose turns MatMul(a, Transpose(b)) with a perm that swaps only
+// the last two axes into a GEMM that reads b transposed (and likewise for a).
+func (g *graphIndex) fuseTranspose(mm *gnode) {
+	if mm.op != "MatMul" || len(mm.in) != 2 || mm.in[0] == mm.in[1] {
+		return
+	}
+	var trans [2]int // rank of each operand read transposed; 0 for none
+	for i, name := range mm.in {
+		t := g.private(name)
+		if t == nil || t.op != "Transpose" || len(t.in) != 1 {
+			continue
+		}
+		perm, ok := attrInts(t, "perm")
+		if !ok || !swapsLastTwo(perm) {
+			continue
+		}
+		trans[i] = len(perm)
+		mm.in[i] = t.in[0]
+		g.removed[t] = true
+	}
+	if trans != [2]int{} {
+		mm.impl = transposedMatMul(trans)
+	}
+}
+
+// transposedMatMul is MatMul on operands read transposed on their last two
+// axes (those whose rank trans gives: the Transpose's perm length, which it
+// would have checked), as one GEMM where the engine's MatMulT takes the
+// shapes, and as a copy then MatMul otherwise.
+func transposedMatMul(trans [2]int) *goOp {
+	return &goOp{run: func(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
+		a, err := float(n, in, 0)
+		if err != nil {
+			return nil, err
+		}
+		b, err := float(n, in, 1)
+		if err != nil {
+			return nil, err
+		}
+		as, bs := a.Value.Shape, b.Value.Shape
+		for i, s := range [][]int{as, bs} {
+			if trans[i] != 0 && len(s) != trans[i] {
+				return nil, fmt.Errorf("Transpose of input %d: perm has %d axes, the tensor %v", i, trans[i], s)
+			}
+		}
+		if len(as) >= 2 && len(bs) >= 2 && (len(bs) == 2 || slices.Equal(as[:len(as)-2], bs[:len(bs)-2])) {
+			return fv(c.tp.MatMulT(a, b, trans[0] != 0, trans[1] != 0)), nil
+		}
+		args := []*gval{fl(a.Value), fl(b.Value)}
+		for i, v := range []*autograd.Var{a, b} {
+			if r := trans[i]; r != 0 {
+				perm := make([]int, r)
+				for k := range perm {
+					perm[k] = k
+				}
+				perm[r-2], perm[r-1] = r-1, r-2
+				args[i] = fl(c.tp.Transpose(v, perm...).Value)
+			}
+		}
+		return matMul(c, n, args)
+	}}
+}
+
+func swapsLastTwo(perm []int) bool {
+	r := len(perm)
+	if r < 2 || perm[r-2] != r-1 || perm[r-1] != r-2 {
+		return false
+	}
+	for i := range r - 2 {
+		if perm[i] != i {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,196 @@
+package onnxrt
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sslzoo/sslzoo/export/onnxpb"
+)
+
+func floatInit(name string, rng *rand.Rand, shape ...int64) *onnxpb.TensorProto {
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	data := make([]float32, n)
+	for i := range data {
+		data[i] = float32(rng.NormFloat64())
+	}
+	return &onnxpb.TensorProto{Name: proto.String(name), DataType: proto.Int32(int32(Float32)), Dims: shape, FloatData: data}
+}
+
+func intInit(name string, v ...int64) *onnxpb.TensorProto {
+	return &onnxpb.TensorProto{Name: proto.String(name), DataType: proto.Int32(int32(Int64)), Dims: []int64{int64(len(v))}, Int64Data: v}
+}
+
+func scalarInit(name string, v float32) *onnxpb.TensorProto {
+	return &onnxpb.TensorProto{Name: proto.String(name), DataType: proto.Int32(int32(Float32)), FloatData: []float32{v}}
+}
+
+func intsAttr(name string, v ...int64) *onnxpb.AttributeProto {
+	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_INTS.Enum(), Ints: v}
+}
+
+// fusableModel holds one of each pattern the plan fuses: Conv+BN+Relu,
+// a weight Transpose (folded), MatMul+bias, the erf GELU, and
+// MatMul(k, Transpose(k)). extraOutputs adds graph outputs in the middle
+// of those patterns, which must stop the fusions there.
+func fusableModel(extraOutputs ...string) []byte {
+	rng := rand.New(rand.NewPCG(1, 2))
+	bnVar := floatInit("bn_var", rng, 4)
+	for i, v := range bnVar.FloatData {
+		bnVar.FloatData[i] = v*v + 0.1
+	}
+	outputs := []*onnxpb.ValueInfoProto{tensorValue("y", Float32, dims("n", 5, 5))}
+	for _, o := range extraOutputs {
+		outputs = append(outputs, tensorValue(o, Float32, nil))
+	}
+	return model(&onnxpb.GraphProto{
+		Name: proto.String("fusable"),
+		Node: []*onnxpb.NodeProto{
+			node("Conv", []string{"x", "conv_w", "conv_b"}, []string{"conv"}, intsAttr("pads", 1, 1, 1, 1)),
+			node("BatchNormalization", []string{"conv", "bn_scale", "bn_bias", "bn_mean", "bn_var"}, []string{"bn"}),
+			node("Relu", []string{"bn"}, []string{"relu"}),
+			node("GlobalAveragePool", []string{"relu"}, []string{"pool"}),
+			node("Flatten", []string{"pool"}, []string{"h"}),
+			node("Transpose", []string{"fc_w"}, []string{"fc_wt"}, intsAttr("perm", 1, 0)),
+			node("MatMul", []string{"h", "fc_wt"}, []string{"mm"}),
+			node("Add", []string{"mm", "fc_b"}, []string{"lin"}),
+			node("Div", []string{"lin", "sqrt2"}, []string{"div"}),
+			node("Erf", []string{"div"}, []string{"erf"}),
+			node("Add", []string{"erf", "one"}, []string{"erf1"}),
+			node("Mul", []string{"lin", "erf1"}, []string{"mul"}),
+			node("Mul", []string{"mul", "half"}, []string{"gelu"}),
+			node("Unsqueeze", []string{"gelu", "axis2"}, []string{"k"}),
+			node("Transpose", []string{"k"}, []string{"kt"}, intsAttr("perm", 0, 2, 1)),
+			node("MatMul", []string{"k", "kt"}, []string{"y"}),
+		},
+		Initializer: []*onnxpb.TensorProto{
+			floatInit("conv_w", rng, 4, 3, 3, 3), floatInit("conv_b", rng, 4),
+			floatInit("bn_scale", rng, 4), floatInit("bn_bias", rng, 4), floatInit("bn_mean", rng, 4), bnVar,
+			floatInit("fc_w", rng, 5, 4), floatInit("fc_b", rng, 5),
+			scalarInit("sqrt2", math.Sqrt2), scalarInit("one", 1), scalarInit("half", 0.5),
+			intInit("axis2", 2),
+		},
+		Input:  []*onnxpb.ValueInfoProto{tensorValue("x", Float32, dims("n", 3, 8, 8))},
+		Output: outputs,
+	}, nil)
+}
+
+func planOps(s *GoSession) []string {
+	var ops []string
+	for _, st := range s.plan.steps {
+		ops = append(ops, st.node.op)
+	}
+	return ops
+}
+
+func randomInput(rng *rand.Rand, shape ...int) *Tensor {
+	data := make([]float32, 1)
+	for _, d := range shape {
+		data = make([]float32, len(data)*d)
+	}
+	for i := range data {
+		data[i] = float32(rng.NormFloat64())
+	}
+	return NewTensor(shape, data)
+}
+
+// TestPlanFusionsMatchORT: the fused plan computes what ONNX Runtime
+// computes, and fuses only where no one else reads the value in between.
+func TestPlanFusionsMatchORT(t *testing.T) {
+	needORT(t)
+	for _, c := range []struct {
+		name   string
+		extra  []string
+		wantOp []string
+	}{
+		{"all fused", nil, []string{"Conv", "GlobalAveragePool", "Flatten", "MatMul", "Gelu", "Unsqueeze", "MatMul"}},
+		// conv is read twice, so the BatchNormalization stays (and takes
+		// the Relu); lin may still come from the fused MatMul.
+		{"intermediates are outputs", []string{"conv", "lin", "erf", "kt"},
+			[]string{"Conv", "BatchNormalization", "GlobalAveragePool", "Flatten", "MatMul", "Div", "Erf", "Add", "Mul", "Mul", "Unsqueeze", "Transpose", "MatMul"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := fusableModel(c.extra...)
+			goS, err := OpenGoModel("fusable", mustParse(t, b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := planOps(goS); !slices.Equal(got, c.wantOp) {
+				t.Errorf("plan %v, want %v", got, c.wantOp)
+			}
+			ort, err := OpenBytes("fusable", b, Options{IntraOpThreads: 1, Optimization: OptBasic})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ort.Close()
+			rng := rand.New(rand.NewPCG(3, 4))
+			for _, n := range []int{1, 3, 2} { // buffers recycled across sizes
+				x := randomInput(rng, n, 3, 8, 8)
+				want, err := ort.Run(x)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := goS.Run(x)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range want {
+					if err := Close(got[i], want[i], 1e-5, 1e-5); err != nil {
+						t.Errorf("batch %d output %d: %v", n, i, err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestPlanConcurrentRuns: Runs sharing a session (and its pooled tapes)
+// each get their own answer.
+func TestPlanConcurrentRuns(t *testing.T) {
+	s, err := OpenGoModel("fusable", mustParse(t, fusableModel()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	inputs := make([]*Tensor, 6)
+	wants := make([][]*Tensor, len(inputs))
+	for i := range inputs {
+		inputs[i] = randomInput(rng, 1+i%3, 3, 8, 8)
+		if wants[i], err = s.Run(inputs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range inputs {
+		wg.Go(func() {
+			for range 5 {
+				got, err := s.Run(inputs[i])
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if err := Close(got[0], wants[i][0], 0, 0); err != nil {
+					t.Errorf("input %d: %v", i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func mustParse(t *testing.T, b []byte) *onnxpb.ModelProto {
+	t.Helper()
+	m := &onnxpb.ModelProto{}
+	if err := proto.Unmarshal(b, m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
