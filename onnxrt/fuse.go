@@ -17,7 +17,9 @@ import (
 //   - Add of a constant row after MatMul: the bias added in place;
 //   - the erf form of GELU, x*(1+erf(x/√2))*0.5 (five nodes, as exported by
 //     sslzoo and by torch.onnx), as one pass;
-//   - Relu after an op that writes a fresh buffer: applied in place;
+//   - Relu after an op that writes a fresh buffer: applied in place, or as
+//     oneDNN's post-op for a Conv with constant weights, which runs with
+//     its weights packed once (conv_packed.go);
 //   - a Transpose that swaps the last two axes feeding MatMul: a transposed
 //     GEMM instead of a copy.
 
@@ -46,7 +48,7 @@ func fuse(nodes []*gnode, consts map[string]*gval, outputs map[string]bool) []*g
 			}
 		}
 	}
-	for _, pass := range []func(*gnode){g.foldBatchNorm, g.fuseTranspose, g.fuseBias, g.fuseGELU, g.fuseRelu} {
+	for _, pass := range []func(*gnode){g.foldBatchNorm, g.fuseTranspose, g.fuseBias, g.fuseGELU, g.fuseRelu, g.applyEpilogues} {
 		for _, n := range nodes {
 			if !g.removed[n] {
 				pass(n)
@@ -247,33 +249,56 @@ func (g *graphIndex) fuseGELU(erf *gnode) {
 var freshOutput = map[string]bool{"Conv": true, "ConvTranspose": true, "MatMul": true, "Gemm": true,
 	"Add": true, "Sub": true, "BatchNormalization": true}
 
-// fuseRelu applies a Relu in place on its input's producer's fresh output.
+// fuseRelu marks a Relu's input producer, when its output is fresh, to
+// apply the Relu itself (see applyEpilogues).
 func (g *graphIndex) fuseRelu(relu *gnode) {
 	if relu.op != "Relu" || len(relu.in) != 1 {
 		return
 	}
 	p := g.private(relu.in[0])
-	if p == nil || !freshOutput[p.op] || len(p.out) != 1 {
+	if p == nil || !freshOutput[p.op] || len(p.out) != 1 || p.relu {
 		return
 	}
-	inner := p.impl
-	p.impl = &goOp{check: inner.check, run: func(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
-		res, err := inner.run(c, n, in)
+	p.relu = true
+	g.absorb(p, relu)
+}
+
+// applyEpilogues gives each node its final kernel: a Conv with constant
+// weights runs packed (conv_packed.go), with its Relu as a oneDNN post-op;
+// any other node marked relu applies it in place after its own kernel.
+func (g *graphIndex) applyEpilogues(n *gnode) {
+	if n.op == "Conv" && len(n.in) > 1 {
+		if w := g.constFloat(n.in[1]); w != nil && len(w.Shape) == 4 {
+			n.impl = packedConvOp(w, n.relu)
+			return
+		}
+	}
+	if n.relu {
+		n.impl = withRelu(n.impl)
+	}
+}
+
+// withRelu runs op, then a Relu in place on its first output.
+func withRelu(op *goOp) *goOp {
+	return &goOp{check: op.check, run: func(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
+		res, err := op.run(c, n, in)
 		if err != nil || res[0].f == nil {
 			return res, err
 		}
-		y := res[0].f.Data
-		tensor.Parallel(len(y), len(y), func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				// max(v, 0) would keep NaN as ReLU does; so does this.
-				if y[i] < 0 {
-					y[i] = 0
-				}
-			}
-		})
+		reluInPlace(res[0].f.Data)
 		return res, nil
 	}}
-	g.absorb(p, relu)
+}
+
+func reluInPlace(y []float32) {
+	tensor.Parallel(len(y), len(y), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			// Like ReLU, NaN stays NaN: only negatives are cleared.
+			if y[i] < 0 {
+				y[i] = 0
+			}
+		}
+	})
 }
 
 // fuseTranspose turns MatMul(a, Transpose(b)) with a perm that swaps only

@@ -58,6 +58,7 @@ type gnode struct {
 	out   []string
 	attrs map[string]*onnxpb.AttributeProto
 	impl  *goOp
+	relu  bool // a fused Relu runs on the output (see fuse.go)
 }
 
 // gctx is the per-Run state an op sees.

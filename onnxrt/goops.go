@@ -575,25 +575,35 @@ func conv(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
 	if err != nil {
 		return nil, err
 	}
-	xs, ws := x.Value.Shape, w.Value.Shape
-	if len(xs) != 4 || len(ws) != 4 {
-		return nil, fmt.Errorf("only 2-D convolution is supported (x %v, w %v)", xs, ws)
-	}
-	stride, _ := pair(n, "strides", 1)
-	dil, _ := pair(n, "dilations", 1)
-	pad, err := pads2d(n, [2]int{xs[2], xs[3]}, [2]int{ws[2], ws[3]}, stride, dil)
+	p, pad, err := convSetup(n, x.Value.Shape, w.Value.Shape)
 	if err != nil {
 		return nil, err
 	}
-	p := autograd.ConvParams{StrideH: stride[0], StrideW: stride[1],
-		DilationH: dil[0], DilationW: dil[1], Groups: attrInt(n, "group", 1)}
-	if pad[0] == pad[2] && pad[1] == pad[3] {
-		p.PadH, p.PadW = pad[0], pad[1]
-	} else {
+	if pad[0] != pad[2] || pad[1] != pad[3] {
 		// The engine pads symmetrically; other padding is applied first.
 		x = autograd.Const(padNCHW(c.tp, x.Value, pad, 0))
 	}
 	return fv(c.tp.Conv2d(x, w, b, p)), nil
+}
+
+// convSetup reads a 2-D Conv's parameters for input shape xs and weight
+// shape ws. pad is [top, left, bottom, right]; p carries it only when it
+// is symmetric.
+func convSetup(n *gnode, xs, ws []int) (p autograd.ConvParams, pad [4]int, err error) {
+	if len(xs) != 4 || len(ws) != 4 {
+		return p, pad, fmt.Errorf("only 2-D convolution is supported (x %v, w %v)", xs, ws)
+	}
+	stride, _ := pair(n, "strides", 1)
+	dil, _ := pair(n, "dilations", 1)
+	if pad, err = pads2d(n, [2]int{xs[2], xs[3]}, [2]int{ws[2], ws[3]}, stride, dil); err != nil {
+		return p, pad, err
+	}
+	p = autograd.ConvParams{StrideH: stride[0], StrideW: stride[1],
+		DilationH: dil[0], DilationW: dil[1], Groups: attrInt(n, "group", 1)}
+	if pad[0] == pad[2] && pad[1] == pad[3] {
+		p.PadH, p.PadW = pad[0], pad[1]
+	}
+	return p, pad, nil
 }
 
 func checkBatchNorm(n *gnode, opset int64) error {

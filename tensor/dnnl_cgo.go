@@ -54,6 +54,7 @@ enum {
 	SZDN_Q_SCRATCHPAD_MD = 136, SZDN_SCRATCHPAD_USER = 1,
 	SZDN_POOL_MAX = 511, SZDN_POOL_AVG_INCLUDE_PADDING = 767,
 	SZDN_Q_WORKSPACE_MD = 135, SZDN_ARG_WORKSPACE = 64,
+	SZDN_ELTWISE_RELU = 0x1f,
 };
 
 typedef int (*szdn_engine_create_fn)(void **, int, size_t);
@@ -84,6 +85,9 @@ typedef size_t (*szdn_md_size_fn)(const szdn_md *);
 typedef int (*szdn_destroy_fn)(void *);
 typedef int (*szdn_attr_create_fn)(void **);
 typedef int (*szdn_attr_set_scratchpad_fn)(void *, int);
+typedef int (*szdn_post_ops_create_fn)(void **);
+typedef int (*szdn_post_ops_append_eltwise_fn)(void *, float, int, float, float);
+typedef int (*szdn_attr_set_post_ops_fn)(void *, const void *);
 
 static struct {
 	szdn_engine_create_fn engine_create;
@@ -109,8 +113,13 @@ static struct {
 	szdn_destroy_fn pd_destroy, prim_destroy, mem_destroy;
 	szdn_attr_create_fn attr_create;
 	szdn_attr_set_scratchpad_fn attr_set_scratchpad;
+	szdn_post_ops_create_fn post_ops_create;
+	szdn_post_ops_append_eltwise_fn post_ops_append_eltwise;
+	szdn_attr_set_post_ops_fn attr_set_post_ops;
+	szdn_destroy_fn post_ops_destroy;
 	void *engine, *stream;
 	void *attr; // user-managed scratchpad, see szdn_add_scratch
+	void *attr_relu; // the same, plus a ReLU post-op (inference convolutions)
 	void *arena;
 	size_t arena_bytes;
 } szdn;
@@ -155,6 +164,10 @@ static const char *szdn_open(const char *lib, int *major, int *minor, int *patch
 	SZDN_SYM(mem_destroy, "dnnl_memory_destroy");
 	SZDN_SYM(attr_create, "dnnl_primitive_attr_create");
 	SZDN_SYM(attr_set_scratchpad, "dnnl_primitive_attr_set_scratchpad_mode");
+	SZDN_SYM(post_ops_create, "dnnl_post_ops_create");
+	SZDN_SYM(post_ops_append_eltwise, "dnnl_post_ops_append_eltwise");
+	SZDN_SYM(attr_set_post_ops, "dnnl_primitive_attr_set_post_ops");
+	SZDN_SYM(post_ops_destroy, "dnnl_post_ops_destroy");
 #undef SZDN_SYM
 	if (miss) {
 		dlclose(h);
@@ -178,6 +191,14 @@ static const char *szdn_open(const char *lib, int *major, int *minor, int *patch
 	if (szdn.stream_create(&szdn.stream, szdn.engine, SZDN_STREAM_DEFAULT) != SZDN_SUCCESS) return "dnnl_stream_create failed";
 	if (szdn.attr_create(&szdn.attr) != SZDN_SUCCESS ||
 		szdn.attr_set_scratchpad(szdn.attr, SZDN_SCRATCHPAD_USER) != SZDN_SUCCESS) return "dnnl_primitive_attr_set_scratchpad_mode failed";
+	void *po = NULL;
+	int ok = szdn.attr_create(&szdn.attr_relu) == SZDN_SUCCESS &&
+		szdn.attr_set_scratchpad(szdn.attr_relu, SZDN_SCRATCHPAD_USER) == SZDN_SUCCESS &&
+		szdn.post_ops_create(&po) == SZDN_SUCCESS &&
+		szdn.post_ops_append_eltwise(po, 1.0f, SZDN_ELTWISE_RELU, 0.0f, 0.0f) == SZDN_SUCCESS &&
+		szdn.attr_set_post_ops(szdn.attr_relu, po) == SZDN_SUCCESS;
+	if (po) szdn.post_ops_destroy(po);
+	if (!ok) return "dnnl_primitive_attr_set_post_ops (relu) failed";
 	return NULL;
 }
 
@@ -275,13 +296,20 @@ static const char *szdn_bind(szdn_plan *p, const void *pd, int query, int qidx, 
 }
 
 // szdn_conv_plan builds the plan for one pass (kind 0 forward, 1 backward
-// data, 2 backward weights). geom is N,C,H,W,O,KH,KW,sh,sw,ph,pw,dh,dw,G,OH,OW.
+// data, 2 backward weights, 3 inference forward). geom is
+// N,C,H,W,O,KH,KW,sh,sw,ph,pw,dh,dw,G,OH,OW.
 // With blocked, oneDNN picks its preferred layouts and we reorder to and
 // from plain NCHW/OIHW around it; otherwise it must work on plain layouts.
 // User buffers are bound in this order: forward src, weights, [bias,] dst;
 // backward data diff_dst, weights, diff_src; backward weights src,
 // diff_dst, diff_weights[, diff_bias].
-static szdn_plan *szdn_conv_plan(int kind, const int64_t *g, int bias, int blocked, const char **err) {
+//
+// Inference (kind 3) takes its weights already in the primitive's layout
+// (packed once by szdn_pack_weights), so it has no weight reorder: wfixed
+// is that layout, or NULL to let oneDNN choose, and the chosen one is
+// copied to wout. relu adds a ReLU post-op.
+static szdn_plan *szdn_conv_plan(int kind, const int64_t *g, int bias, int blocked, int relu,
+	const szdn_md *wfixed, szdn_md *wout, const char **err) {
 	int64_t N = g[0], C = g[1], H = g[2], W = g[3], O = g[4], KH = g[5], KW = g[6];
 	int64_t G = g[13], OH = g[14], OW = g[15];
 	int64_t strides[2] = {g[7], g[8]}, dil[2] = {g[11] - 1, g[12] - 1};
@@ -318,12 +346,14 @@ static szdn_plan *szdn_conv_plan(int kind, const int64_t *g, int bias, int block
 	szdn_opdesc *od = malloc(sizeof(szdn_opdesc));
 	if (!p || !od) { free(p); free(od); *err = "out of memory"; return NULL; }
 	void *fwd = NULL, *pd = NULL;
-	if (szdn.conv_fwd_init(od, SZDN_FORWARD_TRAINING, SZDN_CONV_DIRECT, &src_a, &w_a, bias ? &b_u : NULL, &dst_a, strides, dil, pl, pr) != SZDN_SUCCESS) {
+	if (kind == 3 && wfixed) w_a = *wfixed;
+	if (szdn.conv_fwd_init(od, kind == 3 ? SZDN_FORWARD_INFERENCE : SZDN_FORWARD_TRAINING, SZDN_CONV_DIRECT,
+		&src_a, &w_a, bias ? &b_u : NULL, &dst_a, strides, dil, pl, pr) != SZDN_SUCCESS) {
 		*err = "dnnl_dilated_convolution_forward_desc_init failed"; goto fail;
 	}
-	if (szdn.pd_create(&fwd, od, szdn.attr, szdn.engine, NULL) != SZDN_SUCCESS) { *err = "no oneDNN forward convolution for this shape"; goto fail; }
+	if (szdn.pd_create(&fwd, od, kind == 3 && relu ? szdn.attr_relu : szdn.attr, szdn.engine, NULL) != SZDN_SUCCESS) { *err = "no oneDNN forward convolution for this shape"; goto fail; }
 	szdn_keep_pd(p, fwd);
-	if (kind == 0) {
+	if (kind == 0 || kind == 3) {
 		pd = fwd;
 	} else {
 		int st = kind == 1
@@ -346,11 +376,27 @@ static szdn_plan *szdn_conv_plan(int kind, const int64_t *g, int bias, int block
 		SZDN_BIND(SZDN_Q_WEIGHTS_MD, 0, &w_u, SZDN_ARG_WEIGHTS, 0);
 		SZDN_BIND(SZDN_Q_DIFF_SRC_MD, 0, &src_u, SZDN_ARG_DIFF_SRC, 1);
 		break;
-	default:
+	case 2:
 		SZDN_BIND(SZDN_Q_SRC_MD, 0, &src_u, SZDN_ARG_SRC, 0);
 		SZDN_BIND(SZDN_Q_DIFF_DST_MD, 0, &dst_u, SZDN_ARG_DIFF_DST, 0);
 		SZDN_BIND(SZDN_Q_DIFF_WEIGHTS_MD, 0, &w_u, SZDN_ARG_DIFF_WEIGHTS, 1);
 		if (bias) SZDN_BIND(SZDN_Q_DIFF_WEIGHTS_MD, 1, &b_u, SZDN_ARG_DIFF_BIAS, 1);
+		break;
+	default: {
+		SZDN_BIND(SZDN_Q_SRC_MD, 0, &src_u, SZDN_ARG_SRC, 0);
+		// The packed weights are bound as they are: a user memory in the
+		// primitive's own layout.
+		const szdn_md *wmd = szdn.pd_query_md(pd, SZDN_Q_WEIGHTS_MD, 0);
+		void *wmem = NULL;
+		if (!*err && (wmd == NULL || szdn.mem_create(&wmem, wmd, szdn.engine, NULL) != SZDN_SUCCESS)) *err = "dnnl_memory_create (packed weights) failed";
+		if (!*err) {
+			p->user[p->nuser++] = wmem;
+			mainst.args[mainst.nargs++] = (szdn_arg){SZDN_ARG_WEIGHTS, wmem};
+			*wout = *wmd;
+		}
+		if (bias) SZDN_BIND(SZDN_Q_WEIGHTS_MD, 1, &b_u, SZDN_ARG_BIAS, 0);
+		SZDN_BIND(SZDN_Q_DST_MD, 0, &dst_u, SZDN_ARG_DST, 1);
+	}
 	}
 #undef SZDN_BIND
 	if (*err) goto fail;
@@ -442,6 +488,34 @@ fail:
 	return err;
 }
 
+// szdn_pack_weights reorders plain OIHW (or GOIHW) weights w into layout
+// to, in out (szdn_md_bytes(to) long). It builds and drops its reorder in
+// one call, so the library's own scratchpad is safe to use here.
+static int szdn_pack_weights(const int64_t *g, const szdn_md *to, void *w, void *out) {
+	int64_t O = g[4], C = g[1], KH = g[5], KW = g[6], G = g[13];
+	int64_t wdims[5] = {G, O / G, C / G, KH, KW};
+	szdn_md from;
+	if ((G == 1 ? szdn.md_init_by_tag(&from, 4, wdims + 1, SZDN_F32, SZDN_TAG_OIHW)
+		: szdn.md_init_by_tag(&from, 5, wdims, SZDN_F32, SZDN_TAG_GOIHW)) != SZDN_SUCCESS) return -1;
+	void *rpd = NULL, *prim = NULL, *src = NULL, *dst = NULL;
+	int st = szdn.reorder_pd_create(&rpd, &from, szdn.engine, to, szdn.engine, NULL);
+	if (st == SZDN_SUCCESS) st = szdn.prim_create(&prim, rpd);
+	if (st == SZDN_SUCCESS) st = szdn.mem_create(&src, &from, szdn.engine, w);
+	if (st == SZDN_SUCCESS) st = szdn.mem_create(&dst, to, szdn.engine, out);
+	if (st == SZDN_SUCCESS) {
+		szdn_arg args[2] = {{1, src}, {17, dst}}; // DNNL_ARG_FROM, DNNL_ARG_TO
+		st = szdn.execute(prim, szdn.stream, 2, args);
+	}
+	if (st == SZDN_SUCCESS) st = szdn.stream_wait(szdn.stream);
+	if (dst) szdn.mem_destroy(dst);
+	if (src) szdn.mem_destroy(src);
+	if (prim) szdn.prim_destroy(prim);
+	if (rpd) szdn.pd_destroy(rpd);
+	return st;
+}
+
+static size_t szdn_md_bytes(const szdn_md *md) { return szdn.md_size(md); }
+
 // szdn_run executes a plan on the caller's buffers. The Go pointers are
 // handed to oneDNN only for the duration of this call and cleared before
 // it returns, as cgo's pointer rules require.
@@ -472,6 +546,7 @@ import "C"
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -519,6 +594,7 @@ var dnnlEnums = map[string]int{
 	"dnnl_query_scratchpad_md":          C.SZDN_Q_SCRATCHPAD_MD,
 	"dnnl_scratchpad_mode_user":         C.SZDN_SCRATCHPAD_USER,
 	"dnnl_pooling_max":                  C.SZDN_POOL_MAX,
+	"dnnl_eltwise_relu":                 C.SZDN_ELTWISE_RELU,
 	"dnnl_pooling_avg_include_padding":  C.SZDN_POOL_AVG_INCLUDE_PADDING,
 	"dnnl_query_workspace_md":           C.SZDN_Q_WORKSPACE_MD,
 	"DNNL_ARG_WORKSPACE":                C.SZDN_ARG_WORKSPACE,
@@ -548,6 +624,8 @@ type dnnlKey struct {
 	g       ConvGeom
 	bias    bool
 	blocked bool
+	relu    bool   // inference only: a ReLU post-op
+	pack    uint64 // inference only: the PackedConv whose layout the plan reads
 }
 
 var dnnlMu sync.Mutex // guards dnnlPlans and every oneDNN call
@@ -563,6 +641,12 @@ const dnnlMaxPlans = 512
 // dnnlPlanLocked returns the cached plan for k, building it if needed.
 // dnnlMu must be held.
 func dnnlPlanLocked(k dnnlKey) *C.szdn_plan {
+	return dnnlPlanWithLocked(k, nil, nil)
+}
+
+// dnnlPlanWithLocked is dnnlPlanLocked for inference plans, which read
+// their weights in layout wfixed (nil: oneDNN's choice, written to wout).
+func dnnlPlanWithLocked(k dnnlKey, wfixed, wout *C.szdn_md) *C.szdn_plan {
 	if p, ok := dnnlPlans[k]; ok {
 		return p
 	}
@@ -572,13 +656,13 @@ func dnnlPlanLocked(k dnnlKey) *C.szdn_plan {
 			delete(dnnlPlans, key)
 		}
 	}
-	g := k.g
-	geom := [16]C.int64_t{C.int64_t(g.N), C.int64_t(g.C), C.int64_t(g.H), C.int64_t(g.W),
-		C.int64_t(g.O), C.int64_t(g.KH), C.int64_t(g.KW), C.int64_t(g.StrideH), C.int64_t(g.StrideW),
-		C.int64_t(g.PadH), C.int64_t(g.PadW), C.int64_t(g.DilationH), C.int64_t(g.DilationW),
-		C.int64_t(g.Groups), C.int64_t(g.OutH()), C.int64_t(g.OutW())}
+	geom := convGeomC(k.g)
 	var errStr *C.char
-	p := C.szdn_conv_plan(C.int(k.kind), &geom[0], cbool(k.bias), cbool(k.blocked), &errStr)
+	var scratch C.szdn_md
+	if wout == nil {
+		wout = &scratch
+	}
+	p := C.szdn_conv_plan(C.int(k.kind), &geom[0], cbool(k.bias), cbool(k.blocked), cbool(k.relu), wfixed, wout, &errStr)
 	dnnlPlans[k] = p // nil when refused: remembered, and the Go path runs
 	return p
 }
@@ -605,6 +689,87 @@ func dnnlExec(k dnnlKey, bufs ...[]float32) bool {
 		// Execution failures mean memory exhaustion or a library bug;
 		// both must not pass silently as wrong numbers.
 		panic(fmt.Sprintf("tensor: oneDNN convolution %+v failed with status %d", k.g, int(st)))
+	}
+	return true
+}
+
+// convGeomC is g as the C side's geometry array.
+func convGeomC(g ConvGeom) [16]C.int64_t {
+	return [16]C.int64_t{C.int64_t(g.N), C.int64_t(g.C), C.int64_t(g.H), C.int64_t(g.W),
+		C.int64_t(g.O), C.int64_t(g.KH), C.int64_t(g.KW), C.int64_t(g.StrideH), C.int64_t(g.StrideW),
+		C.int64_t(g.PadH), C.int64_t(g.PadW), C.int64_t(g.DilationH), C.int64_t(g.DilationW),
+		C.int64_t(g.Groups), C.int64_t(g.OutH()), C.int64_t(g.OutW())}
+}
+
+// PackedConv is a convolution's weights reordered, once, into the layout
+// oneDNN's inference kernel reads, so that a forward pass does not reorder
+// them again: at batch 1 that reorder moved more bytes than the
+// convolution itself. Its Forward runs with a ReLU post-op when asked.
+type PackedConv struct {
+	id   uint64
+	md   C.szdn_md // the packed layout
+	w    []float32
+	bias bool
+	relu bool
+}
+
+var packIDs atomic.Uint64
+
+// PackConv packs w (OIHW, as ConvForward takes it) for inference
+// convolutions shaped like g, with a bias input when bias is set and a ReLU
+// applied to the output when relu is. It returns nil when oneDNN is not
+// loaded or refuses the shape; ConvForward then serves.
+func PackConv(g ConvGeom, w []float32, bias, relu bool) *PackedConv {
+	g = g.norm()
+	if g.Validate() != nil || len(w) < g.WeightLen() || !dnnlState().ok {
+		return nil
+	}
+	pc := &PackedConv{id: packIDs.Add(1), bias: bias, relu: relu}
+	dnnlMu.Lock()
+	defer dnnlMu.Unlock()
+	k := dnnlKey{kind: 3, g: g, bias: bias, blocked: true, relu: relu, pack: pc.id}
+	if dnnlPlanWithLocked(k, nil, &pc.md) == nil {
+		return nil
+	}
+	pc.w = make([]float32, (int(C.szdn_md_bytes(&pc.md))+3)/4)
+	geom := convGeomC(g)
+	if C.szdn_pack_weights(&geom[0], &pc.md, unsafe.Pointer(&w[0]), unsafe.Pointer(&pc.w[0])) != 0 {
+		return nil
+	}
+	return pc
+}
+
+// Forward computes y = conv(x, w) + b, then the ReLU if packed with one, for
+// any geometry with the packed weights' shape (batch and image size may
+// change). b must be given exactly when the weights were packed with a
+// bias. It reports false when oneDNN cannot run g on this layout.
+func (pc *PackedConv) Forward(g ConvGeom, x, b, y []float32) bool {
+	g = g.norm()
+	g.check()
+	mustLen("input", x, g.InputLen())
+	mustLen("output", y, g.OutputLen())
+	if pc.bias != (b != nil) {
+		panic("tensor: PackedConv.Forward: bias given or omitted against the packing")
+	}
+	if pc.bias {
+		mustLen("bias", b, g.O)
+	}
+	k := dnnlKey{kind: 3, g: g, bias: pc.bias, blocked: true, relu: pc.relu, pack: pc.id}
+	ptr := [4]unsafe.Pointer{unsafe.Pointer(&x[0]), unsafe.Pointer(&pc.w[0])}
+	if pc.bias {
+		ptr[2], ptr[3] = unsafe.Pointer(&b[0]), unsafe.Pointer(&y[0])
+	} else {
+		ptr[2] = unsafe.Pointer(&y[0])
+	}
+	dnnlMu.Lock()
+	defer dnnlMu.Unlock()
+	var out C.szdn_md
+	p := dnnlPlanWithLocked(k, &pc.md, &out)
+	if p == nil {
+		return false
+	}
+	if st := C.szdn_run(p, ptr[0], ptr[1], ptr[2], ptr[3]); st != 0 {
+		panic(fmt.Sprintf("tensor: oneDNN inference convolution %+v failed with status %d", g, int(st)))
 	}
 	return true
 }

@@ -31,3 +31,13 @@ func dnnlConvBackwardWeights(g ConvGeom, x, dy, dw, db []float32, accumulate boo
 func dnnlPoolWorkspace(g PoolGeom) int { return -1 }
 
 func dnnlPool(isMax, bwd bool, g PoolGeom, a, b, ws []float32) bool { return false }
+
+// PackedConv is oneDNN's packed inference convolution; without oneDNN
+// there is none, and PackConv returns nil.
+type PackedConv struct{}
+
+// PackConv returns nil: oneDNN cannot be loaded in this build.
+func PackConv(g ConvGeom, w []float32, bias, relu bool) *PackedConv { return nil }
+
+// Forward reports false: there is no oneDNN to run it.
+func (pc *PackedConv) Forward(g ConvGeom, x, b, y []float32) bool { return false }
