@@ -2,6 +2,7 @@ package autograd
 
 import (
 	"math"
+	"unsafe"
 
 	"github.com/sslzoo/sslzoo/tensor"
 )
@@ -47,12 +48,18 @@ func positiveMask(v float32) uint32 {
 	return uint32((u - 0x7f800000) >> 63)
 }
 
+// geluTabFlat is geluTab as one slice, for tensor.GELUTable.
+var geluTabFlat = unsafe.Slice(&geluTab[0][0], len(geluTab)*len(geluTab[0]))
+
 // GELU is the exact Gaussian error linear unit x*Φ(x) = 0.5·x·(1+erf(x/√2)),
 // torch.nn.functional.gelu with approximate="none", to float32 precision
 // (not the tanh approximation).
 func (tp *Tape) GELU(x *Var) *Var {
 	return tp.unary("GELU", map[string]any{"approximate": "none"}, x, 6,
 		func(o, x []float32) {
+			if tensor.GELUTable(o, x, geluTabFlat, geluIntervals, geluLo, geluHi) {
+				return
+			}
 			x = x[:len(o)]
 			for i := range o {
 				o[i] = gelu32(x[i])

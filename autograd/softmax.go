@@ -29,6 +29,9 @@ func (tp *Tape) softmax(op string, x *Var, axis int, logOut bool) *Var {
 	// Rows are the outer*inner lines along axis; line (o, j) starts at
 	// o*n*inner + j and steps by inner.
 	tensor.Parallel(outer*inner, n*10, func(lo, hi int) {
+		if inner == 1 && !logOut && tensor.SoftmaxRows(od[lo*n:hi*n], xd[lo*n:hi*n], n) {
+			return
+		}
 		for r := lo; r < hi; r++ {
 			o, j := r/inner, r%inner
 			base := o*n*inner + j

@@ -165,3 +165,30 @@ func SGDUpdate(w, g, buf []float32, lr, wd, mom, damp float32, nesterov, fresh b
 	}
 	sgdC(w, g, buf, lr, wd, mom, damp, nesterov, fresh)
 }
+
+// The transcendental kernels below take their formulas from autograd
+// (exp32, gelu32), which owns the Go loops; these are the vectorised forms.
+// Each reports false when the C kernels are not built in or the input is
+// too short to repay the call, and the caller then runs its Go loop.
+
+// SoftmaxRows writes the softmax of every contiguous n-long row of x into
+// o (len(o) a multiple of n). Values and exponentials match autograd's
+// softmaxRow; the row sum adds in vector lanes, so results may differ from
+// the Go loop in the last bit.
+func SoftmaxRows(o, x []float32, n int) bool {
+	if n <= 0 || len(o) < simdMin || len(o)%n != 0 {
+		return false
+	}
+	return softmaxRowsC(o, x[:len(o)], n)
+}
+
+// GELUTable evaluates autograd's piecewise-polynomial GELU: tab holds
+// intervals rows of 5 coefficients in u = x - c, c the centre of the row's
+// 0.25-wide interval above lo; x >= hi gives x, x <= lo (and NaN) 0*x. The
+// results are bit-identical to the Go loop.
+func GELUTable(o, x, tab []float32, intervals int, lo, hi float32) bool {
+	if len(o) < simdMin || len(tab) < 5*intervals {
+		return false
+	}
+	return geluTableC(o, x[:len(o)], tab, intervals, lo, hi)
+}

@@ -297,3 +297,107 @@ void sz_sgd(float *restrict w, const float *restrict g, float *restrict buf, siz
 		w[j] -= lr * d;
 	}
 }
+
+// Without trapping-math GCC may compute both sides of a float select,
+// which is what vectorising the selects below needs; Go never unmasks
+// floating-point traps, so nothing can observe the difference.
+#pragma GCC push_options
+#pragma GCC optimize("no-trapping-math")
+
+// sz_exp32 is autograd's exp32 for x <= 0 (softmax's x - max), operation
+// for operation: e^x = 2^k * p(r), flushed to 0 below the smallest normal.
+static inline __attribute__((always_inline)) float sz_exp32(float x) {
+	const float magic = 12582912.0f;
+	float kf = x * 1.442695041f + magic;
+	uint32_t kb, mb;
+	memcpy(&kb, &kf, 4);
+	memcpy(&mb, &magic, 4);
+	uint32_t k = kb - mb;
+	float fk = kf - magic;
+	float r = x - fk * 0.693145751953125f;
+	r -= fk * 1.428606765330187e-06f;
+	float r2 = r * r;
+	float r4 = r2 * r2;
+	float p = (1 + r) + (0.5f + 0.16666667f * r) * r2 +
+		((0.041666668f + 0.008333334f * r) + (0.0013888889f + 0.0001984127f * r) * r2) * r4;
+	uint32_t sb = (k + 127u) << 23;
+	float scale;
+	memcpy(&scale, &sb, 4);
+	float e = p * scale;
+	return x < -87.33654f ? 0.0f : e;
+}
+
+typedef int32_t szv16i __attribute__((vector_size(64)));
+
+// sz_row_max is the largest of x[0:n], -Inf for none; NaN never wins, as
+// in the Go loop's "if v > m". Max is exact, so lane order cannot matter.
+static inline __attribute__((always_inline)) float sz_row_max(const float *x, size_t n) {
+	const float ninf = -__builtin_inff();
+	szv16 mv = {ninf, ninf, ninf, ninf, ninf, ninf, ninf, ninf, ninf, ninf, ninf, ninf, ninf, ninf, ninf, ninf};
+	size_t i = 0;
+	for (; i + 16 <= n; i += 16) {
+		szv16 v = szload(x + i);
+		szv16i take = (szv16i)(v > mv);
+		mv = (szv16)(((szv16i)v & take) | ((szv16i)mv & ~take));
+	}
+	float lanes[16];
+	memcpy(lanes, &mv, sizeof lanes);
+	float m = ninf;
+	for (int l = 0; l < 16; l++) {
+		m = lanes[l] > m ? lanes[l] : m;
+	}
+	for (; i < n; i++) {
+		m = x[i] > m ? x[i] : m;
+	}
+	return m;
+}
+
+// sz_softmax_rows writes the softmax of each of rows contiguous rows of n
+// values. The row maximum and the exponentials match autograd's
+// softmaxRow; the row sum adds in vector lanes (see sz_run_sum), so the
+// result may differ from the Go loop in the last bit.
+SZ_CLONES
+void sz_softmax_rows(float *restrict o, const float *restrict x, size_t rows, size_t n) {
+	for (size_t r = 0; r < rows; r++) {
+		const float *xr = x + r * n;
+		float *orow = o + r * n;
+		float m = sz_row_max(xr, n);
+		if (m == -__builtin_inff()) {
+			m = 0; // a fully masked row gives NaN, as PyTorch does
+		}
+		for (size_t i = 0; i < n; i++) {
+			orow[i] = sz_exp32(xr[i] - m);
+		}
+		float inv = (float)(1.0 / sz_run_sum(orow, n));
+		for (size_t i = 0; i < n; i++) {
+			orow[i] *= inv;
+		}
+	}
+}
+
+// sz_gelu is autograd's gelu32 over n values: tab holds intervals rows of
+// 5 polynomial coefficients in u = x - c, c = lo + 0.125 + 0.25*i (the
+// table's centres); x >= hi gives x and x <= lo (or NaN) gives 0*x.
+SZ_CLONES
+void sz_gelu(float *restrict o, const float *restrict x, size_t n, const float *restrict tab,
+	int intervals, float lo, float hi) {
+	for (size_t i = 0; i < n; i++) {
+		float v = x[i];
+		// Every lane computes the polynomial on a clamped value (so the
+		// index is always in the table), then selects; branch-free so
+		// that GCC vectorises it with gathers.
+		float vc = v < hi ? v : hi;
+		vc = vc > lo ? vc : lo; // NaN takes lo here
+		int k = (int)((vc - lo) * 4);
+		k = k < intervals - 1 ? k : intervals - 1;
+		float c0 = tab[5 * k], c1 = tab[5 * k + 1], c2 = tab[5 * k + 2], c3 = tab[5 * k + 3], c4 = tab[5 * k + 4];
+		float u = vc - ((float)k * 0.25f + (lo + 0.125f));
+		float u2 = u * u;
+		float p = (c0 + c1 * u) + (c2 + c3 * u) * u2 + c4 * (u2 * u2);
+		float low = 0.0f * v;
+		float r = v > lo ? p : low;
+		o[i] = v >= hi ? v : r;
+	}
+}
+
+#pragma GCC pop_options

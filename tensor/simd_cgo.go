@@ -66,3 +66,13 @@ func bnInputGradC(gx, dy, x []float32, n, c, s, lo, hi int, k, meanDy, c2, mean 
 func sgdC(w, g, buf []float32, lr, wd, mom, damp float32, nesterov, fresh bool) {
 	C.sz_sgd(szF(w), szF(g), szF(buf), C.size_t(len(w)), C.float(lr), C.float(wd), C.float(mom), C.float(damp), szBool(nesterov), szBool(fresh))
 }
+
+func softmaxRowsC(o, x []float32, n int) bool {
+	C.sz_softmax_rows(szF(o), szF(x), C.size_t(len(o)/n), C.size_t(n))
+	return true
+}
+
+func geluTableC(o, x, tab []float32, intervals int, lo, hi float32) bool {
+	C.sz_gelu(szF(o), szF(x), C.size_t(len(o)), szF(tab), C.int(intervals), C.float(lo), C.float(hi))
+	return true
+}

@@ -25,3 +25,6 @@ func bnInputGradC(gx, dy, x []float32, n, c, s, lo, hi int, k, meanDy, c2, mean 
 func sgdC(w, g, buf []float32, lr, wd, mom, damp float32, nesterov, fresh bool) {
 	sgdGo(w, g, buf, lr, wd, mom, damp, nesterov, fresh)
 }
+
+func softmaxRowsC(o, x []float32, n int) bool                            { return false }
+func geluTableC(o, x, tab []float32, intervals int, lo, hi float32) bool { return false }
