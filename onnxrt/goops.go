@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"slices"
+	"strconv"
 
 	"github.com/sslzoo/sslzoo/autograd"
 	"github.com/sslzoo/sslzoo/export/onnxpb"
@@ -77,6 +79,34 @@ func init() {
 		goOps[name] = op
 		floatOnly[name] = true
 	}
+}
+
+// maxDeclaredElements caps a tensor whose size the file declares (an
+// attribute or a shape input) rather than data it carries: 2^31 values
+// (8 GiB of float32) unless SSLZOO_MAX_TENSOR_ELEMENTS raises it for a
+// genuinely huge model.
+var maxDeclaredElements = envElements("SSLZOO_MAX_TENSOR_ELEMENTS", 1<<31)
+
+func envElements(name string, def int) int {
+	if v, err := strconv.ParseInt(os.Getenv(name), 10, 64); err == nil && v > 0 && v <= math.MaxInt {
+		return int(v)
+	}
+	return def
+}
+
+// declaredSize is the element count of a shape the file declares, refused
+// when a dimension is negative or the count passes maxDeclaredElements.
+func declaredSize(shape []int) (int, error) {
+	for _, d := range shape {
+		if d < 0 {
+			return 0, fmt.Errorf("shape %v has a negative dimension", shape)
+		}
+	}
+	n, ok := checkedNumel(shape)
+	if !ok || n > maxDeclaredElements {
+		return 0, fmt.Errorf("shape %v has more than %d elements (SSLZOO_MAX_TENSOR_ELEMENTS raises the limit)", shape, maxDeclaredElements)
+	}
+	return n, nil
 }
 
 // ---- attributes ----
@@ -792,6 +822,9 @@ func reshape(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
 	infer := -1
 	known := 1
 	for i, d := range target {
+		if d > 0 && known > math.MaxInt/d {
+			return nil, fmt.Errorf("shape %v: the element count overflows", want)
+		}
 		switch {
 		case d == 0 && !allowZero:
 			if i >= len(s) {
@@ -1265,7 +1298,10 @@ func constantOfShape(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
 			return nil, err
 		}
 	}
-	size := tensor.Numel(shape)
+	size, err := declaredSize(shape)
+	if err != nil {
+		return nil, fmt.Errorf("shape input: %w", err)
+	}
 	if fill.f != nil {
 		out := c.tp.Alloc(shape...)
 		out.Fill(fill.f.Data[0])

@@ -12,10 +12,6 @@ type convTransposeGeometry struct {
 	in, out, kernel, stride, dilation, padStart []int
 }
 
-// maxAttrOutput caps an output whose size an attribute sets (2^31
-// float32s, 8 GiB), so that a hostile output_shape is an error.
-const maxAttrOutput = 1 << 31
-
 // checkConvTranspose refuses, at load time, attribute lists whose lengths
 // disagree and auto_pad values the spec does not have.
 func checkConvTranspose(n *gnode, _ int64) error {
@@ -140,8 +136,8 @@ func convTranspose(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
 		return nil, fmt.Errorf("B has %d values for %d output channels", len(bv.Value.Data), outC)
 	}
 	// output_shape comes from the file: bound what it makes us allocate.
-	if total, ok := checkedNumel(append([]int{batch, outC}, geo.out...)); !ok || total > maxAttrOutput {
-		return nil, fmt.Errorf("output %v has more than %d elements", append([]int{batch, outC}, geo.out...), maxAttrOutput)
+	if _, err := declaredSize(append([]int{batch, outC}, geo.out...)); err != nil {
+		return nil, fmt.Errorf("output: %w", err)
 	}
 	inSize, outSize, kSize := numel(geo.in), numel(geo.out), numel(kernel)
 	y := c.tp.Alloc(append([]int{batch, outC}, geo.out...)...)

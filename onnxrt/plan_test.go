@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -193,4 +194,38 @@ func mustParse(t *testing.T, b []byte) *onnxpb.ModelProto {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// TestDeclaredSizesRefused: sizes a file declares are bounded before
+// anything is allocated, also when the plan folds them at load time.
+func TestDeclaredSizesRefused(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		nodes []*onnxpb.NodeProto
+		inits []*onnxpb.TensorProto
+		want  string
+	}{
+		{"ConstantOfShape 2^40", []*onnxpb.NodeProto{
+			node("ConstantOfShape", []string{"huge"}, []string{"zeros"}),
+			node("Add", []string{"x", "zeros"}, []string{"y"}),
+		}, []*onnxpb.TensorProto{intInit("huge", 1<<20, 1<<20)}, "SSLZOO_MAX_TENSOR_ELEMENTS"},
+		{"Reshape overflowing", []*onnxpb.NodeProto{
+			node("Reshape", []string{"x", "target"}, []string{"y"}),
+		}, []*onnxpb.TensorProto{intInit("target", 1<<32, 1<<32, 0)}, "overflows"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := model(&onnxpb.GraphProto{
+				Name: proto.String("declared"), Node: c.nodes, Initializer: c.inits,
+				Input:  []*onnxpb.ValueInfoProto{tensorValue("x", Float32, dims(1))},
+				Output: []*onnxpb.ValueInfoProto{tensorValue("y", Float32, nil)},
+			}, nil)
+			s, err := OpenGoModel("declared", mustParse(t, b))
+			if err == nil {
+				_, err = s.Run(NewTensor([]int{1}, []float32{1}))
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want an error containing %q", err, c.want)
+			}
+		})
+	}
 }
