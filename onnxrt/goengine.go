@@ -2,8 +2,8 @@ package onnxrt
 
 import (
 	"fmt"
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 
@@ -118,7 +118,7 @@ func newGoSession(name string, m *onnxpb.ModelProto) (*GoSession, error) {
 	if len(g.GetSparseInitializer()) > 0 {
 		return nil, fmt.Errorf("model %s: sparse initializers are not supported by the Go engine", name)
 	}
-	var missing []string
+	missing := map[string][]string{} // op -> the nodes that use it
 	var problems []string
 	for i, np := range g.GetNode() {
 		n := &gnode{op: np.GetOpType(), name: np.GetName(), in: np.GetInput(), out: np.GetOutput(), attrs: map[string]*onnxpb.AttributeProto{}}
@@ -129,12 +129,12 @@ func newGoSession(name string, m *onnxpb.ModelProto) (*GoSession, error) {
 			n.attrs[a.GetName()] = a
 		}
 		if d := np.GetDomain(); d != "" && d != "ai.onnx" {
-			missing = append(missing, d+"."+n.op)
+			missing[d+"."+n.op] = append(missing[d+"."+n.op], n.name)
 			continue
 		}
 		op, ok := goOps[n.op]
 		if !ok {
-			missing = append(missing, n.op)
+			missing[n.op] = append(missing[n.op], n.name)
 			continue
 		}
 		n.impl = op
@@ -184,9 +184,7 @@ func newGoSession(name string, m *onnxpb.ModelProto) (*GoSession, error) {
 		}
 	}
 	if len(missing) > 0 {
-		sort.Strings(missing)
-		missing = slices.Compact(missing)
-		return nil, fmt.Errorf("model %s: ops not supported by the Go engine: %s", name, strings.Join(missing, ", "))
+		return nil, fmt.Errorf("model %s: ops not supported by the Go engine: %s; ONNX Runtime runs them (--engine ort)", name, describeMissing(missing))
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("model %s: %s", name, strings.Join(problems, "; "))
@@ -197,6 +195,26 @@ func newGoSession(name string, m *onnxpb.ModelProto) (*GoSession, error) {
 	}
 	s.plan, s.inits, s.nodes = p, nil, nil
 	return s, nil
+}
+
+// describeMissing lists each missing op with the first nodes that use it:
+// "Resize (nodes up1, up2 and 3 more)".
+func describeMissing(missing map[string][]string) string {
+	ops := slices.Sorted(maps.Keys(missing))
+	parts := make([]string, len(ops))
+	for i, op := range ops {
+		nodes := missing[op]
+		word := "node"
+		if len(nodes) > 1 {
+			word = "nodes"
+		}
+		list := strings.Join(nodes[:min(len(nodes), 3)], ", ")
+		if len(nodes) > 3 {
+			list += fmt.Sprintf(" and %d more", len(nodes)-3)
+		}
+		parts[i] = fmt.Sprintf("%s (%s %s)", op, word, list)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func valueFromProto(tp *onnxpb.TensorProto) (*gval, error) {

@@ -435,7 +435,7 @@ func TestGoSession(t *testing.T) {
 	}, nil), 0o644)
 	for _, c := range []struct{ path, want string }{
 		{garbage, "not an ONNX model"},
-		{unknown, "ops not supported by the Go engine: AlsoMissing, NoSuchOp"},
+		{unknown, "ops not supported by the Go engine: AlsoMissing (node #1), NoSuchOp (node #0); ONNX Runtime runs them (--engine ort)"},
 		{int32In, "float32, int64 and uint8"},
 		{filepath.Join(dir, "missing.onnx"), "no such file"},
 	} {
