@@ -2,6 +2,7 @@ package export
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/sslzoo/sslzoo/autograd"
 	"github.com/sslzoo/sslzoo/export/onnxpb"
+	"github.com/sslzoo/sslzoo/internal/safepath"
 	"github.com/sslzoo/sslzoo/nn"
 	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/tensor"
@@ -396,20 +398,46 @@ func fileSize(t *testing.T, path string) int64 {
 }
 
 // TestLoadRejectsEscapingLocation: an external data location may not point
-// outside the model's folder.
+// outside the model's folder, by name or through a symlink; one inside it
+// loads.
 func TestLoadRejectsEscapingLocation(t *testing.T) {
-	dir := t.TempDir()
-	m := &onnxpb.ModelProto{IrVersion: proto.Int64(8), Graph: &onnxpb.GraphProto{Initializer: []*onnxpb.TensorProto{{
-		Name: proto.String("w"), DataType: proto.Int32(1), Dims: []int64{1},
-		DataLocation: onnxpb.TensorProto_EXTERNAL.Enum(),
-		ExternalData: []*onnxpb.StringStringEntryProto{{Key: proto.String("location"), Value: proto.String("../secret")}},
-	}}}}
-	path := filepath.Join(dir, "m.onnx")
-	if err := Save(m, path, SaveOptions{ExternalDataThreshold: -1}); err != nil {
+	dir, outside := t.TempDir(), t.TempDir()
+	secret := filepath.Join(outside, "secret")
+	if err := os.WriteFile(secret, []byte{0, 0, 128, 63}, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "inside the model's folder") {
-		t.Fatalf("Load: %v", err)
+	for link, target := range map[string]string{"link.data": secret, "sub": outside, "inside.data": "real.data"} {
+		if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "real.data"), []byte{0, 0, 128, 63}, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		loc string
+		ok  bool
+	}{
+		{"../" + filepath.Base(outside) + "/secret", false}, {secret, false}, {"/etc/passwd", false}, {"", false},
+		{"link.data", false}, {"sub/secret", false}, {"inside.data", true}, {"real.data", true},
+	} {
+		m := &onnxpb.ModelProto{IrVersion: proto.Int64(8), Graph: &onnxpb.GraphProto{Initializer: []*onnxpb.TensorProto{{
+			Name: proto.String("w"), DataType: proto.Int32(1), Dims: []int64{1},
+			DataLocation: onnxpb.TensorProto_EXTERNAL.Enum(),
+			ExternalData: []*onnxpb.StringStringEntryProto{{Key: proto.String("location"), Value: proto.String(c.loc)}},
+		}}}}
+		path := filepath.Join(dir, "m.onnx")
+		if err := Save(m, path, SaveOptions{ExternalDataThreshold: -1}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := Load(path)
+		if c.ok {
+			if err != nil || string(got.GetGraph().GetInitializer()[0].GetRawData()) != "\x00\x00\x80?" {
+				t.Errorf("location %q: %v", c.loc, err)
+			}
+		} else if !errors.Is(err, safepath.ErrEscape) {
+			t.Errorf("location %q: got %v, want a refusal", c.loc, err)
+		}
 	}
 }
 

@@ -7,9 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"google.golang.org/protobuf/proto"
+
+	"github.com/sslzoo/sslzoo/internal/safepath"
 )
 
 // ReadFile reads an ONNX model and pulls any external initializer data into
@@ -62,14 +63,15 @@ func loadExternal(t *TensorProto, dir string, files map[string]*os.File) error {
 			return fmt.Errorf("external_data %s=%q: %w", kv.GetKey(), kv.GetValue(), err)
 		}
 	}
-	// The location is relative to the model and may not leave its folder.
-	if loc == "" || filepath.IsAbs(loc) || strings.HasPrefix(filepath.Clean(loc), "..") {
-		return fmt.Errorf("external data location %q must be a relative path inside the model's folder", loc)
-	}
 	f, ok := files[loc]
 	if !ok {
-		var err error
-		if f, err = os.Open(filepath.Join(dir, loc)); err != nil {
+		// The location is relative to the model and may not leave its
+		// folder, neither by its name nor through a symlink.
+		p, err := safepath.Join(dir, loc)
+		if err != nil {
+			return fmt.Errorf("external data location: %w", err)
+		}
+		if f, err = os.Open(p); err != nil {
 			return err
 		}
 		files[loc] = f
