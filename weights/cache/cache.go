@@ -30,9 +30,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sslzoo/sslzoo/internal/filehash"
-
 	"github.com/sslzoo/sslzoo/internal/cachedir"
+	"github.com/sslzoo/sslzoo/internal/filehash"
+	"github.com/sslzoo/sslzoo/internal/safepath"
 )
 
 // Environment variables New reads (besides cachedir.Env, SSLZOO_CACHE).
@@ -182,7 +182,8 @@ func parseBool(s string) (bool, error) {
 }
 
 // Path returns where name/file is (or would be) cached, after checking that
-// both are plain names that cannot leave the root.
+// both are plain names and that no symlink under the root (ROOT/NAME, or
+// ROOT/NAME/FILE) leads out of it, since Pull writes there.
 func (c *Cache) Path(name, file string) (string, error) {
 	root, err := c.root()
 	if err != nil {
@@ -194,7 +195,7 @@ func (c *Cache) Path(name, file string) (string, error) {
 	if err := checkName("file", file); err != nil {
 		return "", err
 	}
-	return filepath.Join(root, name, file), nil
+	return safepath.Join(root, filepath.Join(name, file))
 }
 
 func (c *Cache) root() (string, error) {

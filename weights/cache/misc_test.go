@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sslzoo/sslzoo/internal/safepath"
 )
 
 func TestCheckName(t *testing.T) {
@@ -281,4 +283,54 @@ func TestPrefixAndUnpinned(t *testing.T) {
 	if len(warned) == 0 || !strings.Contains(warned[len(warned)-1], full) {
 		t.Fatalf("unpinned pull did not report the digest: %q", warned)
 	}
+}
+
+// TestSymlinkOutOfRoot: a symlink in the cache that leads outside the root
+// (NAME as a folder link, FILE as a file link, a dangling FILE link) stops
+// Pull and Verify before anything is read or written through it, and
+// Remove deletes the link, not what it points at.
+func TestSymlinkOutOfRoot(t *testing.T) {
+	outside := t.TempDir()
+	victim := filepath.Join(outside, "model.safetensors")
+	if err := os.WriteFile(victim, []byte("not yours"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "model.safetensors")
+	if err := os.WriteFile(src, payload, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, link, target string }{
+		{"folder", "tiny-net", outside},
+		{"file", "tiny-net/model.safetensors", victim},
+		{"dangling", "tiny-net/model.safetensors", filepath.Join(outside, "new")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cache, _ := newCache(t)
+			link := filepath.Join(cache.Root, c.link)
+			if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(c.target, link); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cache.Pull(context.Background(), request(fileURL(src))); !errors.Is(err, safepath.ErrEscape) {
+				t.Errorf("Pull: %v, want a refusal", err)
+			}
+			if err := cache.Verify("tiny-net", "model.safetensors", payloadSHA); !errors.Is(err, safepath.ErrEscape) {
+				t.Errorf("Verify: %v, want a refusal", err)
+			}
+			if b, _ := os.ReadFile(victim); string(b) != "not yours" {
+				t.Errorf("the file outside the cache now holds %d bytes", len(b))
+			}
+			assertOnly(t, outside, "model.safetensors")
+		})
+	}
+	cache, _ := newCache(t)
+	if err := os.Symlink(outside, filepath.Join(cache.Root, "tiny-net")); err != nil {
+		t.Fatal(err)
+	}
+	if err := cache.Remove("tiny-net"); err == nil || !strings.Contains(err.Error(), "not a folder the cache made") {
+		t.Errorf("Remove through a folder link: %v", err)
+	}
+	assertOnly(t, outside, "model.safetensors")
 }
