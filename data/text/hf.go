@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/sslzoo/sslzoo/internal/atomicfile"
 )
 
 // hfConfig is the part of a Hugging Face tokenizer_config.json that a BERT
@@ -115,12 +117,7 @@ func (t *Tokenizer) SaveDir(dir string) error {
 		"cls_token":              CLS, "sep_token": SEP, "pad_token": PAD, "mask_token": MASK, "unk_token": UNK,
 	}
 	raw, _ := json.MarshalIndent(cfg, "", "  ")
-	tmp := filepath.Join(dir, ".tokenizer_config.json.tmp")
-	if err := os.WriteFile(tmp, append(raw, '\n'), 0o644); err != nil {
-		return fmt.Errorf("save tokenizer: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, "tokenizer_config.json")); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.WriteBytes(filepath.Join(dir, "tokenizer_config.json"), append(raw, '\n')); err != nil {
 		return fmt.Errorf("save tokenizer: %w", err)
 	}
 	return nil
