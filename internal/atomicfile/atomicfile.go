@@ -5,17 +5,20 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Write creates or replaces path with what fill writes. The file gets mode
 // 0644 (CreateTemp's 0600 would make weights and exports private).
 func Write(path string, fill func(io.Writer) error) (err error) {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	f, err := os.CreateTemp(dir, TempPrefix(path)+"*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -55,4 +58,28 @@ func WriteBytes(path string, b []byte) error {
 		_, err := w.Write(b)
 		return err
 	})
+}
+
+// TempPrefix is how the names of Write's temporaries for path begin, in
+// path's folder. A process killed while writing leaves one behind (the
+// destination itself is never touched).
+func TempPrefix(path string) string { return "." + filepath.Base(path) + ".tmp-" }
+
+// RemoveTemps deletes the temporaries of path that killed writes left in
+// its folder. Call it only where no other process writes path meanwhile,
+// since its temporary would go too.
+func RemoveTemps(path string) error {
+	ents, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("remove stale temporaries of %s: %w", path, err)
+	}
+	prefix := TempPrefix(path)
+	for _, e := range ents {
+		if e.Type().IsRegular() && strings.HasPrefix(e.Name(), prefix) {
+			if err := os.Remove(filepath.Join(filepath.Dir(path), e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("remove stale temporary: %w", err)
+			}
+		}
+	}
+	return nil
 }

@@ -56,3 +56,41 @@ func TestWriteIntoMissingFolderFails(t *testing.T) {
 		t.Fatal("write into a missing folder succeeded")
 	}
 }
+
+// TestRemoveTemps: the temporaries a killed write leaves are found by
+// TempPrefix and removed; the destination, other files' temporaries and
+// look-alike names stay.
+func TestRemoveTemps(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ckpt.bin")
+	if err := WriteBytes(path, []byte("good")); err != nil {
+		t.Fatal(err)
+	}
+	// A write killed before its rename: the temporary Write would create.
+	killed, err := os.CreateTemp(dir, TempPrefix(path)+"*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed.WriteString("torn")
+	killed.Close()
+	keep := []string{"ckpt.bin", TempPrefix(filepath.Join(dir, "other.bin")) + "1", "ckpt.bin.tmp-1"}
+	for _, n := range keep[1:] {
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := RemoveTemps(path); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(dir)
+	var got []string
+	for _, e := range ents {
+		got = append(got, e.Name())
+	}
+	if len(got) != len(keep) {
+		t.Fatalf("left %q, want %q", got, keep)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "good" {
+		t.Fatalf("destination holds %q", b)
+	}
+}

@@ -1,12 +1,14 @@
 package ssl
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"math"
 	"math/rand/v2"
@@ -21,6 +23,7 @@ import (
 	"github.com/sslzoo/sslzoo/data"
 	"github.com/sslzoo/sslzoo/data/augment"
 	"github.com/sslzoo/sslzoo/eval"
+	"github.com/sslzoo/sslzoo/internal/atomicfile"
 	"github.com/sslzoo/sslzoo/nn"
 	"github.com/sslzoo/sslzoo/tensor"
 	"github.com/sslzoo/sslzoo/zoo"
@@ -102,7 +105,8 @@ type TrainConfig struct {
 	Out string
 	// Resume continues from this checkpoint (a CheckpointFile of a run
 	// with the same spec): the weights, optimizer state and step are
-	// restored, and MetricsFile is appended to.
+	// restored, and MetricsFile is cut back to the checkpoint's step (the
+	// records of steps trained again go) and appended to.
 	Resume string
 	// CheckpointEvery saves CheckpointFile every so many epochs (0: only
 	// at the end and on interruption).
@@ -407,6 +411,14 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 		return nil, err
 	}
 	ckptPath := filepath.Join(cfg.Out, CheckpointFile)
+	final := filepath.Join(cfg.Out, FinalFile)
+	// A run killed while saving leaves its temporary beside the file (the
+	// file itself stays whole); this run is the folder's only writer.
+	for _, p := range []string{ckptPath, final} {
+		if err := atomicfile.RemoveTemps(p); err != nil {
+			return nil, err
+		}
+	}
 	ckptMeta := map[string]string{CheckpointMetaTrain: string(specJSON), CheckpointMetaMethodConfig: string(methodJSON),
 		CheckpointMetaArchConfig: archJSON}
 
@@ -425,6 +437,11 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 		flag = os.O_CREATE | os.O_WRONLY | os.O_APPEND
 	}
 	metricsPath := filepath.Join(cfg.Out, MetricsFile)
+	if cfg.Resume != "" {
+		if err := rewindMetrics(metricsPath, start); err != nil {
+			return nil, err
+		}
+	}
 	mf, err := os.OpenFile(metricsPath, flag, 0o644)
 	if err != nil {
 		return nil, err
@@ -603,7 +620,6 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 		MetaEmbedDim: strconv.Itoa(enc.FeatureDim()), MetaPreprocess: string(pre), MetaSteps: strconv.FormatInt(step, 10),
 		zoo.ArchConfigKey: archJSON,
 	}
-	final := filepath.Join(cfg.Out, FinalFile)
 	if err := nn.SaveState(final, enc, meta); err != nil {
 		return nil, err
 	}
@@ -622,6 +638,39 @@ func OptimizerName(m Method) string {
 		return "AdamW"
 	}
 	return fmt.Sprintf("%T", m.Optimizer())
+}
+
+// rewindMetrics cuts a resumed run's MetricsFile back to the checkpoint's
+// step: a run killed after its last checkpoint logged steps that are about
+// to be trained again, and may have left a torn last line. The records
+// kept are a prefix, so the file reads as if the run had not stopped.
+func rewindMetrics(path string, step int64) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	keep := 0
+	for rest := b; ; {
+		line, after, complete := bytes.Cut(rest, []byte("\n"))
+		var r struct {
+			Step *int64 `json:"step"`
+		}
+		if !complete || json.Unmarshal(line, &r) != nil || r.Step == nil || *r.Step > step {
+			break
+		}
+		keep += len(line) + 1
+		rest = after
+	}
+	if keep == len(b) {
+		return nil
+	}
+	if err := atomicfile.WriteBytes(path, b[:keep]); err != nil {
+		return fmt.Errorf("resume: rewind metrics: %w", err)
+	}
+	return nil
 }
 
 // resume loads a checkpoint into method after checking it came from a run

@@ -457,3 +457,25 @@ func TestTrainSpecPool(t *testing.T) {
 		t.Errorf("empty pool is written: %s", b)
 	}
 }
+
+// TestRewindMetrics: resuming from step 4 keeps the records up to it and
+// drops the later ones and a torn last line; a file already at the step, or
+// none, is left alone.
+func TestRewindMetrics(t *testing.T) {
+	path := filepath.Join(t.TempDir(), MetricsFile)
+	if err := rewindMetrics(path, 4); err != nil {
+		t.Fatalf("no file: %v", err)
+	}
+	kept := `{"kind":"step","step":2}` + "\n" + `{"kind":"epoch","step":4}` + "\n"
+	for _, tail := range []string{"", `{"kind":"step","step":6}` + "\n", `{"kind":"step","step":6}` + "\n" + `{"kind":"st`} {
+		if err := os.WriteFile(path, []byte(kept+tail), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := rewindMetrics(path, 4); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(path); string(b) != kept {
+			t.Errorf("after %q: %q, want %q", tail, b, kept)
+		}
+	}
+}
