@@ -74,6 +74,7 @@ func init() {
 		"Size":               {run: size},
 		"ArgMax":             {run: argExtreme(true)},
 		"ArgMin":             {run: argExtreme(false)},
+		"Resize":             {check: checkResize, run: resize},
 	}
 	for name, op := range elementwiseOps() {
 		goOps[name] = op
@@ -1467,11 +1468,11 @@ var (
 		"Transpose": true, "Softmax": true, "LogSoftmax": true, "ReduceSum": true, "ReduceMean": true,
 		"ReduceMax": true, "ReduceL2": true, "ReduceSumSquare": true, "ReduceMin": true, "ReduceL1": true,
 		"ReduceLogSum": true, "ReduceLogSumExp": true, "LayerNormalization": true,
-		"Reciprocal": true, "ArgMax": true, "ArgMin": true,
+		"Reciprocal": true, "ArgMax": true, "ArgMin": true, "Resize": true,
 	}
 	intArgs = map[string][]int{
 		"ReduceSum": {1}, "Reshape": {1}, "Slice": {1, 2, 3, 4}, "Gather": {1},
-		"Unsqueeze": {1}, "Squeeze": {1}, "ConstantOfShape": {0},
+		"Unsqueeze": {1}, "Squeeze": {1}, "ConstantOfShape": {0}, "Resize": {3},
 	}
 )
 
