@@ -69,6 +69,14 @@ type ModelInfo struct {
 // ReadModelInfo parses an ONNX model (the file itself, not its external
 // data) and lists its inputs, outputs and metadata.
 func ReadModelInfo(data []byte) (*ModelInfo, error) {
+	m, err := decodeModel(data)
+	if err != nil {
+		return nil, err
+	}
+	return modelInfo(m), nil
+}
+
+func decodeModel(data []byte) (*onnxpb.ModelProto, error) {
 	m := &onnxpb.ModelProto{}
 	if err := proto.Unmarshal(data, m); err != nil {
 		return nil, fmt.Errorf("not an ONNX model (protobuf decode: %v)", err)
@@ -76,7 +84,7 @@ func ReadModelInfo(data []byte) (*ModelInfo, error) {
 	if m.GetGraph() == nil {
 		return nil, fmt.Errorf("not an ONNX model (no graph)")
 	}
-	return modelInfo(m), nil
+	return m, nil
 }
 
 // modelInfo lists a decoded model's inputs, outputs and metadata.

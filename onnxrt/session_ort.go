@@ -90,10 +90,16 @@ func OpenBytes(name string, data []byte, opts Options) (*Session, error) {
 }
 
 func newSession(name string, data []byte, path string, opts Options) (*Session, error) {
-	info, err := ReadModelInfo(data)
+	m, err := decodeModel(data)
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", name, err)
 	}
+	// A model held in memory has its external data resolved from the
+	// working directory, which checkExternalData takes for path "".
+	if err := checkExternalData(m, path); err != nil {
+		return nil, fmt.Errorf("model %s: %w", name, err)
+	}
+	info := modelInfo(m)
 	// onnxruntime_go indexes the first input and output unconditionally.
 	if len(info.Inputs) == 0 {
 		return nil, fmt.Errorf("model %s has no inputs; sslzoo's runtime needs at least one", name)
