@@ -24,6 +24,7 @@ help:
 	@echo "make verify-zoo  - rerun every bundled entry's listed metric and check it within 0.3 points"
 	@echo "make bench-embed - sslzoo embed on 10,000 PNG files vs the same images as one tensor, interleaved (EMBED_N, EMBED_REPS)"
 	@echo "make bench-serve - sslzoo serve under load: batching on/off, v2 json/binary, OpenAI, vs in-process; soak RSS (SERVE_MODEL, SERVE_CELL, SERVE_SOAK)"
+	@echo "make fuzz   - every Go fuzz target for FUZZTIME each (default 60s); make test runs each for FUZZ_SMOKE (3s)"
 	@echo "make bench-onnx  - ONNX Runtime vs PyTorch eager, sslzoo runtime vs raw onnxruntime_go, Go engine vs ORT (BENCH_STEPS, BENCH_ROUNDS, BENCH_BATCHES)"
 
 setup:
@@ -38,6 +39,15 @@ test: setup build
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 	@# The CLI's own conformance run (every backbone, reduced widths; ORT, Go engine, onnxruntime-node).
 	./bin/sslzoo conformance --reduced
+	@# Each fuzz target briefly past its committed corpus (the corpus itself ran in go test).
+	FUZZTIME=$(FUZZ_SMOKE) ./scripts/fuzz.sh
+
+# Fuzz time per target: `make fuzz FUZZTIME=60s`; make test uses FUZZ_SMOKE.
+FUZZTIME ?= 60s
+FUZZ_SMOKE ?= 3s
+.PHONY: fuzz
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 demo: setup build
 	./bin/sslzoo demo
