@@ -144,6 +144,22 @@ func (tp *Tape) Recycle(b []float32) bool {
 	return false
 }
 
+// Owns reports whether b is a buffer this tape handed out (Alloc) and
+// still holds, so that a caller that knows b's last reader has run may
+// reuse it.
+func (tp *Tape) Owns(b []float32) bool {
+	if cap(b) == 0 {
+		return false
+	}
+	id := tensor.BufferID(b)
+	for i := len(tp.owned) - 1; i >= 0; i-- {
+		if tensor.BufferID(tp.owned[i]) == id {
+			return true
+		}
+	}
+	return false
+}
+
 // AllocZeroed is Alloc with the buffer cleared.
 func (tp *Tape) AllocZeroed(shape ...int) *tensor.Tensor {
 	t := tp.Alloc(shape...)

@@ -48,7 +48,7 @@ func fuse(nodes []*gnode, consts map[string]*gval, outputs map[string]bool) []*g
 			}
 		}
 	}
-	for _, pass := range []func(*gnode){g.foldBatchNorm, g.fuseTranspose, g.fuseBias, g.fuseGELU, g.fuseRelu, g.applyEpilogues} {
+	for _, pass := range []func(*gnode){g.foldBatchNorm, g.fuseTranspose, g.fuseBias, g.fuseGELU, g.fuseRelu, g.fuseResidual, g.applyEpilogues, withLayouts} {
 		for _, n := range nodes {
 			if !g.removed[n] {
 				pass(n)
@@ -263,15 +263,56 @@ func (g *graphIndex) fuseRelu(relu *gnode) {
 	g.absorb(p, relu)
 }
 
-// applyEpilogues gives each node its final kernel: a Conv with constant
-// weights runs packed (conv_packed.go), with its Relu as a oneDNN post-op;
-// any other node marked relu applies it in place after its own kernel.
-func (g *graphIndex) applyEpilogues(n *gnode) {
-	if n.op == "Conv" && len(n.in) > 1 {
-		if w := g.constFloat(n.in[1]); w != nil && len(w.Shape) == 4 {
-			n.impl = packedConvOp(w, n.relu)
-			return
+// packable reports whether n is a Conv that will run packed: 2-D, with
+// constant weights.
+func (g *graphIndex) packable(n *gnode) bool {
+	if n.op != "Conv" || len(n.in) < 2 {
+		return false
+	}
+	w := g.constFloat(n.in[1])
+	return w != nil && len(w.Shape) == 4
+}
+
+// fuseResidual merges Add(Conv(x), r), a ResNet block's shortcut, and the
+// Relu fused after the Add, into the Conv as oneDNN's sum post-op: the
+// Conv accumulates onto r. The merged node takes the Add's place in the
+// order, since r (a downsampling branch) may be computed after the Conv.
+func (g *graphIndex) fuseResidual(add *gnode) {
+	if add.op != "Add" || len(add.in) != 2 || add.in[0] == add.in[1] {
+		return
+	}
+	for i, name := range add.in {
+		conv := g.private(name)
+		if conv == nil || !g.packable(conv) || conv.relu || conv.sum || len(conv.in) > 3 {
+			continue
 		}
+		fused := *conv
+		fused.in = append(slices.Clone(conv.in), "", "")[:4]
+		fused.in[3] = add.in[1-i]
+		fused.out = add.out
+		fused.relu, fused.sum = add.relu, true
+		g.removed[conv] = true
+		*add = fused
+		g.producer[add.out[0]] = add
+		return
+	}
+}
+
+// applyEpilogues gives each node its final kernel: a Conv with constant
+// weights runs packed (conv_packed.go), with its residual sum and its Relu
+// as oneDNN post-ops; any other node marked relu applies it in place after
+// its own kernel.
+func (g *graphIndex) applyEpilogues(n *gnode) {
+	if g.packable(n) {
+		var post tensor.ConvPost
+		if n.relu {
+			post |= tensor.PostRelu
+		}
+		if n.sum {
+			post |= tensor.PostSum
+		}
+		n.impl = packedConvOp(g.constFloat(n.in[1]), post)
+		return
 	}
 	if n.relu {
 		n.impl = withRelu(n.impl)

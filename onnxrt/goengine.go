@@ -33,10 +33,12 @@ type GoSession struct {
 }
 
 // gval is a value flowing through the graph: float32 data in f, or int64
-// data (shapes, indices) in i.
+// data (shapes, indices) in i. nhwc marks a 4-D float value whose data is
+// laid out NHWC while its shape stays NCHW (see layout.go).
 type gval struct {
-	f *tensor.Tensor
-	i *itensor
+	f    *tensor.Tensor
+	i    *itensor
+	nhwc bool
 }
 
 type itensor struct {
@@ -59,6 +61,7 @@ type gnode struct {
 	attrs map[string]*onnxpb.AttributeProto
 	impl  *goOp
 	relu  bool // a fused Relu runs on the output (see fuse.go)
+	sum   bool // a Conv whose fourth input is added to its output (fuseResidual)
 }
 
 // gctx is the per-Run state an op sees.
@@ -66,12 +69,19 @@ type gctx struct {
 	tp      *autograd.Tape
 	opset   int64
 	current *gnode // the node running, for error messages
+	// dying[j]: the running step is the last reader of input j's buffer,
+	// which the tape owns, so the op may write its output into it.
+	dying []bool
 }
 
 type goOp struct {
 	// check validates a node's static attributes at load time (nil: none).
 	check func(n *gnode, opset int64) error
 	run   func(c *gctx, n *gnode, in []*gval) ([]*gval, error)
+	// nhwc, when set, says whether run takes these inputs as they are
+	// although some are NHWC (it then sets its outputs' layout itself);
+	// otherwise the plan hands it NCHW copies.
+	nhwc func(in []*gval) bool
 }
 
 // OpenGo loads an ONNX file for the Go engine.

@@ -2,6 +2,7 @@ package onnxrt
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/sslzoo/sslzoo/autograd"
 	"github.com/sslzoo/sslzoo/tensor"
@@ -181,6 +182,24 @@ func (p *plan) run(c *gctx, vals []*gval) error {
 	for _, s := range p.inputs {
 		hold(vals[s])
 	}
+	release := func(v *gval) {
+		if v == nil || v.f == nil {
+			return
+		}
+		id := tensor.BufferID(v.f.Data)
+		if refs[id]--; refs[id] == 0 {
+			delete(refs, id)
+			c.tp.Recycle(v.f.Data)
+		}
+	}
+	// relayout replaces the NHWC value in slot s by its NCHW form, for
+	// this reader and every later one.
+	relayout := func(s int) {
+		old := vals[s]
+		vals[s] = toNCHW(c, old)
+		hold(vals[s])
+		release(old)
+	}
 	in := make([]*gval, 0, 8)
 	for i := range p.steps {
 		st := &p.steps[i]
@@ -198,6 +217,17 @@ func (p *plan) run(c *gctx, vals []*gval) error {
 			}
 			in = append(in, v)
 		}
+		if hasNHWC(in) && (n.impl.nhwc == nil || !n.impl.nhwc(in)) {
+			for j, s := range st.in {
+				if s >= 0 && vals[s].nhwc {
+					relayout(s)
+				}
+				if s >= 0 {
+					in[j] = vals[s]
+				}
+			}
+		}
+		c.dying = st.dying(c, in, refs, c.dying)
 		res, err := n.impl.run(c, n, in)
 		if err != nil {
 			return err
@@ -211,16 +241,41 @@ func (p *plan) run(c *gctx, vals []*gval) error {
 		for _, s := range st.dead {
 			v := vals[s]
 			vals[s] = nil
-			if v == nil || v.f == nil {
-				continue
-			}
-			id := tensor.BufferID(v.f.Data)
-			if refs[id]--; refs[id] == 0 {
-				delete(refs, id)
-				c.tp.Recycle(v.f.Data)
-			}
+			release(v)
+		}
+	}
+	for _, s := range p.outputs {
+		if vals[s] != nil && vals[s].nhwc {
+			relayout(s)
 		}
 	}
 	c.current = nil
 	return nil
+}
+
+func hasNHWC(in []*gval) bool {
+	for _, v := range in {
+		if v != nil && v.nhwc {
+			return true
+		}
+	}
+	return false
+}
+
+// dying fills buf with, per input, whether this step is the last reader
+// of its buffer (no other live value shares it, and no other input of the
+// step is the same value) and the tape owns it.
+func (st *planStep) dying(c *gctx, in []*gval, refs map[uintptr]int, buf []bool) []bool {
+	buf = buf[:0]
+	for j, s := range st.in {
+		d := s >= 0 && in[j].f != nil && slices.Contains(st.dead, s) &&
+			refs[tensor.BufferID(in[j].f.Data)] == 1 && c.tp.Owns(in[j].f.Data)
+		for k, o := range st.in {
+			if k != j && o == s {
+				d = false
+			}
+		}
+		buf = append(buf, d)
+	}
+	return buf
 }

@@ -229,3 +229,87 @@ func TestDeclaredSizesRefused(t *testing.T) {
 		})
 	}
 }
+
+// residualModel is two ResNet blocks and what may follow them: a
+// downsampling shortcut computed after the Conv it is added to, a
+// shortcut whose last reader is the Add, element-wise ops on NHWC values
+// (a scalar Mul, then a per-channel Add that must see NCHW), an NHWC
+// value that is a graph output, and a Conv plus a broadcast constant Add
+// (not a shortcut). With the graph output y1 the second shortcut lives
+// on after its Add; without, the Add is its last reader and the Conv
+// accumulates into its buffer.
+func residualModel(outputY1 bool) []byte {
+	outputs := []*onnxpb.ValueInfoProto{tensorValue("y", Float32, nil), tensorValue("a2", Float32, nil), tensorValue("bb", Float32, nil)}
+	if outputY1 {
+		outputs = append(outputs, tensorValue("y1", Float32, nil))
+	}
+	rng := rand.New(rand.NewPCG(9, 10))
+	return model(&onnxpb.GraphProto{
+		Name: proto.String("residual"),
+		Node: []*onnxpb.NodeProto{
+			node("Conv", []string{"x", "w1", "b1"}, []string{"c1"}, intsAttr("pads", 1, 1, 1, 1)),
+			node("Relu", []string{"c1"}, []string{"r1"}),
+			node("Conv", []string{"r1", "w2"}, []string{"c2"}, intsAttr("pads", 1, 1, 1, 1)),
+			node("Conv", []string{"x", "wd", "bd"}, []string{"ds"}),
+			node("Add", []string{"c2", "ds"}, []string{"a1"}),
+			node("Relu", []string{"a1"}, []string{"y1"}),
+			node("Conv", []string{"y1", "w3", "b3"}, []string{"c3"}, intsAttr("pads", 1, 1, 1, 1)),
+			node("Add", []string{"y1", "c3"}, []string{"a2"}),
+			node("Mul", []string{"a2", "scale"}, []string{"m"}),
+			node("Add", []string{"m", "chan"}, []string{"bb"}),
+			node("MaxPool", []string{"bb"}, []string{"p"}, intsAttr("kernel_shape", 2, 2), intsAttr("strides", 2, 2)),
+			node("Conv", []string{"p", "w4", "b4"}, []string{"c4"}),
+			node("Add", []string{"c4", "chan"}, []string{"y"}),
+		},
+		Initializer: []*onnxpb.TensorProto{
+			floatInit("w1", rng, 8, 4, 3, 3), floatInit("b1", rng, 8), floatInit("w2", rng, 8, 8, 3, 3),
+			floatInit("wd", rng, 8, 4, 1, 1), floatInit("bd", rng, 8),
+			floatInit("w3", rng, 8, 8, 3, 3), floatInit("b3", rng, 8),
+			scalarInit("scale", 0.5), floatInit("chan", rng, 1, 8, 1, 1),
+			floatInit("w4", rng, 8, 8, 1, 1), floatInit("b4", rng, 8),
+		},
+		Input:  []*onnxpb.ValueInfoProto{tensorValue("x", Float32, dims("n", 4, 6, 6))},
+		Output: outputs,
+	}, nil)
+}
+
+// TestPlanLayoutsMatchORT: with activations passed on NHWC between
+// convolutions and shortcuts summed into them, every output (NHWC inside
+// the plan or not) is what ONNX Runtime computes.
+func TestPlanLayoutsMatchORT(t *testing.T) {
+	needORT(t)
+	for _, outputY1 := range []bool{false, true} {
+		b := residualModel(outputY1)
+		goS, err := OpenGoModel("residual", mustParse(t, b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Relus fused; both shortcuts and the broadcast Add merged into Convs.
+		want := []string{"Conv", "Conv", "Conv", "Conv", "Mul", "Add", "MaxPool", "Conv"}
+		if got := planOps(goS); !slices.Equal(got, want) {
+			t.Errorf("plan %v, want %v", got, want)
+		}
+		ort, err := OpenBytes("residual", b, Options{IntraOpThreads: 1, Optimization: OptBasic})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(11, 12))
+		for _, n := range []int{2, 1, 3} {
+			x := randomInput(rng, n, 4, 6, 6)
+			want, err := ort.Run(x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := goS.Run(x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range want {
+				if err := Close(got[i], want[i], 1e-4, 1e-4); err != nil {
+					t.Errorf("y1 an output %v, batch %d, output %s: %v", outputY1, n, goS.Outputs()[i].Name, err)
+				}
+			}
+		}
+		ort.Close()
+	}
+}

@@ -3,12 +3,14 @@ package tensor
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
 // TestPackedConvMatchesConvForward: the packed inference convolution gives
-// ConvForward's output (then the ReLU when packed with one), also for
-// batch and image sizes other than the one it was packed for.
+// ConvForward's output (then the sum and the ReLU it was packed with), in
+// every layout, also for batch and image sizes other than the one it was
+// packed for.
 func TestPackedConvMatchesConvForward(t *testing.T) {
 	if !dnnlState().ok {
 		t.Skip("oneDNN unavailable")
@@ -16,15 +18,19 @@ func TestPackedConvMatchesConvForward(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	fill := func(n int) []float32 { return convRand(rng, n) }
 	for _, c := range []struct {
-		name       string
-		g          ConvGeom
-		bias, relu bool
+		name   string
+		g      ConvGeom
+		bias   bool
+		post   ConvPost
+		layout ConvLayout
 	}{
-		{"3x3 pad 1", ConvGeom{N: 1, C: 16, H: 8, W: 8, O: 32, KH: 3, KW: 3, PadH: 1, PadW: 1}, true, true},
-		{"rgb stem", ConvGeom{N: 2, C: 3, H: 32, W: 32, O: 64, KH: 3, KW: 3, PadH: 1, PadW: 1}, false, true},
-		{"1x1 stride 2", ConvGeom{N: 1, C: 64, H: 8, W: 8, O: 128, KH: 1, KW: 1, StrideH: 2, StrideW: 2}, true, false},
-		{"grouped dilated", ConvGeom{N: 1, C: 8, H: 9, W: 7, O: 8, KH: 3, KW: 3, PadH: 2, PadW: 2, DilationH: 2, DilationW: 2, Groups: 4}, false, false},
-		{"patch embed", ConvGeom{N: 1, C: 3, H: 32, W: 32, O: 48, KH: 16, KW: 16, StrideH: 16, StrideW: 16}, true, false},
+		{"3x3 pad 1", ConvGeom{N: 1, C: 16, H: 8, W: 8, O: 32, KH: 3, KW: 3, PadH: 1, PadW: 1}, true, PostRelu, 0},
+		{"rgb stem", ConvGeom{N: 2, C: 3, H: 32, W: 32, O: 64, KH: 3, KW: 3, PadH: 1, PadW: 1}, false, PostRelu, DstNHWC},
+		{"1x1 stride 2", ConvGeom{N: 1, C: 64, H: 8, W: 8, O: 128, KH: 1, KW: 1, StrideH: 2, StrideW: 2}, true, 0, SrcNHWC | DstNHWC},
+		{"residual", ConvGeom{N: 2, C: 32, H: 8, W: 8, O: 32, KH: 3, KW: 3, PadH: 1, PadW: 1}, true, PostSum | PostRelu, SrcNHWC | DstNHWC},
+		{"residual no relu", ConvGeom{N: 1, C: 16, H: 6, W: 6, O: 24, KH: 3, KW: 3, PadH: 1, PadW: 1}, false, PostSum, SrcNHWC},
+		{"grouped dilated", ConvGeom{N: 1, C: 8, H: 9, W: 7, O: 8, KH: 3, KW: 3, PadH: 2, PadW: 2, DilationH: 2, DilationW: 2, Groups: 4}, false, 0, 0},
+		{"patch embed", ConvGeom{N: 1, C: 3, H: 32, W: 32, O: 48, KH: 16, KW: 16, StrideH: 16, StrideW: 16}, true, 0, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			w := fill(c.g.WeightLen())
@@ -32,7 +38,7 @@ func TestPackedConvMatchesConvForward(t *testing.T) {
 			if c.bias {
 				b = fill(c.g.O)
 			}
-			pc := PackConv(c.g, w, c.bias, c.relu)
+			pc := PackConv(c.g, w, c.bias, c.post, c.layout)
 			if pc == nil {
 				t.Fatal("PackConv refused a shape oneDNN runs")
 			}
@@ -45,14 +51,33 @@ func TestPackedConvMatchesConvForward(t *testing.T) {
 				x := fill(g.InputLen())
 				want := make([]float32, g.OutputLen())
 				ConvForward(g, x, w, b, want)
-				if c.relu {
+				addend := fill(g.OutputLen())
+				if c.post&PostSum != 0 {
+					for i := range want {
+						want[i] += addend[i]
+					}
+				}
+				if c.post&PostRelu != 0 {
 					for i, v := range want {
 						want[i] = max(v, 0)
 					}
 				}
-				got := make([]float32, g.OutputLen())
-				if !pc.Forward(g, x, b, got) {
+				ohw := g.OutH() * g.OutW()
+				xin, got := x, slices.Clone(addend)
+				if c.layout&SrcNHWC != 0 {
+					xin = make([]float32, len(x))
+					NCHWToNHWC(xin, x, n, g.C, g.H*g.W)
+				}
+				if c.layout&DstNHWC != 0 {
+					NCHWToNHWC(got, addend, n, g.O, ohw)
+				}
+				if !pc.Forward(g, xin, b, got, c.layout) {
 					t.Fatalf("batch %d: Forward refused", n)
+				}
+				if c.layout&DstNHWC != 0 {
+					nchw := make([]float32, len(got))
+					NHWCToNCHW(nchw, got, n, g.O, ohw)
+					got = nchw
 				}
 				for i := range want {
 					if d := math.Abs(float64(got[i] - want[i])); d > 1e-4*(1+math.Abs(float64(want[i]))) {
@@ -61,5 +86,34 @@ func TestPackedConvMatchesConvForward(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLayoutTransposes: NCHWToNHWC moves element (n, c, p) to n·hw·c + p·c
+// + c, for shapes that are not multiples of the tile, and NHWCToNCHW
+// undoes it.
+func TestLayoutTransposes(t *testing.T) {
+	for _, s := range [][3]int{{1, 3, 1}, {2, 17, 33}, {3, 64, 49}, {1, 1, 20}} {
+		n, c, hw := s[0], s[1], s[2]
+		src := make([]float32, n*c*hw)
+		for i := range src {
+			src[i] = float32(i)
+		}
+		nhwc := make([]float32, len(src))
+		NCHWToNHWC(nhwc, src, n, c, hw)
+		for img := range n {
+			for ch := range c {
+				for p := range hw {
+					if got, want := nhwc[img*hw*c+p*c+ch], src[img*c*hw+ch*hw+p]; got != want {
+						t.Fatalf("%v: NHWC[%d,%d,%d] = %g, want %g", s, img, p, ch, got, want)
+					}
+				}
+			}
+		}
+		back := make([]float32, len(src))
+		NHWCToNCHW(back, nhwc, n, c, hw)
+		if !slices.Equal(back, src) {
+			t.Fatalf("%v: NHWCToNCHW(NCHWToNHWC(x)) != x", s)
+		}
 	}
 }

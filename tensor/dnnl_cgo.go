@@ -41,7 +41,7 @@ typedef struct { int major, minor, patch; const char *hash; unsigned cpu_runtime
 enum {
 	SZDN_SUCCESS = 0,
 	SZDN_F32 = 3,
-	SZDN_TAG_ANY = 1, SZDN_TAG_X = 2, SZDN_TAG_NCHW = 5, SZDN_TAG_OIHW = 5, SZDN_TAG_GOIHW = 7,
+	SZDN_TAG_ANY = 1, SZDN_TAG_X = 2, SZDN_TAG_NCHW = 5, SZDN_TAG_NHWC = 20, SZDN_TAG_OIHW = 5, SZDN_TAG_GOIHW = 7,
 	SZDN_FORWARD_TRAINING = 64, SZDN_FORWARD_INFERENCE = 96,
 	SZDN_CONV_DIRECT = 1,
 	SZDN_CPU = 1, SZDN_STREAM_DEFAULT = 1,
@@ -87,6 +87,7 @@ typedef int (*szdn_attr_create_fn)(void **);
 typedef int (*szdn_attr_set_scratchpad_fn)(void *, int);
 typedef int (*szdn_post_ops_create_fn)(void **);
 typedef int (*szdn_post_ops_append_eltwise_fn)(void *, float, int, float, float);
+typedef int (*szdn_post_ops_append_sum_fn)(void *, float);
 typedef int (*szdn_attr_set_post_ops_fn)(void *, const void *);
 
 static struct {
@@ -115,11 +116,15 @@ static struct {
 	szdn_attr_set_scratchpad_fn attr_set_scratchpad;
 	szdn_post_ops_create_fn post_ops_create;
 	szdn_post_ops_append_eltwise_fn post_ops_append_eltwise;
+	szdn_post_ops_append_sum_fn post_ops_append_sum;
 	szdn_attr_set_post_ops_fn attr_set_post_ops;
 	szdn_destroy_fn post_ops_destroy;
 	void *engine, *stream;
 	void *attr; // user-managed scratchpad, see szdn_add_scratch
-	void *attr_relu; // the same, plus a ReLU post-op (inference convolutions)
+	// attr_post[p] is attr plus the post-ops of p (inference convolutions):
+	// bit 1 a ReLU, bit 2 a sum into the output's previous contents, which
+	// comes first when both are set.
+	void *attr_post[4];
 	void *arena;
 	size_t arena_bytes;
 } szdn;
@@ -166,6 +171,7 @@ static const char *szdn_open(const char *lib, int *major, int *minor, int *patch
 	SZDN_SYM(attr_set_scratchpad, "dnnl_primitive_attr_set_scratchpad_mode");
 	SZDN_SYM(post_ops_create, "dnnl_post_ops_create");
 	SZDN_SYM(post_ops_append_eltwise, "dnnl_post_ops_append_eltwise");
+	SZDN_SYM(post_ops_append_sum, "dnnl_post_ops_append_sum");
 	SZDN_SYM(attr_set_post_ops, "dnnl_primitive_attr_set_post_ops");
 	SZDN_SYM(post_ops_destroy, "dnnl_post_ops_destroy");
 #undef SZDN_SYM
@@ -191,14 +197,18 @@ static const char *szdn_open(const char *lib, int *major, int *minor, int *patch
 	if (szdn.stream_create(&szdn.stream, szdn.engine, SZDN_STREAM_DEFAULT) != SZDN_SUCCESS) return "dnnl_stream_create failed";
 	if (szdn.attr_create(&szdn.attr) != SZDN_SUCCESS ||
 		szdn.attr_set_scratchpad(szdn.attr, SZDN_SCRATCHPAD_USER) != SZDN_SUCCESS) return "dnnl_primitive_attr_set_scratchpad_mode failed";
-	void *po = NULL;
-	int ok = szdn.attr_create(&szdn.attr_relu) == SZDN_SUCCESS &&
-		szdn.attr_set_scratchpad(szdn.attr_relu, SZDN_SCRATCHPAD_USER) == SZDN_SUCCESS &&
-		szdn.post_ops_create(&po) == SZDN_SUCCESS &&
-		szdn.post_ops_append_eltwise(po, 1.0f, SZDN_ELTWISE_RELU, 0.0f, 0.0f) == SZDN_SUCCESS &&
-		szdn.attr_set_post_ops(szdn.attr_relu, po) == SZDN_SUCCESS;
-	if (po) szdn.post_ops_destroy(po);
-	if (!ok) return "dnnl_primitive_attr_set_post_ops (relu) failed";
+	szdn.attr_post[0] = szdn.attr;
+	for (int p = 1; p < 4; p++) {
+		void *po = NULL;
+		int ok = szdn.attr_create(&szdn.attr_post[p]) == SZDN_SUCCESS &&
+			szdn.attr_set_scratchpad(szdn.attr_post[p], SZDN_SCRATCHPAD_USER) == SZDN_SUCCESS &&
+			szdn.post_ops_create(&po) == SZDN_SUCCESS &&
+			(!(p & 2) || szdn.post_ops_append_sum(po, 1.0f) == SZDN_SUCCESS) &&
+			(!(p & 1) || szdn.post_ops_append_eltwise(po, 1.0f, SZDN_ELTWISE_RELU, 0.0f, 0.0f) == SZDN_SUCCESS) &&
+			szdn.attr_set_post_ops(szdn.attr_post[p], po) == SZDN_SUCCESS;
+		if (po) szdn.post_ops_destroy(po);
+		if (!ok) return "dnnl_primitive_attr_set_post_ops failed";
+	}
 	return NULL;
 }
 
@@ -307,8 +317,11 @@ static const char *szdn_bind(szdn_plan *p, const void *pd, int query, int qidx, 
 // Inference (kind 3) takes its weights already in the primitive's layout
 // (packed once by szdn_pack_weights), so it has no weight reorder: wfixed
 // is that layout, or NULL to let oneDNN choose, and the chosen one is
-// copied to wout. relu adds a ReLU post-op.
-static szdn_plan *szdn_conv_plan(int kind, const int64_t *g, int bias, int blocked, int relu,
+// copied to wout. postops picks its post-ops (attr_post), and layout its user
+// layouts: bit 1 NHWC source, bit 2 NHWC destination (else NCHW). An NHWC
+// side is bound as it is, with no reorder, and so is the destination of a
+// sum, which must already hold the addend.
+static szdn_plan *szdn_conv_plan(int kind, const int64_t *g, int bias, int blocked, int postops, int layout,
 	const szdn_md *wfixed, szdn_md *wout, const char **err) {
 	int64_t N = g[0], C = g[1], H = g[2], W = g[3], O = g[4], KH = g[5], KW = g[6];
 	int64_t G = g[13], OH = g[14], OW = g[15];
@@ -322,8 +335,9 @@ static szdn_plan *szdn_conv_plan(int kind, const int64_t *g, int bias, int block
 	int64_t wdims[5] = {G, O / G, C / G, KH, KW};
 	szdn_md src_u, dst_u, w_u, b_u, src_a, dst_a, w_a;
 	*err = NULL;
-	int ok = szdn.md_init_by_tag(&src_u, 4, sdims, SZDN_F32, SZDN_TAG_NCHW) == SZDN_SUCCESS &&
-		szdn.md_init_by_tag(&dst_u, 4, ddims, SZDN_F32, SZDN_TAG_NCHW) == SZDN_SUCCESS &&
+	if (kind != 3) postops = layout = 0;
+	int ok = szdn.md_init_by_tag(&src_u, 4, sdims, SZDN_F32, layout & 1 ? SZDN_TAG_NHWC : SZDN_TAG_NCHW) == SZDN_SUCCESS &&
+		szdn.md_init_by_tag(&dst_u, 4, ddims, SZDN_F32, layout & 2 ? SZDN_TAG_NHWC : SZDN_TAG_NCHW) == SZDN_SUCCESS &&
 		szdn.md_init_by_tag(&b_u, 1, bdims, SZDN_F32, SZDN_TAG_X) == SZDN_SUCCESS &&
 		(G == 1 ? szdn.md_init_by_tag(&w_u, 4, wdims + 1, SZDN_F32, SZDN_TAG_OIHW)
 			: szdn.md_init_by_tag(&w_u, 5, wdims, SZDN_F32, SZDN_TAG_GOIHW)) == SZDN_SUCCESS;
@@ -332,6 +346,8 @@ static szdn_plan *szdn_conv_plan(int kind, const int64_t *g, int bias, int block
 			szdn.md_init_by_tag(&dst_a, 4, ddims, SZDN_F32, SZDN_TAG_ANY) == SZDN_SUCCESS &&
 			(G == 1 ? szdn.md_init_by_tag(&w_a, 4, wdims + 1, SZDN_F32, SZDN_TAG_ANY)
 				: szdn.md_init_by_tag(&w_a, 5, wdims, SZDN_F32, SZDN_TAG_ANY)) == SZDN_SUCCESS;
+		if (layout & 1) src_a = src_u;
+		if ((layout & 2) || (postops & 2)) dst_a = dst_u;
 	} else {
 		src_a = src_u; dst_a = dst_u; w_a = w_u;
 	}
@@ -351,7 +367,7 @@ static szdn_plan *szdn_conv_plan(int kind, const int64_t *g, int bias, int block
 		&src_a, &w_a, bias ? &b_u : NULL, &dst_a, strides, dil, pl, pr) != SZDN_SUCCESS) {
 		*err = "dnnl_dilated_convolution_forward_desc_init failed"; goto fail;
 	}
-	if (szdn.pd_create(&fwd, od, kind == 3 && relu ? szdn.attr_relu : szdn.attr, szdn.engine, NULL) != SZDN_SUCCESS) { *err = "no oneDNN forward convolution for this shape"; goto fail; }
+	if (szdn.pd_create(&fwd, od, szdn.attr_post[postops & 3], szdn.engine, NULL) != SZDN_SUCCESS) { *err = "no oneDNN forward convolution for this shape"; goto fail; }
 	szdn_keep_pd(p, fwd);
 	if (kind == 0 || kind == 3) {
 		pd = fwd;
@@ -567,6 +583,7 @@ var dnnlEnums = map[string]int{
 	"dnnl_format_tag_any":               C.SZDN_TAG_ANY,
 	"dnnl_x":                            C.SZDN_TAG_X,
 	"dnnl_nchw":                         C.SZDN_TAG_NCHW,
+	"dnnl_nhwc":                         C.SZDN_TAG_NHWC,
 	"dnnl_oihw":                         C.SZDN_TAG_OIHW,
 	"dnnl_goihw":                        C.SZDN_TAG_GOIHW,
 	"dnnl_forward_training":             C.SZDN_FORWARD_TRAINING,
@@ -624,8 +641,9 @@ type dnnlKey struct {
 	g       ConvGeom
 	bias    bool
 	blocked bool
-	relu    bool   // inference only: a ReLU post-op
-	pack    uint64 // inference only: the PackedConv whose layout the plan reads
+	post    ConvPost   // inference only: the post-ops
+	layout  ConvLayout // inference only: NHWC source and destination
+	pack    uint64     // inference only: the PackedConv whose layout the plan reads
 }
 
 var dnnlMu sync.Mutex // guards dnnlPlans and every oneDNN call
@@ -662,7 +680,7 @@ func dnnlPlanWithLocked(k dnnlKey, wfixed, wout *C.szdn_md) *C.szdn_plan {
 	if wout == nil {
 		wout = &scratch
 	}
-	p := C.szdn_conv_plan(C.int(k.kind), &geom[0], cbool(k.bias), cbool(k.blocked), cbool(k.relu), wfixed, wout, &errStr)
+	p := C.szdn_conv_plan(C.int(k.kind), &geom[0], cbool(k.bias), cbool(k.blocked), C.int(k.post), C.int(k.layout), wfixed, wout, &errStr)
 	dnnlPlans[k] = p // nil when refused: remembered, and the Go path runs
 	return p
 }
@@ -704,30 +722,31 @@ func convGeomC(g ConvGeom) [16]C.int64_t {
 // PackedConv is a convolution's weights reordered, once, into the layout
 // oneDNN's inference kernel reads, so that a forward pass does not reorder
 // them again: at batch 1 that reorder moved more bytes than the
-// convolution itself. Its Forward runs with a ReLU post-op when asked.
+// convolution itself. Its Forward applies the post-ops it was packed with.
 type PackedConv struct {
 	id   uint64
 	md   C.szdn_md // the packed layout
 	w    []float32
 	bias bool
-	relu bool
+	post ConvPost
 }
 
 var packIDs atomic.Uint64
 
 // PackConv packs w (OIHW, as ConvForward takes it) for inference
-// convolutions shaped like g, with a bias input when bias is set and a ReLU
-// applied to the output when relu is. It returns nil when oneDNN is not
-// loaded or refuses the shape; ConvForward then serves.
-func PackConv(g ConvGeom, w []float32, bias, relu bool) *PackedConv {
+// convolutions shaped like g, with a bias input when bias is set and the
+// post-ops post. layout is the one Forward will mostly be called with; the
+// weights get the layout oneDNN prefers for it. It returns nil when oneDNN
+// is not loaded or refuses the shape; ConvForward then serves.
+func PackConv(g ConvGeom, w []float32, bias bool, post ConvPost, layout ConvLayout) *PackedConv {
 	g = g.norm()
 	if g.Validate() != nil || len(w) < g.WeightLen() || !dnnlState().ok {
 		return nil
 	}
-	pc := &PackedConv{id: packIDs.Add(1), bias: bias, relu: relu}
+	pc := &PackedConv{id: packIDs.Add(1), bias: bias, post: post}
 	dnnlMu.Lock()
 	defer dnnlMu.Unlock()
-	k := dnnlKey{kind: 3, g: g, bias: bias, blocked: true, relu: relu, pack: pc.id}
+	k := dnnlKey{kind: 3, g: g, bias: bias, blocked: true, post: post, layout: layout, pack: pc.id}
 	if dnnlPlanWithLocked(k, nil, &pc.md) == nil {
 		return nil
 	}
@@ -739,11 +758,13 @@ func PackConv(g ConvGeom, w []float32, bias, relu bool) *PackedConv {
 	return pc
 }
 
-// Forward computes y = conv(x, w) + b, then the ReLU if packed with one, for
-// any geometry with the packed weights' shape (batch and image size may
-// change). b must be given exactly when the weights were packed with a
-// bias. It reports false when oneDNN cannot run g on this layout.
-func (pc *PackedConv) Forward(g ConvGeom, x, b, y []float32) bool {
+// Forward computes y = conv(x, w) + b, then the post-ops packed with it,
+// for any geometry with the packed weights' shape (batch and image size
+// may change), with x and y laid out as layout says. With PostSum, y must
+// hold the addend, in y's layout. b must be given exactly when the weights
+// were packed with a bias. It reports false when oneDNN cannot run g on
+// this layout.
+func (pc *PackedConv) Forward(g ConvGeom, x, b, y []float32, layout ConvLayout) bool {
 	g = g.norm()
 	g.check()
 	mustLen("input", x, g.InputLen())
@@ -754,7 +775,7 @@ func (pc *PackedConv) Forward(g ConvGeom, x, b, y []float32) bool {
 	if pc.bias {
 		mustLen("bias", b, g.O)
 	}
-	k := dnnlKey{kind: 3, g: g, bias: pc.bias, blocked: true, relu: pc.relu, pack: pc.id}
+	k := dnnlKey{kind: 3, g: g, bias: pc.bias, blocked: true, post: pc.post, layout: layout, pack: pc.id}
 	ptr := [4]unsafe.Pointer{unsafe.Pointer(&x[0]), unsafe.Pointer(&pc.w[0])}
 	if pc.bias {
 		ptr[2], ptr[3] = unsafe.Pointer(&b[0]), unsafe.Pointer(&y[0])

@@ -37,7 +37,11 @@ func dnnlPool(isMax, bwd bool, g PoolGeom, a, b, ws []float32) bool { return fal
 type PackedConv struct{}
 
 // PackConv returns nil: oneDNN cannot be loaded in this build.
-func PackConv(g ConvGeom, w []float32, bias, relu bool) *PackedConv { return nil }
+func PackConv(g ConvGeom, w []float32, bias bool, post ConvPost, layout ConvLayout) *PackedConv {
+	return nil
+}
 
 // Forward reports false: there is no oneDNN to run it.
-func (pc *PackedConv) Forward(g ConvGeom, x, b, y []float32) bool { return false }
+func (pc *PackedConv) Forward(g ConvGeom, x, b, y []float32, layout ConvLayout) bool {
+	return false
+}

@@ -10,11 +10,15 @@
 //     input, auto-allocate the output, read it, free both);
 //   - "go": sslzoo's pure-Go engine through the ONNX importer.
 //
-// The paths run interleaved, one batch each in turn, so that machine load
-// hits all of them alike. For each path it prints one JSON line with the
+// The paths run interleaved, a block of batches each in turn, so that
+// machine load hits all of them alike. Each block starts with one untimed
+// batch: ONNX Runtime's pool threads and OpenMP's keep spinning for a
+// while after a run, and without it that tail lands on the next path's
+// first batch (at batch 1 it doubled the time of whichever path ran after
+// ONNX Runtime). For each path it prints one JSON line with the
 // median and mean time per batch and images per second (from the median).
 //
-//	bench-onnx --model F.onnx --batch 64 --steps 20 --warmup 3 --threads 2 [--paths sslzoo-ort,direct-ort,go]
+//	bench-onnx --model F.onnx --batch 64 --steps 20 --warmup 3 --block 5 --threads 2 [--paths sslzoo-ort,direct-ort,go]
 package main
 
 import (
@@ -57,18 +61,19 @@ func main() {
 	batch := flag.Int("batch", 64, "batch size")
 	steps := flag.Int("steps", 20, "timed forwards per path")
 	warmup := flag.Int("warmup", 3, "untimed forwards per path first")
+	block := flag.Int("block", 5, "timed forwards per path in each turn, after one untimed one")
 	threads := flag.Int("threads", 2, "ONNX Runtime intra-op threads (the Go engine uses GOMAXPROCS)")
 	paths := flag.String("paths", "sslzoo-ort,direct-ort,go", "comma-separated paths to time")
 	flag.Parse()
-	if err := run(*model, *batch, *steps, *warmup, *threads, strings.Split(*paths, ",")); err != nil {
+	if err := run(*model, *batch, *steps, *warmup, *block, *threads, strings.Split(*paths, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-onnx:", strings.Join(strings.Fields(err.Error()), " "))
 		os.Exit(1)
 	}
 }
 
-func run(model string, batch, steps, warmup, threads int, names []string) error {
-	if model == "" || batch < 1 || steps < 1 || warmup < 0 || threads < 0 {
-		return errors.New("need --model, and positive --batch, --steps, --threads")
+func run(model string, batch, steps, warmup, block, threads int, names []string) error {
+	if model == "" || batch < 1 || steps < 1 || warmup < 0 || block < 1 || threads < 0 {
+		return errors.New("need --model, and positive --batch, --steps, --block, --threads")
 	}
 	info, err := onnxrt.ReadModelInfoFile(model)
 	if err != nil {
@@ -104,14 +109,23 @@ func run(model string, batch, steps, warmup, threads int, names []string) error 
 		}
 		ps = append(ps, p)
 	}
-	for i := range warmup + steps {
-		for _, p := range ps {
-			t0 := time.Now()
+	for _, p := range ps {
+		for range warmup {
 			if err := p.run(); err != nil {
 				return fmt.Errorf("%s: %w", p.name, err)
 			}
-			if i >= warmup {
-				p.times = append(p.times, time.Since(t0))
+		}
+	}
+	for done := 0; done < steps; done += block {
+		for _, p := range ps {
+			for i := range 1 + min(block, steps-done) {
+				t0 := time.Now()
+				if err := p.run(); err != nil {
+					return fmt.Errorf("%s: %w", p.name, err)
+				}
+				if i > 0 {
+					p.times = append(p.times, time.Since(t0))
+				}
 			}
 		}
 	}
