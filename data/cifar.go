@@ -41,37 +41,46 @@ func LoadCIFAR100(coarse bool, files ...string) (*Images, error) {
 // loadCIFAR reads records with one label byte per entry of limits (each
 // label must be below its limit) and keeps the label at labelAt.
 func loadCIFAR(name string, limits []int, labelAt int, files []string) (*Images, error) {
-	labelBytes := len(limits)
 	if len(files) == 0 {
 		return nil, fmt.Errorf("%s: no files given", name)
 	}
-	rec := labelBytes + cifarPixels
 	s := &Images{Name: name, C: 3, H: cifarSide, W: cifarSide}
 	for _, path := range files {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		if len(b) == 0 {
-			return nil, fmt.Errorf("%s: byte offset 0: empty file", path)
-		}
-		if len(b)%rec != 0 {
-			full := len(b) / rec
-			return nil, fmt.Errorf("%s: byte offset %d: truncated record %d (%d of %d bytes; the file is %d bytes, not a multiple of the %s record size %d)",
-				path, full*rec, full, len(b)-full*rec, rec, len(b), name, rec)
-		}
-		for off := 0; off < len(b); off += rec {
-			for j, lim := range limits {
-				if v := int(b[off+j]); v >= lim {
-					return nil, fmt.Errorf("%s: byte offset %d: label %d, want < %d (record %d)", path, off+j, v, lim, off/rec)
-				}
-			}
-			s.Labels = append(s.Labels, int(b[off+labelAt]))
-			s.Pix = append(s.Pix, b[off+labelBytes:off+rec]...)
+		if err := decodeCIFAR(s, path, b, limits, labelAt); err != nil {
+			return nil, err
 		}
 	}
 	s.N = len(s.Labels)
 	return s, nil
+}
+
+// decodeCIFAR appends the records of one binary file's bytes b to s (path
+// names the file in errors); limits and labelAt are loadCIFAR's.
+func decodeCIFAR(s *Images, path string, b []byte, limits []int, labelAt int) error {
+	labelBytes := len(limits)
+	rec := labelBytes + cifarPixels
+	if len(b) == 0 {
+		return fmt.Errorf("%s: byte offset 0: empty file", path)
+	}
+	if len(b)%rec != 0 {
+		full := len(b) / rec
+		return fmt.Errorf("%s: byte offset %d: truncated record %d (%d of %d bytes; the file is %d bytes, not a multiple of the %s record size %d)",
+			path, full*rec, full, len(b)-full*rec, rec, len(b), s.Name, rec)
+	}
+	for off := 0; off < len(b); off += rec {
+		for j, lim := range limits {
+			if v := int(b[off+j]); v >= lim {
+				return fmt.Errorf("%s: byte offset %d: label %d, want < %d (record %d)", path, off+j, v, lim, off/rec)
+			}
+		}
+		s.Labels = append(s.Labels, int(b[off+labelAt]))
+		s.Pix = append(s.Pix, b[off+labelBytes:off+rec]...)
+	}
+	return nil
 }
 
 // CIFARFiles lists the binary files of a split in dir, which may be the

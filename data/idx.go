@@ -156,11 +156,12 @@ func decodeIDX(r io.Reader, where func(off int64) string) (*IDX, error) {
 		total *= d
 		x.Dims[i] = int(d)
 	}
-	// Grow the buffer as data arrives, so that a corrupt header on a short
-	// file costs an error, not a 4 GiB allocation.
-	x.Data = make([]byte, 0, min(total, 1<<26))
+	// Grow the buffer as data arrives, doubling from 64 KiB up to 64 MiB
+	// steps, so that a corrupt header on a short file costs an error and
+	// about what the file holds, not the 4 GiB (or 64 MiB) it declares.
+	x.Data = make([]byte, 0, min(total, 1<<16))
 	for int64(len(x.Data)) < total {
-		n := int(min(total-int64(len(x.Data)), 1<<26))
+		n := int(min(total-int64(len(x.Data)), max(int64(len(x.Data)), 1<<16), 1<<26))
 		x.Data = append(x.Data, make([]byte, n)...)
 		got, err := io.ReadFull(cr, x.Data[len(x.Data)-n:])
 		if err != nil {

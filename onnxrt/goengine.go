@@ -134,17 +134,20 @@ func newGoSession(name string, m *onnxpb.ModelProto) (*GoSession, error) {
 		n := &gnode{op: np.GetOpType(), name: np.GetName(), in: np.GetInput(), out: np.GetOutput(), attrs: map[string]*onnxpb.AttributeProto{}}
 		if n.name == "" {
 			n.name = fmt.Sprintf("#%d", i)
+		} else {
+			n.name = shownName(n.name)
 		}
 		for _, a := range np.GetAttribute() {
 			n.attrs[a.GetName()] = a
 		}
 		if d := np.GetDomain(); d != "" && d != "ai.onnx" {
-			missing[d+"."+n.op] = append(missing[d+"."+n.op], n.name)
+			op := shownName(d + "." + n.op)
+			missing[op] = append(missing[op], n.name)
 			continue
 		}
 		op, ok := goOps[n.op]
 		if !ok {
-			missing[n.op] = append(missing[n.op], n.name)
+			missing[shownName(n.op)] = append(missing[shownName(n.op)], n.name)
 			continue
 		}
 		n.impl = op
@@ -278,7 +281,7 @@ func (s *GoSession) Run(inputs ...*Tensor) (out []*Tensor, err error) {
 	for i, t := range inputs {
 		vi := s.info.Inputs[i]
 		if err := checkInput(vi, t); err != nil {
-			return nil, fmt.Errorf("model %s: input %s: %w", s.name, vi.Name, err)
+			return nil, fmt.Errorf("model %s: input %s: %w", s.name, shownName(vi.Name), err)
 		}
 		v, err := valueFromTensor(t, "input "+vi.Name)
 		if err != nil {
@@ -312,7 +315,7 @@ func (s *GoSession) Run(inputs ...*Tensor) (out []*Tensor, err error) {
 	for i, vi := range s.info.Outputs {
 		v := vals[s.plan.outputs[i]]
 		if v == nil {
-			return nil, fmt.Errorf("model %s: output %s was never computed", s.name, vi.Name)
+			return nil, fmt.Errorf("model %s: output %s was never computed", s.name, shownName(vi.Name))
 		}
 		// Copy: the data may live in the tape's pool, recycled on Reset.
 		if v.f != nil {

@@ -3,6 +3,8 @@ package onnxrt
 import (
 	"fmt"
 	"os"
+	"strconv"
+	"unicode"
 
 	"google.golang.org/protobuf/proto"
 
@@ -39,10 +41,10 @@ func (v ValueInfo) Static() bool {
 
 func (v ValueInfo) String() string {
 	if v.Kind != "tensor" {
-		return fmt.Sprintf("%s (%s)", v.Name, v.Kind)
+		return fmt.Sprintf("%s (%s)", shownName(v.Name), v.Kind)
 	}
 	if v.Shape == nil {
-		return fmt.Sprintf("%s %v [unknown rank]", v.Name, v.DType)
+		return fmt.Sprintf("%s %v [unknown rank]", shownName(v.Name), v.DType)
 	}
 	dims := make([]any, len(v.Shape))
 	for i, d := range v.Shape {
@@ -50,12 +52,27 @@ func (v ValueInfo) String() string {
 		case d >= 0:
 			dims[i] = d
 		case v.DimParams[i] != "":
-			dims[i] = v.DimParams[i]
+			dims[i] = shownName(v.DimParams[i])
 		default:
 			dims[i] = "?"
 		}
 	}
-	return fmt.Sprintf("%s %v %v", v.Name, v.DType, dims)
+	return fmt.Sprintf("%s %v %v", shownName(v.Name), v.DType, dims)
+}
+
+// shownName is a name from the file as errors print it: as it is, or
+// quoted when it holds spaces, line breaks or other unprintable runes, so
+// that a hostile name cannot break a one-line error apart.
+func shownName(s string) string {
+	if s == "" {
+		return `""`
+	}
+	for _, r := range s {
+		if !unicode.IsGraphic(r) || unicode.IsSpace(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 // ModelInfo is what a session needs to know about a model before running it.

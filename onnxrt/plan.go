@@ -93,7 +93,7 @@ func compile(nodes []*gnode, inits map[string]*gval, info *ModelInfo, opset int6
 		s, ok := slot[v.Name]
 		if !ok {
 			if _, isConst := consts[v.Name]; !isConst {
-				return nil, fmt.Errorf("output %s is never computed", v.Name)
+				return nil, fmt.Errorf("output %s is never computed", shownName(v.Name))
 			}
 			s = slotOf(v.Name)
 		}

@@ -40,39 +40,8 @@ func LoadDir(dir string) (*Tokenizer, error) {
 	case err != nil:
 		return nil, fmt.Errorf("load tokenizer %s: %w", dir, err)
 	default:
-		var hc hfConfig
-		if err := json.Unmarshal(raw, &hc); err != nil {
-			return nil, fmt.Errorf("load tokenizer %s: tokenizer_config.json: %w", dir, err)
-		}
-		if hc.DoLowerCase != nil {
-			cfg.Basic.Lowercase = *hc.DoLowerCase
-		}
-		cfg.Basic.StripAccents = cfg.Basic.Lowercase
-		if hc.StripAccents != nil {
-			cfg.Basic.StripAccents = *hc.StripAccents
-		}
-		if hc.TokenizeChineseChars != nil {
-			cfg.Basic.SplitCJK = *hc.TokenizeChineseChars
-		}
-		if hc.ModelMaxLength > 0 && hc.ModelMaxLength <= 1e6 {
-			cfg.MaxLen = int(hc.ModelMaxLength)
-		}
-		for _, sp := range []struct {
-			field string
-			raw   json.RawMessage
-			want  string
-		}{{"cls_token", hc.CLSToken, CLS}, {"sep_token", hc.SEPToken, SEP}, {"pad_token", hc.PADToken, PAD},
-			{"mask_token", hc.MASKToken, MASK}, {"unk_token", hc.UNKToken, UNK}} {
-			if len(sp.raw) == 0 || string(sp.raw) == "null" {
-				continue
-			}
-			name, err := tokenName(sp.raw)
-			if err != nil {
-				return nil, fmt.Errorf("load tokenizer %s: tokenizer_config.json %s: %w", dir, sp.field, err)
-			}
-			if name != sp.want {
-				return nil, fmt.Errorf("load tokenizer %s: %s is %q; only the standard %q is supported", dir, sp.field, name, sp.want)
-			}
+		if cfg, err = parseHFConfig(raw, cfg); err != nil {
+			return nil, fmt.Errorf("load tokenizer %s: %w", dir, err)
 		}
 	}
 	t, err := Load(filepath.Join(dir, "vocab.txt"), cfg)
@@ -80,6 +49,46 @@ func LoadDir(dir string) (*Tokenizer, error) {
 		return nil, fmt.Errorf("load tokenizer %s: %w", dir, err)
 	}
 	return t, nil
+}
+
+// parseHFConfig applies a tokenizer_config.json's settings (LoadDir's) to
+// cfg; errors name the file and the field, not the folder.
+func parseHFConfig(raw []byte, cfg Config) (Config, error) {
+	var hc hfConfig
+	if err := json.Unmarshal(raw, &hc); err != nil {
+		return cfg, fmt.Errorf("tokenizer_config.json: %w", err)
+	}
+	if hc.DoLowerCase != nil {
+		cfg.Basic.Lowercase = *hc.DoLowerCase
+	}
+	cfg.Basic.StripAccents = cfg.Basic.Lowercase
+	if hc.StripAccents != nil {
+		cfg.Basic.StripAccents = *hc.StripAccents
+	}
+	if hc.TokenizeChineseChars != nil {
+		cfg.Basic.SplitCJK = *hc.TokenizeChineseChars
+	}
+	if hc.ModelMaxLength > 0 && hc.ModelMaxLength <= 1e6 {
+		cfg.MaxLen = int(hc.ModelMaxLength)
+	}
+	for _, sp := range []struct {
+		field string
+		raw   json.RawMessage
+		want  string
+	}{{"cls_token", hc.CLSToken, CLS}, {"sep_token", hc.SEPToken, SEP}, {"pad_token", hc.PADToken, PAD},
+		{"mask_token", hc.MASKToken, MASK}, {"unk_token", hc.UNKToken, UNK}} {
+		if len(sp.raw) == 0 || string(sp.raw) == "null" {
+			continue
+		}
+		name, err := tokenName(sp.raw)
+		if err != nil {
+			return cfg, fmt.Errorf("tokenizer_config.json %s: %w", sp.field, err)
+		}
+		if name != sp.want {
+			return cfg, fmt.Errorf("%s is %q; only the standard %q is supported", sp.field, name, sp.want)
+		}
+	}
+	return cfg, nil
 }
 
 // tokenName reads a special token written as a string or as an AddedToken
