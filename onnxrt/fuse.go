@@ -241,8 +241,24 @@ func (g *graphIndex) fuseGELU(erf *gnode) {
 		g.removed[n] = true
 	}
 	half.op, half.in = "Gelu", []string{x}
-	half.impl = unaryOp(func(tp *autograd.Tape, v *autograd.Var) *autograd.Var { return tp.GELU(v) })
+	half.impl = geluOp
 }
+
+// geluOp is the exact GELU on tensor.GELUErf's vectorised kernel, or on
+// autograd's where that kernel is not built in.
+var geluOp = &goOp{run: func(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
+	x, err := float(n, in, 0)
+	if err != nil {
+		return nil, err
+	}
+	if !tensor.GELUErf(nil, nil) { // the kernel is not built in
+		return fv(c.tp.GELU(x)), nil
+	}
+	y := c.tp.Alloc(slices.Clone(x.Value.Shape)...)
+	xs := x.Value.Data
+	tensor.Parallel(len(xs), 8*len(xs), func(lo, hi int) { tensor.GELUErf(y.Data[lo:hi], xs[lo:hi]) })
+	return []*gval{fl(y)}, nil
+}}
 
 // freshOutput lists the ops whose first output is always a buffer they
 // allocated, so an epilogue may overwrite it.

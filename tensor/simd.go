@@ -182,6 +182,12 @@ func SoftmaxRows(o, x []float32, n int) bool {
 	return softmaxRowsC(o, x[:len(o)], n)
 }
 
+// GELUErf writes the exact GELU, x·Φ(x), of x into o (len(o) values), for
+// inference: erfc from a Chebyshev fit, within about 3e-7·(1+|y|) of the
+// true value, vectorised without tables. It reports false without cgo;
+// the caller then uses autograd's GELU. An empty o tells which it is.
+func GELUErf(o, x []float32) bool { return geluErfC(o, x[:len(o)]) }
+
 // GELUTable evaluates autograd's piecewise-polynomial GELU: tab holds
 // intervals rows of 5 coefficients in u = x - c, c the centre of the row's
 // 0.25-wide interval above lo; x >= hi gives x, x <= lo (and NaN) 0*x. The

@@ -72,6 +72,14 @@ func softmaxRowsC(o, x []float32, n int) bool {
 	return true
 }
 
+func geluErfC(o, x []float32) bool {
+	if len(o) == 0 {
+		return true
+	}
+	C.sz_gelu_erf(szF(o), szF(x), C.size_t(len(o)))
+	return true
+}
+
 func geluTableC(o, x, tab []float32, intervals int, lo, hi float32) bool {
 	C.sz_gelu(szF(o), szF(x), C.size_t(len(o)), szF(tab), C.int(intervals), C.float(lo), C.float(hi))
 	return true

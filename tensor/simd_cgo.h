@@ -14,3 +14,4 @@ void sz_bn_dx(float *gx, const float *dy, const float *x, size_t n, size_t c, si
 void sz_sgd(float *w, const float *g, float *buf, size_t n, float lr, float wd, float mom, float damp, int nesterov, int fresh);
 void sz_softmax_rows(float *o, const float *x, size_t rows, size_t n);
 void sz_gelu(float *o, const float *x, size_t n, const float *tab, int intervals, float lo, float hi);
+void sz_gelu_erf(float *o, const float *x, size_t n);

@@ -28,3 +28,4 @@ func sgdC(w, g, buf []float32, lr, wd, mom, damp float32, nesterov, fresh bool) 
 
 func softmaxRowsC(o, x []float32, n int) bool                            { return false }
 func geluTableC(o, x, tab []float32, intervals int, lo, hi float32) bool { return false }
+func geluErfC(o, x []float32) bool                                       { return false }
