@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sslzoo/sslzoo/autograd"
 	"github.com/sslzoo/sslzoo/export/onnxpb"
@@ -29,11 +31,15 @@ type GoSession struct {
 	inits map[string]*gval
 	nodes []*gnode
 	plan  *plan
-	tapes sync.Pool // of *autograd.Tape
+	tapes sync.Pool                 // of *autograd.Tape
+	prof  atomic.Pointer[opProfile] // nil unless EnableProfile
 }
 
-// gval is a value flowing through the graph: float32 data in f, or int64
-// data (shapes, indices) in i. nhwc marks a 4-D float value whose data is
+// gval is a value flowing through the graph: float32 data in f, or integer
+// data (shapes, indices) in i. Integers are held as int64 whatever their
+// ONNX type; int32 values are typed at load time (inferTypes), their
+// producers' outputs wrapped to 32 bits (gnode.int32Out) and converted
+// back only where they leave the graph. nhwc marks a 4-D float value whose data is
 // laid out NHWC while its shape stays NCHW (see layout.go).
 type gval struct {
 	f    *tensor.Tensor
@@ -61,7 +67,10 @@ type gnode struct {
 	attrs map[string]*onnxpb.AttributeProto
 	impl  *goOp
 	relu  bool // a fused Relu runs on the output (see fuse.go)
-	sum   bool // a Conv whose fourth input is added to its output (fuseResidual)
+	// int32Out lists the outputs typed int32, which the plan wraps to 32
+	// bits after the node runs (integer arithmetic runs on int64).
+	int32Out []int
+	sum      bool // a Conv whose fourth input is added to its output (fuseResidual)
 }
 
 // gctx is the per-Run state an op sees.
@@ -72,6 +81,7 @@ type gctx struct {
 	// dying[j]: the running step is the last reader of input j's buffer,
 	// which the tape owns, so the op may write its output into it.
 	dying []bool
+	prof  *opProfile // nil unless the session profiles
 }
 
 type goOp struct {
@@ -108,22 +118,24 @@ func newGoSession(name string, m *onnxpb.ModelProto) (*GoSession, error) {
 		return nil, fmt.Errorf("model %s imports no default-domain opset", name)
 	}
 	for _, v := range info.Inputs {
-		if v.Kind != "tensor" || (v.DType != Float32 && v.DType != Int64 && v.DType != Uint8) {
-			return nil, fmt.Errorf("model %s: input %v: the Go engine takes float32, int64 and uint8 tensors only", name, v)
+		if v.Kind != "tensor" || (v.DType != Float32 && v.DType != Int64 && v.DType != Int32 && v.DType != Uint8) {
+			return nil, fmt.Errorf("model %s: input %v: the Go engine takes float32, int64, int32 and uint8 tensors only", name, v)
 		}
 	}
 	for _, v := range info.Outputs {
-		if v.Kind != "tensor" || (v.DType != Float32 && v.DType != Int64) {
-			return nil, fmt.Errorf("model %s: output %v: the Go engine returns float32 and int64 tensors only", name, v)
+		if v.Kind != "tensor" || (v.DType != Float32 && v.DType != Int64 && v.DType != Int32) {
+			return nil, fmt.Errorf("model %s: output %v: the Go engine returns float32, int64 and int32 tensors only", name, v)
 		}
 	}
 	g := m.GetGraph()
+	initTypes := map[string]DType{}
 	for _, tp := range g.GetInitializer() {
 		v, err := valueFromProto(tp)
 		if err != nil {
 			return nil, fmt.Errorf("model %s: initializer: %w", name, err)
 		}
 		s.inits[tp.GetName()] = v
+		initTypes[tp.GetName()] = carriedType(DType(tp.GetDataType()))
 	}
 	if len(g.GetSparseInitializer()) > 0 {
 		return nil, fmt.Errorf("model %s: sparse initializers are not supported by the Go engine", name)
@@ -163,36 +175,45 @@ func newGoSession(name string, m *onnxpb.ModelProto) (*GoSession, error) {
 		// than halfway through a Run.
 		types := map[string]DType{}
 		for _, v := range info.Inputs {
-			types[v.Name] = v.DType
-			if v.DType == Uint8 {
-				types[v.Name] = Int64 // widened on entry to Run
-			}
+			types[v.Name] = carriedType(v.DType)
 		}
-		for k, v := range s.inits {
-			types[k] = Float32
-			if v.i != nil {
-				types[k] = Int64
-			}
-		}
+		maps.Copy(types, initTypes)
+		// refused: outputs of nodes refused here, whose readers are not
+		// reported again (one int32 Constant refused used to cascade into
+		// a "not defined" for every node downstream).
+		refused := map[string]bool{}
 		for _, n := range s.nodes {
 			in := make([]DType, len(n.in))
+			ok := true
 			for j, name := range n.in {
-				if name != "" {
-					t, ok := types[name]
-					if !ok {
-						problems = append(problems, fmt.Sprintf("%s node %s: input %q is not defined before use", n.op, n.name, name))
-						continue
-					}
-					in[j] = t
+				if name == "" {
+					continue
 				}
+				t, defined := types[name]
+				switch {
+				case refused[name]:
+					ok = false
+				case !defined:
+					problems = append(problems, fmt.Sprintf("%s node %s: input %s is not defined before use", n.op, n.name, strconv.Quote(name)))
+					ok = false
+				}
+				in[j] = t
 			}
-			out, err := inferTypes(n, in)
-			if err != nil {
+			if ok {
+				out, err := inferTypes(n, in)
+				if err == nil {
+					for j, name := range n.out {
+						types[name] = out[j]
+						if out[j] == Int32 && n.op != "Cast" { // Cast wraps itself
+							n.int32Out = append(n.int32Out, j)
+						}
+					}
+					continue
+				}
 				problems = append(problems, fmt.Sprintf("%s node %s: %v", n.op, n.name, err))
-				continue
 			}
-			for j, name := range n.out {
-				types[name] = out[j]
+			for _, name := range n.out {
+				refused[name] = true
 			}
 		}
 	}
@@ -200,7 +221,7 @@ func newGoSession(name string, m *onnxpb.ModelProto) (*GoSession, error) {
 		return nil, fmt.Errorf("model %s: ops not supported by the Go engine: %s; ONNX Runtime runs them (--engine ort)", name, describeMissing(missing))
 	}
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("model %s: %s", name, strings.Join(problems, "; "))
+		return nil, fmt.Errorf("model %s: %s", name, describeProblems(problems))
 	}
 	p, err := compile(s.nodes, s.inits, info, s.opset)
 	if err != nil {
@@ -212,6 +233,16 @@ func newGoSession(name string, m *onnxpb.ModelProto) (*GoSession, error) {
 
 // describeMissing lists each missing op with the first nodes that use it:
 // "Resize (nodes up1, up2 and 3 more)".
+// describeProblems joins the first few reasons a model is refused, and
+// counts the rest: one line, however broken the graph.
+func describeProblems(problems []string) string {
+	const shown = 3
+	if len(problems) <= shown {
+		return strings.Join(problems, "; ")
+	}
+	return fmt.Sprintf("%s; and %d more", strings.Join(problems[:shown], "; "), len(problems)-shown)
+}
+
 func describeMissing(missing map[string][]string) string {
 	ops := slices.Sorted(maps.Keys(missing))
 	parts := make([]string, len(ops))
@@ -247,13 +278,53 @@ func valueFromTensor(t *Tensor, what string) (*gval, error) {
 	case []uint8:
 		// Raw pixels: held as int64, which every uint8 fits exactly; the
 		// graph's Cast to float32 then reads them as any int input.
-		w := make([]int64, len(d))
-		for i, b := range d {
-			w[i] = int64(b)
-		}
-		return &gval{i: &itensor{shape: slices.Clone(t.Shape), data: w}}, nil
+		return &gval{i: &itensor{shape: slices.Clone(t.Shape), data: widen(d)}}, nil
+	case []int32:
+		return &gval{i: &itensor{shape: slices.Clone(t.Shape), data: widen(d)}}, nil
 	}
-	return nil, fmt.Errorf("%s is %v; the Go engine handles float32, int64 and uint8", what, t.DType)
+	return nil, fmt.Errorf("%s is %v; the Go engine handles float32, int64, int32 and uint8", what, t.DType)
+}
+
+func widen[T uint8 | int32](d []T) []int64 {
+	w := make([]int64, len(d))
+	for i, v := range d {
+		w[i] = int64(v)
+	}
+	return w
+}
+
+// carriedType is the type inferTypes tracks for a value stored as t: uint8
+// becomes int64 on entry (pixels, read only by a Cast), int32 stays int32.
+func carriedType(t DType) DType {
+	if t == Uint8 {
+		return Int64
+	}
+	return t
+}
+
+// wrapInt32 wraps the node's int32-typed outputs in res to 32 bits.
+func (n *gnode) wrapInt32(res []*gval) {
+	for _, j := range n.int32Out {
+		if j < len(res) && res[j] != nil && res[j].i != nil {
+			res[j] = wrapped(res[j])
+		}
+	}
+}
+
+// wrapped is v with its values reduced to int32's range, as int32
+// arithmetic would have wrapped them: v itself when all are in range (it
+// may share data with a constant, so it is never written to), else a copy.
+func wrapped(v *gval) *gval {
+	for i, x := range v.i.data {
+		if x != int64(int32(x)) {
+			d := slices.Clone(v.i.data)
+			for j := i; j < len(d); j++ {
+				d[j] = int64(int32(d[j]))
+			}
+			return &gval{i: &itensor{shape: v.i.shape, data: d}}
+		}
+	}
+	return v
 }
 
 // Name is the model's file name.
@@ -297,7 +368,7 @@ func (s *GoSession) Run(inputs ...*Tensor) (out []*Tensor, err error) {
 		tp.Reset()
 		s.tapes.Put(tp)
 	}()
-	c := &gctx{tp: tp, opset: s.opset}
+	c := &gctx{tp: tp, opset: s.opset, prof: s.prof.Load()}
 	var runErr error
 	err = autograd.Catch(func() {
 		tp.NoGrad(func() { runErr = s.plan.run(c, vals) })
@@ -318,9 +389,16 @@ func (s *GoSession) Run(inputs ...*Tensor) (out []*Tensor, err error) {
 			return nil, fmt.Errorf("model %s: output %s was never computed", s.name, shownName(vi.Name))
 		}
 		// Copy: the data may live in the tape's pool, recycled on Reset.
-		if v.f != nil {
+		switch {
+		case v.f != nil:
 			out[i] = NewTensor(v.f.Shape, slices.Clone(v.f.Data))
-		} else {
+		case vi.DType == Int32:
+			d := make([]int32, len(v.i.data))
+			for j, x := range v.i.data {
+				d[j] = int32(x)
+			}
+			out[i] = NewTensor(v.i.shape, d)
+		default:
 			out[i] = NewTensor(v.i.shape, slices.Clone(v.i.data))
 		}
 		if out[i].Shape == nil {

@@ -681,19 +681,15 @@ func batchNorm(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
 	return fv(y), nil
 }
 
-// checkPool accepts square 2-D windows (the engine's pooling) with any
+// checkPool accepts 2-D windows of any shape and strides, with any
 // padding, auto_pad, ceil_mode and count_include_pad.
 func checkPool(n *gnode, _ int64) error {
 	k, ok := attrInts(n, "kernel_shape")
-	if !ok || len(k) != 2 || k[0] != k[1] {
-		return fmt.Errorf("kernel_shape %v: only square 2-D kernels are supported", k)
+	if !ok || len(k) != 2 || k[0] < 1 || k[1] < 1 {
+		return fmt.Errorf("kernel_shape %v: only 2-D kernels are supported", k)
 	}
-	s, err := pair(n, "strides", 1)
-	if err != nil {
+	if _, err := pair(n, "strides", 1); err != nil {
 		return err
-	}
-	if s[0] != s[1] {
-		return fmt.Errorf("strides %v: only equal strides are supported", s)
 	}
 	if d, err := pair(n, "dilations", 1); err != nil || d != [2]int{1, 1} {
 		return fmt.Errorf("dilations %v are not supported", d)
@@ -722,9 +718,9 @@ func pool(avg bool) func(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
 			return nil, fmt.Errorf("x shape %v: only 2-D pooling is supported", xs)
 		}
 		k, _ := attrInts(n, "kernel_shape")
+		kk := [2]int{k[0], k[1]}
 		st, _ := pair(n, "strides", 1)
-		kk, s := k[0], st[0]
-		pad, err := pads2d(n, [2]int{xs[2], xs[3]}, [2]int{kk, kk}, st, [2]int{1, 1})
+		pad, err := pads2d(n, [2]int{xs[2], xs[3]}, kk, st, [2]int{1, 1})
 		if err != nil {
 			return nil, err
 		}
@@ -732,20 +728,26 @@ func pool(avg bool) func(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
 		if attrInt(n, "ceil_mode", 0) != 0 {
 			for i := range 2 {
 				span := xs[2+i] + pad[i] + pad[i+2]
-				out := (span-kk+s-1)/s + 1
+				out := (span-kk[i]+st[i]-1)/st[i] + 1
 				// The last window must start inside the input or its
 				// leading padding (as PyTorch and ONNX Runtime do).
-				if (out-1)*s >= xs[2+i]+pad[i] {
+				if (out-1)*st[i] >= xs[2+i]+pad[i] {
 					out--
 				}
-				full[i+2] += max(0, (out-1)*s+kk-span)
+				full[i+2] += max(0, (out-1)*st[i]+kk[i]-span)
 			}
 		}
 		if !avg {
-			xp := padNCHW(c.tp, x.Value, full, float32(math.Inf(-1)))
-			return fv(c.tp.MaxPool2d(autograd.Const(xp), kk, s, 0)), nil
+			y, err := poolPadded(c, true, padNCHW(c.tp, x.Value, full, float32(math.Inf(-1))), kk, st)
+			if err != nil {
+				return nil, err
+			}
+			return fv(y), nil
 		}
-		sum := c.tp.AvgPool2d(autograd.Const(padNCHW(c.tp, x.Value, full, 0)), kk, s, 0)
+		sum, err := poolPadded(c, false, padNCHW(c.tp, x.Value, full, 0), kk, st)
+		if err != nil {
+			return nil, err
+		}
 		cip := attrInt(n, "count_include_pad", 0) != 0
 		if full == pad && (cip || pad == [4]int{}) {
 			return fv(sum), nil
@@ -759,9 +761,31 @@ func pool(avg bool) func(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
 		}
 		m := padNCHW(c.tp, mask, pad, padV)
 		m = padNCHW(c.tp, m, [4]int{0, 0, full[2] - pad[2], full[3] - pad[3]}, 0)
-		frac := c.tp.AvgPool2d(autograd.Const(m), kk, s, 0)
+		frac, err := poolPadded(c, false, m, kk, st)
+		if err != nil {
+			return nil, err
+		}
 		return fv(c.tp.Div(sum, frac)), nil
 	}
+}
+
+// poolPadded is the unpadded max or average pool of x (already padded)
+// with window k and strides st, each per axis (height, width): the
+// tensor kernels directly, since inference needs no tape record.
+func poolPadded(c *gctx, isMax bool, x *tensor.Tensor, k, st [2]int) (*autograd.Var, error) {
+	s := x.Shape
+	g := tensor.PoolGeom{N: s[0], C: s[1], H: s[2], W: s[3], KH: k[0], KW: k[1], StrideH: st[0], StrideW: st[1]}
+	if err := g.Validate(); err != nil {
+		return nil, err
+	}
+	y := c.tp.Alloc(g.N, g.C, g.OutH(), g.OutW())
+	if isMax {
+		ws := c.tp.Alloc(tensor.MaxPoolWorkspaceLen(g))
+		tensor.MaxPoolForward(g, x.Data, y.Data, ws.Data)
+	} else {
+		tensor.AvgPoolForward(g, x.Data, y.Data)
+	}
+	return autograd.Const(y), nil
 }
 
 func globalAvgPool(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
@@ -1440,6 +1464,14 @@ func cast(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
 	switch to := DType(attrInt(n, "to", 0)); {
 	case to == Float32 && x.f != nil, to == Int64 && x.i != nil:
 		return []*gval{x}, nil
+	case to == Int32 && x.i != nil:
+		return []*gval{wrapped(x)}, nil
+	case to == Int32:
+		data := make([]int64, len(x.f.Data))
+		for i, v := range x.f.Data {
+			data[i] = int64(int32(v)) // truncation toward zero; out of range is undefined in ONNX
+		}
+		return iv(slices.Clone(x.f.Shape), data), nil
 	case to == Float32:
 		out := c.tp.Alloc(x.i.shape...)
 		for i, v := range x.i.data {
@@ -1454,7 +1486,7 @@ func cast(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
 		}
 		return iv(slices.Clone(x.f.Shape), data), nil
 	default:
-		return nil, fmt.Errorf("Cast to %v is not supported by the Go engine (float32 and int64 only)", to)
+		return nil, fmt.Errorf("Cast to %v is not supported by the Go engine (float32, int64 and int32 only)", to)
 	}
 }
 
@@ -1470,7 +1502,9 @@ var (
 		"ReduceLogSum": true, "ReduceLogSumExp": true, "LayerNormalization": true,
 		"Reciprocal": true, "ArgMax": true, "ArgMin": true, "Resize": true,
 	}
-	intArgs = map[string][]int{
+	// indexTypes: the ops whose integer inputs ONNX allows as int32 too.
+	indexTypes = map[string]bool{"Slice": true, "Gather": true}
+	intArgs    = map[string][]int{
 		"ReduceSum": {1}, "Reshape": {1}, "Slice": {1, 2, 3, 4}, "Gather": {1},
 		"Unsqueeze": {1}, "Squeeze": {1}, "ConstantOfShape": {0}, "Resize": {3},
 	}
@@ -1485,7 +1519,7 @@ func inferTypes(n *gnode, in []DType) ([]DType, error) {
 		}
 		switch {
 		case slices.Contains(intArgs[n.op], i):
-			if t != Int64 {
+			if t != Int64 && !(t == Int32 && indexTypes[n.op]) {
 				return nil, fmt.Errorf("input %d is %v, want int64", i, t)
 			}
 		case floatOnly[n.op] && t != Float32:
@@ -1513,8 +1547,8 @@ func inferTypes(n *gnode, in []DType) ([]DType, error) {
 		return res, nil
 	case "Cast":
 		out = DType(attrInt(n, "to", 0))
-		if out != Float32 && out != Int64 {
-			return nil, fmt.Errorf("Cast to %v: the Go engine carries float32 and int64 only", out)
+		if out != Float32 && out != Int64 && out != Int32 {
+			return nil, fmt.Errorf("Cast to %v: the Go engine carries float32, int64 and int32 only", out)
 		}
 	case "Constant", "ConstantOfShape":
 		out = Float32
@@ -1525,8 +1559,8 @@ func inferTypes(n *gnode, in []DType) ([]DType, error) {
 		} else if _, ok := n.attrs["value_ints"]; ok {
 			out = Int64
 		}
-		if out != Float32 && out != Int64 {
-			return nil, fmt.Errorf("%s of %v: the Go engine carries float32 and int64 only", n.op, out)
+		if out != Float32 && out != Int64 && out != Int32 {
+			return nil, fmt.Errorf("%s of %v: the Go engine carries float32, int64 and int32 only", n.op, out)
 		}
 	case "Concat":
 		for _, t := range in {

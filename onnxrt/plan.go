@@ -3,6 +3,7 @@ package onnxrt
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/sslzoo/sslzoo/autograd"
 	"github.com/sslzoo/sslzoo/tensor"
@@ -131,6 +132,7 @@ func foldConstants(nodes []*gnode, consts map[string]*gval, opset int64) []*gnod
 			kept = append(kept, n)
 			continue
 		}
+		n.wrapInt32(res)
 		for j, name := range n.out {
 			if name != "" {
 				consts[name] = res[j]
@@ -228,10 +230,18 @@ func (p *plan) run(c *gctx, vals []*gval) error {
 			}
 		}
 		c.dying = st.dying(c, in, refs, c.dying)
+		var start time.Time
+		if c.prof != nil {
+			start = time.Now()
+		}
 		res, err := n.impl.run(c, n, in)
 		if err != nil {
 			return err
 		}
+		if c.prof != nil {
+			c.prof.add(n.op, time.Since(start))
+		}
+		n.wrapInt32(res)
 		for j, s := range st.out {
 			if s >= 0 && j < len(res) {
 				vals[s] = res[j]

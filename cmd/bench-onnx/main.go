@@ -17,8 +17,11 @@
 // first batch (at batch 1 it doubled the time of whichever path ran after
 // ONNX Runtime). For each path it prints one JSON line with the
 // median and mean time per batch and images per second (from the median).
+// --profile adds, on stderr, the Go engine's time per op type over the
+// timed forwards.
 //
-//	bench-onnx --model F.onnx --batch 64 --steps 20 --warmup 3 --block 5 --threads 2 [--paths sslzoo-ort,direct-ort,go]
+//	bench-onnx --model F.onnx --batch 64 --steps 20 --warmup 3 --block 5 --threads 2 [--paths sslzoo-ort,direct-ort,go] [--profile]
+//	bench-onnx --model det.onnx --shape 1,3,320,320 --paths direct-ort,go
 package main
 
 import (
@@ -29,6 +32,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,10 +54,11 @@ type result struct {
 
 // path is one way of running the model: run does one forward.
 type path struct {
-	name  string
-	run   func() error
-	close func()
-	times []time.Duration
+	name   string
+	run    func() error
+	close  func()
+	times  []time.Duration
+	goSess *onnxrt.GoSession // the Go engine's session, for --profile
 }
 
 func main() {
@@ -64,14 +69,40 @@ func main() {
 	block := flag.Int("block", 5, "timed forwards per path in each turn, after one untimed one")
 	threads := flag.Int("threads", 2, "ONNX Runtime intra-op threads (the Go engine uses GOMAXPROCS)")
 	paths := flag.String("paths", "sslzoo-ort,direct-ort,go", "comma-separated paths to time")
+	profile := flag.Bool("profile", false, "print the Go engine's time per op type (stderr)")
+	shapeFlag := flag.String("shape", "", "the input's whole shape, batch first (e.g. 1,3,48,320), for models with dynamic axes besides the batch; overrides --batch")
 	flag.Parse()
-	if err := run(*model, *batch, *steps, *warmup, *block, *threads, strings.Split(*paths, ",")); err != nil {
+	shape, err := parseShape(*shapeFlag)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench-onnx: --shape:", err)
+		os.Exit(2)
+	}
+	if err := run(*model, *batch, shape, *steps, *warmup, *block, *threads, strings.Split(*paths, ","), *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-onnx:", strings.Join(strings.Fields(err.Error()), " "))
 		os.Exit(1)
 	}
 }
 
-func run(model string, batch, steps, warmup, block, threads int, names []string) error {
+// parseShape reads --shape: comma-separated positive sizes, or nothing.
+func parseShape(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var shape []int
+	for _, f := range strings.Split(s, ",") {
+		d, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || d < 1 {
+			return nil, fmt.Errorf("%q: want comma-separated positive sizes, batch first, e.g. 1,3,48,320", s)
+		}
+		shape = append(shape, d)
+	}
+	return shape, nil
+}
+
+func run(model string, batch int, fixed []int, steps, warmup, block, threads int, names []string, profile bool) error {
+	if fixed != nil {
+		batch = fixed[0]
+	}
 	if model == "" || batch < 1 || steps < 1 || warmup < 0 || block < 1 || threads < 0 {
 		return errors.New("need --model, and positive --batch, --steps, --block, --threads")
 	}
@@ -84,9 +115,15 @@ func run(model string, batch, steps, warmup, block, threads int, names []string)
 	}
 	shape := slices.Clone(info.Inputs[0].Shape)
 	shape[0] = batch
+	if fixed != nil {
+		if len(fixed) != len(shape) {
+			return fmt.Errorf("%s: --shape %v for input %v of rank %d", model, fixed, info.Inputs[0], len(shape))
+		}
+		shape = fixed
+	}
 	for _, d := range shape {
 		if d < 1 {
-			return fmt.Errorf("%s: input %v has a dynamic axis besides the batch", model, info.Inputs[0])
+			return fmt.Errorf("%s: input %v has a dynamic axis besides the batch (give the whole shape with --shape)", model, info.Inputs[0])
 		}
 	}
 	x := make([]float32, numel(shape))
@@ -113,6 +150,13 @@ func run(model string, batch, steps, warmup, block, threads int, names []string)
 		for range warmup {
 			if err := p.run(); err != nil {
 				return fmt.Errorf("%s: %w", p.name, err)
+			}
+		}
+	}
+	if profile {
+		for _, p := range ps {
+			if p.goSess != nil {
+				p.goSess.EnableProfile()
 			}
 		}
 	}
@@ -146,8 +190,26 @@ func run(model string, batch, steps, warmup, block, threads int, names []string)
 		if err := enc.Encode(r); err != nil {
 			return err
 		}
+		if profile && p.goSess != nil {
+			printProfile(p.goSess.Profile(), steps+(steps+block-1)/block)
+		}
 	}
 	return nil
+}
+
+// printProfile writes the per-op table, per forward (forwards counts the
+// untimed first batch of each block too: profiling sees every run).
+func printProfile(ops []onnxrt.OpTime, forwards int) {
+	var total time.Duration
+	for _, o := range ops {
+		total += o.Total
+	}
+	fmt.Fprintf(os.Stderr, "%-22s %8s %10s %6s\n", "op", "calls", "ms/fwd", "share")
+	for _, o := range ops {
+		fmt.Fprintf(os.Stderr, "%-22s %8d %10.3f %5.1f%%\n", o.Op, o.Calls/forwards,
+			o.Total.Seconds()*1e3/float64(forwards), 100*o.Total.Seconds()/total.Seconds())
+	}
+	fmt.Fprintf(os.Stderr, "%-22s %8s %10.3f\n", "total in ops", "", total.Seconds()*1e3/float64(forwards))
 }
 
 func numel(s []int) int {
@@ -174,7 +236,7 @@ func open(name, model string, info *onnxrt.ModelInfo, in *onnxrt.Tensor, opts on
 		if err != nil {
 			return nil, err
 		}
-		return &path{name: name, close: func() { s.Close() }, run: func() error {
+		return &path{name: name, goSess: s, close: func() { s.Close() }, run: func() error {
 			_, err := s.Run(in)
 			return err
 		}}, nil
