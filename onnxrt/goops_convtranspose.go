@@ -3,6 +3,9 @@ package onnxrt
 import (
 	"fmt"
 	"slices"
+
+	"github.com/sslzoo/sslzoo/autograd"
+	"github.com/sslzoo/sslzoo/tensor"
 )
 
 // convTransposeGeometry is ConvTranspose's spatial layout for one input:
@@ -141,6 +144,11 @@ func convTranspose(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
 	}
 	inSize, outSize, kSize := numel(geo.in), numel(geo.out), numel(kernel)
 	y := c.tp.Alloc(append([]int{batch, outC}, geo.out...)...)
+	if convTransposeAsBackward(geo, x, w, y, batch, outC, groups) {
+		addBias(y.Data, bv, batch, outC, outSize)
+		y.Shape = append([]int{batch, outC}, geo.out...)
+		return []*gval{fl(y)}, nil
+	}
 	clear(y.Data)
 	d := len(geo.in)
 	inIdx, kIdx := make([]int, d), make([]int, d)
@@ -182,18 +190,46 @@ func convTranspose(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
 			}
 		}
 	}
-	if bv != nil {
-		for b := range batch {
-			for m, bias := range bv.Value.Data {
-				ys := y.Data[(b*outC+m)*outSize:][:outSize]
-				for i := range ys {
-					ys[i] += bias
-				}
+	addBias(y.Data, bv, batch, outC, outSize)
+	y.Shape = append([]int{batch, outC}, geo.out...)
+	return []*gval{fl(y)}, nil
+}
+
+// convTransposeAsBackward computes a 2-D ConvTranspose as what it is, the
+// input gradient of the Conv that maps y's shape back to x's (same
+// weights, [C, M/group, kH, kW] being that Conv's OIHW), on the tensor
+// kernels (oneDNN's backward-data convolution where it loads). Both send
+// input position i through tap k to output i*stride - pad + k*dilation;
+// the Conv's floor division must give back x's size, which holds for
+// output_padding below the stride. It reports false for geometry that Conv
+// cannot express (more than 2-D, or padding that breaks the round trip).
+func convTransposeAsBackward(geo convTransposeGeometry, x, w, y *tensor.Tensor, batch, outC, groups int) bool {
+	if len(geo.in) != 2 {
+		return false
+	}
+	g := tensor.ConvGeom{N: batch, C: outC, H: geo.out[0], W: geo.out[1], O: x.Shape[1], KH: w.Shape[2], KW: w.Shape[3],
+		StrideH: geo.stride[0], StrideW: geo.stride[1], PadH: geo.padStart[0], PadW: geo.padStart[1],
+		DilationH: geo.dilation[0], DilationW: geo.dilation[1], Groups: groups}
+	if g.Validate() != nil || g.OutH() != geo.in[0] || g.OutW() != geo.in[1] {
+		return false
+	}
+	tensor.ConvBackwardData(g, x.Data, w.Data, y.Data, false)
+	return true
+}
+
+// addBias adds b (one value per channel, nil for none) to every plane of y.
+func addBias(y []float32, bv *autograd.Var, batch, channels, plane int) {
+	if bv == nil {
+		return
+	}
+	for b := range batch {
+		for m, bias := range bv.Value.Data {
+			ys := y[(b*channels+m)*plane:][:plane]
+			for i := range ys {
+				ys[i] += bias
 			}
 		}
 	}
-	y.Shape = append([]int{batch, outC}, geo.out...)
-	return []*gval{fl(y)}, nil
 }
 
 // unflatten writes the row-major multi-index of flat position i in shape.
