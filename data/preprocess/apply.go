@@ -14,6 +14,20 @@ import (
 // image resized to a shorter side of 256 would otherwise ask for 256x12.8M.
 const maxResized = DefaultMaxPixels
 
+// resizeSpread is how many times the spec's own pixel count (its crop, or
+// resize_size squared) an upscaling resize may produce: aspect ratios up
+// to 64:1 are kept whatever the size. Beyond that the intermediate grows
+// with the aspect ratio, not with the pixels decoded (a 1x60000 strip
+// would make 24x1.44M for resize_size 24), and only the crop survives it.
+const resizeSpread = 64
+
+// resizeLimit is the most pixels the resize of an image of n pixels may
+// make: no more than the image itself, or resizeSpread times the spec.
+func (s Spec) resizeLimit(n int64) int64 {
+	own := max(int64(s.Size[0])*int64(s.Size[1]), int64(s.ResizeSize)*int64(s.ResizeSize))
+	return min(maxResized, max(n, resizeSpread*own))
+}
+
 // Shape is the C, H, W of the tensor the spec produces for one image.
 func (s Spec) Shape() (c, h, w int) { return s.NumChannels(), s.Size[0], s.Size[1] }
 
@@ -54,18 +68,23 @@ func (s Spec) prepare() (*prepared, error) {
 	}
 	p := &prepared{Spec: s}
 	for c := 0; c < s.NumChannels(); c++ {
-		mean, std := float32(s.Mean[c]), float32(s.Std[c])
 		for v := range 256 {
-			var x float32
-			if s.Scale == 1.0/255 {
-				x = float32(v) / 255 // ToTensor's division, bit for bit
-			} else {
-				x = float32(float64(v) * s.Scale)
-			}
-			p.lut[c][v] = (x - mean) / std // Normalize's sub_ then div_ in float32
+			p.lut[c][v] = s.normalized(c, v)
 		}
 	}
 	return p, nil
+}
+
+// normalized is the model input for 8-bit value v of channel c.
+func (s Spec) normalized(c, v int) float32 {
+	mean, std := float32(s.Mean[c]), float32(s.Std[c])
+	var x float32
+	if s.Scale == 1.0/255 {
+		x = float32(v) / 255 // ToTensor's division, bit for bit
+	} else {
+		x = float32(float64(v) * s.Scale)
+	}
+	return (x - mean) / std // Normalize's sub_ then div_ in float32
 }
 
 // Apply preprocesses a decoded image into a new C*H*W float32 slice (CHW).
@@ -127,9 +146,9 @@ func (p *prepared) into(dst []float32, img image.Image, sc *scratch) error {
 	}
 	b := img.Bounds()
 	rh, rw := p.ResizedSize(b.Dy(), b.Dx())
-	if rh < 1 || rw < 1 || int64(rh)*int64(rw) > maxResized {
+	if lim := p.resizeLimit(int64(b.Dx()) * int64(b.Dy())); rh < 1 || rw < 1 || int64(rh)*int64(rw) > lim {
 		return fmt.Errorf("preprocess: a %dx%d image resizes to %dx%d, outside 1..%d pixels (aspect ratio too extreme for resize_size %d)",
-			b.Dx(), b.Dy(), rw, rh, maxResized, p.ResizeSize)
+			b.Dx(), b.Dy(), rw, rh, lim, p.ResizeSize)
 	}
 	px := toPixels8(img, p.Channels, sc.pix)
 	sc.pix = px.Pix

@@ -13,6 +13,8 @@ func TestApplyRefuses(t *testing.T) {
 	noCrop.Crop = "none"
 	badResize := good
 	badResize.Resize = "nearest"
+	hugeMean := good
+	hugeMean.Mean = []float64{0.5, 1e300, 0.3}
 	cases := []struct {
 		name string
 		spec Spec
@@ -23,6 +25,10 @@ func TestApplyRefuses(t *testing.T) {
 		{"resize_size without a crop", noCrop, image.NewGray(image.Rect(0, 0, 8, 8)), 0, "varying size"},
 		{"unknown filter", badResize, image.NewGray(image.Rect(0, 0, 8, 8)), 0, "want bilinear or bicubic"},
 		{"extreme aspect ratio", good, image.NewGray(image.Rect(0, 0, 1, 1<<24)), 0, "aspect ratio"},
+		// 8x480000 is under maxResized, but 64 times the strip itself and far
+		// more than 64 times the spec's 8x8: the intermediate is refused.
+		{"strip upscaled", good, image.NewGray(image.Rect(0, 0, 60000, 1)), 0, "aspect ratio"},
+		{"mean beyond float32", hugeMean, image.NewGray(image.Rect(0, 0, 8, 8)), 0, "channel 1: scale"},
 		{"empty image", good, image.NewGray(image.Rect(0, 0, 0, 5)), 0, "empty image"},
 		{"short buffer", good, image.NewGray(image.Rect(0, 0, 8, 8)), 10, "holds 10 values, want 192"},
 	}

@@ -19,6 +19,7 @@ package preprocess
 
 import (
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -106,6 +107,16 @@ func (s Spec) Validate() error {
 	for i, v := range s.Std {
 		if !(v > 0) {
 			return fmt.Errorf("preprocess: std[%d] = %g must be positive", i, v)
+		}
+	}
+	// The arithmetic is float32's: a scale, mean or std that is finite as
+	// float64 can still overflow there, or a std round to 0. The values are
+	// linear in the pixel, so the ends of 0..255 bound them all.
+	for c := range s.NumChannels() {
+		for _, v := range []int{0, 255} {
+			if x := float64(s.normalized(c, v)); math.IsNaN(x) || math.IsInf(x, 0) {
+				return fmt.Errorf("preprocess: channel %d: scale %g, mean %g and std %g give %v for pixel value %d in float32", c, s.Scale, s.Mean[c], s.Std[c], x, v)
+			}
 		}
 	}
 	return nil

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/sslzoo/sslzoo/onnxrt"
@@ -402,12 +404,28 @@ func scalarEnd(b []byte, i int) int {
 	return j
 }
 
-// clip shortens a token for an error message.
+// clip shortens a token or raw JSON value for an error message, on one
+// line: the line breaks and tabs JSON allows between tokens become spaces.
 func clip(b []byte) string {
-	if len(b) > 24 {
-		return string(b[:24]) + "..."
+	s := string(b)
+	if len(s) > 24 {
+		i := 24
+		for i > 0 && !utf8.RuneStart(s[i]) {
+			i-- // not inside a character
+		}
+		s = s[:i] + "..."
 	}
-	return string(b)
+	return oneLine(s)
+}
+
+// oneLine replaces control characters, line breaks included, with spaces.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 // str views tok as a string without copying, for strconv's parsers, which

@@ -115,6 +115,7 @@ type wireResponse struct {
 	ModelVersion string      `json:"model_version"`
 	ID           string      `json:"id"`
 	Outputs      []wireInput `json:"outputs"` // an output has the fields of an input
+	Error        string      `json:"error"`
 }
 
 // DecodeResponse parses an inference response as a client receives it;
@@ -129,11 +130,10 @@ func DecodeResponse(body []byte, headerLen int64) (*Response, error) {
 	}
 	var w wireResponse
 	if err := json.Unmarshal(jsonPart, &w); err != nil {
-		var e Error
-		if json.Unmarshal(jsonPart, &e) == nil && e.Error != "" {
-			return nil, errors.New(e.Error)
-		}
 		return nil, fmt.Errorf("not a v2 inference response: %s", jsonError(err, jsonPart))
+	}
+	if w.Error != "" { // the body of a failed request
+		return nil, errors.New(oneLine(w.Error))
 	}
 	r := &Response{ModelName: w.ModelName, ModelVersion: w.ModelVersion, ID: w.ID}
 	for _, o := range w.Outputs {

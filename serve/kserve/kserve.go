@@ -78,7 +78,7 @@ func (p Parameters) Int64(key string) (v int64, ok bool, err error) {
 	}
 	v, err = strconv.ParseInt(string(raw), 10, 64)
 	if err != nil {
-		return 0, true, fmt.Errorf("parameter %q is %s, not an integer", key, raw)
+		return 0, true, fmt.Errorf("parameter %q is %s, not an integer", key, clip(raw))
 	}
 	return v, true, nil
 }
@@ -95,7 +95,7 @@ func (p Parameters) Bool(key string) (v, ok bool, err error) {
 	case "false":
 		return false, true, nil
 	}
-	return false, true, fmt.Errorf("parameter %q is %s, not true or false", key, raw)
+	return false, true, fmt.Errorf("parameter %q is %s, not true or false", key, clip(raw))
 }
 
 // Request is a decoded inference request.

@@ -196,16 +196,31 @@ func TestDecodeSpecExample(t *testing.T) {
 	}
 }
 
-func TestDecodeErrors(t *testing.T) {
+// decodeErrorCase is a request DecodeRequest refuses, and what it says.
+type decodeErrorCase struct {
+	name string
+	head string
+	bin  []byte
+	hlen int64 // -2: len(head) when bin is set, else no header
+	want string
+}
+
+// body is the case's request body and Inference-Header-Content-Length.
+func (tc decodeErrorCase) body() ([]byte, int64) {
+	hlen := tc.hlen
+	if hlen == -2 {
+		hlen = -1
+		if tc.bin != nil {
+			hlen = int64(len(tc.head))
+		}
+	}
+	return append([]byte(tc.head), tc.bin...), hlen
+}
+
+func decodeErrorCases() []decodeErrorCase {
 	in := func(fields string) string { return `{"inputs":[{"name":"x",` + fields + `}]}` }
 	f32 := func(n int) []byte { return make([]byte, 4*n) }
-	for _, tc := range []struct {
-		name string
-		head string
-		bin  []byte
-		hlen int64 // -2: len(head) when bin is set, else no header
-		want string
-	}{
+	return []decodeErrorCase{
 		{"malformed JSON", `{"inputs":[{"name":"x",}]}`, nil, -2, "malformed JSON at byte"},
 		{"not an object", `[1,2]`, nil, -2, "not a v2 inference request"},
 		{"wrong field type", `{"inputs":{"name":"x"}}`, nil, -2, `field "inputs"`},
@@ -247,16 +262,13 @@ func TestDecodeErrors(t *testing.T) {
 		{"classification", `{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y","parameters":{"classification":3}}]}`, nil, -2, "classification extension"},
 		{"unnamed output", `{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{}]}`, nil, -2, "requested output 0 has no name"},
 		{"binary_data_output not bool", `{"parameters":{"binary_data_output":"yes"},"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}`, nil, -2, `"binary_data_output" is "yes"`},
-	} {
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	for _, tc := range decodeErrorCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			body := append([]byte(tc.head), tc.bin...)
-			hlen := tc.hlen
-			if hlen == -2 {
-				hlen = -1
-				if tc.bin != nil {
-					hlen = int64(len(tc.head))
-				}
-			}
+			body, hlen := tc.body()
 			_, err := DecodeRequest(body, hlen)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want an error containing %q", err, tc.want)
@@ -377,34 +389,9 @@ func mustAppend(t *testing.T, r *Response) []byte {
 // What EncodeRequest writes, DecodeRequest reads back, for every datatype,
 // as JSON and as binary data.
 func TestRequestRoundTrip(t *testing.T) {
-	half := onnxrt.NewTensor([]int{2}, []uint16{0x3c00, 0x7bff})
-	half.DType = onnxrt.Float16
-	bf := onnxrt.NewTensor([]int{1}, []uint16{0x3f80})
-	bf.DType = onnxrt.BFloat16
-	tensors := []*onnxrt.Tensor{
-		onnxrt.NewTensor([]int{2, 2}, []float32{1.25, -3, 1e-38, 7}),
-		onnxrt.NewTensor([]int{2}, []float64{math.SmallestNonzeroFloat64, -1e300}),
-		onnxrt.NewTensor([]int{3}, []int8{-128, 0, 127}),
-		onnxrt.NewTensor([]int{2}, []int16{-32768, 32767}),
-		onnxrt.NewTensor([]int{2}, []int32{math.MinInt32, math.MaxInt32}),
-		onnxrt.NewTensor([]int{2}, []int64{math.MinInt64, math.MaxInt64}),
-		onnxrt.NewTensor([]int{2}, []uint8{0, 255}),
-		onnxrt.NewTensor([]int{1}, []uint16{65535}),
-		onnxrt.NewTensor([]int{1}, []uint32{math.MaxUint32}),
-		onnxrt.NewTensor([]int{1}, []uint64{math.MaxUint64}),
-		onnxrt.NewTensor([]int{2, 1}, []bool{true, false}),
-		onnxrt.NewTensor([]int{3}, []string{"", "x", "日本"}),
-		onnxrt.NewTensor([]int{}, []float32{4}), // a scalar
-		onnxrt.NewTensor([]int{0, 3}, []float32{}),
-		half, bf,
-	}
+	tensors := roundTripTensors()
 	for _, bin := range []bool{false, true} {
-		req := &Request{ID: "rt", BinaryOutput: bin, Outputs: []RequestedOutput{{Name: "o", Binary: bin}}}
-		for i, tt := range tensors {
-			jsonable := tt.DType != onnxrt.Float16 && tt.DType != onnxrt.BFloat16
-			req.Inputs = append(req.Inputs, Input{Name: fmt.Sprint("in", i), Tensor: tt, Binary: bin || !jsonable})
-		}
-		body, hlen, err := EncodeRequest(req)
+		body, hlen, err := EncodeRequest(roundTripRequest(tensors, bin))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -421,6 +408,42 @@ func TestRequestRoundTrip(t *testing.T) {
 	}
 }
 
+// roundTripRequest has one input per tensor, binary when bin is set or the
+// datatype has no JSON form.
+func roundTripRequest(tensors []*onnxrt.Tensor, bin bool) *Request {
+	req := &Request{ID: "rt", BinaryOutput: bin, Outputs: []RequestedOutput{{Name: "o", Binary: bin}}}
+	for i, tt := range tensors {
+		jsonable := tt.DType != onnxrt.Float16 && tt.DType != onnxrt.BFloat16
+		req.Inputs = append(req.Inputs, Input{Name: fmt.Sprint("in", i), Tensor: tt, Binary: bin || !jsonable})
+	}
+	return req
+}
+
+// roundTripTensors holds every datatype, at its extremes.
+func roundTripTensors() []*onnxrt.Tensor {
+	half := onnxrt.NewTensor([]int{2}, []uint16{0x3c00, 0x7bff})
+	half.DType = onnxrt.Float16
+	bf := onnxrt.NewTensor([]int{1}, []uint16{0x3f80})
+	bf.DType = onnxrt.BFloat16
+	return []*onnxrt.Tensor{
+		onnxrt.NewTensor([]int{2, 2}, []float32{1.25, -3, 1e-38, 7}),
+		onnxrt.NewTensor([]int{2}, []float64{math.SmallestNonzeroFloat64, -1e300}),
+		onnxrt.NewTensor([]int{3}, []int8{-128, 0, 127}),
+		onnxrt.NewTensor([]int{2}, []int16{-32768, 32767}),
+		onnxrt.NewTensor([]int{2}, []int32{math.MinInt32, math.MaxInt32}),
+		onnxrt.NewTensor([]int{2}, []int64{math.MinInt64, math.MaxInt64}),
+		onnxrt.NewTensor([]int{2}, []uint8{0, 255}),
+		onnxrt.NewTensor([]int{1}, []uint16{65535}),
+		onnxrt.NewTensor([]int{1}, []uint32{math.MaxUint32}),
+		onnxrt.NewTensor([]int{1}, []uint64{math.MaxUint64}),
+		onnxrt.NewTensor([]int{2, 1}, []bool{true, false}),
+		onnxrt.NewTensor([]int{3}, []string{"", "x", "日本"}),
+		onnxrt.NewTensor([]int{}, []float32{4}), // a scalar
+		onnxrt.NewTensor([]int{0, 3}, []float32{}),
+		half, bf,
+	}
+}
+
 func TestDatatypes(t *testing.T) {
 	for name, dt := range datatypes {
 		if got, ok := Datatype(dt); !ok || got != name {
@@ -432,5 +455,14 @@ func TestDatatypes(t *testing.T) {
 	}
 	if _, ok := Datatype(onnxrt.DType(99)); ok {
 		t.Error("an unknown element type has a datatype")
+	}
+}
+
+// A failed request's {"error": ...} body is that error, on one line, not a
+// response with no outputs.
+func TestDecodeResponseErrorBody(t *testing.T) {
+	_, err := DecodeResponse([]byte(`{"error":"model \"x\" is not\nserved here"}`), -1)
+	if err == nil || err.Error() != `model "x" is not served here` {
+		t.Errorf("got %v", err)
 	}
 }

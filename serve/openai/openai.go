@@ -20,6 +20,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxInputs is the most inputs one request may hold (OpenAI's own limit).
@@ -113,11 +114,28 @@ func DecodeRequest(body []byte) (*Request, error) {
 	return r, nil
 }
 
+// clip shortens raw JSON for an error message, on one line: the line
+// breaks and tabs JSON allows between tokens become spaces.
 func clip(b []byte) string {
-	if len(b) > 24 {
-		return string(b[:24]) + "..."
+	s := string(b)
+	if len(s) > 24 {
+		i := 24
+		for i > 0 && !utf8.RuneStart(s[i]) {
+			i-- // not inside a character
+		}
+		s = s[:i] + "..."
 	}
-	return string(b)
+	return oneLine(s)
+}
+
+// oneLine replaces control characters, line breaks included, with spaces.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 // IsDataURL reports whether s is a data: URL (how images come in).
@@ -145,16 +163,23 @@ func ParseDataURL(s string, maxBytes int) (mediaType string, data []byte, err er
 	if strings.ContainsAny(payload, "\r\n") {
 		payload = strings.NewReplacer("\r", "", "\n", "").Replace(payload)
 	}
-	if n := base64.StdEncoding.DecodedLen(len(payload)); maxBytes >= 0 && n > maxBytes {
-		return "", nil, fmt.Errorf("data URL holds about %d bytes, over the %d-byte limit", n, maxBytes)
-	}
 	enc := base64.StdEncoding
 	if !strings.HasSuffix(payload, "=") && len(payload)%4 != 0 {
 		enc = base64.RawStdEncoding
 	}
+	// The size from the text's length, exact for valid base64: the
+	// unpadded kind has up to 2 bytes more than StdEncoding's DecodedLen
+	// says, the padded kind as many less as it has "=".
+	n := enc.DecodedLen(len(payload)) - min(len(payload)-len(strings.TrimRight(payload, "=")), 2)
+	if maxBytes >= 0 && n > maxBytes {
+		return "", nil, fmt.Errorf("data URL holds %d bytes, over the %d-byte limit", n, maxBytes)
+	}
 	data, err = enc.DecodeString(payload)
 	if err != nil {
 		return "", nil, fmt.Errorf("data URL: bad base64: %v", err)
+	}
+	if maxBytes >= 0 && len(data) > maxBytes { // malformed padding the estimate missed
+		return "", nil, fmt.Errorf("data URL holds %d bytes, over the %d-byte limit", len(data), maxBytes)
 	}
 	return mediaType, data, nil
 }
@@ -262,13 +287,13 @@ func DecodeResponse(body []byte) (*Response, error) {
 			PromptTokens int `json:"prompt_tokens"`
 			TotalTokens  int `json:"total_tokens"`
 		} `json:"usage"`
-		Error any `json:"error"`
+		Error json.RawMessage `json:"error"`
 	}
 	if err := json.Unmarshal(body, &w); err != nil {
 		return nil, fmt.Errorf("not an embeddings response: %v", err)
 	}
-	if w.Error != nil {
-		return nil, fmt.Errorf("%v", w.Error)
+	if e := bytes.TrimSpace(w.Error); len(e) > 0 && string(e) != "null" {
+		return nil, errors.New(errorMessage(e))
 	}
 	if w.Object != "list" {
 		return nil, fmt.Errorf("response object %q, want \"list\"", w.Object)
@@ -295,4 +320,21 @@ func DecodeResponse(body []byte) (*Response, error) {
 		r.Embeddings[d.Index] = v
 	}
 	return r, nil
+}
+
+// errorMessage is an error body's "error" as one line: the string itself,
+// or the "message" of OpenAI's {"message", "type", ...} object, or else
+// the start of the JSON.
+func errorMessage(raw []byte) string {
+	var msg string
+	if json.Unmarshal(raw, &msg) == nil && msg != "" {
+		return oneLine(msg)
+	}
+	var obj struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(raw, &obj) == nil && obj.Message != "" {
+		return oneLine(obj.Message)
+	}
+	return "error " + clip(raw)
 }

@@ -63,16 +63,22 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-func TestDecodeRequest(t *testing.T) {
-	for _, tc := range []struct {
-		body string
-		want Request
-	}{
+type decodeRequestCase struct {
+	body string
+	want Request
+}
+
+func decodeRequestCases() []decodeRequestCase {
+	return []decodeRequestCase{
 		{`{"model":"m","input":"hello"}`, Request{Model: "m", Inputs: []string{"hello"}, EncodingFormat: "float"}},
 		{`{"model":"m","input":["a",""],"encoding_format":"base64","dimensions":128,"user":"u"}`,
 			Request{Model: "m", Inputs: []string{"a", ""}, EncodingFormat: "base64", Dimensions: 128, User: "u"}},
 		{`{"input":"data:image/png;base64,AAAA"}`, Request{Inputs: []string{"data:image/png;base64,AAAA"}, EncodingFormat: "float"}},
-	} {
+	}
+}
+
+func TestDecodeRequest(t *testing.T) {
+	for _, tc := range decodeRequestCases() {
 		got, err := DecodeRequest([]byte(tc.body))
 		if err != nil {
 			t.Errorf("%s: %v", tc.body, err)
@@ -84,9 +90,11 @@ func TestDecodeRequest(t *testing.T) {
 	}
 }
 
-func TestDecodeRequestErrors(t *testing.T) {
+// decodeRequestErrorCases are bodies DecodeRequest refuses, and what it
+// says about each.
+func decodeRequestErrorCases() []struct{ body, want string } {
 	many := `{"input":[` + strings.Repeat(`"x",`, MaxInputs) + `"x"]}`
-	for _, tc := range []struct{ body, want string }{
+	return []struct{ body, want string }{
 		{`{"input":"x",}`, "malformed JSON at byte"},
 		{`{"input": 3`, "malformed JSON"},
 		{`{"model":3,"input":"x"}`, `field "model" is a JSON number`},
@@ -99,7 +107,11 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{`{"input":"a","encoding_format":"float16"}`, `encoding_format "float16"`},
 		{`{"input":"a","dimensions":0}`, "dimensions 0"},
 		{many, "more than the 2048"},
-	} {
+	}
+}
+
+func TestDecodeRequestErrors(t *testing.T) {
+	for _, tc := range decodeRequestErrorCases() {
 		_, err := DecodeRequest([]byte(tc.body))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%.60s: got %v, want an error containing %q", tc.body, err, tc.want)
@@ -107,18 +119,24 @@ func TestDecodeRequestErrors(t *testing.T) {
 	}
 }
 
-func TestParseDataURLErrors(t *testing.T) {
-	for _, tc := range []struct {
-		url  string
-		max  int
-		want string
-	}{
+type dataURLErrorCase struct {
+	url  string
+	max  int
+	want string
+}
+
+func dataURLErrorCases() []dataURLErrorCase {
+	return []dataURLErrorCase{
 		{"http://example.invalid/cat.png", 100, "is not a data: URL"},
 		{"data:image/png;base64", 100, "no ','"},
 		{"data:image/png,%89PNG", 100, "is not base64"},
 		{"data:image/png;base64,!!!!", 100, "bad base64"},
 		{"data:image/png;base64," + strings.Repeat("A", 400), 100, "over the 100-byte limit"},
-	} {
+	}
+}
+
+func TestParseDataURLErrors(t *testing.T) {
+	for _, tc := range dataURLErrorCases() {
 		_, _, err := ParseDataURL(tc.url, tc.max)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%.40s: got %v, want an error containing %q", tc.url, err, tc.want)
