@@ -21,7 +21,10 @@ import (
 //     oneDNN's post-op for a Conv with constant weights, which runs with
 //     its weights packed once (conv_packed.go);
 //   - a Transpose that swaps the last two axes feeding MatMul: a transposed
-//     GEMM instead of a copy.
+//     GEMM instead of a copy;
+//   - Mul and Add by a per-channel (or one-value) constant after Conv:
+//     folded into its weights and bias (PP-LCNet's learnable affine);
+//   - the hard-swish pattern x*Clip(x+3, 0, 6)/6 (four nodes): one pass.
 
 // graphIndex answers who produces and who reads each value.
 type graphIndex struct {
@@ -48,7 +51,7 @@ func fuse(nodes []*gnode, consts map[string]*gval, outputs map[string]bool) []*g
 			}
 		}
 	}
-	for _, pass := range []func(*gnode){g.foldBatchNorm, g.fuseTranspose, g.fuseBias, g.fuseGELU, g.fuseRelu, g.fuseResidual, g.applyEpilogues, withLayouts} {
+	for _, pass := range []func(*gnode){g.foldBatchNorm, g.foldAffine, g.fuseHardSwish, g.fuseTranspose, g.fuseBias, g.fuseGELU, g.fuseRelu, g.fuseResidual, g.applyEpilogues, withLayouts} {
 		for _, n := range nodes {
 			if !g.removed[n] {
 				pass(n)
@@ -160,6 +163,144 @@ func (g *graphIndex) foldBatchNorm(bn *gnode) {
 	conv.in = []string{conv.in[0], wName, bName}
 	g.absorb(conv, bn)
 }
+
+// foldAffine folds Mul(Conv(x), s) or Add(Conv(x), t), s and t constants
+// with one value per output channel (or one for all), into the Conv:
+// w' = w·s and b' = b·s, or b' = b + t. A chain (Mul then Add) folds
+// step by step, the Conv taking over each output in turn.
+func (g *graphIndex) foldAffine(n *gnode) {
+	if (n.op != "Mul" && n.op != "Add") || len(n.in) != 2 {
+		return
+	}
+	for _, name := range n.in {
+		conv := g.private(name)
+		if conv == nil || conv.op != "Conv" || len(conv.in) < 2 {
+			continue
+		}
+		w := g.constFloat(conv.in[1])
+		if w == nil || len(w.Shape) != 4 {
+			return
+		}
+		o := w.Shape[0]
+		k := g.constFloat(other(n, name))
+		per, ok := perChannel(k, o)
+		if !ok {
+			return
+		}
+		b := make([]float32, o)
+		if len(conv.in) > 2 && conv.in[2] != "" {
+			cb := g.constFloat(conv.in[2])
+			if cb == nil || len(cb.Data) != o {
+				return
+			}
+			copy(b, cb.Data)
+		}
+		nw := w
+		if n.op == "Mul" {
+			nw = &tensor.Tensor{Shape: slices.Clone(w.Shape), Data: slices.Clone(w.Data)}
+			size := len(w.Data) / o
+			for c := range o {
+				for i := c * size; i < (c+1)*size; i++ {
+					nw.Data[i] *= per[c]
+				}
+				b[c] *= per[c]
+			}
+		} else {
+			for c := range o {
+				b[c] += per[c]
+			}
+		}
+		wName := conv.in[1]
+		if nw != w {
+			wName = g.newConst(conv, "scaled-weight-"+n.out[0], nw)
+		}
+		conv.in = []string{conv.in[0], wName, g.newConst(conv, "affine-bias-"+n.out[0], &tensor.Tensor{Shape: []int{o}, Data: b})}
+		g.absorb(conv, n)
+		return
+	}
+}
+
+// perChannel expands k, a constant that broadcasts against a Conv output
+// [N, o, H, W] along the channel axis only (one value, or o values shaped
+// [o, 1, 1] or [1, o, 1, 1]), into o values.
+func perChannel(k *tensor.Tensor, o int) ([]float32, bool) {
+	if k == nil || len(k.Shape) > 4 {
+		return nil, false
+	}
+	if len(k.Data) == 1 {
+		v := make([]float32, o)
+		for i := range v {
+			v[i] = k.Data[0]
+		}
+		return v, true
+	}
+	// Right-aligned against [N, o, H, W], the o must sit on axis 1.
+	for i, d := range k.Shape {
+		axis := i + 4 - len(k.Shape)
+		if (axis == 1 && d != o) || (axis != 1 && d != 1) {
+			return nil, false
+		}
+	}
+	return k.Data, len(k.Data) == o
+}
+
+// fuseHardSwish replaces Div(Mul(x, Clip(Add(x, 3), 0, 6)), 6), or the
+// same with Mul by 1/6, by one HardSwish pass, starting from the Clip.
+func (g *graphIndex) fuseHardSwish(clipN *gnode) {
+	if clipN.op != "Clip" || len(clipN.in) == 0 || !g.clipBounds(clipN, 0, 6) {
+		return
+	}
+	add := g.private(clipN.in[0])
+	if add == nil || add.op != "Add" || len(add.in) != 2 {
+		return
+	}
+	x := add.in[0]
+	if !g.isScalar(add.in[1], 3) {
+		if x = add.in[1]; !g.isScalar(add.in[0], 3) {
+			return
+		}
+	}
+	mul := g.soleReader(clipN.out[0])
+	if mul == nil || mul.op != "Mul" || other(mul, clipN.out[0]) != x {
+		return
+	}
+	scale := g.soleReader(mul.out[0])
+	if scale == nil || len(scale.in) != 2 ||
+		!(scale.op == "Div" && scale.in[0] == mul.out[0] && g.isScalar(scale.in[1], 6) ||
+			scale.op == "Mul" && g.isScalar(other(scale, mul.out[0]), 1.0/6)) {
+		return
+	}
+	for _, n := range []*gnode{add, clipN, mul} {
+		g.removed[n] = true
+	}
+	scale.op, scale.in, scale.attrs = "HardSwish", []string{x}, nil
+	scale.impl = hardSwishOp
+}
+
+// clipBounds reports whether Clip node n bounds its input to [lo, hi],
+// by attributes (opset < 11) or constant inputs.
+func (g *graphIndex) clipBounds(n *gnode, lo, hi float64) bool {
+	if len(n.in) >= 3 && n.in[1] != "" && n.in[2] != "" {
+		return g.isScalar(n.in[1], lo) && g.isScalar(n.in[2], hi)
+	}
+	if len(n.in) > 1 {
+		return false
+	}
+	return float64(attrFloat(n, "min", float32(math.Inf(-1)))) == lo && float64(attrFloat(n, "max", float32(math.Inf(1)))) == hi
+}
+
+// hardSwishOp computes x*Clip(x+3, 0, 6)/6 in the order the four nodes
+// it replaces did, so that the result is the same to the bit.
+var hardSwishOp = &goOp{run: func(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
+	x, err := float(n, in, 0)
+	if err != nil {
+		return nil, err
+	}
+	y := c.tp.Alloc(slices.Clone(x.Value.Shape)...)
+	xs := x.Value.Data
+	tensor.Parallel(len(xs), len(xs), func(lo, hi int) { tensor.HardSwish(y.Data[lo:hi], xs[lo:hi]) })
+	return []*gval{fl(y)}, nil
+}}
 
 // newConst registers a constant made by a fusion under a name no ONNX value
 // can have.

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -150,5 +151,72 @@ func TestThirdPartyModelsMatchORT(t *testing.T) {
 		}
 		x := randomInput(rng, m.shape...)
 		matchORT(t, m.file, b, m.tol, x)
+	}
+}
+
+// mobileModel is a PP-LCNet block as PaddleOCR exports it: Conv, a
+// learnable affine (Mul by one value, Add per channel), hard-swish written
+// out as x*Clip(x+3, 0, 6)/6 (the last step a Div, or with mulSixth a Mul
+// by 1/6), then a second Conv. extraOutputs makes intermediates graph
+// outputs, which must keep their nodes.
+func mobileModel(mulSixth bool, extraOutputs ...string) []byte {
+	rng := rand.New(rand.NewPCG(9, 10))
+	shift := floatInit("shift", rng, 1, 4, 1, 1)
+	last := node("Div", []string{"xr", "six"}, []string{"hs"})
+	if mulSixth {
+		last = node("Mul", []string{"sixth", "xr"}, []string{"hs"})
+	}
+	outputs := []*onnxpb.ValueInfoProto{tensorValue("y", Float32, nil)}
+	for _, o := range extraOutputs {
+		outputs = append(outputs, tensorValue(o, Float32, nil))
+	}
+	return model(&onnxpb.GraphProto{
+		Name: proto.String("mobile"),
+		Node: []*onnxpb.NodeProto{
+			node("Conv", []string{"x", "w1", "b1"}, []string{"c1"}, intsAttr("pads", 1, 1, 1, 1)),
+			node("Mul", []string{"scale", "c1"}, []string{"scaled"}),
+			node("Add", []string{"scaled", "shift"}, []string{"a"}),
+			node("Add", []string{"a", "three"}, []string{"a3"}),
+			node("Clip", []string{"a3", "zero", "six"}, []string{"r6"}),
+			node("Mul", []string{"a", "r6"}, []string{"xr"}),
+			last,
+			node("Conv", []string{"hs", "w2"}, []string{"y"}),
+		},
+		Initializer: []*onnxpb.TensorProto{floatInit("w1", rng, 4, 3, 3, 3), floatInit("b1", rng, 4), scalarInit("scale", 1.7),
+			shift, scalarInit("three", 3), scalarInit("zero", 0), scalarInit("six", 6), scalarInit("sixth", 1.0/6),
+			floatInit("w2", rng, 2, 4, 1, 1)},
+		Input:  []*onnxpb.ValueInfoProto{tensorValue("x", Float32, dims("n", 3, 8, 8))},
+		Output: outputs,
+	}, nil)
+}
+
+// TestMobileFusionsMatchORT: the affine folds into the Conv and the
+// hard-swish pattern becomes one node, with ONNX Runtime's results, and
+// neither fusion crosses a value someone else reads.
+func TestMobileFusionsMatchORT(t *testing.T) {
+	needORT(t)
+	for _, c := range []struct {
+		name     string
+		mulSixth bool
+		extra    []string
+		want     []string
+	}{
+		{"div", false, nil, []string{"Conv", "HardSwish", "Conv"}},
+		{"mul by a sixth", true, nil, []string{"Conv", "HardSwish", "Conv"}},
+		{"affine output read", false, []string{"scaled"}, []string{"Conv", "Add", "HardSwish", "Conv"}},
+		{"clip output read", false, []string{"r6"}, []string{"Conv", "Add", "Clip", "Mul", "Div", "Conv"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := mobileModel(c.mulSixth, c.extra...)
+			goS, err := OpenGoModel("mobile", mustParse(t, b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := planOps(goS); !slices.Equal(got, c.want) {
+				t.Errorf("plan %v, want %v", got, c.want)
+			}
+			x := randomInput(rand.New(rand.NewPCG(11, 12)), 2, 3, 8, 8)
+			matchORT(t, "mobile "+c.name, b, 1e-5, x)
+		})
 	}
 }

@@ -27,6 +27,18 @@ func ReLU(o, x []float32) {
 	reluC(o, x)
 }
 
+// HardSwish sets o[i] = x[i]*Clip(x[i]+3, 0, 6)/6, computed in that order
+// (the Add, Clip, Mul and Div an exporter writes), so that the result is
+// the four ops' to the bit. NaN stays NaN.
+func HardSwish(o, x []float32) {
+	x = x[:len(o)]
+	if len(o) < simdMin {
+		hardSwishGo(o, x)
+		return
+	}
+	hardSwishC(o, x)
+}
+
 // ReLUGrad sets (acc false) or adds to (acc true) gx the gradient of ReLU:
 // g where the ReLU output o is > 0, else 0.
 func ReLUGrad(gx, g, o []float32, acc bool) {

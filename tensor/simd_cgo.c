@@ -62,6 +62,19 @@ void sz_relu(float *restrict o, const float *restrict x, size_t n) {
 	}
 }
 
+// sz_hardswish sets o = x*min(max(x+3, 0), 6)/6 in that order, ONNX's
+// HardSwish as exporters write it out (Add, Clip, Mul, Div); NaN stays NaN.
+SZ_CLONES
+void sz_hardswish(float *restrict o, const float *restrict x, size_t n) {
+	for (size_t i = 0; i < n; i++) {
+		float v = x[i];
+		float t = v + 3.0f;
+		t = t > 0.0f ? t : (t == t ? 0.0f : t);
+		t = t < 6.0f ? t : 6.0f;
+		o[i] = v * t / 6.0f;
+	}
+}
+
 // sz_relu_grad sets (acc=0) or adds to (acc=1) gx the upstream g where the
 // output o is > 0 (not NaN), else 0.
 SZ_CLONES

@@ -1,6 +1,7 @@
 // Prototypes of the kernels in simd_cgo.c, shared with simd_cgo.go.
 #include <stddef.h>
 
+void sz_hardswish(float *o, const float *x, size_t n);
 void sz_relu(float *o, const float *x, size_t n);
 void sz_relu_grad(float *gx, const float *g, const float *o, size_t n, int acc);
 void sz_add(float *o, const float *a, const float *b, size_t n);

@@ -6,6 +6,17 @@ import "math"
 // the short-slice path with it, and the reference the C kernels are tested
 // against.
 
+func hardSwishGo(o, x []float32) {
+	x = x[:len(o)]
+	for i, v := range x {
+		t := v + 3
+		if t == t { // NaN passes the Clip as it is
+			t = min(max(t, 0), 6)
+		}
+		o[i] = v * t / 6
+	}
+}
+
 func reluGo(o, x []float32) {
 	x = x[:len(o)]
 	for i, v := range x {

@@ -271,3 +271,40 @@ func TestSIMDBatchNorm(t *testing.T) {
 		}
 	}
 }
+
+// TestSIMDHardSwish: the C kernel gives the Go loop's bits (NaN for NaN,
+// whichever payload), and the Go loop is the four ONNX ops in float32.
+func TestSIMDHardSwish(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	x := withSpecials(simdRand(r, 1000003))
+	for i := 8; i < 64; i++ {
+		x[i] = float32(i-36) / 4 // the bends at -3 and 3, exactly
+	}
+	want := make([]float32, len(x))
+	hardSwishGo(want, x)
+	for i, v := range x[:4096] {
+		t32 := v + 3
+		if t32 < 0 {
+			t32 = 0
+		}
+		if t32 > 6 {
+			t32 = 6
+		}
+		ref := v * t32 / 6
+		if !(want[i] == ref || want[i] != want[i] && ref != ref) {
+			t.Fatalf("hardswish(%v) = %v, want %v", v, want[i], ref)
+		}
+	}
+	if !haveSIMD {
+		return
+	}
+	for _, n := range simdLengths {
+		got := make([]float32, n)
+		HardSwish(got, x[:n])
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) && !(got[i] != got[i] && want[i] != want[i]) {
+				t.Fatalf("length %d: element %d: hardswish(%v) = %v, the Go loop gives %v", n, i, x[i], got[i], want[i])
+			}
+		}
+	}
+}
