@@ -212,19 +212,28 @@ func rawFile(header string, data []byte) []byte {
 	return append(append(b, header...), data...)
 }
 
-func TestParseRejectsCorruptFiles(t *testing.T) {
+// corruptFile is a malformed safetensors file and what its error must say.
+type corruptFile struct {
+	name string
+	file []byte
+	want []string // substrings the error must contain
+}
+
+// validFile is a well-formed one-tensor file the corrupt files vary.
+func validFile() []byte {
+	return rawFile(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, make([]byte, 8))
+}
+
+// corruptFiles are TestParseRejectsCorruptFiles' cases, also FuzzParse's
+// seeds.
+func corruptFiles() []corruptFile {
 	eight := make([]byte, 8)
-	valid := rawFile(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, eight)
+	valid := validFile()
 	hugeLen := append([]byte(nil), valid...)
 	binary.LittleEndian.PutUint64(hugeLen, 1<<40)
 	beyond := append([]byte(nil), valid...)
 	binary.LittleEndian.PutUint64(beyond, uint64(len(valid)))
-
-	cases := []struct {
-		name string
-		file []byte
-		want []string // substrings the error must contain
-	}{
+	return []corruptFile{
 		{"empty file", nil, []string{"shorter than the 8-byte"}},
 		{"7 bytes", []byte{1, 2, 3, 4, 5, 6, 7}, []string{"7 bytes"}},
 		{"header length beyond file", beyond, []string{"beyond the file", "truncated"}},
@@ -250,7 +259,10 @@ func TestParseRejectsCorruptFiles(t *testing.T) {
 		{"metadata not strings", rawFile(`{"__metadata__":{"k":1}}`, nil), []string{"__metadata__"}},
 		{"empty name", rawFile(`{"":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, eight), []string{"empty tensor name"}},
 	}
-	for _, c := range cases {
+}
+
+func TestParseRejectsCorruptFiles(t *testing.T) {
+	for _, c := range corruptFiles() {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Parse("bad.safetensors", c.file)
 			if err == nil {
@@ -267,7 +279,7 @@ func TestParseRejectsCorruptFiles(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Parse("ok", valid); err != nil {
+	if _, err := Parse("ok", validFile()); err != nil {
 		t.Fatalf("valid file rejected: %v", err)
 	}
 	// Padding spaces after the JSON object are legal (the reference writer

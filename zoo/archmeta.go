@@ -44,15 +44,24 @@ func ParseSpec(raw string) (Spec, error) {
 		return Spec{}, fmt.Errorf("zoo: %s: %w", ArchConfigKey, err)
 	}
 	s := Spec{Name: w.Name, Family: w.Family}
+	// The configuration is checked as Build would check it, so that a file
+	// cannot record an architecture nothing can build.
+	var err error
 	switch {
 	case w.Family == "resnet" && w.ResNet != nil:
 		s.ResNet = *w.ResNet
+		_, err = s.ResNet.withDefaults()
 	case w.Family == "vit" && w.ViT != nil:
 		s.ViT = *w.ViT
+		_, err = s.ViT.withDefaults()
 	case w.Family == "bert" && w.BERT != nil:
 		s.BERT = *w.BERT
+		_, err = s.BERT.withDefaults()
 	default:
 		return Spec{}, fmt.Errorf("zoo: %s: family %q without its configuration", ArchConfigKey, w.Family)
+	}
+	if err != nil {
+		return Spec{}, fmt.Errorf("zoo: %s: %w", ArchConfigKey, err)
 	}
 	return s, nil
 }

@@ -3,7 +3,9 @@ package zoo
 import (
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"slices"
 	"sort"
@@ -102,6 +104,10 @@ func init() { entries, entriesErr = parseManifest(manifestJSON) }
 
 var entryName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,99}$`)
 
+// fileName is entryName with upper case allowed, spelled out rather than
+// matched through strings.ToLower, which folds the Kelvin sign into "k".
+var fileName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,99}$`)
+
 // parseManifest reads and checks a manifest: names unique and safe as
 // folder names, files safe as file names, hashes well-formed, archs known.
 func parseManifest(raw []byte) ([]Entry, error) {
@@ -110,6 +116,9 @@ func parseManifest(raw []byte) ([]Entry, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("zoo: manifest: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("zoo: manifest: trailing content after the JSON object")
 	}
 	if m.Version != ManifestVersion {
 		return nil, fmt.Errorf("zoo: manifest version %d; this build reads version %d", m.Version, ManifestVersion)
@@ -122,7 +131,7 @@ func parseManifest(raw []byte) ([]Entry, error) {
 			return nil, fmt.Errorf("zoo: manifest entry %d: name %q is not a safe lower-case name", i, e.Name)
 		case seen[e.Name]:
 			return nil, fmt.Errorf("zoo: manifest: entry %q twice", e.Name)
-		case !entryName.MatchString(strings.ToLower(e.File)) || strings.Contains(e.File, ".."):
+		case !fileName.MatchString(e.File) || strings.Contains(e.File, ".."):
 			return nil, fmt.Errorf("zoo: manifest entry %s: file %q is not a plain file name", e.Name, e.File)
 		case e.Modality != "image" && e.Modality != "text":
 			return nil, fmt.Errorf("zoo: manifest entry %s: modality %q (want image or text)", e.Name, e.Modality)
@@ -134,6 +143,8 @@ func parseManifest(raw []byte) ([]Entry, error) {
 			return nil, fmt.Errorf("zoo: manifest entry %s: verified but no sha256", e.Name)
 		case e.Bundled && e.SHA256 == "":
 			return nil, fmt.Errorf("zoo: manifest entry %s: bundled without a sha256", e.Name)
+		case e.Size < 0 || e.Params < 0 || e.EmbeddingDim < 0:
+			return nil, fmt.Errorf("zoo: manifest entry %s: negative size %d, params %d or embedding_dim %d", e.Name, e.Size, e.Params, e.EmbeddingDim)
 		}
 		if _, err := Arch(e.Arch); err != nil {
 			return nil, fmt.Errorf("zoo: manifest entry %s: %w", e.Name, err)

@@ -57,8 +57,13 @@ func TestManifestEntriesBuild(t *testing.T) {
 	}
 }
 
-func TestManifestRejects(t *testing.T) {
-	tests := []struct{ name, json, want string }{
+// manifestReject is a bad manifest and what its error must say.
+type manifestReject struct{ name, json, want string }
+
+// manifestRejects are TestManifestRejects' cases, also FuzzParseManifest's
+// seeds.
+func manifestRejects() []manifestReject {
+	return []manifestReject{
 		{"version", `{"version":2,"entries":[]}`, "version 2"},
 		{"unknown field", `{"version":1,"entries":[{"name":"a","bogus":1}]}`, "bogus"},
 		{"path name", `{"version":1,"entries":[{"name":"../x","file":"f","modality":"image","arch":"resnet18"}]}`, "not a safe"},
@@ -70,8 +75,15 @@ func TestManifestRejects(t *testing.T) {
 		{"bad sha", `{"version":1,"entries":[{"name":"x","file":"f","modality":"image","arch":"resnet18","sha256":"zz"}]}`, "64 hex"},
 		{"arch", `{"version":1,"entries":[{"name":"x","file":"f","modality":"image","arch":"resnet7"}]}`, "resnet7"},
 		{"twice", `{"version":1,"entries":[{"name":"x","file":"f","modality":"text","arch":"bert-tiny"},{"name":"x","file":"f","modality":"text","arch":"bert-tiny"}]}`, "twice"},
+		{"trailing", `{"version":1,"entries":[]} {}`, "trailing content"},
+		{"kelvin file", `{"version":1,"entries":[{"name":"x","file":"\u212aey.pth","modality":"image","arch":"resnet18"}]}`, "not a plain file"},
+		{"negative size", `{"version":1,"entries":[{"name":"x","file":"f","modality":"image","arch":"resnet18","size":-1}]}`, "negative"},
+		{"bad arch_config", `{"version":1,"entries":[{"name":"x","file":"f","modality":"image","arch":"resnet18","arch_config":{"family":"resnet","resnet":{"Depth":7}}}]}`, "depth 7"},
 	}
-	for _, tc := range tests {
+}
+
+func TestManifestRejects(t *testing.T) {
+	for _, tc := range manifestRejects() {
 		_, err := parseManifest([]byte(tc.json))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)

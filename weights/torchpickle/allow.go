@@ -219,5 +219,5 @@ func (e *RefusedError) Error() string {
 			break
 		}
 	}
-	return fmt.Sprintf("refused global %s: %s (only the globals of torch.load(weights_only=True) and plain data are allowed; nothing in the file was run; a whole pickled module, torch.save(model), must be re-saved as its state_dict)", e.Global, why)
+	return fmt.Sprintf("refused global %s: %s (only the globals of torch.load(weights_only=True) and plain data are allowed; nothing in the file was run; a whole pickled module, torch.save(model), must be re-saved as its state_dict)", odd(e.Global), why)
 }

@@ -75,7 +75,7 @@ func (s *zipSource) readAt(p []byte, off int64) error {
 		defer rc.Close()
 		s.data = make([]byte, s.n)
 		if _, err := io.ReadFull(rc, s.data); err != nil {
-			s.err = fmt.Errorf("record %s: %w", s.f.Name, truncated(err))
+			s.err = fmt.Errorf("record %s: %w", odd(s.f.Name), truncated(err))
 		}
 	})
 	if s.err != nil {

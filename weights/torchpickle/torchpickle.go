@@ -50,11 +50,16 @@ type Checkpoint struct {
 	// dict holding one).
 	Root any
 
-	f *os.File
+	f io.Closer // nil when read from memory
 }
 
 // Close releases the file; tensors cannot be read afterwards.
-func (c *Checkpoint) Close() error { return c.f.Close() }
+func (c *Checkpoint) Close() error {
+	if c.f == nil {
+		return nil
+	}
+	return c.f.Close()
+}
 
 // Open reads a checkpoint's pickle and leaves its tensor data in the file.
 func Open(path string) (*Checkpoint, error) {
@@ -62,40 +67,41 @@ func Open(path string) (*Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("torchpickle: %w", err)
 	}
-	c, err := open(f, path)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("torchpickle: %s: %w", path, err)
+	fi, err := f.Stat()
+	if err == nil {
+		var c *Checkpoint
+		if c, err = open(f, fi.Size(), path); err == nil {
+			c.f = f
+			return c, nil
+		}
 	}
-	return c, nil
+	f.Close()
+	return nil, fmt.Errorf("torchpickle: %s: %w", path, err)
 }
 
-func open(f *os.File, path string) (*Checkpoint, error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	size := fi.Size()
+// open reads a checkpoint of size bytes from r (Open's file, or bytes in
+// memory for the fuzz target); tensors read from r later.
+func open(r io.ReaderAt, size int64, path string) (*Checkpoint, error) {
 	head := make([]byte, 512+8)
-	n, err := f.ReadAt(head, 0)
+	n, err := r.ReadAt(head, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
 	head = head[:n]
-	c := &Checkpoint{Path: path, f: f}
+	c := &Checkpoint{Path: path}
 	switch {
 	case n == 0:
 		return nil, errors.New("empty file")
 	case bytes.HasPrefix(head, []byte("PK\x03\x04")) || bytes.HasPrefix(head, []byte("PK\x05\x06")):
 		c.Format = "zip"
-		c.Root, err = loadZip(f, size)
+		c.Root, err = loadZip(r, size)
 	case n >= 262 && string(head[257:262]) == "ustar":
 		return nil, errors.New("a tar archive: the PyTorch 0.3-era tar checkpoint layout is not supported (load and re-save it with a newer PyTorch)")
 	case n >= 9 && head[8] == '{' && head[0] != 0x80:
 		return nil, errors.New("a safetensors file, not a torch.save pickle")
 	default:
 		c.Format = "legacy"
-		c.Root, err = loadLegacy(f, size)
+		c.Root, err = loadLegacy(r, size)
 	}
 	if err != nil {
 		return nil, err
@@ -105,7 +111,7 @@ func open(f *os.File, path string) (*Checkpoint, error) {
 
 // loadZip reads the zip format: <dir>/data.pkl unpickled with storages
 // resolved to the records <dir>/data/<key>.
-func loadZip(f *os.File, size int64) (any, error) {
+func loadZip(f io.ReaderAt, size int64) (any, error) {
 	zr, err := zip.NewReader(f, size)
 	if err != nil {
 		return nil, fmt.Errorf("zip checkpoint: %w (truncated or not a torch.save file)", err)
@@ -117,7 +123,7 @@ func loadZip(f *os.File, size int64) (any, error) {
 		// torch.save writes one top-level folder (named after the file).
 		if strings.HasSuffix(zf.Name, "/data.pkl") && strings.Count(zf.Name, "/") == 1 {
 			if pkl != nil {
-				return nil, fmt.Errorf("zip checkpoint holds two pickles, %s and %s", pkl.Name, zf.Name)
+				return nil, fmt.Errorf("zip checkpoint holds two pickles, %s and %s", odd(pkl.Name), odd(zf.Name))
 			}
 			pkl = zf
 		}
@@ -144,7 +150,7 @@ func loadZip(f *os.File, size int64) (any, error) {
 	}
 	rc, err := pkl.Open()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", pkl.Name, err)
+		return nil, fmt.Errorf("%s: %w", odd(pkl.Name), err)
 	}
 	defer rc.Close()
 
@@ -157,7 +163,7 @@ func loadZip(f *os.File, size int64) (any, error) {
 			return nil, fmt.Errorf("persistent id %s, want a 5-tuple", typeName(pid))
 		}
 		if s, _ := pyString(t[0]); s != "storage" {
-			return nil, fmt.Errorf("persistent id of kind %v, want \"storage\"", t[0])
+			return nil, fmt.Errorf("persistent id of kind %s, want \"storage\"", show(t[0]))
 		}
 		typ, _ := t[1].(*Global)
 		key, ok1 := pyString(t[2])
@@ -178,7 +184,7 @@ func loadZip(f *os.File, size int64) (any, error) {
 		}
 		rec, ok := records[prefix+"data/"+key]
 		if !ok {
-			return nil, fmt.Errorf("%s %q: no record %sdata/%s", s.Type, key, prefix, key)
+			return nil, fmt.Errorf("%s %q: no record %s", s.Type, key, odd(prefix+"data/"+key))
 		}
 		need := numel * int64(s.ElemSize)
 		have, err := zipSize(rec)
@@ -186,15 +192,15 @@ func loadZip(f *os.File, size int64) (any, error) {
 			return nil, err
 		}
 		if have < need {
-			return nil, fmt.Errorf("%s %q declares %d elements (%d bytes) but its record %s holds %d bytes", s.Type, key, numel, need, rec.Name, have)
+			return nil, fmt.Errorf("%s %q declares %d elements (%d bytes) but its record %s holds %d bytes", s.Type, key, numel, need, odd(rec.Name), have)
 		}
 		if rec.Method == zip.Store {
 			off, err := rec.DataOffset()
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", rec.Name, err)
+				return nil, fmt.Errorf("%s: %w", odd(rec.Name), err)
 			}
 			if off+need > size {
-				return nil, fmt.Errorf("record %s ends past the end of the file (truncated?)", rec.Name)
+				return nil, fmt.Errorf("record %s ends past the end of the file (truncated?)", odd(rec.Name))
 			}
 			s.src = fileSource{r: f, off: off, n: need}
 		} else {
@@ -206,7 +212,7 @@ func loadZip(f *os.File, size int64) (any, error) {
 	u := newUnpickler(newReader(rc, plen), persistent)
 	root, err := u.load()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", pkl.Name, err)
+		return nil, fmt.Errorf("%s: %w", odd(pkl.Name), err)
 	}
 	return root, nil
 }
@@ -218,13 +224,13 @@ func zipSize(zf *zip.File) (int64, error) {
 	n := zf.UncompressedSize64
 	if zf.Method == zip.Store {
 		if n != zf.CompressedSize64 {
-			return 0, fmt.Errorf("record %s: stored sizes disagree", zf.Name)
+			return 0, fmt.Errorf("record %s: stored sizes disagree", odd(zf.Name))
 		}
 	} else if n > 1032*zf.CompressedSize64+1024 {
-		return 0, fmt.Errorf("record %s: %d bytes from %d compressed is beyond deflate's ratio (corrupt)", zf.Name, n, zf.CompressedSize64)
+		return 0, fmt.Errorf("record %s: %d bytes from %d compressed is beyond deflate's ratio (corrupt)", odd(zf.Name), n, zf.CompressedSize64)
 	}
 	if n > 1<<62 {
-		return 0, fmt.Errorf("record %s: %d bytes", zf.Name, n)
+		return 0, fmt.Errorf("record %s: %d bytes", odd(zf.Name), n)
 	}
 	return int64(n), nil
 }
@@ -235,7 +241,7 @@ func readSmall(zf *zip.File, max int64) ([]byte, error) {
 		return nil, err
 	}
 	if n > max {
-		return nil, fmt.Errorf("record %s: %d bytes, want at most %d", zf.Name, n, max)
+		return nil, fmt.Errorf("record %s: %d bytes, want at most %d", odd(zf.Name), n, max)
 	}
 	rc, err := zf.Open()
 	if err != nil {
@@ -244,7 +250,7 @@ func readSmall(zf *zip.File, max int64) ([]byte, error) {
 	defer rc.Close()
 	b := make([]byte, n)
 	if _, err := io.ReadFull(rc, b); err != nil {
-		return nil, fmt.Errorf("record %s: %w", zf.Name, truncated(err))
+		return nil, fmt.Errorf("record %s: %w", odd(zf.Name), truncated(err))
 	}
 	return b, nil
 }
@@ -254,7 +260,7 @@ var legacyMagic, _ = new(big.Int).SetString("1950a86a20f9469cfc6c", 16)
 
 // loadLegacy reads the pre-1.6 format (torch 1.13 serialization.py
 // _legacy_save / _legacy_load).
-func loadLegacy(f *os.File, size int64) (any, error) {
+func loadLegacy(f io.ReaderAt, size int64) (any, error) {
 	r := newReader(io.NewSectionReader(f, 0, size), size)
 	magic, err := newUnpickler(r, nil).load()
 	if err != nil {
@@ -268,7 +274,7 @@ func loadLegacy(f *os.File, size int64) (any, error) {
 		return nil, err
 	}
 	if v, ok := ver.(int64); !ok || v != 1001 {
-		return nil, fmt.Errorf("legacy protocol version %v, want 1001", ver)
+		return nil, fmt.Errorf("legacy protocol version %s, want 1001", show(ver))
 	}
 	sys, err := newUnpickler(r, nil).load()
 	if err != nil {
@@ -292,7 +298,7 @@ func loadLegacy(f *os.File, size int64) (any, error) {
 		}
 		// ('storage', storage_type, root_key, location, numel, view_metadata)
 		if s, _ := pyString(t[0]); s != "storage" || len(t) != 6 {
-			return nil, fmt.Errorf("persistent id %v of length %d, want a 6-tuple starting \"storage\"", t[0], len(t))
+			return nil, fmt.Errorf("persistent id %s of length %d, want a 6-tuple starting \"storage\"", show(t[0]), len(t))
 		}
 		typ, _ := t[1].(*Global)
 		key, ok1 := pyString(t[2])
@@ -322,7 +328,7 @@ func loadLegacy(f *os.File, size int64) (any, error) {
 		voff, ok2 := asInt(vm[1])
 		vn, ok3 := asInt(vm[2])
 		if !ok1 || !ok2 || !ok3 || voff < 0 || vn < 0 || voff > root.Numel || vn > root.Numel-voff {
-			return nil, fmt.Errorf("storage view %v outside its %d-element root %q", t[5], root.Numel, key)
+			return nil, fmt.Errorf("storage view %s outside its %d-element root %q", show(t[5]), root.Numel, key)
 		}
 		if v, ok := views[vkey]; ok {
 			return v, nil
@@ -381,6 +387,9 @@ func loadLegacy(f *os.File, size int64) (any, error) {
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
+		for i, k := range missing {
+			missing[i] = odd(k)
+		}
 		return nil, fmt.Errorf("storages %s have no data in the file", strings.Join(missing, ", "))
 	}
 	return root, nil

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sslzoo/sslzoo/internal/fuzzcheck"
 	"github.com/sslzoo/sslzoo/weights"
 )
 
@@ -166,17 +167,18 @@ func TestTorchSaveFiles(t *testing.T) {
 	}
 }
 
-// hostile are bare pickles that must fail cleanly: no panic, no huge
-// allocation, an error saying what is wrong.
-func TestHostilePickles(t *testing.T) {
+// hostilePickle is a bare pickle that must fail with an error containing
+// want.
+type hostilePickle struct{ name, pickle, want string }
+
+// hostilePickles are TestHostilePickles' cases, also FuzzUnpickle's seeds.
+func hostilePickles() []hostilePickle {
 	nest := []byte("\x80\x02})q\x000")
 	for range 40 {
 		nest = append(nest, "h\x00h\x00\x86q\x000"...)
 	}
 	nest = append(nest, "h\x00Ns."...)
-	cases := []struct {
-		name, pickle, want string
-	}{
+	return []hostilePickle{
 		{"opcode 0xff", "\xff", "unknown opcode"},
 		{"empty", "", "truncated"},
 		{"no STOP", "\x80\x02K\x01", "truncated"},
@@ -201,7 +203,12 @@ func TestHostilePickles(t *testing.T) {
 		{"bad STRING", "S'abc\n.", "not quoted"},
 		{"non-UTF-8 str", "X\x01\x00\x00\x00\xff.", "not UTF-8"},
 	}
-	for _, c := range cases {
+}
+
+// TestHostilePickles: bare pickles that must fail cleanly: no panic, no
+// huge allocation, an error saying what is wrong.
+func TestHostilePickles(t *testing.T) {
+	for _, c := range hostilePickles() {
 		t.Run(c.name, func(t *testing.T) {
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
@@ -215,6 +222,19 @@ func TestHostilePickles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLongKeyReused: a key used again costs no memory however long it
+// is. Each SETITEM of a memoized key used to render the whole key in
+// memory: a 60 KB str key set 2000 times took 250 MB for a 68 KB pickle.
+func TestLongKeyReused(t *testing.T) {
+	b := longKeyReused(60000, 2000)
+	fuzzcheck.Bounded(t, fuzzcheck.Limit(len(b), picklePerByte), func() {
+		v, err := loadPickle(b)
+		if d, ok := v.(*Dict); err != nil || !ok || d.Len() != 1 {
+			t.Fatalf("got %s, %v; want a dict of one key", typeName(v), err)
+		}
+	})
 }
 
 // TestPickleValues covers decodings the fixtures do not: LONG1 of length
@@ -298,17 +318,25 @@ func TestTruncatedFiles(t *testing.T) {
 	}
 }
 
-// TestNotACheckpoint: other files get a one-line error saying what they are.
-func TestNotACheckpoint(t *testing.T) {
-	dir := t.TempDir()
-	cases := []struct{ name, content, want string }{
+// notCheckpoint is a file that is no torch.save checkpoint and the error
+// it must get.
+type notCheckpoint struct{ name, content, want string }
+
+// notCheckpoints are TestNotACheckpoint's files, also FuzzOpen's seeds.
+func notCheckpoints() []notCheckpoint {
+	return []notCheckpoint{
 		{"empty.pth", "", "empty file"},
 		{"text.pth", "hello, world\n", "not a PyTorch checkpoint"},
 		{"plain.pkl", "\x80\x02}q\x00.", "without torch's magic number"},
 		{"model.safetensors", "\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":1}        ", "a safetensors file"},
 		{"tar.pth", strings.Repeat("\x00", 257) + "ustar" + strings.Repeat("\x00", 300), "tar archive"},
 	}
-	for _, c := range cases {
+}
+
+// TestNotACheckpoint: other files get a one-line error saying what they are.
+func TestNotACheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range notCheckpoints() {
 		p := filepath.Join(dir, c.name)
 		if err := os.WriteFile(p, []byte(c.content), 0o644); err != nil {
 			t.Fatal(err)
@@ -318,19 +346,4 @@ func TestNotACheckpoint(t *testing.T) {
 			t.Errorf("%s: error %v, want one naming the file and containing %q", c.name, err, c.want)
 		}
 	}
-}
-
-// FuzzUnpickle: arbitrary bytes never panic the unpickler. The seeds are
-// the fixture pickles and the hostile cases.
-func FuzzUnpickle(f *testing.F) {
-	for proto := range 6 {
-		if b, err := os.ReadFile(filepath.Join("testdata", "plain_p"+string(rune('0'+proto))+".pkl")); err == nil {
-			f.Add(b)
-		}
-	}
-	f.Add([]byte("\x80\x04\x8e\x00\x00\x00\x00\x00\x01\x00\x00"))
-	f.Add([]byte("cos\nsystem\n(S'x'\ntR."))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		loadPickle(b)
-	})
 }
