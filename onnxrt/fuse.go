@@ -298,7 +298,7 @@ var hardSwishOp = &goOp{run: func(c *gctx, n *gnode, in []*gval) ([]*gval, error
 	}
 	y := c.tp.Alloc(slices.Clone(x.Value.Shape)...)
 	xs := x.Value.Data
-	tensor.Parallel(len(xs), len(xs), func(lo, hi int) { tensor.HardSwish(y.Data[lo:hi], xs[lo:hi]) })
+	tensor.Parallel(len(xs), 1, func(lo, hi int) { tensor.HardSwish(y.Data[lo:hi], xs[lo:hi]) })
 	return []*gval{fl(y)}, nil
 }}
 
@@ -345,7 +345,7 @@ func (g *graphIndex) fuseBias(add *gnode) {
 func addRows(y, row []float32) {
 	n := len(row)
 	rows := len(y) / n
-	tensor.Parallel(rows, len(y), func(lo, hi int) {
+	tensor.Parallel(rows, n, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			dst := y[r*n : (r+1)*n]
 			for i, v := range row {
@@ -397,7 +397,7 @@ var geluOp = &goOp{run: func(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
 	}
 	y := c.tp.Alloc(slices.Clone(x.Value.Shape)...)
 	xs := x.Value.Data
-	tensor.Parallel(len(xs), 8*len(xs), func(lo, hi int) { tensor.GELUErf(y.Data[lo:hi], xs[lo:hi]) })
+	tensor.Parallel(len(xs), 8, func(lo, hi int) { tensor.GELUErf(y.Data[lo:hi], xs[lo:hi]) })
 	return []*gval{fl(y)}, nil
 }}
 
@@ -489,7 +489,7 @@ func withRelu(op *goOp) *goOp {
 }
 
 func reluInPlace(y []float32) {
-	tensor.Parallel(len(y), len(y), func(lo, hi int) {
+	tensor.Parallel(len(y), 1, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			// Like ReLU, NaN stays NaN: only negatives are cleared.
 			if y[i] < 0 {

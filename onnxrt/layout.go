@@ -119,7 +119,7 @@ func globalAvgPoolNHWC(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
 	nb, ch, hw := s[0], s[1], s[2]*s[3]
 	y := c.tp.Alloc(nb, ch, 1, 1)
 	inv := 1 / float32(hw)
-	tensor.Parallel(nb, nb*ch*hw, func(lo, hi int) {
+	tensor.Parallel(nb, ch*hw, func(lo, hi int) {
 		for img := lo; img < hi; img++ {
 			acc := y.Data[img*ch : (img+1)*ch]
 			clear(acc)

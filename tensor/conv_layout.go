@@ -38,7 +38,7 @@ func transposeImages(dst, src []float32, n, rows, cols int) {
 	mustLen("transpose destination", dst, n*per)
 	const tile = 16
 	rowTiles := (rows + tile - 1) / tile
-	Parallel(n*rowTiles, n*per, func(lo, hi int) {
+	Parallel(n*rowTiles, tile*cols, func(lo, hi int) { // cost: one band of rows
 		for t := lo; t < hi; t++ {
 			img, r0 := t/rowTiles, (t%rowTiles)*tile
 			s, d := src[img*per:(img+1)*per], dst[img*per:(img+1)*per]

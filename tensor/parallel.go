@@ -11,7 +11,7 @@ const parallelGrain = 1 << 15
 
 // Parallel splits [0, n) into contiguous chunks, one per available CPU,
 // and runs fn on each. cost is the work per index (in element operations),
-// used to decide whether splitting pays off at all.
+// not in all: n*cost below parallelGrain runs on the calling goroutine.
 func Parallel(n, cost int, fn func(lo, hi int)) {
 	workers := runtime.GOMAXPROCS(0)
 	if workers > n {
