@@ -36,10 +36,10 @@ type GoSession struct {
 }
 
 // gval is a value flowing through the graph: float32 data in f, or integer
-// data (shapes, indices) in i. Integers are held as int64 whatever their
-// ONNX type; int32 values are typed at load time (inferTypes), their
-// producers' outputs wrapped to 32 bits (gnode.int32Out) and converted
-// back only where they leave the graph. nhwc marks a 4-D float value whose data is
+// data (shapes, indices, quantized values) in i. Integers are held as int64
+// whatever their ONNX type; int32, int8 and uint8 values are typed at load
+// time (inferTypes), their producers' outputs wrapped to their width
+// (gnode.narrowOut) and converted back only where they leave the graph. nhwc marks a 4-D float value whose data is
 // laid out NHWC while its shape stays NCHW (see layout.go).
 type gval struct {
 	f    *tensor.Tensor
@@ -67,10 +67,11 @@ type gnode struct {
 	attrs map[string]*onnxpb.AttributeProto
 	impl  *goOp
 	relu  bool // a fused Relu runs on the output (see fuse.go)
-	// int32Out lists the outputs typed int32, which the plan wraps to 32
-	// bits after the node runs (integer arithmetic runs on int64).
-	int32Out []int
-	sum      bool // a Conv whose fourth input is added to its output (fuseResidual)
+	// narrowOut lists the outputs typed int32, int8 or uint8, which the
+	// plan wraps to their width after the node runs (integer arithmetic
+	// runs on int64).
+	narrowOut []typedOut
+	sum       bool // a Conv whose fourth input is added to its output (fuseResidual)
 }
 
 // gctx is the per-Run state an op sees.
@@ -92,6 +93,14 @@ type goOp struct {
 	// although some are NHWC (it then sets its outputs' layout itself);
 	// otherwise the plan hands it NCHW copies.
 	nhwc func(in []*gval) bool
+	// types, when set, gives the output types in place of inferTypes' rules.
+	types func(n *gnode, in []DType) ([]DType, error)
+}
+
+// typedOut is output j of a node and its ONNX element type.
+type typedOut struct {
+	j int
+	t DType
 }
 
 // OpenGo loads an ONNX file for the Go engine.
@@ -118,13 +127,13 @@ func newGoSession(name string, m *onnxpb.ModelProto) (*GoSession, error) {
 		return nil, fmt.Errorf("model %s imports no default-domain opset", name)
 	}
 	for _, v := range info.Inputs {
-		if v.Kind != "tensor" || (v.DType != Float32 && v.DType != Int64 && v.DType != Int32 && v.DType != Uint8) {
-			return nil, fmt.Errorf("model %s: input %v: the Go engine takes float32, int64, int32 and uint8 tensors only", name, v)
+		if v.Kind != "tensor" || !carried(v.DType) {
+			return nil, fmt.Errorf("model %s: input %v: the Go engine takes float32, int64, int32, int8 and uint8 tensors only", name, v)
 		}
 	}
 	for _, v := range info.Outputs {
-		if v.Kind != "tensor" || (v.DType != Float32 && v.DType != Int64 && v.DType != Int32) {
-			return nil, fmt.Errorf("model %s: output %v: the Go engine returns float32, int64 and int32 tensors only", name, v)
+		if v.Kind != "tensor" || !carried(v.DType) {
+			return nil, fmt.Errorf("model %s: output %v: the Go engine returns float32, int64, int32, int8 and uint8 tensors only", name, v)
 		}
 	}
 	g := m.GetGraph()
@@ -135,7 +144,7 @@ func newGoSession(name string, m *onnxpb.ModelProto) (*GoSession, error) {
 			return nil, fmt.Errorf("model %s: initializer: %w", name, err)
 		}
 		s.inits[tp.GetName()] = v
-		initTypes[tp.GetName()] = carriedType(DType(tp.GetDataType()))
+		initTypes[tp.GetName()] = DType(tp.GetDataType())
 	}
 	if len(g.GetSparseInitializer()) > 0 {
 		return nil, fmt.Errorf("model %s: sparse initializers are not supported by the Go engine", name)
@@ -175,7 +184,7 @@ func newGoSession(name string, m *onnxpb.ModelProto) (*GoSession, error) {
 		// than halfway through a Run.
 		types := map[string]DType{}
 		for _, v := range info.Inputs {
-			types[v.Name] = carriedType(v.DType)
+			types[v.Name] = v.DType
 		}
 		maps.Copy(types, initTypes)
 		// refused: outputs of nodes refused here, whose readers are not
@@ -204,8 +213,8 @@ func newGoSession(name string, m *onnxpb.ModelProto) (*GoSession, error) {
 				if err == nil {
 					for j, name := range n.out {
 						types[name] = out[j]
-						if out[j] == Int32 && n.op != "Cast" { // Cast wraps itself
-							n.int32Out = append(n.int32Out, j)
+						if narrowInt(out[j]) && n.op != "Cast" { // Cast wraps itself
+							n.narrowOut = append(n.narrowOut, typedOut{j, out[j]})
 						}
 					}
 					continue
@@ -276,16 +285,19 @@ func valueFromTensor(t *Tensor, what string) (*gval, error) {
 	case []int64:
 		return &gval{i: &itensor{shape: slices.Clone(t.Shape), data: d}}, nil
 	case []uint8:
-		// Raw pixels: held as int64, which every uint8 fits exactly; the
-		// graph's Cast to float32 then reads them as any int input.
+		// Raw pixels, quantized values: held as int64, which every uint8
+		// fits exactly; the graph's Cast to float32 then reads them as any
+		// int input.
+		return &gval{i: &itensor{shape: slices.Clone(t.Shape), data: widen(d)}}, nil
+	case []int8:
 		return &gval{i: &itensor{shape: slices.Clone(t.Shape), data: widen(d)}}, nil
 	case []int32:
 		return &gval{i: &itensor{shape: slices.Clone(t.Shape), data: widen(d)}}, nil
 	}
-	return nil, fmt.Errorf("%s is %v; the Go engine handles float32, int64, int32 and uint8", what, t.DType)
+	return nil, fmt.Errorf("%s is %v; the Go engine handles float32, int64, int32, int8 and uint8", what, t.DType)
 }
 
-func widen[T uint8 | int32](d []T) []int64 {
+func widen[T uint8 | int8 | int32](d []T) []int64 {
 	w := make([]int64, len(d))
 	for i, v := range d {
 		w[i] = int64(v)
@@ -293,33 +305,55 @@ func widen[T uint8 | int32](d []T) []int64 {
 	return w
 }
 
-// carriedType is the type inferTypes tracks for a value stored as t: uint8
-// becomes int64 on entry (pixels, read only by a Cast), int32 stays int32.
-func carriedType(t DType) DType {
-	if t == Uint8 {
-		return Int64
-	}
-	return t
-}
+// carried reports whether the Go engine holds values of type t. Narrow
+// integers are stored as int64 but typed as themselves, so that they wrap
+// and leave the graph as what they are.
+func carried(t DType) bool { return t == Float32 || t == Int64 || narrowInt(t) }
 
-// wrapInt32 wraps the node's int32-typed outputs in res to 32 bits.
+// narrowInt reports whether t is an integer type narrower than the int64 the
+// engine computes in.
+func narrowInt(t DType) bool { return t == Int32 || t == Int8 || t == Uint8 }
+
+// wrapInt32 wraps the node's narrow-typed outputs in res (int32, and since
+// quantization int8 and uint8) to their width.
 func (n *gnode) wrapInt32(res []*gval) {
-	for _, j := range n.int32Out {
-		if j < len(res) && res[j] != nil && res[j].i != nil {
-			res[j] = wrapped(res[j])
+	for _, o := range n.narrowOut {
+		if o.j < len(res) && res[o.j] != nil && res[o.j].i != nil {
+			res[o.j] = wrappedTo(res[o.j], o.t)
 		}
 	}
 }
 
+// outType is the narrow type inferred for output j, 0 if it is not narrow.
+func (n *gnode) outType(j int) DType {
+	for _, o := range n.narrowOut {
+		if o.j == j {
+			return o.t
+		}
+	}
+	return 0
+}
+
 // wrapped is v with its values reduced to int32's range, as int32
-// arithmetic would have wrapped them: v itself when all are in range (it
-// may share data with a constant, so it is never written to), else a copy.
-func wrapped(v *gval) *gval {
+// arithmetic would have wrapped them.
+func wrapped(v *gval) *gval { return wrappedTo(v, Int32) }
+
+// wrappedTo is v with its values reduced to t's range (int32, int8 or
+// uint8): v itself when all are in range (it may share data with a
+// constant, so it is never written to), else a copy.
+func wrappedTo(v *gval, t DType) *gval {
+	wrap := func(x int64) int64 { return int64(int32(x)) }
+	switch t {
+	case Int8:
+		wrap = func(x int64) int64 { return int64(int8(x)) }
+	case Uint8:
+		wrap = func(x int64) int64 { return int64(uint8(x)) }
+	}
 	for i, x := range v.i.data {
-		if x != int64(int32(x)) {
+		if x != wrap(x) {
 			d := slices.Clone(v.i.data)
 			for j := i; j < len(d); j++ {
-				d[j] = int64(int32(d[j]))
+				d[j] = wrap(d[j])
 			}
 			return &gval{i: &itensor{shape: v.i.shape, data: d}}
 		}
@@ -393,11 +427,11 @@ func (s *GoSession) Run(inputs ...*Tensor) (out []*Tensor, err error) {
 		case v.f != nil:
 			out[i] = NewTensor(v.f.Shape, slices.Clone(v.f.Data))
 		case vi.DType == Int32:
-			d := make([]int32, len(v.i.data))
-			for j, x := range v.i.data {
-				d[j] = int32(x)
-			}
-			out[i] = NewTensor(v.i.shape, d)
+			out[i] = NewTensor(v.i.shape, narrowed[int32](v.i.data))
+		case vi.DType == Int8:
+			out[i] = NewTensor(v.i.shape, narrowed[int8](v.i.data))
+		case vi.DType == Uint8:
+			out[i] = NewTensor(v.i.shape, narrowed[uint8](v.i.data))
 		default:
 			out[i] = NewTensor(v.i.shape, slices.Clone(v.i.data))
 		}
@@ -406,4 +440,13 @@ func (s *GoSession) Run(inputs ...*Tensor) (out []*Tensor, err error) {
 		}
 	}
 	return out, nil
+}
+
+// narrowed converts int64 data back to the narrow type it stands for.
+func narrowed[T int32 | int8 | uint8](d []int64) []T {
+	out := make([]T, len(d))
+	for i, x := range d {
+		out[i] = T(x)
+	}
+	return out
 }

@@ -75,6 +75,11 @@ func init() {
 		"ArgMax":             {run: argExtreme(true)},
 		"ArgMin":             {run: argExtreme(false)},
 		"Resize":             {check: checkResize, run: resize},
+
+		// Quantization (goops_quant.go).
+		"QuantizeLinear":        {check: checkQDQ, run: quantizeLinear, types: quantizeTypes},
+		"DequantizeLinear":      {check: checkQDQ, run: dequantizeLinear, types: dequantizeTypes},
+		"DynamicQuantizeLinear": {run: dynamicQuantizeLinear, types: dynamicQuantizeTypes},
 	}
 	for name, op := range elementwiseOps() {
 		goOps[name] = op
@@ -1513,6 +1518,9 @@ var (
 // inferTypes gives a node's output element types from its input types, and
 // refuses, at load time, type combinations the Go engine cannot run.
 func inferTypes(n *gnode, in []DType) ([]DType, error) {
+	if n.impl != nil && n.impl.types != nil {
+		return n.impl.types(n, in)
+	}
 	for i, t := range in {
 		if t == 0 {
 			continue // absent optional input
@@ -1559,8 +1567,8 @@ func inferTypes(n *gnode, in []DType) ([]DType, error) {
 		} else if _, ok := n.attrs["value_ints"]; ok {
 			out = Int64
 		}
-		if out != Float32 && out != Int64 && out != Int32 {
-			return nil, fmt.Errorf("%s of %v: the Go engine carries float32, int64 and int32 only", n.op, out)
+		if !carried(out) {
+			return nil, fmt.Errorf("%s of %v: the Go engine carries float32, int64, int32, int8 and uint8 only", n.op, out)
 		}
 	case "Concat":
 		for _, t := range in {

@@ -449,7 +449,7 @@ func TestGoSession(t *testing.T) {
 	for _, c := range []struct{ path, want string }{
 		{garbage, "not an ONNX model"},
 		{unknown, "ops not supported by the Go engine: AlsoMissing (node #1), NoSuchOp (node #0); ONNX Runtime runs them (--engine ort)"},
-		{halfIn, "float32, int64, int32 and uint8"},
+		{halfIn, "float32, int64, int32, int8 and uint8"},
 		{manyBad, "Cast node #0: Cast to float16: the Go engine carries float32, int64 and int32 only; Cast node #3: Cast to float16: the Go engine carries float32, int64 and int32 only; Cast node #6: Cast to float16: the Go engine carries float32, int64 and int32 only; and 2 more"},
 		{filepath.Join(dir, "missing.onnx"), "no such file"},
 	} {
