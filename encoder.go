@@ -138,12 +138,8 @@ func newEncoder(eng onnxrt.Engine, path string) (*Encoder, error) {
 	if raw == "" {
 		return nil, fmt.Errorf("%s records no sslzoo.preprocess metadata; embed preprocessed tensors with 'sslzoo embed --input X.npy'", path)
 	}
-	var p preprocess.Spec
-	if err := json.Unmarshal([]byte(raw), &p); err != nil {
-		return nil, fmt.Errorf("%s: bad sslzoo.preprocess metadata: %w", path, err)
-	}
-	p.Normalize()
-	if err := p.Validate(); err != nil {
+	p, err := parsePreprocess(raw)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	in := eng.Inputs()
@@ -156,6 +152,16 @@ func newEncoder(eng onnxrt.Engine, path string) (*Encoder, error) {
 	e := &Encoder{engine: eng, pre: p, path: path}
 	e.pickOutput()
 	return e, nil
+}
+
+// parsePreprocess reads sslzoo.preprocess metadata.
+func parsePreprocess(raw string) (preprocess.Spec, error) {
+	var p preprocess.Spec
+	if err := json.Unmarshal([]byte(raw), &p); err != nil {
+		return p, fmt.Errorf("bad sslzoo.preprocess metadata: %w", err)
+	}
+	p.Normalize()
+	return p, p.Validate()
 }
 
 // pickOutput selects the "embedding" output (else the first) and reads its

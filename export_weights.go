@@ -8,6 +8,7 @@ import (
 	"github.com/sslzoo/sslzoo/data/text"
 
 	"github.com/sslzoo/sslzoo/export"
+	"github.com/sslzoo/sslzoo/export/onnxpb"
 	"github.com/sslzoo/sslzoo/zoo"
 	"github.com/sslzoo/sslzoo/zoo/load"
 )
@@ -38,6 +39,15 @@ type ExportOptions struct {
 // ExportWeights writes the ONNX graph of the backbone a weights file holds
 // (weights "" exports a random initialisation of opts.Arch), atomically.
 func ExportWeights(weights, out string, opts ExportOptions) error {
+	m, err := exportModel(weights, opts)
+	if err != nil {
+		return err
+	}
+	return export.Save(m, out, export.SaveOptions{})
+}
+
+// exportModel traces the ONNX graph ExportWeights writes.
+func exportModel(weights string, opts ExportOptions) (*onnxpb.ModelProto, error) {
 	meta := export.Metadata{Version: opts.Version}
 	var (
 		m    zoo.Backbone
@@ -47,7 +57,7 @@ func ExportWeights(weights, out string, opts ExportOptions) error {
 	if weights != "" {
 		lb, err := load.File(weights, load.Options{Arch: opts.Arch, Prefix: opts.Prefix, PrefixSet: opts.PrefixSet, Seed: opts.Seed})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		m, name, tok = lb.Model, lb.Spec.Name, lb.Tokenizer
 		meta.WeightsSHA256, meta.Method, meta.Preprocess = lb.SHA256, lb.Method, lb.Preprocess
@@ -57,10 +67,10 @@ func ExportWeights(weights, out string, opts ExportOptions) error {
 	} else {
 		spec, err := zoo.Arch(opts.Arch)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if m, err = spec.Build(rand.New(rand.NewPCG(opts.Seed, 0x6578706f7274))); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if e := opts.Entry; e != nil {
@@ -76,18 +86,18 @@ func ExportWeights(weights, out string, opts ExportOptions) error {
 	}
 	b, err := export.NewBackbone(name, m, export.BackboneOptions{ImageSize: opts.ImageSize, Seq: opts.Seq, Pool: opts.Pool, Metadata: meta, Tokenizer: tok})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	spec := b.Spec
 	if opts.RawPixels {
 		if b.Text || b.Preprocess == nil {
-			return fmt.Errorf("raw pixels apply to image models with recorded preprocessing; %s is not one", name)
+			return nil, fmt.Errorf("raw pixels apply to image models with recorded preprocessing; %s is not one", name)
 		}
 		if spec, err = export.RawPixels(spec, *b.Preprocess); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return export.Export(spec, out, export.SaveOptions{})
+	return export.Trace(spec)
 }
 
 // Export pulls a zoo entry and writes its ONNX graph to out.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/sslzoo/sslzoo"
+	"github.com/sslzoo/sslzoo/data"
 	"github.com/sslzoo/sslzoo/export"
 	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/serve/triton"
@@ -21,6 +23,7 @@ func exportCommand() *cli.Command {
 		Name:  "export",
 		Usage: "export a backbone to ONNX (opset 17, dynamic batch axis)",
 		UsageText: "sslzoo export NAME --out F.onnx [--raw-pixels]          (a zoo model, pulled on demand; see sslzoo list)\n" +
+			"sslzoo export NAME --out F.onnx --quantize int8 [--calibrate 256] [--calibration-data SPEC]   (a QDQ int8 model)\n" +
 			"sslzoo export NAME --triton DIR [--max-batch 32] [--instances 1]   (a Triton model repository entry)\n" +
 			"sslzoo export --arch resnet18-cifar|resnet50|vit-tiny|bert-mini|... [--weights F.safetensors] [--seed S] [--pool cls|mean] --out F.onnx\n" +
 			"sslzoo export --hf DIR [--seq N] [--pool cls|mean] --out F.onnx\n" +
@@ -48,7 +51,13 @@ func exportCommand() *cli.Command {
 			"(platform onnxruntime_onnx, dynamic batching up to --max-batch, --instances CPU instances, the sslzoo.*\n" +
 			"metadata such as the preprocessing as parameters). MODEL is NAME, else --triton-name, else the\n" +
 			"architecture. Start Triton with: tritonserver --model-repository DIR\n" +
-			"Example: sslzoo export simclr-resnet18-fmnist --triton models",
+			"--quantize int8 writes a QDQ model (QuantizeLinear/DequantizeLinear around float ops, opset >= 13):\n" +
+			"Conv, MatMul and Gemm weights int8 per output channel, their activations uint8 per tensor, with ranges\n" +
+			"measured on the first --calibrate images of the entry's data set (its training split; --calibration-data\n" +
+			"picks another, as --data takes it), preprocessed as the entry says. ONNX Runtime runs it on its int8\n" +
+			"kernels; the Go engine runs it too, in float. Zoo image entries only.\n" +
+			"Example: sslzoo export simclr-resnet18-fmnist --triton models\n" +
+			"Example: sslzoo export byol-resnet18-fmnist --quantize int8 --calibrate 256 --out byol-int8.onnx",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "arch", Usage: "architecture (" + strings.Join(zoo.ArchNames(), ", ") + ")"},
 			&cli.StringFlag{Name: "weights", Usage: "safetensors `FILE` to load (default: random initialisation)"},
@@ -65,6 +74,9 @@ func exportCommand() *cli.Command {
 			&cli.StringFlag{Name: "triton-name", Usage: "the Triton model name (default: the zoo NAME, else the architecture)"},
 			&cli.IntFlag{Name: "max-batch", Value: triton.DefaultMaxBatchSize, Usage: "--triton: max_batch_size of the dynamic batcher"},
 			&cli.IntFlag{Name: "instances", Value: 1, Usage: "--triton: CPU model instances (instance_group count)"},
+			&cli.StringFlag{Name: "quantize", Usage: "int8: write a QDQ int8 model (static, calibrated; zoo image entries)"},
+			&cli.IntFlag{Name: "calibrate", Value: sslzoo.DefaultCalibrationImages, Usage: "--quantize: calibrate on the first `N` images of the data set"},
+			&cli.StringFlag{Name: "calibration-data", Usage: "--quantize: calibration data set `SPEC` (" + data.DatasetSpecs + "; default: the entry's)"},
 		},
 		Action: func(c *cli.Context) error {
 			o := exportOptions{
@@ -74,6 +86,12 @@ func exportCommand() *cli.Command {
 				prefixSet: c.IsSet("prefix"),
 				Triton:    c.String("triton"), TritonName: c.String("triton-name"),
 				TritonOptions: triton.Options{MaxBatchSize: c.Int("max-batch"), Instances: c.Int("instances")},
+				ctx:           c.Context,
+				Quantize:      c.String("quantize"),
+				Int8:          sslzoo.Int8Options{Calibrate: c.Int("calibrate"), Data: c.String("calibration-data")},
+			}
+			if err := checkQuantizeFlags(c, o); err != nil {
+				return err
 			}
 			if o.Triton == "" && (c.IsSet("triton-name") || c.IsSet("max-batch") || c.IsSet("instances")) {
 				return usagef("sslzoo export: --triton-name, --max-batch and --instances shape a Triton entry; add --triton DIR")
@@ -117,6 +135,32 @@ type exportOptions struct {
 	// Triton, when set, is a model repository to write into instead of Out.
 	Triton, TritonName string
 	TritonOptions      triton.Options
+	ctx                context.Context // the command's, for the calibration data
+	// Quantize is "" or "int8"; Int8 shapes the latter.
+	Quantize string
+	Int8     sslzoo.Int8Options
+}
+
+// checkQuantizeFlags refuses --quantize and --calibrate where they cannot
+// apply, before anything is pulled.
+func checkQuantizeFlags(c *cli.Context, o exportOptions) error {
+	if o.Quantize == "" {
+		if c.IsSet("calibrate") || c.IsSet("calibration-data") {
+			return usagef("sslzoo export: --calibrate and --calibration-data go with --quantize int8")
+		}
+		return nil
+	}
+	switch {
+	case o.Quantize != "int8":
+		return usagef("sslzoo export: --quantize %q: want int8", o.Quantize)
+	case o.Int8.Calibrate < 1:
+		return usagef("sslzoo export: --calibrate %d: want at least 1 image", o.Int8.Calibrate)
+	case c.NArg() != 1:
+		return usagef("sslzoo export: --quantize int8 calibrates on a zoo entry's data set; name the entry (sslzoo list)")
+	case o.Triton != "" || o.Graph != "embed" || o.RawPixels:
+		return usagef("sslzoo export: --quantize int8 writes a plain embedding model; leave out --triton, --graph and --raw-pixels")
+	}
+	return nil
 }
 
 func runExport(w io.Writer, o exportOptions) error {
@@ -155,9 +199,21 @@ func runExport(w io.Writer, o exportOptions) error {
 	if o.Arch == "" && o.Weights == "" {
 		return usagef("sslzoo export: name the architecture with --arch (%s)", strings.Join(zoo.ArchNames(), ", "))
 	}
-	err := sslzoo.ExportWeights(o.Weights, o.Out, sslzoo.ExportOptions{Arch: o.Arch, Prefix: o.Prefix, PrefixSet: o.prefixSet,
-		Seed: o.Seed, ImageSize: o.ImageSize, Seq: o.Seq, Pool: o.Pool, RawPixels: o.RawPixels, Version: buildVersion(), Entry: o.Entry})
-	if err != nil {
+	eo := sslzoo.ExportOptions{Arch: o.Arch, Prefix: o.Prefix, PrefixSet: o.prefixSet,
+		Seed: o.Seed, ImageSize: o.ImageSize, Seq: o.Seq, Pool: o.Pool, RawPixels: o.RawPixels, Version: buildVersion(), Entry: o.Entry}
+	if o.Quantize != "" {
+		ctx := o.ctx
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		r, err := sslzoo.ExportInt8(ctx, o.Weights, o.Out, eo, o.Int8)
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(w, "quantized %d Conv/MatMul/Gemm nodes to int8, calibrated on %d images of %s\n", r.Nodes, r.Images, r.Data)
+		return describeModel(w, o.Out)
+	}
+	if err := sslzoo.ExportWeights(o.Weights, o.Out, eo); err != nil {
 		return fail(err)
 	}
 	return describeModel(w, o.Out)
