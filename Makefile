@@ -80,6 +80,11 @@ bench-onnx: setup build
 	BENCH_STEPS=$(BENCH_STEPS) BENCH_WARMUP=$(BENCH_WARMUP) BENCH_ROUNDS=$(BENCH_ROUNDS) \
 	BENCH_BATCHES="$(BENCH_BATCHES)" ./scripts/bench-onnx.sh
 
+# ORT fp32 vs int8 (QDQ export) for each bundled ResNet entry.
+.PHONY: bench-int8
+bench-int8: setup build
+	BENCH_STEPS=$(BENCH_STEPS) BENCH_BATCHES="$(BENCH_BATCHES)" ./scripts/bench-int8.sh
+
 # Every bundled entry's metrics, reproduced from the manifest's commands.
 .PHONY: verify-zoo
 verify-zoo: setup build
