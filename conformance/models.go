@@ -18,6 +18,7 @@ import (
 
 	"github.com/sslzoo/sslzoo/export"
 	"github.com/sslzoo/sslzoo/internal/npy"
+	"github.com/sslzoo/sslzoo/internal/oneline"
 	"github.com/sslzoo/sslzoo/nn"
 	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/zoo"
@@ -543,9 +544,7 @@ func RunNode(model string, inputs []*onnxrt.Tensor) ([]*onnxrt.Tensor, error) {
 }
 
 // oneLine flattens an error message.
-func oneLine(err error) string {
-	return strings.Join(strings.Fields(err.Error()), " ")
-}
+func oneLine(err error) string { return oneline.Flatten(err.Error()) }
 
 // checkMany runs onnx.checker (full_check) over many files in one Python
 // process: "ok", or the rejected files with the checker's first line.

@@ -14,6 +14,8 @@ import (
 	"unsafe"
 
 	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/sslzoo/sslzoo/internal/oneline"
 )
 
 // env is the process-wide ONNX Runtime environment: onnxruntime_go keeps one
@@ -138,7 +140,7 @@ func newSession(name string, data []byte, path string, opts Options) (*Session, 
 // oneLine flattens ORT's multi-line messages and drops onnxruntime_go's
 // wrapper prefixes, which say nothing to a user.
 func oneLine(err error) string {
-	s := strings.Join(strings.Fields(err.Error()), " ")
+	s := oneline.Flatten(err.Error())
 	for _, p := range []string{"Error creating C session from file: ", "Error creating C session: ", "Error running network: "} {
 		s = strings.ReplaceAll(s, p, "")
 	}

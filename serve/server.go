@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/sslzoo/sslzoo"
+	"github.com/sslzoo/sslzoo/internal/oneline"
 	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/serve/batch"
 )
@@ -284,9 +285,4 @@ func (s *Server) lookup(name string) (*model, error) {
 		clipName(name), strings.Join(s.names, ", "))}
 }
 
-func clipName(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "..."
-	}
-	return s
-}
+func clipName(s string) string { return oneline.Clip(s, 64) }

@@ -8,10 +8,9 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
-	"unicode/utf8"
 	"unsafe"
 
+	"github.com/sslzoo/sslzoo/internal/oneline"
 	"github.com/sslzoo/sslzoo/onnxrt"
 )
 
@@ -406,27 +405,7 @@ func scalarEnd(b []byte, i int) int {
 
 // clip shortens a token or raw JSON value for an error message, on one
 // line: the line breaks and tabs JSON allows between tokens become spaces.
-func clip(b []byte) string {
-	s := string(b)
-	if len(s) > 24 {
-		i := 24
-		for i > 0 && !utf8.RuneStart(s[i]) {
-			i-- // not inside a character
-		}
-		s = s[:i] + "..."
-	}
-	return oneLine(s)
-}
-
-// oneLine replaces control characters, line breaks included, with spaces.
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-}
+func clip(b []byte) string { return oneline.Clip(string(b), 24) }
 
 // str views tok as a string without copying, for strconv's parsers, which
 // keep it only in the errors they return (dropped here): a request's

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/sslzoo/sslzoo/internal/oneline"
 	"github.com/sslzoo/sslzoo/onnxrt"
 )
 
@@ -133,7 +134,7 @@ func DecodeResponse(body []byte, headerLen int64) (*Response, error) {
 		return nil, fmt.Errorf("not a v2 inference response: %s", jsonError(err, jsonPart))
 	}
 	if w.Error != "" { // the body of a failed request
-		return nil, errors.New(oneLine(w.Error))
+		return nil, errors.New(oneline.Clip(w.Error, len(w.Error)))
 	}
 	r := &Response{ModelName: w.ModelName, ModelVersion: w.ModelVersion, ID: w.ID}
 	for _, o := range w.Outputs {

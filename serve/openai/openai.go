@@ -20,7 +20,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/sslzoo/sslzoo/internal/oneline"
 )
 
 // MaxInputs is the most inputs one request may hold (OpenAI's own limit).
@@ -116,27 +117,7 @@ func DecodeRequest(body []byte) (*Request, error) {
 
 // clip shortens raw JSON for an error message, on one line: the line
 // breaks and tabs JSON allows between tokens become spaces.
-func clip(b []byte) string {
-	s := string(b)
-	if len(s) > 24 {
-		i := 24
-		for i > 0 && !utf8.RuneStart(s[i]) {
-			i-- // not inside a character
-		}
-		s = s[:i] + "..."
-	}
-	return oneLine(s)
-}
-
-// oneLine replaces control characters, line breaks included, with spaces.
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-}
+func clip(b []byte) string { return oneline.Clip(string(b), 24) }
 
 // IsDataURL reports whether s is a data: URL (how images come in).
 func IsDataURL(s string) bool {
@@ -184,12 +165,7 @@ func ParseDataURL(s string, maxBytes int) (mediaType string, data []byte, err er
 	return mediaType, data, nil
 }
 
-func clipString(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "..."
-	}
-	return s
-}
+func clipString(s string) string { return oneline.Clip(s, 40) }
 
 // DataURL is an image's bytes as a data: URL, for clients.
 func DataURL(mediaType string, data []byte) string {
@@ -328,13 +304,13 @@ func DecodeResponse(body []byte) (*Response, error) {
 func errorMessage(raw []byte) string {
 	var msg string
 	if json.Unmarshal(raw, &msg) == nil && msg != "" {
-		return oneLine(msg)
+		return oneline.Clip(msg, len(msg))
 	}
 	var obj struct {
 		Message string `json:"message"`
 	}
 	if json.Unmarshal(raw, &obj) == nil && obj.Message != "" {
-		return oneLine(obj.Message)
+		return oneline.Clip(obj.Message, len(obj.Message))
 	}
 	return "error " + clip(raw)
 }
