@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Write zoo/ssl/testdata/ssl_golden.json: PyTorch reference values for the
 self-supervised objectives in zoo/ssl (loss value, gradients with respect to
-the embeddings, and SwAV's Sinkhorn-Knopp assignments).
+the embeddings, and SwAV's Sinkhorn-Knopp assignments), Barlow Twins,
+VICReg and SimSiam included.
 
 Run with Debian's torch: /usr/bin/python3 scripts/gen_ssl_golden.py
 (the Go test TestLossGolden reads the file; regenerate after changing cases).
@@ -10,7 +11,9 @@ Inputs are drawn in float32 and every reference is computed in float64 from
 them, written the way the methods' public PyTorch code writes it (SimCLR's
 masked similarity matrix, MoCo's l_pos/l_neg concatenation, MoCo v3's
 contrastive_loss scaled by 2*T, BYOL's 2 - 2 cos, SwAV's
-distributed_sinkhorn and swapped prediction), so the Go compositions are
+distributed_sinkhorn and swapped prediction, Barlow Twins' BatchNorm1d and
+cross-correlation, VICReg's three terms, SimSiam's CosineSimilarity with
+detach), so the Go compositions are
 checked against an independent formulation.
 """
 import json
@@ -190,6 +193,80 @@ for name, b, k in [("sinkhorn_b8_k5", 8, 5), ("sinkhorn_b3_k12", 3, 12)]:
     q = sinkhorn(t64(s), 0.05, 3)
     cases.append({"name": name, "kind": "sinkhorn", "attrs": {"epsilon": 0.05, "iterations": 3},
                   "inputs": {"scores": enc(s)}, "codes": [enc(q)]})
+
+# The cases below come after the ones above so that adding them left the
+# earlier draws, and so the earlier cases, as they were.
+
+
+def off_diag(m):
+    return m[~torch.eye(m.shape[0], dtype=torch.bool)]
+
+
+def column_scales(d):
+    # spread the per-dimension std across VICReg's hinge at 1
+    return np.linspace(0.3, 2.0, d).astype(np.float32)
+
+
+# --- Barlow Twins: affine-free BatchNorm1d of each view (training mode),
+# cross-correlation over the batch, on-diagonal to 1, off-diagonal to 0.
+def barlow(z1, z2, lambd):
+    n, d = z1.shape
+    bn = torch.nn.BatchNorm1d(d, affine=False).double()
+    c = bn(z1).t() @ bn(z2) / n
+    on = (torch.diagonal(c) - 1).pow(2).sum()
+    return on + lambd * off_diag(c).pow(2).sum()
+
+
+for name, n, d, lambd in [("barlow_n6_d5_l5e-3", 6, 5, 5e-3), ("barlow_n2_d4_l05", 2, 4, 0.5), ("barlow_n9_d12_l5e-3", 9, 12, 5e-3)]:
+    a, b = draw(n, d), draw(n, d, scale=2.0)
+    b = (b + a).astype(np.float32)  # correlated views, as two augmentations are
+    z1, z2 = t64(a, True), t64(b, True)
+    loss = barlow(z1, z2, lambd)
+    loss.backward()
+    cases.append({"name": name, "kind": "barlow", "attrs": {"lambda": lambd},
+                  "inputs": {"z1": enc(a), "z2": enc(b)}, "loss": loss.item(),
+                  "grads": {"z1": enc(z1.grad), "z2": enc(z2.grad)}})
+
+
+# --- VICReg: MSE invariance, hinge on the per-dimension std (unbiased
+# variance + eps), squared off-diagonal covariance / d; weights 25/25/1.
+def vicreg(x, y, sim, var, cov, gamma, eps):
+    n, d = x.shape
+    inv = F.mse_loss(x, y)
+    x, y = x - x.mean(dim=0), y - y.mean(dim=0)
+    std_x, std_y = torch.sqrt(x.var(dim=0) + eps), torch.sqrt(y.var(dim=0) + eps)
+    std = torch.mean(F.relu(gamma - std_x)) / 2 + torch.mean(F.relu(gamma - std_y)) / 2
+    cov_x, cov_y = x.t() @ x / (n - 1), y.t() @ y / (n - 1)
+    c = off_diag(cov_x).pow(2).sum() / d + off_diag(cov_y).pow(2).sum() / d
+    return sim * inv + var * std + cov * c
+
+
+for name, n, d, w in [("vicreg_n6_d5", 6, 5, (25.0, 25.0, 1.0)), ("vicreg_n8_d10", 8, 10, (25.0, 25.0, 1.0)),
+                      ("vicreg_n3_d4_w", 3, 4, (1.0, 2.0, 3.0))]:
+    a = draw(n, d) * column_scales(d)
+    b = (a + draw(n, d, scale=0.5)).astype(np.float32)
+    a = a.astype(np.float32)
+    z1, z2 = t64(a, True), t64(b, True)
+    loss = vicreg(z1, z2, *w, 1.0, 1e-4)
+    loss.backward()
+    cases.append({"name": name, "kind": "vicreg",
+                  "attrs": {"invariance": w[0], "variance": w[1], "covariance": w[2], "gamma": 1.0, "epsilon": 1e-4},
+                  "inputs": {"z1": enc(a), "z2": enc(b)}, "loss": loss.item(),
+                  "grads": {"z1": enc(z1.grad), "z2": enc(z2.grad)}})
+
+
+# --- SimSiam: -(cos(p1, sg(z2)) + cos(p2, sg(z1))) / 2, mean over the batch.
+cosine = torch.nn.CosineSimilarity(dim=1)
+for name, n, d in [("simsiam_n5_d6", 5, 6), ("simsiam_n2_d16", 2, 16)]:
+    arrs = [draw(n, d) for _ in range(4)]
+    p1, p2 = t64(arrs[0], True), t64(arrs[1], True)
+    z1, z2 = t64(arrs[2], True), t64(arrs[3], True)
+    loss = -(cosine(p1, z2.detach()).mean() + cosine(p2, z1.detach()).mean()) * 0.5
+    loss.backward()
+    assert z1.grad is None and z2.grad is None
+    cases.append({"name": name, "kind": "simsiam", "attrs": {},
+                  "inputs": {"p1": enc(arrs[0]), "p2": enc(arrs[1]), "z1": enc(arrs[2]), "z2": enc(arrs[3])},
+                  "loss": loss.item(), "grads": {"p1": enc(p1.grad), "p2": enc(p2.grad)}})
 
 os.makedirs(os.path.dirname(OUT), exist_ok=True)
 with open(OUT, "w") as f:

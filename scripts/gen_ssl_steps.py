@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Write zoo/ssl/testdata/ssl_steps.json: a few full training iterations of
-each method (SimCLR, MoCo v2, MoCo v3, BYOL, SwAV) run by PyTorch, written
+each method (SimCLR, MoCo v2, MoCo v3, BYOL, SwAV, Barlow Twins, VICReg,
+SimSiam) run by PyTorch, written
 after the methods' public reference code, so the Go methods can be checked
 step for step: loss of every iteration and every parameter afterwards.
 
@@ -343,11 +344,101 @@ def run_swav():
                     "out": dim, "freeze": freeze, "queue": qlen}, init, losses, final)
 
 
+# --- Barlow Twins, VICReg and SimSiam (after their facebookresearch
+# repositories): one network for both views, each view through it on its
+# own, no target network. They run after the methods above so that adding
+# them left the earlier initialisations, and so those cases, as they were.
+def bias_free_mlp(dims, last_bn):
+    layers = []
+    for i in range(len(dims) - 1):
+        layers.append(nn.Linear(dims[i], dims[i + 1], bias=False))
+        if i < len(dims) - 2:
+            layers += [nn.BatchNorm1d(dims[i + 1]), nn.ReLU()]
+    if last_bn:
+        # SimSiam's reference keeps a frozen bias on the last Linear; this
+        # affine-free BatchNorm cancels it, so the twin leaves it out.
+        layers.append(nn.BatchNorm1d(dims[-1], affine=False))
+    return nn.Sequential(*layers)
+
+
+def run_twin(name, attrs, heads, loss_fn):
+    e = encoder()
+    for m in [e] + [h for _, h in heads]:
+        round_params(m)
+    named = [("backbone", e)] + heads
+    init = state_of(named)
+    opt = sgd([p for _, m in named for p in m.parameters()])
+    losses = []
+    for s in range(STEPS):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(s)
+        loss = loss_fn(e, *[h for _, h in heads], f32(views[s][0]), f32(views[s][1]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    record(name, attrs, init, losses, state_of(named))
+
+
+def off_diag(m):
+    return m[~torch.eye(m.shape[0], dtype=torch.bool)]
+
+
+def run_barlow():
+    lambd, hidden, dim = 5e-3, 16, 8
+    bn = nn.BatchNorm1d(dim, affine=False)
+
+    def loss_fn(e, proj, x1, x2):
+        z1, z2 = proj(e(x1)), proj(e(x2))
+        c = bn(z1).t() @ bn(z2) / B
+        return (torch.diagonal(c) - 1).pow(2).sum() + lambd * off_diag(c).pow(2).sum()
+
+    run_twin("barlow", {"lambda": lambd, "hidden": hidden, "out": dim},
+             [("projector", bias_free_mlp([FEAT, hidden, hidden, dim], False))], loss_fn)
+
+
+def run_vicreg():
+    # The paper's 25/25/1 divided by 25: at the shared learning rate of 0.5
+    # the paper's weights throw the third loss into the thousands, where
+    # float32 cannot follow float64.
+    hidden, dim, sim, var, cov = 16, 8, 1.0, 1.0, 0.04
+
+    def loss_fn(e, proj, x1, x2):
+        x, y = proj(e(x1)), proj(e(x2))
+        inv = F.mse_loss(x, y)
+        x, y = x - x.mean(dim=0), y - y.mean(dim=0)
+        std_x, std_y = torch.sqrt(x.var(dim=0) + 1e-4), torch.sqrt(y.var(dim=0) + 1e-4)
+        std = torch.mean(F.relu(1 - std_x)) / 2 + torch.mean(F.relu(1 - std_y)) / 2
+        c = off_diag(x.t() @ x / (B - 1)).pow(2).sum() / dim + off_diag(y.t() @ y / (B - 1)).pow(2).sum() / dim
+        return sim * inv + var * std + cov * c
+
+    run_twin("vicreg", {"hidden": hidden, "out": dim, "invariance": sim, "variance": var, "covariance": cov},
+             [("projector", bias_free_mlp([FEAT, hidden, hidden, dim], False))], loss_fn)
+
+
+def run_simsiam():
+    hidden, dim, pred_hidden = 16, 8, 4
+    cosine = nn.CosineSimilarity(dim=1)
+    predictor = nn.Sequential(nn.Linear(dim, pred_hidden, bias=False), nn.BatchNorm1d(pred_hidden), nn.ReLU(),
+                              nn.Linear(pred_hidden, dim))
+
+    def loss_fn(e, proj, pred, x1, x2):
+        z1, z2 = proj(e(x1)), proj(e(x2))
+        p1, p2 = pred(z1), pred(z2)
+        return -(cosine(p1, z2.detach()).mean() + cosine(p2, z1.detach()).mean()) * 0.5
+
+    run_twin("simsiam", {"hidden": hidden, "out": dim, "pred_hidden": pred_hidden},
+             [("projector", bias_free_mlp([FEAT, hidden, hidden, dim], True)), ("predictor", predictor)], loss_fn)
+
+
 run_simclr()
 run_mocov2()
 run_mocov3()
 run_byol()
 run_swav()
+run_barlow()
+run_vicreg()
+run_simsiam()
 
 doc = {"generator": "scripts/gen_ssl_steps.py", "torch": torch.__version__,
        "optim": {"lr": LR, "final_lr": FINAL_LR, "warmup": WARMUP, "total": TOTAL, "momentum": SGD_MOM, "weight_decay": WD},

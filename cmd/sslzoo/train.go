@@ -23,9 +23,9 @@ import (
 	"github.com/sslzoo/sslzoo/zoo/ssl"
 )
 
-// trainMethods are the contrastive and clustering methods `sslzoo train`
+// trainMethods are the two-view (and multi-crop) methods `sslzoo train`
 // runs; mae (ViTs only) and mlm (text) have subcommands of their own.
-var trainMethods = []string{"simclr", "mocov2", "mocov3", "byol", "swav"}
+var trainMethods = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "barlow", "vicreg", "simsiam"}
 
 // maeUsage is the one-line description of `sslzoo train mae`.
 const maeUsage = "MAE: ViT encoder on 25% of the patches, light decoder, pixel loss on the hidden ones, AdamW + warmup-cosine"
@@ -74,11 +74,14 @@ func trainCommand() *cli.Command {
 		return t.run(c.Context)
 	}
 	usage := map[string]string{
-		"simclr": "SimCLR: NT-Xent on two views, projection head with BN, LARS + warmup-cosine",
-		"mocov2": "MoCo v2: momentum encoder, queue of negatives, InfoNCE, SGD + cosine",
-		"mocov3": "MoCo v3: no queue, predictor, symmetric loss, cosine momentum",
-		"byol":   "BYOL: online/target networks, predictor, normalised MSE, EMA 0.996 -> 1",
-		"swav":   "SwAV: prototypes, Sinkhorn-Knopp, swapped prediction, multi-crop",
+		"simclr":  "SimCLR: NT-Xent on two views, projection head with BN, LARS + warmup-cosine",
+		"mocov2":  "MoCo v2: momentum encoder, queue of negatives, InfoNCE, SGD + cosine",
+		"mocov3":  "MoCo v3: no queue, predictor, symmetric loss, cosine momentum",
+		"byol":    "BYOL: online/target networks, predictor, normalised MSE, EMA 0.996 -> 1",
+		"swav":    "SwAV: prototypes, Sinkhorn-Knopp, swapped prediction, multi-crop",
+		"barlow":  "Barlow Twins: cross-correlation of two views to the identity, lambda 5e-3, LARS + warmup-cosine",
+		"vicreg":  "VICReg: invariance + variance + covariance terms (25/25/1), expander, LARS + warmup-cosine",
+		"simsiam": "SimSiam: predictor, stop-gradient, negative cosine, no momentum encoder, SGD + cosine",
 	}
 	var subs []*cli.Command
 	for _, m := range trainMethods {

@@ -81,7 +81,7 @@ func readMetrics(t *testing.T, dir string) []ssl.MetricsRecord {
 }
 
 // Every method trains one epoch end to end through the CLI, writes its
-// files, and the result evaluates.
+// files, and the result evaluates and exports.
 func TestTrainEveryMethod(t *testing.T) {
 	tinyFashion(t, 32, 16)
 	for _, m := range trainMethods {
@@ -100,7 +100,12 @@ func TestTrainEveryMethod(t *testing.T) {
 				switch r.Kind {
 				case "step":
 					steps++
-					if !(r.Loss > 0) || math.IsNaN(r.Loss) || !(r.ImgPerS > 0) {
+					// SimSiam's loss is a negative cosine; the others' are positive.
+					lossOK := r.Loss > 0
+					if m == "simsiam" {
+						lossOK = r.Loss >= -1 && r.Loss <= 1
+					}
+					if !lossOK || math.IsNaN(r.Loss) || !(r.ImgPerS > 0) {
 						t.Errorf("step record %+v", r)
 					}
 				case "epoch":
@@ -134,6 +139,14 @@ func TestTrainEveryMethod(t *testing.T) {
 			var rep evalReport
 			if err := json.Unmarshal([]byte(stdout), &rep); err != nil || rep.Test != 16 || rep.Train != 32 || rep.Method != m {
 				t.Fatalf("eval report %q (%v)", stdout, err)
+			}
+			// The backbone exports from the final weights alone.
+			onnxPath := filepath.Join(out, "backbone.onnx")
+			if code, _, stderr = runCLI("export", "--weights", filepath.Join(out, ssl.FinalFile), "--out", onnxPath); code != 0 {
+				t.Fatalf("export exit %d: %s", code, stderr)
+			}
+			if fi, err := os.Stat(onnxPath); err != nil || fi.Size() == 0 {
+				t.Fatalf("export wrote no model: %v", err)
 			}
 		})
 	}

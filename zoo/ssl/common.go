@@ -177,12 +177,14 @@ func newMLPHead(dims []int, batchNorm bool, rng *rand.Rand) (Head, error) {
 	return nn.NewMLP(nn.MLPConfig{Dims: dims, BatchNorm: batchNorm}, rng)
 }
 
-// newMoCoV3MLP is MoCo v3's _build_mlp: every Linear without bias; hidden
+// newBiasFreeMLP is MoCo v3's _build_mlp: every Linear without bias; hidden
 // layers followed by BatchNorm1d and ReLU; with lastBN, a final BatchNorm1d
-// without affine parameters.
-func newMoCoV3MLP(layers, in, hidden, out int, lastBN bool, rng *rand.Rand) (Head, error) {
+// without affine parameters. Without lastBN it is also Barlow Twins'
+// projector and VICReg's expander; with it, SimSiam's projector (whose
+// reference keeps a frozen bias before that BatchNorm, which cancels it).
+func newBiasFreeMLP(layers, in, hidden, out int, lastBN bool, rng *rand.Rand) (Head, error) {
 	if layers < 1 || in < 1 || hidden < 1 || out < 1 {
-		return nil, fmt.Errorf("moco v3 mlp: %d layers of sizes %d -> %d -> %d", layers, in, hidden, out)
+		return nil, fmt.Errorf("mlp: %d layers of sizes %d -> %d -> %d", layers, in, hidden, out)
 	}
 	var ls []nn.Layer
 	for l := range layers {

@@ -106,9 +106,27 @@ func MoCoV3Loss(tp *autograd.Tape, q1, q2, k1, k2 *autograd.Var, temperature flo
 // p are the online predictions, z the target projections (no gradient
 // reaches them).
 func BYOLLoss(tp *autograd.Tape, p1, p2, z1, z2 *autograd.Var) *autograd.Var {
+	both := crossCosine(tp, "BYOLLoss", p1, p2, z1, z2)
+	return tp.AddScalar(tp.MulScalar(tp.MeanAll(both), -2), 4)
+}
+
+// SimSiamLoss is SimSiam's symmetrised negative cosine similarity,
+// -(cos(p1, z2) + cos(p2, z1)) / 2 averaged over the batch, with the
+// stop-gradient on the projections z: only the predictions p carry
+// gradient. It is a mean of per-image terms, so under data parallelism
+// nothing is gathered across ranks: each rank takes the loss of its own
+// images and the gradient all-reduce averages them.
+func SimSiamLoss(tp *autograd.Tape, p1, p2, z1, z2 *autograd.Var) *autograd.Var {
+	both := crossCosine(tp, "SimSiamLoss", p1, p2, z1, z2)
+	return tp.MulScalar(tp.MeanAll(both), -0.5)
+}
+
+// crossCosine is cos(p1, z2) + cos(p2, z1) per row [N], the z detached: the
+// shared core of BYOL's and SimSiam's losses.
+func crossCosine(tp *autograd.Tape, op string, p1, p2, z1, z2 *autograd.Var) *autograd.Var {
 	for _, v := range []*autograd.Var{p2, z1, z2} {
 		if len(p1.Shape()) != 2 || !tensor.SameShape(p1.Shape(), v.Shape()) {
-			autograd.Failf("BYOLLoss", "prediction and projection shapes %v, %v, %v, %v: need equal [N, D]",
+			autograd.Failf(op, "prediction and projection shapes %v, %v, %v, %v: need equal [N, D]",
 				p1.Shape(), p2.Shape(), z1.Shape(), z2.Shape())
 		}
 	}
@@ -117,8 +135,110 @@ func BYOLLoss(tp *autograd.Tape, p1, p2, z1, z2 *autograd.Var) *autograd.Var {
 		zn := tp.Detach(tp.L2Normalize(z, 1, normEps))
 		return tp.Sum(tp.Mul(pn, zn), []int{1}, false)
 	}
-	both := tp.Add(cos(p1, z2), cos(p2, z1))
-	return tp.AddScalar(tp.MulScalar(tp.MeanAll(both), -2), 4)
+	return tp.Add(cos(p1, z2), cos(p2, z1))
+}
+
+// bnEps is BatchNorm1d's default epsilon, which Barlow Twins' affine-free
+// BatchNorm of the projections uses.
+const bnEps = 1e-5
+
+// BarlowTwinsLoss is Barlow Twins' redundancy-reduction loss on the
+// projections z1, z2 [N, D] of two views of the same N images. Each is
+// standardised along the batch (BatchNorm1d without affine parameters:
+// batch mean, biased variance, epsilon 1e-5), C = z1ᵀz2 / N is the D x D
+// cross-correlation of the standardised matrices, and the loss is
+// Σ_i (1 - C_ii)² + lambda Σ_{i≠j} C_ij² (the paper's lambda: 5e-3).
+//
+// The batch statistics and C span the global batch: under data
+// parallelism every rank all-gathers z1 and z2 (the gather passing
+// gradients back to each rank's own rows) and calls BarlowTwinsLoss on the
+// gathered [N_global, D] matrices. The function takes the batch it is given
+// as the whole batch.
+func BarlowTwinsLoss(tp *autograd.Tape, z1, z2 *autograd.Var, lambda float32) *autograd.Var {
+	s1, s2 := z1.Shape(), z2.Shape()
+	if len(s1) != 2 || !tensor.SameShape(s1, s2) || s1[0] < 2 {
+		autograd.Failf("BarlowTwinsLoss", "view embeddings have shapes %v and %v: need equal [N, D] with N >= 2", s1, s2)
+	}
+	if !(lambda >= 0) {
+		autograd.Failf("BarlowTwinsLoss", "lambda %g must be non-negative", lambda)
+	}
+	n, d := s1[0], s1[1]
+	a := tp.BatchNorm(z1, nil, nil, nil, nil, true, 0, bnEps)
+	b := tp.BatchNorm(z2, nil, nil, nil, nil, true, 0, bnEps)
+	c := tp.MulScalar(tp.MatMulT(a, b, true, false), 1/float32(n))
+	// Σ w_ij (C_ij - I_ij)² with w = 1 on the diagonal and lambda off it
+	// is both terms at once.
+	eye, w := tp.AllocZeroed(d, d), tp.Alloc(d, d)
+	for i := range w.Data {
+		w.Data[i] = lambda
+	}
+	for i := range d {
+		eye.Data[i*d+i], w.Data[i*d+i] = 1, 1
+	}
+	diff := tp.Sub(c, autograd.Const(eye))
+	return tp.SumAll(tp.Mul(tp.Square(diff), autograd.Const(w)))
+}
+
+// VICRegLossConfig holds VICReg's coefficients.
+type VICRegLossConfig struct {
+	// Invariance, Variance and Covariance weigh the three terms (the
+	// paper's 25, 25 and 1).
+	Invariance, Variance, Covariance float32
+	// Gamma is the target standard deviation of each dimension (1) and
+	// Epsilon the variance's stabiliser inside the square root (1e-4).
+	Gamma, Epsilon float32
+}
+
+// DefaultVICRegLoss is the paper's setting.
+var DefaultVICRegLoss = VICRegLossConfig{Invariance: 25, Variance: 25, Covariance: 1, Gamma: 1, Epsilon: 1e-4}
+
+// VICRegLoss is VICReg's variance-invariance-covariance loss on the
+// expander outputs z1, z2 [N, D] of two views of the same N images:
+// Invariance times the mean squared error between z1 and z2; Variance
+// times the mean over dimensions of max(0, Gamma - sqrt(Var(z_j) +
+// Epsilon)) (unbiased variance over the batch), averaged over the two
+// views; Covariance times the sum over both views of the squared
+// off-diagonal entries of the unbiased covariance matrix, divided by D.
+//
+// The variance and covariance terms span the global batch: under data
+// parallelism every rank all-gathers z1 and z2 (the gather passing
+// gradients back to each rank's own rows) and calls VICRegLoss on the
+// gathered [N_global, D] matrices. The function takes the batch it is
+// given as the whole batch.
+func VICRegLoss(tp *autograd.Tape, z1, z2 *autograd.Var, cfg VICRegLossConfig) *autograd.Var {
+	s1, s2 := z1.Shape(), z2.Shape()
+	if len(s1) != 2 || !tensor.SameShape(s1, s2) || s1[0] < 2 {
+		autograd.Failf("VICRegLoss", "view embeddings have shapes %v and %v: need equal [N, D] with N >= 2", s1, s2)
+	}
+	if !(cfg.Epsilon > 0) {
+		autograd.Failf("VICRegLoss", "epsilon %g must be positive", cfg.Epsilon)
+	}
+	n, d := s1[0], s1[1]
+	offDiag := tp.Alloc(d, d)
+	for i := range offDiag.Data {
+		offDiag.Data[i] = 1
+	}
+	for i := range d {
+		offDiag.Data[i*d+i] = 0
+	}
+	off := autograd.Const(offDiag)
+	inv := tp.MeanAll(tp.Square(tp.Sub(z1, z2)))
+	var variance, covariance *autograd.Var
+	for _, z := range []*autograd.Var{z1, z2} {
+		zc := tp.Sub(z, tp.Mean(z, []int{0}, true))
+		v := tp.MulScalar(tp.Sum(tp.Square(zc), []int{0}, false), 1/float32(n-1))
+		std := tp.Sqrt(tp.AddScalar(v, cfg.Epsilon))
+		hinge := tp.MeanAll(tp.ReLU(tp.AddScalar(tp.Neg(std), cfg.Gamma)))
+		cov := tp.MulScalar(tp.MatMulT(zc, zc, true, false), 1/float32(n-1))
+		c := tp.SumAll(tp.Mul(tp.Square(cov), off))
+		if variance == nil {
+			variance, covariance = hinge, c
+		} else {
+			variance, covariance = tp.Add(variance, hinge), tp.Add(covariance, c)
+		}
+	}
+	return tp.Add(tp.Add(tp.MulScalar(inv, cfg.Invariance), tp.MulScalar(variance, cfg.Variance/2)),
+		tp.MulScalar(covariance, cfg.Covariance/float32(d)))
 }
 
 // Sinkhorn computes SwAV's soft assignments ("codes") for scores [B, K]

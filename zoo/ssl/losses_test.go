@@ -97,6 +97,14 @@ func TestLossGolden(t *testing.T) {
 					loss = MoCoV3Loss(tp, vars["q1"], vars["q2"], vars["k1"], vars["k2"], tau)
 				case "byol":
 					loss = BYOLLoss(tp, vars["p1"], vars["p2"], vars["z1"], vars["z2"])
+				case "barlow":
+					loss = BarlowTwinsLoss(tp, vars["z1"], vars["z2"], float32(c.Attrs["lambda"]))
+				case "vicreg":
+					a := func(k string) float32 { return float32(c.Attrs[k]) }
+					loss = VICRegLoss(tp, vars["z1"], vars["z2"], VICRegLossConfig{Invariance: a("invariance"),
+						Variance: a("variance"), Covariance: a("covariance"), Gamma: a("gamma"), Epsilon: a("epsilon")})
+				case "simsiam":
+					loss = SimSiamLoss(tp, vars["p1"], vars["p2"], vars["z1"], vars["z2"])
 				case "swav":
 					b := int(c.Attrs["batch"])
 					z := tp.L2Normalize(vars["z"], 1, normEps)
@@ -162,7 +170,7 @@ func TestLossGolden(t *testing.T) {
 			}
 		})
 	}
-	for _, k := range []string{"ntxent", "infonce", "mocov3", "byol", "swav", "sinkhorn"} {
+	for _, k := range []string{"ntxent", "infonce", "mocov3", "byol", "swav", "sinkhorn", "barlow", "vicreg", "simsiam"} {
 		if kinds[k] == 0 {
 			t.Errorf("golden file has no %s case", k)
 		}
@@ -202,6 +210,17 @@ func TestLossGradCheck(t *testing.T) {
 		{"byol", func(tp *autograd.Tape, in []*autograd.Var) *autograd.Var {
 			return BYOLLoss(tp, in[0], in[1], autograd.Const(rnd(10, 4, 5)), autograd.Const(rnd(11, 4, 5)))
 		}, []*tensor.Tensor{rnd(12, 4, 5), rnd(13, 4, 5)}},
+		{"barlow", func(tp *autograd.Tape, in []*autograd.Var) *autograd.Var {
+			return BarlowTwinsLoss(tp, in[0], in[1], 0.05)
+		}, []*tensor.Tensor{rnd(14, 5, 4), rnd(15, 5, 4)}},
+		// Gamma 2 puts every dimension's std on the active side of the
+		// hinge, whose kink finite differences cannot straddle.
+		{"vicreg", func(tp *autograd.Tape, in []*autograd.Var) *autograd.Var {
+			return VICRegLoss(tp, in[0], in[1], VICRegLossConfig{Invariance: 1, Variance: 1, Covariance: 1, Gamma: 2, Epsilon: 1e-4})
+		}, []*tensor.Tensor{rnd(16, 5, 4), rnd(17, 5, 4)}},
+		{"simsiam", func(tp *autograd.Tape, in []*autograd.Var) *autograd.Var {
+			return SimSiamLoss(tp, in[0], in[1], autograd.Const(rnd(18, 4, 5)), autograd.Const(rnd(19, 4, 5)))
+		}, []*tensor.Tensor{rnd(20, 4, 5), rnd(21, 4, 5)}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -223,6 +242,13 @@ func TestLossShapeErrors(t *testing.T) {
 		"mocov3 shapes":  func() { MoCoV3Loss(tp, a, a, a, b, 1) },
 		"byol shapes":    func() { BYOLLoss(tp, a, a, a, b) },
 		"infonce shapes": func() { InfoNCE(tp, a, b, tensor.New(4, 7), 0.2) },
+		"barlow shapes":  func() { BarlowTwinsLoss(tp, a, b, 5e-3) },
+		"barlow batch 1": func() { BarlowTwinsLoss(tp, autograd.Const(tensor.New(1, 4)), autograd.Const(tensor.New(1, 4)), 5e-3) },
+		"vicreg shapes":  func() { VICRegLoss(tp, a, b, DefaultVICRegLoss) },
+		"vicreg batch 1": func() {
+			VICRegLoss(tp, autograd.Const(tensor.New(1, 4)), autograd.Const(tensor.New(1, 4)), DefaultVICRegLoss)
+		},
+		"simsiam shapes": func() { SimSiamLoss(tp, a, a, b, a) },
 	} {
 		if err := autograd.Catch(f); err == nil {
 			t.Errorf("%s: no error", name)

@@ -617,7 +617,7 @@ func TestNewByName(t *testing.T) {
 // weights, target network, queue and its pointer, step counter (and with it
 // the schedules) and optimizer state.
 func TestCheckpointResume(t *testing.T) {
-	for _, name := range []string{"mocov2", "swav", "byol"} {
+	for _, name := range []string{"mocov2", "swav", "byol", "simsiam"} {
 		t.Run(name, func(t *testing.T) {
 			build := func(seed uint64) Method {
 				var m Method
@@ -631,6 +631,10 @@ func TestCheckpointResume(t *testing.T) {
 					cfg := DefaultBYOLConfig(testBatch, 2, 3)
 					cfg.ProjHidden, cfg.ProjDim, cfg.PredHidden = 16, 8, 16
 					m, err = NewBYOL(cfg, tinyResNet(t, seed), rand.New(rand.NewPCG(seed, 3)))
+				case "simsiam":
+					cfg := DefaultSimSiamConfig(testBatch, 2, 3)
+					cfg.ProjDim, cfg.PredHidden = 8, 4
+					m, err = NewSimSiam(cfg, tinyResNet(t, seed), rand.New(rand.NewPCG(seed, 3)))
 				}
 				if err != nil {
 					t.Fatal(err)
@@ -679,5 +683,92 @@ func TestCheckpointResume(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Barlow Twins, VICReg and SimSiam overfit one batch; SimSiam's loss is a
+// negative cosine, so its decrease is measured from the floor of -1.
+func TestTwinMethodsOverfitBatch(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		build func(enc Encoder, rng *rand.Rand) (Method, error)
+	}{
+		{"barlow", func(enc Encoder, rng *rand.Rand) (Method, error) {
+			cfg := DefaultBarlowConfig(testBatch, 10, 100)
+			cfg.ProjHidden, cfg.ProjDim, cfg.Optim = 32, 16, testOptim("lars", 1)
+			return NewBarlow(cfg, enc, rng)
+		}},
+		{"vicreg", func(enc Encoder, rng *rand.Rand) (Method, error) {
+			cfg := DefaultVICRegConfig(testBatch, 10, 100)
+			cfg.ProjHidden, cfg.ProjDim, cfg.Optim = 32, 16, testOptim("lars", 1)
+			return NewVICReg(cfg, enc, rng)
+		}},
+		{"simsiam", func(enc Encoder, rng *rand.Rand) (Method, error) {
+			cfg := DefaultSimSiamConfig(testBatch, 10, 100)
+			cfg.ProjDim, cfg.PredHidden, cfg.Optim = 16, 8, testOptim("sgd", 0.1)
+			return NewSimSiam(cfg, enc, rng)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := c.build(tinyResNet(t, 21), rand.New(rand.NewPCG(21, 3)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Name() != c.name {
+				t.Errorf("Name() = %q", m.Name())
+			}
+			losses := trainFixed(t, m, randomViews(21, 2, testBatch, 16), 12)
+			if c.name == "simsiam" {
+				for i := range losses {
+					losses[i]++
+				}
+			}
+			requireDecrease(t, losses, 0.1)
+		})
+	}
+}
+
+// The twin methods keep one network (SimSiam adds its predictor) and no
+// target copies, under PyTorch's names, and their projector Linears
+// before BatchNorm have no bias.
+func TestTwinMethodsState(t *testing.T) {
+	run := Run{Batch: testBatch, StepsPerEpoch: 2, Epochs: 1}
+	for name, want := range map[string][]string{
+		"barlow":  {"projector.0.weight", "projector.6.weight"},
+		"vicreg":  {"projector.0.weight", "projector.6.weight"},
+		"simsiam": {"projector.7.running_mean", "predictor.0.weight", "predictor.3.bias"},
+	} {
+		m, err := New(name, tinyResNet(t, 22), run, rand.New(rand.NewPCG(22, 3)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := nn.StateTensors(m)
+		for _, k := range want {
+			if _, ok := got[k]; !ok {
+				t.Errorf("%s: no %s in its state", name, k)
+			}
+		}
+		for k := range got {
+			if strings.HasPrefix(k, "target_") || strings.HasSuffix(k, "projector.0.bias") {
+				t.Errorf("%s: unexpected %s", name, k)
+			}
+		}
+	}
+	// The papers' projector widths scale with the backbone: 4x the
+	// feature width for Barlow Twins and VICReg, the feature width for
+	// SimSiam's hidden layers.
+	m, err := New("barlow", tinyResNet(t, 22), run, rand.New(rand.NewPCG(22, 3)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := m.Configuration().(BarlowConfig); c.ProjHidden != 128 || c.ProjDim != 128 || c.Lambda != 5e-3 {
+		t.Errorf("barlow config %+v", c)
+	}
+	m, err = New("simsiam", tinyResNet(t, 22), run, rand.New(rand.NewPCG(22, 3)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := m.Configuration().(SimSiamConfig); c.ProjHidden != 32 || c.ProjDim != 2048 || c.PredHidden != 512 || c.Optim.Name != "sgd" {
+		t.Errorf("simsiam config %+v", c)
 	}
 }

@@ -82,12 +82,12 @@ func NewMoCoV3(cfg MoCoV3Config, backbone Encoder, rng *rand.Rand) (*MoCoV3, err
 	m := &MoCoV3{Config: cfg, Encoder: backbone}
 	var err error
 	newProj := func() (Head, error) {
-		return newMoCoV3MLP(cfg.ProjLayers, backbone.FeatureDim(), cfg.HiddenDim, cfg.OutDim, true, rng)
+		return newBiasFreeMLP(cfg.ProjLayers, backbone.FeatureDim(), cfg.HiddenDim, cfg.OutDim, true, rng)
 	}
 	if m.Projector, err = newProj(); err != nil {
 		return nil, fmt.Errorf("moco v3: projector: %w", err)
 	}
-	if m.Predictor, err = newMoCoV3MLP(2, cfg.OutDim, cfg.HiddenDim, cfg.OutDim, false, rng); err != nil {
+	if m.Predictor, err = newBiasFreeMLP(2, cfg.OutDim, cfg.HiddenDim, cfg.OutDim, false, rng); err != nil {
 		return nil, fmt.Errorf("moco v3: predictor: %w", err)
 	}
 	if m.TargetEncoder, err = cloneEncoder(backbone, rng); err != nil {

@@ -88,3 +88,29 @@ func (c *SwAVConfig) UseCIFARRecipe(batch, stepsPerEpoch, epochs int) {
 func freezeOf(freezeEpochs, epochs, stepsPerEpoch int) int {
 	return min(freezeEpochs*stepsPerEpoch, epochs*stepsPerEpoch/10)
 }
+
+// UseCIFARRecipe switches c to solo-learn's CIFAR Barlow Twins: projector
+// 2048-2048-2048, lambda 0.0051 (its default), the loss scaled by 0.1, LARS
+// at 0.3 per 256 images with weight decay 1e-4.
+func (c *BarlowConfig) UseCIFARRecipe(batch, stepsPerEpoch, epochs int) {
+	c.ProjHidden, c.ProjDim, c.Lambda, c.Scale = 2048, 2048, 0.0051, 0.1
+	c.Optim = cifarLARS(0.3, 1e-4, batch, stepsPerEpoch, epochs)
+}
+
+// UseCIFARRecipe switches c to solo-learn's CIFAR VICReg: expander
+// 2048-2048-2048, the paper's loss weights, LARS at 0.3 per 256 images with
+// weight decay 1e-4.
+func (c *VICRegConfig) UseCIFARRecipe(batch, stepsPerEpoch, epochs int) {
+	c.ProjHidden, c.ProjDim = 2048, 2048
+	c.Optim = cifarLARS(0.3, 1e-4, batch, stepsPerEpoch, epochs)
+}
+
+// UseCIFARRecipe switches c to solo-learn's CIFAR SimSiam: a 2-layer
+// projector 2048 -> 2048 (the paper's CIFAR depth), predictor bottleneck
+// 512, SGD at 0.5 per 256 images with momentum 0.9, weight decay 1e-5, 10
+// warmup epochs then a cosine to 0.
+func (c *SimSiamConfig) UseCIFARRecipe(batch, stepsPerEpoch, epochs int) {
+	c.ProjLayers, c.ProjHidden, c.ProjDim, c.PredHidden = 2, 2048, 2048, 512
+	c.Optim = OptimConfig{Name: "sgd", LR: scaleLR(0.5, batch), Momentum: 0.9, WeightDecay: 1e-5,
+		WarmupSteps: warmupOf(10, epochs, stepsPerEpoch), TotalSteps: epochs * stepsPerEpoch}
+}

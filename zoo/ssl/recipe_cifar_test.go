@@ -36,6 +36,21 @@ func TestCIFARRecipes(t *testing.T) {
 	if _, err := NewBYOL(byol, enc, rng); err != nil || byol.BaseMomentum != 0.99 || byol.Optim.WeightDecay != 1e-5 {
 		t.Fatalf("byol %+v: %v", byol, err)
 	}
+	barlow := DefaultBarlowConfig(testBatch, spe, 1)
+	barlow.UseCIFARRecipe(testBatch, spe, 1)
+	if _, err := NewBarlow(barlow, enc, rng); err != nil || barlow.ProjDim != 2048 || barlow.Scale != 0.1 || !barlow.Optim.ClipTrustRatio {
+		t.Fatalf("barlow %+v: %v", barlow, err)
+	}
+	vicreg := DefaultVICRegConfig(testBatch, spe, 1)
+	vicreg.UseCIFARRecipe(testBatch, spe, 1)
+	if _, err := NewVICReg(vicreg, enc, rng); err != nil || vicreg.ProjHidden != 2048 || vicreg.Loss != DefaultVICRegLoss || vicreg.Optim.WeightDecay != 1e-4 {
+		t.Fatalf("vicreg %+v: %v", vicreg, err)
+	}
+	simsiam := DefaultSimSiamConfig(testBatch, spe, 1)
+	simsiam.UseCIFARRecipe(testBatch, spe, 1)
+	if _, err := NewSimSiam(simsiam, enc, rng); err != nil || simsiam.ProjLayers != 2 || simsiam.Optim.LR != 0.5*testBatch/256 || simsiam.Optim.WeightDecay != 1e-5 {
+		t.Fatalf("simsiam %+v: %v", simsiam, err)
+	}
 
 	for _, c := range []struct {
 		epochs, freeze, queue, queueStart int

@@ -27,8 +27,9 @@ type Run struct {
 	Queue int
 }
 
-// methodNames are the registered methods: the seed's five, then MAE.
-var methodNames = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "mae"}
+// methodNames are the registered methods: the seed's five, MAE, then the
+// redundancy-reduction and stop-gradient methods.
+var methodNames = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "mae", "barlow", "vicreg", "simsiam"}
 
 // MethodNames lists the methods New builds.
 func MethodNames() []string { return append([]string(nil), methodNames...) }
@@ -99,6 +100,27 @@ func New(name string, backbone Encoder, run Run, rng *rand.Rand) (Method, error)
 		}
 		setLR(&c.Optim)
 		return NewSwAV(c, backbone, rng)
+	case "barlow":
+		c := DefaultBarlowConfig(b, s, e)
+		if cifar {
+			c.UseCIFARRecipe(b, s, e)
+		}
+		setLR(&c.Optim)
+		return NewBarlow(c, backbone, rng)
+	case "vicreg":
+		c := DefaultVICRegConfig(b, s, e)
+		if cifar {
+			c.UseCIFARRecipe(b, s, e)
+		}
+		setLR(&c.Optim)
+		return NewVICReg(c, backbone, rng)
+	case "simsiam":
+		c := DefaultSimSiamConfig(b, s, e)
+		if cifar {
+			c.UseCIFARRecipe(b, s, e)
+		}
+		setLR(&c.Optim)
+		return NewSimSiam(c, backbone, rng)
 	case "mae":
 		if cifar {
 			return nil, fmt.Errorf("mae: the %s recipe covers the contrastive and clustering methods; MAE has the %s recipe only", RecipeCIFAR, RecipePaper)

@@ -111,6 +111,14 @@ func TestStepsMatchPyTorch(t *testing.T) {
 				m, err = NewSwAV(SwAVConfig{ProjHidden: a("hidden"), ProjDim: a("out"), Prototypes: a("prototypes"),
 					Temperature: float32(c.Attrs["temperature"]), Epsilon: float32(c.Attrs["epsilon"]), SinkhornIters: a("iterations"),
 					GlobalCrops: 2, FreezePrototypesSteps: a("freeze"), QueueLength: a("queue"), Optim: oc}, enc, rng)
+			case "barlow":
+				m, err = NewBarlow(BarlowConfig{ProjHidden: a("hidden"), ProjDim: a("out"), Lambda: float32(c.Attrs["lambda"]), Scale: 1, Optim: oc}, enc, rng)
+			case "vicreg":
+				m, err = NewVICReg(VICRegConfig{ProjHidden: a("hidden"), ProjDim: a("out"), Loss: VICRegLossConfig{
+					Invariance: float32(c.Attrs["invariance"]), Variance: float32(c.Attrs["variance"]), Covariance: float32(c.Attrs["covariance"]),
+					Gamma: 1, Epsilon: 1e-4}, Optim: oc}, enc, rng)
+			case "simsiam":
+				m, err = NewSimSiam(SimSiamConfig{ProjLayers: 3, ProjHidden: a("hidden"), ProjDim: a("out"), PredHidden: a("pred_hidden"), Optim: oc}, enc, rng)
 			default:
 				t.Fatalf("unknown method %q", c.Name)
 			}

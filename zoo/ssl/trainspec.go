@@ -111,8 +111,9 @@ func (s TrainSpec) NewBackbone(rng *rand.Rand) (Encoder, error) {
 
 // Views are the method's augmentation pipelines at the spec's size, one
 // per view: SimCLR uses the paper's CIFAR-10 setting (colour strength 0.5,
-// no blur); MoCo v2 its aug_plus; MoCo v3 and BYOL BYOL's asymmetric pair;
-// SwAV two global crops plus LocalCrops local crops; MAE one crop. toRGB
+// no blur); MoCo v2 and SimSiam MoCo v2's aug_plus; MoCo v3, BYOL, Barlow
+// Twins and VICReg BYOL's asymmetric pair; SwAV two global crops plus
+// LocalCrops local crops; MAE one crop. toRGB
 // converts every image to RGB first (folder images).
 func (s TrainSpec) Views(toRGB bool) ([]augment.Transform, error) {
 	norm := &augment.Normalization{Mean: s.Mean, Std: s.Std}
@@ -120,9 +121,9 @@ func (s TrainSpec) Views(toRGB bool) ([]augment.Transform, error) {
 	switch s.Method {
 	case "simclr":
 		views = augment.SimCLR(s.Size, 0.5, false, norm)
-	case "mocov2":
+	case "mocov2", "simsiam":
 		views = augment.MoCoV2(s.Size, norm)
-	case "mocov3", "byol":
+	case "mocov3", "byol", "barlow", "vicreg":
 		views = augment.BYOL(s.Size, norm)
 	case "swav":
 		views = augment.SwAV(s.Size, 2, s.LocalSize, s.LocalCrops, norm)
