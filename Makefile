@@ -83,7 +83,7 @@ bench-onnx: setup build
 # ORT fp32 vs int8 (QDQ export) for each bundled ResNet entry.
 .PHONY: bench-int8
 bench-int8: setup build
-	BENCH_STEPS=$(BENCH_STEPS) BENCH_BATCHES="$(BENCH_BATCHES)" ./scripts/bench-int8.sh
+	BENCH_STEPS=$(BENCH_STEPS) BENCH_ROUNDS=$(BENCH_ROUNDS) BENCH_BATCHES="$(BENCH_BATCHES)" ./scripts/bench-int8.sh
 
 # Every bundled entry's metrics, reproduced from the manifest's commands.
 .PHONY: verify-zoo

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"image"
 	"io"
 	"math"
 	"time"
@@ -73,11 +72,11 @@ func demo(ctx context.Context, w, errw io.Writer, cfg demoConfig) error {
 	}
 	train, test = train.Subset(cfg.LimitTrain), test.Subset(cfg.LimitTest)
 	t0 := time.Now()
-	bank, err := embedSet(enc, train)
+	bank, err := enc.DatasetFeatures(ctx, train, nil)
 	if err != nil {
 		return fail(err)
 	}
-	query, err := embedSet(enc, test)
+	query, err := enc.DatasetFeatures(ctx, test, nil)
 	if err != nil {
 		return fail(err)
 	}
@@ -98,33 +97,6 @@ func demo(ctx context.Context, w, errw io.Writer, cfg demoConfig) error {
 	return nil
 }
 
-// embedSet embeds an in-memory set through the same preprocessing as image
-// files, with its labels.
-func embedSet(enc *sslzoo.Encoder, s *data.Images) (*eval.Features, error) {
-	const chunk = 1024
-	f := &eval.Features{Labels: s.Labels}
-	for lo := 0; lo < s.N; lo += chunk {
-		imgs := make([]image.Image, min(chunk, s.N-lo))
-		for i := range imgs {
-			m, err := s.Image(lo + i)
-			if err != nil {
-				return nil, err
-			}
-			imgs[i] = m
-		}
-		rows, err := enc.EmbedImages(imgs)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range rows {
-			f.D = len(r)
-			f.X = append(f.X, r...)
-		}
-	}
-	f.N = s.N
-	return f, nil
-}
-
 // engineParity runs 64 test images through the ONNX file on ONNX Runtime
 // and on the Go engine and returns the largest difference.
 func engineParity(path string, test *data.Images) (float64, error) {
@@ -134,7 +106,7 @@ func engineParity(path string, test *data.Images) (float64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", kind, err)
 		}
-		f, err := embedSet(enc, test.Subset(64))
+		f, err := enc.DatasetFeatures(context.Background(), test.Subset(64), nil)
 		enc.Close()
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", kind, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/sslzoo/sslzoo/data"
 	"github.com/sslzoo/sslzoo/data/augment"
 	"github.com/sslzoo/sslzoo/eval"
+	"github.com/sslzoo/sslzoo/onnxrt"
 	"github.com/sslzoo/sslzoo/zoo"
 	"github.com/sslzoo/sslzoo/zoo/ssl"
 )
@@ -33,6 +34,7 @@ func evalCommand() *cli.Command {
 			Fraction: c.Float64("fraction"), Epochs: c.Int("epochs"), Batch: c.Int("batch"), LR: c.Float64("lr"),
 			LimitTrain: c.Int("limit-train"), LimitTest: c.Int("limit-test"), Seed: c.Uint64("seed"),
 			Workers: c.Int("workers"), OnDecodeError: c.String("on-decode-error"), Pool: c.String("pool"),
+			Model: c.String("model"), Engine: c.String("engine"),
 		}
 		if _, err := zoo.Lookup(o.Checkpoint); err == nil && isZooName(o.Checkpoint) {
 			// A zoo entry: evaluate its pulled weights file.
@@ -69,7 +71,9 @@ func evalCommand() *cli.Command {
 			return usagef("sslzoo eval: name a protocol (%s)", known)
 		},
 		Description: "Features come from --checkpoint (a final.safetensors or checkpoint.safetensors from sslzoo train),\n" +
-			"from an untrained backbone of the same config (--random-init), or from raw pixels (--pixels).\n" +
+			"from an untrained backbone of the same config (--random-init), from raw pixels (--pixels), or, for knn\n" +
+			"and linear, from an ONNX file run as it is served (--model F.onnx: its recorded preprocessing, e.g. an\n" +
+			"int8 export: sslzoo eval knn --model byol-int8.onnx).\n" +
 			"kNN: weighted, k 200, temperature 0.1, cosine similarity, train split as the bank, test split classified.\n" +
 			"linear: softmax regression on frozen standardised features. finetune: the whole encoder plus a linear\n" +
 			"head on a class-balanced --fraction of the training labels.",
@@ -79,6 +83,8 @@ func evalCommand() *cli.Command {
 func evalFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "checkpoint", Usage: "a zoo model name, or weights written by sslzoo train (OUT/final.safetensors)"},
+		&cli.StringFlag{Name: "model", Usage: "knn/linear: an ONNX file (sslzoo export, also --quantize int8) scored as it is served: its recorded preprocessing, on --engine"},
+		&cli.StringFlag{Name: "engine", Value: "auto", Usage: "with --model: ort, go or auto"},
 		&cli.StringFlag{Name: "data", Value: "fashion-mnist", Usage: "dataset: " + data.DatasetSpecs},
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
 		&cli.BoolFlag{Name: "random-init", Usage: "evaluate an untrained backbone of the checkpoint's config"},
@@ -110,6 +116,7 @@ type evalOptions struct {
 	Workers                    int
 	OnDecodeError              string
 	Pool                       string
+	Model, Engine              string
 }
 
 func (o evalOptions) validate() error {
@@ -126,8 +133,12 @@ func (o evalOptions) validate() error {
 		return usagef("sslzoo eval: --pool %q: want %s or %s", o.Pool, ssl.PoolCLS, ssl.PoolMean)
 	case o.Pool != "" && o.Pixels:
 		return usagef("sslzoo eval: --pool picks a ViT's embedding; --pixels has no network")
-	case o.Checkpoint == "" && !o.Pixels:
-		return usagef("sslzoo eval: --checkpoint is required (except with --pixels)")
+	case o.Model != "" && (o.Checkpoint != "" || o.RandomInit || o.Pixels || o.Pool != ""):
+		return usagef("sslzoo eval: --model scores an ONNX file by itself; leave out --checkpoint, --random-init, --pixels and --pool")
+	case o.Model != "" && o.Protocol == "finetune":
+		return usagef("sslzoo eval: finetune trains a network; --model applies to knn and linear")
+	case o.Checkpoint == "" && !o.Pixels && o.Model == "":
+		return usagef("sslzoo eval: --checkpoint is required (or --model F.onnx; not with --pixels)")
 	case o.Pixels && o.Protocol == "finetune":
 		return usagef("sslzoo eval: finetune trains a network; --pixels applies to knn and linear")
 	case o.K < 1 || !(o.Temperature > 0):
@@ -148,6 +159,7 @@ type evalReport struct {
 	Protocol   string  `json:"protocol"`
 	Features   string  `json:"features"` // "trained", "random-init" or "pixels"
 	Checkpoint string  `json:"checkpoint,omitempty"`
+	Model      string  `json:"model,omitempty"`
 	Method     string  `json:"method,omitempty"`
 	Data       string  `json:"data"`
 	Top1       float64 `json:"top1"`
@@ -195,7 +207,7 @@ func runEval(ctx context.Context, stdout, stderr io.Writer, o evalOptions) error
 	}
 	channels, toRGB := ssl.ImageChannels(train)
 
-	rep := evalReport{Protocol: o.Protocol, Features: "trained", Checkpoint: o.Checkpoint, Data: o.Data, Test: test.Len(), Train: train.Len()}
+	rep := evalReport{Protocol: o.Protocol, Features: "trained", Checkpoint: o.Checkpoint, Model: o.Model, Data: o.Data, Test: test.Len(), Train: train.Len()}
 	var enc ssl.Encoder
 	var spec ssl.TrainSpec
 	if o.Checkpoint != "" {
@@ -230,9 +242,23 @@ func runEval(ctx context.Context, stdout, stderr io.Writer, o evalOptions) error
 
 	var res eval.Result
 	xc := eval.ExtractConfig{Transform: tf, Workers: o.Workers, Warn: warn}
+	var onnxEnc *sslzoo.Encoder
+	if o.Model != "" {
+		if onnxEnc, err = sslzoo.Open(o.Model, &sslzoo.Options{Engine: o.Engine}); err != nil {
+			return fmt.Errorf("sslzoo eval: --model: %w", err)
+		}
+		defer onnxEnc.Close()
+		rep.Features = "onnx (ort)"
+		if _, isGo := onnxEnc.Engine().(*onnxrt.GoSession); isGo {
+			rep.Features = "onnx (go)"
+		}
+	}
 	features := func(ds data.Dataset) (*eval.Features, error) {
-		if o.Pixels {
+		switch {
+		case o.Pixels:
 			return eval.Pixels(ctx, ds, xc)
+		case onnxEnc != nil:
+			return onnxEnc.DatasetFeatures(ctx, ds, nil)
 		}
 		return eval.Extract(ctx, enc, ds, xc)
 	}

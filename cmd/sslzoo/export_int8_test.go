@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"math"
 	"path/filepath"
 	"strings"
@@ -38,7 +39,7 @@ func TestExportInt8(t *testing.T) {
 			t.Fatalf("%s on %s: %v", path, engine, err)
 		}
 		defer enc.Close()
-		f, err := embedSet(enc, test.Subset(32))
+		f, err := enc.DatasetFeatures(context.Background(), test.Subset(32), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
