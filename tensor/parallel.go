@@ -23,7 +23,11 @@ func Parallel(n, cost int, fn func(lo, hi int)) {
 	}
 	var wg sync.WaitGroup
 	chunk := (n + workers - 1) / workers
-	for lo := 0; lo < n; lo += chunk {
+	// The first chunk runs on the calling goroutine: one goroutine fewer
+	// to start, and the caller does not park, so it resumes on the same OS
+	// thread, whose OpenMP pool (oneDNN's) is still awake for the next
+	// kernel. The Go engine's ViT-tiny at batch 1 ran about 10% faster.
+	for lo := chunk; lo < n; lo += chunk {
 		hi := min(lo+chunk, n)
 		wg.Add(1)
 		go func(lo, hi int) {
@@ -31,5 +35,6 @@ func Parallel(n, cost int, fn func(lo, hi int)) {
 			fn(lo, hi)
 		}(lo, hi)
 	}
+	fn(0, min(chunk, n))
 	wg.Wait()
 }
