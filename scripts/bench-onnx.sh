@@ -9,9 +9,9 @@
 #      overhead of our API (target: at most 5% at batch 64);
 #   3. sslzoo's Go engine against ONNX Runtime.
 #
-# Each round runs, per model and batch size, the Go paths (interleaved batch
-# by batch inside cmd/bench-onnx) and then PyTorch, so both see the same
-# machine load. The table gives medians over rounds. PyTorch runs with the
+# Each round runs, per model and batch size, each path in a cmd/bench-onnx
+# process of its own (their order rotating by round) and then PyTorch, so
+# all see the same machine load. The table gives medians over rounds. PyTorch runs with the
 # glibc malloc setting from DESIGN.md; ONNX Runtime and PyTorch both get
 # BENCH_THREADS threads; OPENBLAS_* are left as they are.
 #
@@ -45,6 +45,7 @@ trap 'rm -rf "$work"' EXIT
 go build -o "$work/bench-onnx" ./cmd/bench-onnx
 
 results=$work/results.jsonl
+IFS=, read -r -a path_list <<<"$paths"
 for arch in $archs; do
 	model=$work/$arch.onnx
 	"$bin" export --arch "$arch" --seed 1 --out "$model" >&2
@@ -61,8 +62,16 @@ for ((r = 1; r <= rounds; r++)); do
 	for arch in $archs; do
 		for b in $batches; do
 			say "round $r/$rounds: $arch batch $b"
-			"$work/bench-onnx" --model "$work/$arch.onnx" --batch "$b" --steps "$steps" --warmup "$warmup" \
-				--threads "$threads" --paths "$paths" | sed "s/^{/{\"arch\":\"$arch\",/" >>"$results"
+			# Each path runs in a process of its own, their order rotating by
+			# round: ONNX Runtime's pool threads spin on after its runs, and in
+			# one process they took the cores from whatever ran next (the Go
+			# engine's ResNet-18 at batch 1: 8.6 ms beside ORT, 4.8 ms alone;
+			# a second ORT session likewise).
+			for ((i = 0; i < ${#path_list[@]}; i++)); do
+				p=${path_list[$(((i + r) % ${#path_list[@]}))]}
+				"$work/bench-onnx" --model "$work/$arch.onnx" --batch "$b" --steps "$steps" --warmup "$warmup" \
+					--threads "$threads" --paths "$p" | sed "s/^{/{\"arch\":\"$arch\",/" >>"$results"
+			done
 			"${torch_env[@]}" "$py" scripts/bench_onnx_torch.py --arch "$arch" --onnx "$work/$arch.onnx" --batch "$b" \
 				--steps "$steps" --warmup "$warmup" --threads "$threads" | sed "s/^{/{\"arch\":\"$arch\",/" >>"$results"
 		done

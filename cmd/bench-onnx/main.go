@@ -15,7 +15,9 @@
 // batch: ONNX Runtime's pool threads and OpenMP's keep spinning for a
 // while after a run, and without it that tail lands on the next path's
 // first batch (at batch 1 it doubled the time of whichever path ran after
-// ONNX Runtime). For each path it prints one JSON line with the
+// ONNX Runtime). That is not enough at batch 1 (ORT's threads still slowed
+// the next path), so scripts/bench-onnx.sh runs one path per process. For
+// each path it prints one JSON line with the
 // median and mean time per batch and images per second (from the median).
 // --profile adds, on stderr, the Go engine's time per op type over the
 // timed forwards.
