@@ -83,7 +83,7 @@ func lower(s string) string {
 
 // initializer adds a float32 tensor under name (already claimed).
 func (b *builder) initializer(name string, shape []int, data []float32) {
-	b.g.Initializer = append(b.g.Initializer, floatTensor(name, shape, data))
+	b.g.Initializer = append(b.g.Initializer, FloatTensor(name, shape, data))
 }
 
 // constF32 returns the name of a float32 constant (deduplicated), shape
@@ -119,19 +119,20 @@ func dims64(shape []int) []int64 {
 	return d
 }
 
-// floatTensor encodes float32 data little-endian in raw_data, the compact
-// form every ONNX reader accepts.
-func floatTensor(name string, shape []int, data []float32) *onnxpb.TensorProto {
+// FloatTensor is an initializer of float32 data, little-endian in
+// raw_data, the compact form every ONNX reader accepts.
+func FloatTensor(name string, shape []int, data []float32) *onnxpb.TensorProto {
 	raw := make([]byte, 4*len(data))
 	for i, v := range data {
 		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
 	}
-	return &onnxpb.TensorProto{
-		Name:     proto.String(name),
-		DataType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)),
-		Dims:     dims64(shape),
-		RawData:  raw,
-	}
+	return RawTensor(name, onnxpb.TensorProto_FLOAT, shape, raw)
+}
+
+// RawTensor is an initializer of type dt whose little-endian bytes are
+// raw; a nil shape is a scalar.
+func RawTensor(name string, dt onnxpb.TensorProto_DataType, shape []int, raw []byte) *onnxpb.TensorProto {
+	return &onnxpb.TensorProto{Name: proto.String(name), DataType: proto.Int32(int32(dt)), Dims: dims64(shape), RawData: raw}
 }
 
 func int64Tensor(name string, shape []int, data []int64) *onnxpb.TensorProto {
@@ -139,12 +140,7 @@ func int64Tensor(name string, shape []int, data []int64) *onnxpb.TensorProto {
 	for i, v := range data {
 		binary.LittleEndian.PutUint64(raw[8*i:], uint64(v))
 	}
-	return &onnxpb.TensorProto{
-		Name:     proto.String(name),
-		DataType: proto.Int32(int32(onnxpb.TensorProto_INT64)),
-		Dims:     dims64(shape),
-		RawData:  raw,
-	}
+	return RawTensor(name, onnxpb.TensorProto_INT64, shape, raw)
 }
 
 func aInt(name string, v int) *onnxpb.AttributeProto {

@@ -478,7 +478,7 @@ func (c *converter) batchFill(v, twin *autograd.Var) (string, error) {
 		return "", bad
 	}
 	value := &onnxpb.AttributeProto{Name: proto.String("value"), Type: onnxpb.AttributeProto_TENSOR.Enum(),
-		T: floatTensor("", []int{1}, []float32{fillValue})}
+		T: FloatTensor("", []int{1}, []float32{fillValue})}
 	return c.b.op1("ConstantOfShape", []string{shape}, value), nil
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sslzoo/sslzoo/export"
 	"github.com/sslzoo/sslzoo/export/onnxpb"
 )
 
@@ -69,7 +70,7 @@ func (x *graph) foldBatchNorms() error {
 			nb[c] = float32((bc-float64(p[2][c]))*k + float64(p[1][c]))
 		}
 		wName, bName := x.fresh(conv.GetInput()[1]+"_bn_folded"), x.fresh(conv.GetInput()[1]+"_bn_folded_bias")
-		x.g.Initializer = append(x.g.Initializer, floatTensor(wName, w.Shape, nw), floatTensor(bName, []int{oc}, nb))
+		x.g.Initializer = append(x.g.Initializer, export.FloatTensor(wName, w.Shape, nw), export.FloatTensor(bName, []int{oc}, nb))
 		x.inits[wName], x.inits[bName] = x.g.Initializer[len(x.g.Initializer)-2], x.g.Initializer[len(x.g.Initializer)-1]
 		conv.Input = []string{conv.GetInput()[0], wName, bName}
 		conv.Output = []string{bn.GetOutput()[0]}
@@ -80,34 +81,18 @@ func (x *graph) foldBatchNorms() error {
 	return nil
 }
 
-func dims64(shape []int) []int64 {
-	d := make([]int64, len(shape))
-	for i, v := range shape {
-		d[i] = int64(v)
-	}
-	return d
-}
-
 // The initializers are written to raw_data, little-endian, as every ONNX
-// reader accepts; a nil shape is a scalar.
-func floatTensor(name string, shape []int, data []float32) *onnxpb.TensorProto {
-	raw := make([]byte, 4*len(data))
-	for i, v := range data {
-		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
-	}
-	return rawTensor(name, onnxpb.TensorProto_FLOAT, shape, raw)
-}
-
+// reader accepts (export.RawTensor); a nil shape is a scalar.
 func int8Tensor(name string, shape []int, data []int8) *onnxpb.TensorProto {
 	raw := make([]byte, len(data))
 	for i, v := range data {
 		raw[i] = byte(v)
 	}
-	return rawTensor(name, onnxpb.TensorProto_INT8, shape, raw)
+	return export.RawTensor(name, onnxpb.TensorProto_INT8, shape, raw)
 }
 
 func uint8Tensor(name string, data []uint8) *onnxpb.TensorProto {
-	return rawTensor(name, onnxpb.TensorProto_UINT8, nil, slices.Clone(data))
+	return export.RawTensor(name, onnxpb.TensorProto_UINT8, nil, slices.Clone(data))
 }
 
 func int32Tensor(name string, data []int32) *onnxpb.TensorProto {
@@ -115,11 +100,7 @@ func int32Tensor(name string, data []int32) *onnxpb.TensorProto {
 	for i, v := range data {
 		binary.LittleEndian.PutUint32(raw[4*i:], uint32(v))
 	}
-	return rawTensor(name, onnxpb.TensorProto_INT32, []int{len(data)}, raw)
-}
-
-func rawTensor(name string, dt onnxpb.TensorProto_DataType, shape []int, raw []byte) *onnxpb.TensorProto {
-	return &onnxpb.TensorProto{Name: proto.String(name), DataType: proto.Int32(int32(dt)), Dims: dims64(shape), RawData: raw}
+	return export.RawTensor(name, onnxpb.TensorProto_INT32, []int{len(data)}, raw)
 }
 
 func aInt(name string, v int64) *onnxpb.AttributeProto {

@@ -22,6 +22,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sslzoo/sslzoo/export"
 	"github.com/sslzoo/sslzoo/export/onnxpb"
 	"github.com/sslzoo/sslzoo/onnxrt"
 )
@@ -241,7 +242,7 @@ func QDQ(m *onnxpb.ModelProto, ranges map[string]Range) (*onnxpb.ModelProto, err
 		}
 		p := uint8Params(r)
 		p.scale, p.zero = x.fresh(name+"_scale"), x.fresh(name+"_zero_point")
-		g.Initializer = append(g.Initializer, floatTensor(p.scale, nil, []float32{p.s}), uint8Tensor(p.zero, []uint8{p.z}))
+		g.Initializer = append(g.Initializer, export.FloatTensor(p.scale, nil, []float32{p.s}), uint8Tensor(p.zero, []uint8{p.z}))
 		qv, dqv := x.fresh(name+"_quantized"), x.fresh(name+"_dequantized")
 		for _, rd := range x.readers[name] {
 			for j, in := range rd.Input {
@@ -271,7 +272,7 @@ func QDQ(m *onnxpb.ModelProto, ranges map[string]Range) (*onnxpb.ModelProto, err
 		wq := x.fresh(in[1] + "_quantized")
 		wsName, wzName := x.fresh(in[1]+"_scale"), x.fresh(in[1]+"_zero_point")
 		g.Initializer = append(g.Initializer, int8Tensor(wq, w.Shape, quantizeWeights(w, t.wAxis, ws)),
-			floatTensor(wsName, []int{len(ws)}, ws), int8Tensor(wzName, []int{len(ws)}, make([]int8, len(ws))))
+			export.FloatTensor(wsName, []int{len(ws)}, ws), int8Tensor(wzName, []int{len(ws)}, make([]int8, len(ws))))
 		wdq := x.fresh(in[1] + "_dequantized")
 		head = append(head, x.newNode("DequantizeLinear", []string{wq, wsName, wzName}, wdq, aInt("axis", int64(t.wAxis))))
 		in[1] = wdq
@@ -285,7 +286,7 @@ func QDQ(m *onnxpb.ModelProto, ranges map[string]Range) (*onnxpb.ModelProto, err
 				bq[c] = int32(max(min(math.RoundToEven(float64(b.Data.([]float32)[c]/bs[c])), math.MaxInt32), math.MinInt32))
 			}
 			bqName, bsName, bzName := x.fresh(in[2]+"_quantized"), x.fresh(in[2]+"_scale"), x.fresh(in[2]+"_zero_point")
-			g.Initializer = append(g.Initializer, int32Tensor(bqName, bq), floatTensor(bsName, []int{len(bs)}, bs), int32Tensor(bzName, make([]int32, len(bs))))
+			g.Initializer = append(g.Initializer, int32Tensor(bqName, bq), export.FloatTensor(bsName, []int{len(bs)}, bs), int32Tensor(bzName, make([]int32, len(bs))))
 			bdq := x.fresh(in[2] + "_dequantized")
 			head = append(head, x.newNode("DequantizeLinear", []string{bqName, bsName, bzName}, bdq, aInt("axis", 0)))
 			in[2] = bdq

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sslzoo/sslzoo/export"
 	"github.com/sslzoo/sslzoo/export/onnxpb"
 	"github.com/sslzoo/sslzoo/onnxrt"
 )
@@ -23,7 +24,7 @@ func randInit(rng *rand.Rand, name string, shape ...int) *onnxpb.TensorProto {
 	for i := range d {
 		d[i] = float32(rng.NormFloat64() * 0.3)
 	}
-	return floatTensor(name, shape, d)
+	return export.FloatTensor(name, shape, d)
 }
 
 func positiveInit(rng *rand.Rand, name string, n int) *onnxpb.TensorProto {
@@ -31,7 +32,7 @@ func positiveInit(rng *rand.Rand, name string, n int) *onnxpb.TensorProto {
 	for i := range d {
 		d[i] = 0.5 + rng.Float32()
 	}
-	return floatTensor(name, []int{n}, d)
+	return export.FloatTensor(name, []int{n}, d)
 }
 
 func node(op string, in []string, out string, attrs ...*onnxpb.AttributeProto) *onnxpb.NodeProto {
