@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/sslzoo/sslzoo/internal/bench"
+	"github.com/sslzoo/sslzoo/tensor"
 )
 
 func benchCommand() *cli.Command {
@@ -78,6 +79,14 @@ func benchModel(mode string) cli.ActionFunc {
 				return fmt.Errorf("bench %s: --cpuprofile: %w", mode, err)
 			}
 			defer f.Close()
+			if old := tensor.BLASThreads(); old > 1 {
+				defer tensor.SetBLASThreads(old)
+				// The profiler's SIGPROF on OpenMP's worker threads corrupted
+				// the C heap when oneDNN's sgemm ran on more than one thread
+				// (ViT: "free(): invalid next size"); convolutions were not hit.
+				tensor.SetBLASThreads(1)
+				fmt.Fprintln(c.App.ErrWriter, "note: --cpuprofile runs each GEMM on one thread (OpenMP's workers and the profiler's signals do not mix); times differ from a run without it")
+			}
 			if err := pprof.StartCPUProfile(f); err != nil {
 				return fmt.Errorf("bench %s: --cpuprofile: %w", mode, err)
 			}

@@ -92,6 +92,22 @@ func TestBenchGemmJSON(t *testing.T) {
 	}
 }
 
+// TestBenchCPUProfileViT: a CPU profile of a ViT forward (whose GEMMs run
+// on OpenMP threads, where the profiler's signals corrupted the C heap)
+// completes and writes the profile.
+func TestBenchCPUProfileViT(t *testing.T) {
+	prof := filepath.Join(t.TempDir(), "cpu.pprof")
+	for range 3 { // the crash struck about one run in two
+		code, _, errs := runCLI("bench", "forward", "--arch", "vit-tiny", "--batch", "2", "--steps", "4", "--warmup", "0", "--cpuprofile", prof)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		if st, err := os.Stat(prof); err != nil || st.Size() == 0 {
+			t.Fatalf("profile %s: %v", prof, err)
+		}
+	}
+}
+
 func TestCPUInfo(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "cpuinfo")
 	text := "processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: fpu sse2 avx2 fma avx512f\n\nprocessor\t: 1\nflags\t\t: fpu\n"
