@@ -66,15 +66,7 @@ func FuzzOpenGo(f *testing.F) {
 	fuzzcheck.Seed(f, "fusable", fusableModel())
 	fuzzcheck.Seed(f, "residual", residualModel(false))
 	fuzzcheck.Seed(f, "external", externalModel("w.bin"))
-	fuzzcheck.Seed(f, "huge_empty_initializer", model(&onnxpb.GraphProto{
-		Name: proto.String("huge"),
-		Node: []*onnxpb.NodeProto{node("MatMul", []string{"x", "w"}, []string{"y"})},
-		Initializer: []*onnxpb.TensorProto{
-			{Name: proto.String("w"), DataType: proto.Int32(int32(Float32)), Dims: []int64{1 << 20, 1 << 20}},
-		},
-		Input:  []*onnxpb.ValueInfoProto{tensorValue("x", Float32, dims("batch", 1<<20))},
-		Output: []*onnxpb.ValueInfoProto{tensorValue("y", Float32, dims("batch", 1<<20))},
-	}, nil))
+	fuzzcheck.Seed(f, "huge_empty_initializer", hugeEmptyInitializerModel())
 	declared := func(nodes []*onnxpb.NodeProto, inits ...*onnxpb.TensorProto) []byte {
 		return model(&onnxpb.GraphProto{
 			Name: proto.String("declared"), Node: nodes, Initializer: inits,

@@ -314,9 +314,9 @@ func carried(t DType) bool { return t == Float32 || t == Int64 || narrowInt(t) }
 // engine computes in.
 func narrowInt(t DType) bool { return t == Int32 || t == Int8 || t == Uint8 }
 
-// wrapInt32 wraps the node's narrow-typed outputs in res (int32, and since
-// quantization int8 and uint8) to their width.
-func (n *gnode) wrapInt32(res []*gval) {
+// wrapNarrow wraps the node's narrow-typed outputs in res (int32, int8,
+// uint8) to their width.
+func (n *gnode) wrapNarrow(res []*gval) {
 	for _, o := range n.narrowOut {
 		if o.j < len(res) && res[o.j] != nil && res[o.j].i != nil {
 			res[o.j] = wrappedTo(res[o.j], o.t)

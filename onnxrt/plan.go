@@ -132,7 +132,7 @@ func foldConstants(nodes []*gnode, consts map[string]*gval, opset int64) []*gnod
 			kept = append(kept, n)
 			continue
 		}
-		n.wrapInt32(res)
+		n.wrapNarrow(res)
 		for j, name := range n.out {
 			if name != "" {
 				consts[name] = res[j]
@@ -241,7 +241,7 @@ func (p *plan) run(c *gctx, vals []*gval) error {
 		if c.prof != nil {
 			c.prof.add(n.op, time.Since(start))
 		}
-		n.wrapInt32(res)
+		n.wrapNarrow(res)
 		for j, s := range st.out {
 			if s >= 0 && j < len(res) {
 				vals[s] = res[j]

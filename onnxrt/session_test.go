@@ -501,11 +501,10 @@ func TestBatcher(t *testing.T) {
 	}
 }
 
-// An initializer that declares 2^40 elements and carries none is refused
-// by the Go engine with its name, before anything is allocated (it used to
-// end in "fatal error: runtime: out of memory").
-func TestGoEngineRefusesHugeEmptyInitializer(t *testing.T) {
-	m := model(&onnxpb.GraphProto{
+// hugeEmptyInitializerModel declares a 2^40-element initializer with no
+// data, as a truncated or hostile file would.
+func hugeEmptyInitializerModel() []byte {
+	return model(&onnxpb.GraphProto{
 		Name: proto.String("huge"),
 		Node: []*onnxpb.NodeProto{node("MatMul", []string{"x", "w"}, []string{"y"})},
 		Initializer: []*onnxpb.TensorProto{
@@ -514,6 +513,13 @@ func TestGoEngineRefusesHugeEmptyInitializer(t *testing.T) {
 		Input:  []*onnxpb.ValueInfoProto{tensorValue("x", Float32, dims("batch", 1<<20))},
 		Output: []*onnxpb.ValueInfoProto{tensorValue("y", Float32, dims("batch", 1<<20))},
 	}, nil)
+}
+
+// An initializer that declares 2^40 elements and carries none is refused
+// by the Go engine with its name, before anything is allocated (it used to
+// end in "fatal error: runtime: out of memory").
+func TestGoEngineRefusesHugeEmptyInitializer(t *testing.T) {
+	m := hugeEmptyInitializerModel()
 	path := filepath.Join(t.TempDir(), "huge.onnx")
 	if err := os.WriteFile(path, m, 0o644); err != nil {
 		t.Fatal(err)
