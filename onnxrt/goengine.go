@@ -172,7 +172,10 @@ func newGoSession(name string, m *onnxpb.ModelProto) (*GoSession, error) {
 			continue
 		}
 		n.impl = op
-		if op.check != nil {
+		if countNamed(n.out) == 0 {
+			// Every ONNX op has a required first output; fusions rely on it.
+			problems = append(problems, fmt.Sprintf("%s node %s has no outputs", n.op, n.name))
+		} else if op.check != nil {
 			if err := op.check(n, s.opset); err != nil {
 				problems = append(problems, fmt.Sprintf("%s node %s: %v", n.op, n.name, err))
 			}
@@ -210,8 +213,11 @@ func newGoSession(name string, m *onnxpb.ModelProto) (*GoSession, error) {
 			}
 			if ok {
 				out, err := inferTypes(n, in)
+				if err == nil && len(out) < countNamed(n.out) {
+					err = fmt.Errorf("the node names %d outputs; the Go engine's %s gives %d", countNamed(n.out), n.op, len(out))
+				}
 				if err == nil {
-					for j, name := range n.out {
+					for j, name := range n.out[:min(len(out), len(n.out))] {
 						types[name] = out[j]
 						if narrowInt(out[j]) && n.op != "Cast" { // Cast wraps itself
 							n.narrowOut = append(n.narrowOut, typedOut{j, out[j]})

@@ -44,6 +44,12 @@ type wireOutput struct {
 // what is wrong with it; nothing is allocated from a declared shape before
 // the data it needs has been seen.
 func DecodeRequest(body []byte, headerLen int64) (*Request, error) {
+	return decodeRequest(body, headerLen, true)
+}
+
+// decodeRequest is DecodeRequest, with lift false giving the whole JSON
+// part to encoding/json (the fuzz target checks that both ways agree).
+func decodeRequest(body []byte, headerLen int64, lift bool) (*Request, error) {
 	jsonPart, bin := body, []byte(nil)
 	if headerLen >= 0 {
 		if headerLen == 0 || headerLen > int64(len(body)) {
@@ -51,15 +57,14 @@ func DecodeRequest(body []byte, headerLen int64) (*Request, error) {
 		}
 		jsonPart, bin = body[:headerLen], body[headerLen:]
 	}
-	var w wireRequest
-	if err := json.Unmarshal(jsonPart, &w); err != nil {
-		return nil, fmt.Errorf("the request is not a v2 inference request: %s", jsonError(err, jsonPart))
+	w, err := unmarshalRequest(jsonPart, lift)
+	if err != nil {
+		return nil, err
 	}
 	if len(w.Inputs) == 0 {
 		return nil, errors.New(`the request has no inputs ("inputs": [{"name", "shape", "datatype", "data"}])`)
 	}
 	req := &Request{ID: w.ID, Parameters: w.Parameters}
-	var err error
 	if req.BinaryOutput, _, err = w.Parameters.Bool(ParamBinaryOutput); err != nil {
 		return nil, err
 	}
@@ -99,6 +104,42 @@ func DecodeRequest(body []byte, headerLen int64) (*Request, error) {
 		req.Outputs = append(req.Outputs, RequestedOutput{Name: o.Name, Binary: b, Parameters: o.Parameters})
 	}
 	return req, nil
+}
+
+// unmarshalRequest parses the JSON part, with the data arrays lifted out
+// first where liftData can (collect validates them instead).
+func unmarshalRequest(jsonPart []byte, lift bool) (*wireRequest, error) {
+	if lift {
+		if w, ok := unmarshalLifted(jsonPart); ok {
+			return w, nil
+		}
+	}
+	var w wireRequest
+	if err := json.Unmarshal(jsonPart, &w); err != nil {
+		return nil, fmt.Errorf("the request is not a v2 inference request: %s", jsonError(err, jsonPart))
+	}
+	return &w, nil
+}
+
+// unmarshalLifted is unmarshalRequest with the data arrays lifted out, or
+// false when liftData declined or the skeleton did not parse (the whole
+// body then gives the error, at its right offset).
+func unmarshalLifted(jsonPart []byte) (*wireRequest, bool) {
+	skel, lifted, ok := liftData(jsonPart)
+	if !ok {
+		return nil, false
+	}
+	var w wireRequest
+	if err := json.Unmarshal(skel, &w); err != nil {
+		return nil, false
+	}
+	for i, raw := range lifted {
+		if i >= len(w.Inputs) {
+			return nil, false
+		}
+		w.Inputs[i].Data = raw
+	}
+	return &w, true
 }
 
 // jsonError makes encoding/json's message say where in the body it is.
@@ -349,31 +390,81 @@ func jsonTensor(dt onnxrt.DType, shape []int64, n int, raw json.RawMessage) (*on
 	return t, nil
 }
 
+// maxDataDepth bounds how deeply "data" arrays may nest (encoding/json
+// allows 10000; a tensor's data nests to its rank).
+const maxDataDepth = 64
+
 // collect parses every scalar of a JSON array (nested arrays flatten in
-// row-major order) with parse. raw is valid JSON: encoding/json checked it.
+// row-major order) with parse. It checks the array's JSON syntax itself:
+// raw may be an array that liftData took out before encoding/json looked.
 func collect[T onnxrt.Elem](raw []byte, capHint int, shape []int, parse func([]byte) (T, error)) (*onnxrt.Tensor, error) {
 	i := skipSpace(raw, 0)
 	if i >= len(raw) || raw[i] != '[' {
 		return nil, fmt.Errorf(`"data" is %s, not an array`, clip(raw))
 	}
-	out := make([]T, 0, capHint)
-	for i < len(raw) {
-		switch c := raw[i]; c {
-		case '[', ']', ',', ' ', '\t', '\r', '\n':
-			i++
+	c := collector[T]{raw: raw, parse: parse, out: make([]T, 0, capHint)}
+	end, err := c.array(i, 1)
+	if err != nil {
+		return nil, err
+	}
+	if end = skipSpace(raw, end); end != len(raw) {
+		return nil, fmt.Errorf(`"data" has %s after its array`, clip(raw[end:]))
+	}
+	return onnxrt.NewTensor(shape, c.out), nil
+}
+
+type collector[T onnxrt.Elem] struct {
+	raw   []byte
+	parse func([]byte) (T, error)
+	out   []T
+}
+
+// array parses the array at raw[i] == '[' and returns the offset past it.
+func (c *collector[T]) array(i, depth int) (int, error) {
+	if depth > maxDataDepth {
+		return 0, fmt.Errorf(`"data" nests arrays deeper than %d`, maxDataDepth)
+	}
+	raw := c.raw
+	i = skipSpace(raw, i+1)
+	if i < len(raw) && raw[i] == ']' {
+		return i + 1, nil
+	}
+	for {
+		if i >= len(raw) {
+			return 0, errors.New(`"data" ends inside an array`)
+		}
+		switch raw[i] {
+		case '[':
+			var err error
+			if i, err = c.array(i, depth+1); err != nil {
+				return 0, err
+			}
 		case '{':
-			return nil, fmt.Errorf("element %d is an object", len(out))
+			return 0, fmt.Errorf("element %d is an object", len(c.out))
+		case ',', ']':
+			return 0, fmt.Errorf(`"data" has a stray %q at byte %d`, raw[i], i)
 		default:
 			j := scalarEnd(raw, i)
-			v, err := parse(raw[i:j])
+			v, err := c.parse(raw[i:j])
 			if err != nil {
-				return nil, fmt.Errorf("element %d: %w", len(out), err)
+				return 0, fmt.Errorf("element %d: %w", len(c.out), err)
 			}
-			out = append(out, v)
+			c.out = append(c.out, v)
 			i = j
 		}
+		i = skipSpace(raw, i)
+		if i >= len(raw) {
+			return 0, errors.New(`"data" ends inside an array`)
+		}
+		switch raw[i] {
+		case ',':
+			i = skipSpace(raw, i+1)
+		case ']':
+			return i + 1, nil
+		default:
+			return 0, fmt.Errorf(`"data" has %s where a comma or ] belongs`, clip(raw[i:]))
+		}
 	}
-	return onnxrt.NewTensor(shape, out), nil
 }
 
 func skipSpace(b []byte, i int) int {
@@ -397,11 +488,14 @@ func scalarEnd(b []byte, i int) int {
 		return len(b)
 	}
 	j := i
-	for j < len(b) && b[j] != ',' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\r' && b[j] != '\n' {
+	for j < len(b) && !endsScalar[b[j]] {
 		j++
 	}
 	return j
 }
+
+// endsScalar marks the bytes that end a number or literal in an array.
+var endsScalar = [256]bool{',': true, ']': true, ' ': true, '\t': true, '\r': true, '\n': true}
 
 // clip shortens a token or raw JSON value for an error message, on one
 // line: the line breaks and tabs JSON allows between tokens become spaces.
@@ -412,8 +506,42 @@ func clip(b []byte) string { return oneline.Clip(string(b), 24) }
 // thousands of numbers would otherwise cost an allocation each.
 func str(tok []byte) string { return unsafe.String(unsafe.SliceData(tok), len(tok)) }
 
+// isNumber is JSON's number grammar, -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?,
+// which strconv's parsers are looser than ("0x1p3", "1_0", "Inf", "01", ".5").
 func isNumber(tok []byte) bool {
-	return len(tok) > 0 && (tok[0] == '-' || (tok[0] >= '0' && tok[0] <= '9'))
+	i, n := 0, len(tok)
+	digits := func() bool {
+		start := i
+		for i < n && tok[i] >= '0' && tok[i] <= '9' {
+			i++
+		}
+		return i > start
+	}
+	if i < n && tok[i] == '-' {
+		i++
+	}
+	switch {
+	case i < n && tok[i] == '0':
+		i++
+	case !digits():
+		return false
+	}
+	if i < n && tok[i] == '.' {
+		i++
+		if !digits() {
+			return false
+		}
+	}
+	if i < n && (tok[i] == 'e' || tok[i] == 'E') {
+		i++
+		if i < n && (tok[i] == '+' || tok[i] == '-') {
+			i++
+		}
+		if !digits() {
+			return false
+		}
+	}
+	return i == n
 }
 
 func parseFloat(tok []byte, bits int) (float64, error) {

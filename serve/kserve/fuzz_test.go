@@ -52,10 +52,15 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte, headerLen int64) {
 		fuzzcheck.Bounded(t, fuzzcheck.Limit(len(body), 16), func() {
 			req, err := DecodeRequest(body, headerLen)
+			whole, wholeErr := decodeRequest(body, headerLen, false)
+			if (err == nil) != (wholeErr == nil) {
+				t.Fatalf("lifting the data arrays changed the outcome: %v; without: %v", err, wholeErr)
+			}
 			if err != nil {
 				checkOneLine(t, err)
 				return
 			}
+			checkSameRequest(t, "lifted vs whole", req, whole)
 			checkInputs(t, req.Inputs, body, headerLen)
 			enc, hl, err := EncodeRequest(req)
 			if err != nil {
@@ -65,22 +70,28 @@ func FuzzDecodeRequest(f *testing.F) {
 			if err != nil {
 				t.Fatalf("DecodeRequest of EncodeRequest: %v\n%q", err, enc)
 			}
-			if back.ID != req.ID || back.BinaryOutput != req.BinaryOutput || len(back.Inputs) != len(req.Inputs) || len(back.Outputs) != len(req.Outputs) {
-				t.Fatalf("round trip changed the request: %+v, then %+v", req, back)
-			}
-			for i, in := range req.Inputs {
-				b := back.Inputs[i]
-				if b.Name != in.Name || b.Binary != in.Binary || !sameData(b.Tensor, in.Tensor) || !sameParams(b.Parameters, in.Parameters) {
-					t.Fatalf("round trip changed input %q: %+v, then %+v", in.Name, in, b)
-				}
-			}
-			for i, o := range req.Outputs {
-				if b := back.Outputs[i]; b.Name != o.Name || b.Binary != o.Binary {
-					t.Fatalf("round trip changed requested output %q: %+v, then %+v", o.Name, o, b)
-				}
-			}
+			checkSameRequest(t, "round trip", req, back)
 		})
 	})
+}
+
+// checkSameRequest fails t unless b decoded to the same request as a.
+func checkSameRequest(t *testing.T, what string, a, b *Request) {
+	t.Helper()
+	if b.ID != a.ID || b.BinaryOutput != a.BinaryOutput || len(b.Inputs) != len(a.Inputs) || len(b.Outputs) != len(a.Outputs) {
+		t.Fatalf("%s changed the request: %+v, then %+v", what, a, b)
+	}
+	for i, in := range a.Inputs {
+		bi := b.Inputs[i]
+		if bi.Name != in.Name || bi.Binary != in.Binary || !sameData(bi.Tensor, in.Tensor) || !sameParams(bi.Parameters, in.Parameters) {
+			t.Fatalf("%s changed input %q: %+v, then %+v", what, in.Name, in, bi)
+		}
+	}
+	for i, o := range a.Outputs {
+		if bo := b.Outputs[i]; bo.Name != o.Name || bo.Binary != o.Binary {
+			t.Fatalf("%s changed requested output %q: %+v, then %+v", what, o.Name, o, bo)
+		}
+	}
 }
 
 // FuzzDecodeResponse: as FuzzDecodeRequest, for a response as clients
