@@ -1327,6 +1327,9 @@ func constantOfShape(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
 		if fill, err = tensorAttr(a.GetT()); err != nil {
 			return nil, err
 		}
+		if (fill.f != nil && len(fill.f.Data) != 1) || (fill.f == nil && len(fill.i.data) != 1) {
+			return nil, errors.New("the value attribute must hold exactly one element")
+		}
 	}
 	size, err := declaredSize(shape)
 	if err != nil {

@@ -338,6 +338,11 @@ func jsonTensor(dt onnxrt.DType, shape []int64, n int, raw json.RawMessage) (*on
 	switch dt {
 	case onnxrt.Float32:
 		t, err = collect(raw, capHint, sh, func(tok []byte) (float32, error) {
+			if isNumber(tok) {
+				if f, ok := fastFloat32(tok); ok {
+					return f, nil
+				}
+			}
 			f, err := parseFloat(tok, 32)
 			return float32(f), err
 		})
