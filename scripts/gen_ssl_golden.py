@@ -2,7 +2,7 @@
 """Write zoo/ssl/testdata/ssl_golden.json: PyTorch reference values for the
 self-supervised objectives in zoo/ssl (loss value, gradients with respect to
 the embeddings, and SwAV's Sinkhorn-Knopp assignments), Barlow Twins,
-VICReg and SimSiam included.
+VICReg, SimSiam and DINO included.
 
 Run with Debian's torch: /usr/bin/python3 scripts/gen_ssl_golden.py
 (the Go test TestLossGolden reads the file; regenerate after changing cases).
@@ -13,7 +13,8 @@ masked similarity matrix, MoCo's l_pos/l_neg concatenation, MoCo v3's
 contrastive_loss scaled by 2*T, BYOL's 2 - 2 cos, SwAV's
 distributed_sinkhorn and swapped prediction, Barlow Twins' BatchNorm1d and
 cross-correlation, VICReg's three terms, SimSiam's CosineSimilarity with
-detach), so the Go compositions are
+detach, DINO's centred and sharpened teacher targets and its centre
+update), so the Go compositions are
 checked against an independent formulation.
 """
 import json
@@ -267,6 +268,44 @@ for name, n, d in [("simsiam_n5_d6", 5, 6), ("simsiam_n2_d16", 2, 16)]:
     cases.append({"name": name, "kind": "simsiam", "attrs": {},
                   "inputs": {"p1": enc(arrs[0]), "p2": enc(arrs[1]), "z1": enc(arrs[2]), "z2": enc(arrs[3])},
                   "loss": loss.item(), "grads": {"p1": enc(p1.grad), "p2": enc(p2.grad)}})
+
+
+
+# --- DINO: the teacher's global crops, centred and sharpened, are soft
+# targets for the student's log-softmax on every crop of another view;
+# the centre then moves towards the teacher's batch mean. Head outputs are
+# cosines against unit prototypes, so the inputs are drawn in [-1, 1].
+def dino(student, teacher, center, bs, s_temp, t_temp):
+    crops, glob = student.shape[0] // bs, teacher.shape[0] // bs
+    logp = F.log_softmax(student / s_temp, dim=1)
+    with torch.no_grad():
+        q = torch.softmax((teacher - center) / t_temp, dim=1)
+    terms = []
+    for g in range(glob):
+        for v in range(crops):
+            if v != g:
+                rows = -(q[g * bs:(g + 1) * bs] * logp[v * bs:(v + 1) * bs]).sum(dim=1)
+                terms.append(rows.mean())
+    return torch.stack(terms).mean()
+
+
+for name, bs, k, crops, s_temp, t_temp in [("dino_b4_k10_2x2_t004", 4, 10, 4, 0.1, 0.04),
+                                           ("dino_b3_k7_2x0_t007", 3, 7, 2, 0.1, 0.07),
+                                           ("dino_b2_k16_2x4_t0055", 2, 16, 6, 0.2, 0.055)]:
+    sa = np.clip(draw(crops * bs, k, scale=0.5), -1, 1).astype(np.float32)
+    ta = np.clip(draw(2 * bs, k, scale=0.5), -1, 1).astype(np.float32)
+    ca = draw(k, scale=0.1)
+    st, te = t64(sa, True), t64(ta, True)
+    loss = dino(st, te, t64(ca), bs, s_temp, t_temp)
+    loss.backward()
+    assert te.grad is None
+    momentum = 0.9
+    center_after = t64(ca) * momentum + te.detach().mean(dim=0) * (1 - momentum)
+    cases.append({"name": name, "kind": "dino",
+                  "attrs": {"batch": bs, "student_temperature": s_temp, "teacher_temperature": t_temp,
+                            "center_momentum": momentum},
+                  "inputs": {"student": enc(sa), "teacher": enc(ta), "center": enc(ca)}, "loss": loss.item(),
+                  "grads": {"student": enc(st.grad)}, "center_after": enc(center_after)})
 
 os.makedirs(os.path.dirname(OUT), exist_ok=True)
 with open(OUT, "w") as f:

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Write zoo/ssl/testdata/ssl_steps.json: a few full training iterations of
 each method (SimCLR, MoCo v2, MoCo v3, BYOL, SwAV, Barlow Twins, VICReg,
-SimSiam) run by PyTorch, written
+SimSiam, DINO) run by PyTorch, written
 after the methods' public reference code, so the Go methods can be checked
 step for step: loss of every iteration and every parameter afterwards.
 
@@ -431,6 +431,94 @@ def run_simsiam():
              [("projector", bias_free_mlp([FEAT, hidden, hidden, dim], True)), ("predictor", predictor)], loss_fn)
 
 
+# --- DINO (after the paper and its facebookresearch repository): student
+# and teacher each a backbone plus DINO head (MLP with GELU, L2
+# normalisation, weight-normalised last layer with g fixed at 1); the
+# teacher takes the two global crops as one batch, the student encodes the
+# global and the local crops in one batch per size and runs its head over
+# all of them. Per step: loss against the centred, sharpened teacher
+# (teacher temperature warming up linearly), centre update, backward,
+# per-parameter gradient clipping, the last layer's gradients dropped while
+# frozen, SGD whose weight decay follows a cosine and spares biases and 1-D
+# parameters, then the teacher's EMA. It runs last so that adding it left
+# the earlier cases as they were.
+class DINOHead(nn.Module):
+    def __init__(self, in_dim, hidden, bottleneck, k):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+                                 nn.Linear(hidden, bottleneck))
+        self.last_layer = nn.utils.weight_norm(nn.Linear(bottleneck, k, bias=False))
+        self.last_layer.weight_g.data.fill_(1)
+        self.last_layer.weight_g.requires_grad = False
+
+    def forward(self, x):
+        return self.last_layer(F.normalize(self.mlp(x), dim=-1))
+
+
+def run_dino():
+    hidden, bottleneck, k = 16, 8, 10
+    s_temp, t_warm, t_temp, t_warm_steps = 0.1, 0.04, 0.07, 2
+    center_m, base_m, freeze, clip, final_wd = 0.9, 0.9, 1, 0.5, 1e-3
+    e, head = encoder(), DINOHead(FEAT, hidden, bottleneck, k)
+    for m in (e, head):
+        round_params(m)
+    te, th = encoder(), DINOHead(FEAT, hidden, bottleneck, k)
+    te.load_state_dict(e.state_dict())
+    th.load_state_dict(head.state_dict())
+    center = torch.zeros(1, k)
+    named = [("backbone", e), ("head", head), ("target_backbone", te), ("target_head", th)]
+    init = state_of(named)
+    init["center"] = enc(center.reshape(-1))
+    student, teacher = nn.ModuleList([e, head]), nn.ModuleList([te, th])
+    trained = [(n, p) for n, p in student.named_parameters() if p.requires_grad]
+    decayed = [p for n, p in trained if not n.endswith(".bias") and p.ndim > 1]
+    spared = [p for n, p in trained if n.endswith(".bias") or p.ndim <= 1]
+    opt = torch.optim.SGD([{"params": decayed}, {"params": spared, "weight_decay": 0.0}], lr=lr_at(0), momentum=SGD_MOM)
+
+    def wd_at(step):
+        return final_wd + (WD - final_wd) * 0.5 * (1 + math.cos(math.pi * step / TOTAL))
+
+    losses, clipped = [], 0
+    for s in range(STEPS):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(s)
+        opt.param_groups[0]["weight_decay"] = wd_at(s)
+        temp = t_warm + (t_temp - t_warm) * s / t_warm_steps if s < t_warm_steps else t_temp
+        crops = [f32(v) for v in views[s]]
+        with torch.no_grad():
+            t_out = th(te(torch.cat(crops[:2])))
+        s_out = head(torch.cat([e(torch.cat(crops[:2])), e(torch.cat(crops[2:]))]))
+        logp = F.log_softmax(s_out / s_temp, dim=1)
+        q = torch.softmax((t_out - center) / temp, dim=1)
+        terms = []
+        for gi in range(2):
+            for v in range(4):
+                if v != gi:
+                    terms.append(-(q[gi * B:(gi + 1) * B] * logp[v * B:(v + 1) * B]).sum(dim=1).mean())
+        loss = torch.stack(terms).mean()
+        center = center * center_m + t_out.mean(dim=0, keepdim=True) * (1 - center_m)
+        opt.zero_grad()
+        loss.backward()
+        for n, p in trained:
+            if p.grad is not None:
+                coef = clip / (p.grad.norm() + 1e-6)
+                if coef < 1:
+                    p.grad.mul_(coef)
+                    clipped += 1
+        if s < freeze:
+            head.last_layer.weight_v.grad = None
+        opt.step()
+        ema_params(student, teacher, 1 - (1 - base_m) * (math.cos(math.pi * s / TOTAL) + 1) / 2)
+        losses.append(loss.item())
+    assert clipped > 0, "the clip never bites; lower it"
+    final = state_of(named)
+    final["center"] = enc(center.reshape(-1))
+    record("dino", {"hidden": hidden, "bottleneck": bottleneck, "prototypes": k, "student_temperature": s_temp,
+                    "warmup_teacher_temperature": t_warm, "teacher_temperature": t_temp, "teacher_warmup": t_warm_steps,
+                    "center_momentum": center_m, "momentum": base_m, "freeze": freeze, "clip": clip,
+                    "final_weight_decay": final_wd}, init, losses, final)
+
+
 run_simclr()
 run_mocov2()
 run_mocov3()
@@ -439,6 +527,7 @@ run_swav()
 run_barlow()
 run_vicreg()
 run_simsiam()
+run_dino()
 
 doc = {"generator": "scripts/gen_ssl_steps.py", "torch": torch.__version__,
        "optim": {"lr": LR, "final_lr": FINAL_LR, "warmup": WARMUP, "total": TOTAL, "momentum": SGD_MOM, "weight_decay": WD},

@@ -25,7 +25,7 @@ import (
 
 // trainMethods are the two-view (and multi-crop) methods `sslzoo train`
 // runs; mae (ViTs only) and mlm (text) have subcommands of their own.
-var trainMethods = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "barlow", "vicreg", "simsiam"}
+var trainMethods = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "barlow", "vicreg", "simsiam", "dino"}
 
 // maeUsage is the one-line description of `sslzoo train mae`.
 const maeUsage = "MAE: ViT encoder on 25% of the patches, light decoder, pixel loss on the hidden ones, AdamW + warmup-cosine"
@@ -50,7 +50,7 @@ func trainCommand() *cli.Command {
 		&cli.Float64Flag{Name: "lr", Usage: "peak learning rate (default: the recipe's, scaled to the batch)"},
 		&cli.IntFlag{Name: "limit", Usage: "train on the first N images only (0: all)"},
 		&cli.IntFlag{Name: "queue", Usage: "MoCo v2 queue length (default: 65536 for large sets, else 4096)"},
-		&cli.IntFlag{Name: "local-crops", Value: 4, Usage: "SwAV local crops per image"},
+		&cli.IntFlag{Name: "local-crops", Value: 4, Usage: "SwAV and DINO local crops per image"},
 		&cli.StringFlag{Name: "pool", Usage: "ViT embedding: cls (class token after the final norm) or mean (average of the normalised patch tokens); MAE's loss ignores it (default: cls)"},
 		&cli.IntFlag{Name: "workers", Usage: "data loading goroutines (0: one per CPU)"},
 		&cli.StringFlag{Name: "on-decode-error", Value: "fail", Usage: "image folder files that fail to decode: fail (stop) or skip (warn and leave out)"},
@@ -82,6 +82,7 @@ func trainCommand() *cli.Command {
 		"barlow":  "Barlow Twins: cross-correlation of two views to the identity, lambda 5e-3, LARS + warmup-cosine",
 		"vicreg":  "VICReg: invariance + variance + covariance terms (25/25/1), expander, LARS + warmup-cosine",
 		"simsiam": "SimSiam: predictor, stop-gradient, negative cosine, no momentum encoder, SGD + cosine",
+		"dino":    "DINO: self-distillation from an EMA teacher, centring and sharpening, multi-crop, AdamW (ViT) or SGD (ResNet)",
 	}
 	var subs []*cli.Command
 	for _, m := range trainMethods {

@@ -370,7 +370,7 @@ func TestTrainBadInput(t *testing.T) {
 		want string
 	}{
 		{[]string{"train"}, "name a method"},
-		{[]string{"train", "dino"}, `unknown method "dino"`},
+		{[]string{"train", "ibot"}, `unknown method "ibot"`},
 		{[]string{"train", "simclr"}, "--out is required"},
 		{append([]string{"train", "simclr"}, tinyArgs(out, "--arch", "resnet7")...), `unknown architecture "resnet7"`},
 		{append([]string{"train", "simclr"}, tinyArgs(out, "--arch", "bert-mini")...), "image backbones"},

@@ -316,6 +316,26 @@ func concatViews(tp *autograd.Tape, views []*tensor.Tensor) *autograd.Var {
 	return autograd.Const(out)
 }
 
+// multiCropFeatures encodes crops as SwAV's and DINO's multi-crop wrappers
+// do: each run of consecutive views of one size goes through the encoder
+// as one batch (so BatchNorm sees those crops together), and the features
+// of all crops are stacked crop by crop, [len(views)*N, FeatureDim].
+func multiCropFeatures(tp *autograd.Tape, enc Encoder, views []*tensor.Tensor) *autograd.Var {
+	var feats []*autograd.Var
+	for lo := 0; lo < len(views); {
+		hi := lo + 1
+		for hi < len(views) && tensor.SameShape(views[hi].Shape, views[lo].Shape) {
+			hi++
+		}
+		feats = append(feats, enc.Features(tp, concatViews(tp, views[lo:hi])))
+		lo = hi
+	}
+	if len(feats) == 1 {
+		return feats[0]
+	}
+	return tp.Concat(feats, 0)
+}
+
 // runStep wraps one training iteration: it sets the learning rate, clears
 // gradients, runs body (which returns the loss Var), checks the loss is
 // finite, backpropagates, calls update (optimizer step and target updates),

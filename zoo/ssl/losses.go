@@ -418,3 +418,92 @@ func queueScores(queue, prototypes *tensor.Tensor) *tensor.Tensor {
 	tensor.Sgemm(false, true, l, k, d, 1, queue.Data, d, prototypes.Data, d, 0, out.Data, k)
 	return out
 }
+
+// DINOLossConfig holds the batch layout and temperatures of DINOLoss.
+type DINOLossConfig struct {
+	// Batch is the number of images B; the student's rows are Crops*B and
+	// the teacher's GlobalCrops*B, crop by crop.
+	Batch int
+	// StudentTemp sharpens the student's softmax (0.1); TeacherTemp the
+	// teacher's (0.04 rising to 0.07 in the recipe, see DINO.TeacherTemp).
+	StudentTemp, TeacherTemp float32
+}
+
+// DINOLoss is DINO's self-distillation loss. student [Crops*B, K] holds the
+// student head's outputs for every crop (the global crops first), teacher
+// [G*B, K] the teacher head's outputs for the G global crops, and center
+// the K running means of the teacher's outputs. Each teacher block becomes
+// the target softmax((teacher - center) / TeacherTemp), without gradient;
+// each student block is log_softmax(student / StudentTemp). The loss is the
+// cross-entropy of every target against every student crop of another
+// view (a global crop is not compared with itself), averaged over rows and
+// then over those G*(Crops-1) pairs.
+//
+// Every term is per image, so under data parallelism a rank calls DINOLoss
+// on its own crops and nothing is gathered for the loss itself; only the
+// centre's update needs the global batch (see UpdateDINOCenter).
+func DINOLoss(tp *autograd.Tape, student, teacher *autograd.Var, center *tensor.Tensor, cfg DINOLossConfig) *autograd.Var {
+	ss, ts, b := student.Shape(), teacher.Shape(), cfg.Batch
+	if len(ss) != 2 || len(ts) != 2 || b < 1 || ss[0]%b != 0 || ts[0]%b != 0 || ss[1] != ts[1] {
+		autograd.Failf("DINOLoss", "student %v and teacher %v outputs: need [crops*%d, K] and [global*%d, K]", ss, ts, b, b)
+	}
+	crops, global, k := ss[0]/b, ts[0]/b, ss[1]
+	if global < 1 || crops < 2 || global > crops {
+		autograd.Failf("DINOLoss", "%d global of %d crops: need at least one global crop and two crops", global, crops)
+	}
+	if center == nil || center.Numel() != k || len(center.Data) != k {
+		autograd.Failf("DINOLoss", "center must hold %d values, one per output", k)
+	}
+	if !(cfg.StudentTemp > 0) || !(cfg.TeacherTemp > 0) {
+		autograd.Failf("DINOLoss", "temperatures %g (student) and %g (teacher) must be positive", cfg.StudentTemp, cfg.TeacherTemp)
+	}
+	c := autograd.Const(&tensor.Tensor{Shape: []int{1, k}, Data: center.Data})
+	targets := tp.Detach(tp.Softmax(tp.MulScalar(tp.Sub(teacher, c), 1/cfg.TeacherTemp), 1))
+	logits := tp.MulScalar(student, 1/cfg.StudentTemp)
+	blocks := make([]*autograd.Var, crops)
+	for v := range crops {
+		blocks[v] = tp.Slice(logits, 0, v*b, (v+1)*b)
+	}
+	var total *autograd.Var
+	for g := range global {
+		q := tp.Slice(targets, 0, g*b, (g+1)*b)
+		for v := range crops {
+			if v == g {
+				continue
+			}
+			ce := tp.CrossEntropySoft(blocks[v], q)
+			if total == nil {
+				total = ce
+			} else {
+				total = tp.Add(total, ce)
+			}
+		}
+	}
+	return tp.MulScalar(total, 1/float32(global*(crops-1)))
+}
+
+// UpdateDINOCenter moves center [K] towards the mean of the teacher
+// outputs [N, K] of this step's global crops: center = momentum*center +
+// (1-momentum)*mean (DINO: momentum 0.9). The mean is over the global
+// batch: a data-parallel run all-reduces the column sums of the teacher
+// outputs and divides by the total row count, so every rank keeps the same
+// centre. That sum is the only thing DINO gathers across ranks.
+func UpdateDINOCenter(center, teacher *tensor.Tensor, momentum float64) error {
+	if len(teacher.Shape) != 2 || teacher.Shape[0] < 1 || center.Numel() != teacher.Shape[1] || len(center.Data) != teacher.Shape[1] {
+		return fmt.Errorf("dino center: %d values for teacher outputs %v: need [N, %d] with N >= 1", center.Numel(), teacher.Shape, center.Numel())
+	}
+	if !(momentum >= 0 && momentum <= 1) {
+		return fmt.Errorf("dino center: momentum %g outside [0, 1]", momentum)
+	}
+	n, k := teacher.Shape[0], teacher.Shape[1]
+	mean := make([]float64, k)
+	for r := range n {
+		for j, v := range teacher.Data[r*k : (r+1)*k] {
+			mean[j] += float64(v)
+		}
+	}
+	for j, s := range mean {
+		center.Data[j] = float32(momentum*float64(center.Data[j]) + (1-momentum)*s/float64(n))
+	}
+	return nil
+}

@@ -37,6 +37,9 @@ type goldenCase struct {
 	Loss   float64                 `json:"loss"`
 	Grads  map[string]goldenTensor `json:"grads"`
 	Codes  []goldenTensor          `json:"codes"`
+	// CenterAfter is DINO's centre after its update from the teacher
+	// outputs.
+	CenterAfter *goldenTensor `json:"center_after"`
 }
 
 func loadGolden(t *testing.T) []goldenCase {
@@ -105,6 +108,21 @@ func TestLossGolden(t *testing.T) {
 						Variance: a("variance"), Covariance: a("covariance"), Gamma: a("gamma"), Epsilon: a("epsilon")})
 				case "simsiam":
 					loss = SimSiamLoss(tp, vars["p1"], vars["p2"], vars["z1"], vars["z2"])
+				case "dino":
+					center := vars["center"].Value
+					loss = DINOLoss(tp, vars["student"], vars["teacher"], center, DINOLossConfig{Batch: int(c.Attrs["batch"]),
+						StudentTemp: float32(c.Attrs["student_temperature"]), TeacherTemp: float32(c.Attrs["teacher_temperature"])})
+					// The centre moves after the loss has used it.
+					after := center.Clone()
+					if err := UpdateDINOCenter(after, vars["teacher"].Value, c.Attrs["center_momentum"]); err != nil {
+						t.Fatal(err)
+					}
+					if c.CenterAfter == nil {
+						t.Fatal("dino case without center_after")
+					}
+					if err := closeTo(after.Data, c.CenterAfter.Data); err != nil {
+						t.Errorf("center: %v", err)
+					}
 				case "swav":
 					b := int(c.Attrs["batch"])
 					z := tp.L2Normalize(vars["z"], 1, normEps)
@@ -170,7 +188,7 @@ func TestLossGolden(t *testing.T) {
 			}
 		})
 	}
-	for _, k := range []string{"ntxent", "infonce", "mocov3", "byol", "swav", "sinkhorn", "barlow", "vicreg", "simsiam"} {
+	for _, k := range []string{"ntxent", "infonce", "mocov3", "byol", "swav", "sinkhorn", "barlow", "vicreg", "simsiam", "dino"} {
 		if kinds[k] == 0 {
 			t.Errorf("golden file has no %s case", k)
 		}
@@ -221,6 +239,11 @@ func TestLossGradCheck(t *testing.T) {
 		{"simsiam", func(tp *autograd.Tape, in []*autograd.Var) *autograd.Var {
 			return SimSiamLoss(tp, in[0], in[1], autograd.Const(rnd(18, 4, 5)), autograd.Const(rnd(19, 4, 5)))
 		}, []*tensor.Tensor{rnd(20, 4, 5), rnd(21, 4, 5)}},
+		// Two global and one local crop of 3 images; the teacher's targets
+		// are constants.
+		{"dino", func(tp *autograd.Tape, in []*autograd.Var) *autograd.Var {
+			return DINOLoss(tp, in[0], autograd.Const(rnd(22, 6, 5)), rnd(23, 5), DINOLossConfig{Batch: 3, StudentTemp: 0.5, TeacherTemp: 0.3})
+		}, []*tensor.Tensor{rnd(24, 9, 5)}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -249,10 +272,26 @@ func TestLossShapeErrors(t *testing.T) {
 			VICRegLoss(tp, autograd.Const(tensor.New(1, 4)), autograd.Const(tensor.New(1, 4)), DefaultVICRegLoss)
 		},
 		"simsiam shapes": func() { SimSiamLoss(tp, a, a, b, a) },
+		"dino rows": func() {
+			DINOLoss(tp, a, b, tensor.New(4), DINOLossConfig{Batch: 2, StudentTemp: 0.1, TeacherTemp: 0.04})
+		},
+		"dino one crop": func() {
+			DINOLoss(tp, b, b, tensor.New(4), DINOLossConfig{Batch: 2, StudentTemp: 0.1, TeacherTemp: 0.04})
+		},
+		"dino center": func() {
+			DINOLoss(tp, a, a, tensor.New(3), DINOLossConfig{Batch: 1, StudentTemp: 0.1, TeacherTemp: 0.04})
+		},
+		"dino temp": func() { DINOLoss(tp, a, a, tensor.New(4), DINOLossConfig{Batch: 1, StudentTemp: 0.1}) },
 	} {
 		if err := autograd.Catch(f); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+	if err := UpdateDINOCenter(tensor.New(3), tensor.New(2, 4), 0.9); err == nil {
+		t.Error("dino center of the wrong width: no error")
+	}
+	if err := UpdateDINOCenter(tensor.New(4), tensor.New(2, 4), 1.5); err == nil {
+		t.Error("dino center momentum 1.5: no error")
 	}
 	if _, err := Sinkhorn(tensor.New(0, 3), 0.05, 3); err == nil {
 		t.Error("sinkhorn on empty scores: no error")

@@ -605,7 +605,7 @@ func TestNewByName(t *testing.T) {
 			t.Errorf("%s: no %s in its state", name, first)
 		}
 	}
-	if _, err := New("dino", tinyResNet(t, 8), run, nil); err == nil || !strings.Contains(err.Error(), "simclr") {
+	if _, err := New("ibot", tinyResNet(t, 8), run, nil); err == nil || !strings.Contains(err.Error(), "simclr") {
 		t.Errorf("unknown method error %v does not list the known ones", err)
 	}
 	if _, err := New("byol", tinyResNet(t, 8), Run{Batch: 1, StepsPerEpoch: 1, Epochs: 1}, nil); err == nil {
@@ -617,7 +617,7 @@ func TestNewByName(t *testing.T) {
 // weights, target network, queue and its pointer, step counter (and with it
 // the schedules) and optimizer state.
 func TestCheckpointResume(t *testing.T) {
-	for _, name := range []string{"mocov2", "swav", "byol", "simsiam"} {
+	for _, name := range []string{"mocov2", "swav", "byol", "simsiam", "dino"} {
 		t.Run(name, func(t *testing.T) {
 			build := func(seed uint64) Method {
 				var m Method
@@ -635,6 +635,9 @@ func TestCheckpointResume(t *testing.T) {
 					cfg := DefaultSimSiamConfig(testBatch, 2, 3)
 					cfg.ProjDim, cfg.PredHidden = 8, 4
 					m, err = NewSimSiam(cfg, tinyResNet(t, seed), rand.New(rand.NewPCG(seed, 3)))
+				case "dino":
+					// AdamW's moments and the centre must come back too.
+					m, err = NewDINO(smallDINOConfig(testBatch, 2, 3, "adamw"), tinyResNet(t, seed), rand.New(rand.NewPCG(seed, 3)))
 				}
 				if err != nil {
 					t.Fatal(err)
@@ -642,7 +645,7 @@ func TestCheckpointResume(t *testing.T) {
 				return m
 			}
 			views := randomViews(11, 2, testBatch, 16)
-			if name == "swav" {
+			if name == "swav" || name == "dino" {
 				views = swavViews(11)
 			}
 			a := build(1)

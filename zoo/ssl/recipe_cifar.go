@@ -114,3 +114,18 @@ func (c *SimSiamConfig) UseCIFARRecipe(batch, stepsPerEpoch, epochs int) {
 	c.Optim = OptimConfig{Name: "sgd", LR: scaleLR(0.5, batch), Momentum: 0.9, WeightDecay: 1e-5,
 		WarmupSteps: warmupOf(10, epochs, stepsPerEpoch), TotalSteps: epochs * stepsPerEpoch}
 }
+
+// UseCIFARRecipe switches c to solo-learn's CIFAR DINO: 4096 prototypes
+// behind the 2048 -> 256 head, teacher momentum 0.9995 rising to 1, LARS at
+// 0.3 per 256 images with a constant weight decay of 1e-6; the paper's
+// temperatures, centre, freezing and clipping stay. solo-learn's CIFAR
+// config is for ResNet-18, so a ViT backbone is an error.
+func (c *DINOConfig) UseCIFARRecipe(backbone Encoder, batch, stepsPerEpoch, epochs int) error {
+	if _, vit := backbone.(*zoo.ViT); vit {
+		return fmt.Errorf("dino: the %s recipe is for ResNets; a ViT takes the %s recipe", RecipeCIFAR, RecipePaper)
+	}
+	c.HeadHidden, c.Bottleneck, c.Prototypes, c.BaseMomentum = 2048, 256, 4096, 0.9995
+	c.Optim = cifarLARS(0.3, 1e-6, batch, stepsPerEpoch, epochs)
+	c.FinalWeightDecay = c.Optim.WeightDecay
+	return nil
+}

@@ -46,6 +46,18 @@ func TestCIFARRecipes(t *testing.T) {
 	if _, err := NewVICReg(vicreg, enc, rng); err != nil || vicreg.ProjHidden != 2048 || vicreg.Loss != DefaultVICRegLoss || vicreg.Optim.WeightDecay != 1e-4 {
 		t.Fatalf("vicreg %+v: %v", vicreg, err)
 	}
+	dino := DefaultDINOConfig(enc, testBatch, spe, 1)
+	if err := dino.UseCIFARRecipe(enc, testBatch, spe, 1); err != nil || dino.Prototypes != 4096 || dino.BaseMomentum != 0.9995 ||
+		dino.Optim.Name != "lars" || dino.FinalWeightDecay != 1e-6 || dino.Optim.WeightDecay != 1e-6 {
+		t.Fatalf("dino %+v: %v", dino, err)
+	}
+	dino.HeadHidden, dino.Prototypes = 64, 128
+	if _, err := NewDINO(dino, enc, rng); err != nil {
+		t.Fatal(err)
+	}
+	if err := dino.UseCIFARRecipe(newTinyViT(t, 3), testBatch, spe, 1); err == nil {
+		t.Error("dino cifar recipe on a ViT: no error")
+	}
 	simsiam := DefaultSimSiamConfig(testBatch, spe, 1)
 	simsiam.UseCIFARRecipe(testBatch, spe, 1)
 	if _, err := NewSimSiam(simsiam, enc, rng); err != nil || simsiam.ProjLayers != 2 || simsiam.Optim.LR != 0.5*testBatch/256 || simsiam.Optim.WeightDecay != 1e-5 {

@@ -27,9 +27,9 @@ type Run struct {
 	Queue int
 }
 
-// methodNames are the registered methods: the seed's five, MAE, then the
-// redundancy-reduction and stop-gradient methods.
-var methodNames = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "mae", "barlow", "vicreg", "simsiam"}
+// methodNames are the registered methods: the seed's five, MAE, the
+// redundancy-reduction and stop-gradient methods, then DINO.
+var methodNames = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "mae", "barlow", "vicreg", "simsiam", "dino"}
 
 // MethodNames lists the methods New builds.
 func MethodNames() []string { return append([]string(nil), methodNames...) }
@@ -121,6 +121,15 @@ func New(name string, backbone Encoder, run Run, rng *rand.Rand) (Method, error)
 		}
 		setLR(&c.Optim)
 		return NewSimSiam(c, backbone, rng)
+	case "dino":
+		c := DefaultDINOConfig(backbone, b, s, e)
+		if cifar {
+			if err := c.UseCIFARRecipe(backbone, b, s, e); err != nil {
+				return nil, err
+			}
+		}
+		setLR(&c.Optim)
+		return NewDINO(c, backbone, rng)
 	case "mae":
 		if cifar {
 			return nil, fmt.Errorf("mae: the %s recipe covers the contrastive and clustering methods; MAE has the %s recipe only", RecipeCIFAR, RecipePaper)

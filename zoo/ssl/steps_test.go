@@ -119,6 +119,13 @@ func TestStepsMatchPyTorch(t *testing.T) {
 					Gamma: 1, Epsilon: 1e-4}, Optim: oc}, enc, rng)
 			case "simsiam":
 				m, err = NewSimSiam(SimSiamConfig{ProjLayers: 3, ProjHidden: a("hidden"), ProjDim: a("out"), PredHidden: a("pred_hidden"), Optim: oc}, enc, rng)
+			case "dino":
+				nViews = 4
+				f := func(k string) float32 { return float32(c.Attrs[k]) }
+				m, err = NewDINO(DINOConfig{HeadHidden: a("hidden"), Bottleneck: a("bottleneck"), Prototypes: a("prototypes"),
+					StudentTemp: f("student_temperature"), WarmupTeacherTemp: f("warmup_teacher_temperature"), TeacherTemp: f("teacher_temperature"),
+					TeacherTempWarmupSteps: a("teacher_warmup"), CenterMomentum: c.Attrs["center_momentum"], BaseMomentum: c.Attrs["momentum"],
+					FreezeLastLayerSteps: a("freeze"), ClipGrad: c.Attrs["clip"], FinalWeightDecay: c.Attrs["final_weight_decay"], Optim: oc}, enc, rng)
 			default:
 				t.Fatalf("unknown method %q", c.Name)
 			}

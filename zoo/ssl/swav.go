@@ -131,20 +131,7 @@ func (m *SwAV) Step(tp *autograd.Tape, views []*tensor.Tensor) (float32, error) 
 	return runStep(tp, "swav", &m.parts, m.opt, m.Config.Optim, func() (*autograd.Var, error) {
 		normalizeRows(w.Value)
 		w.SetRequiresGrad(!m.PrototypesFrozen(step))
-		var feats []*autograd.Var
-		for lo := 0; lo < len(views); {
-			hi := lo + 1
-			for hi < len(views) && tensor.SameShape(views[hi].Shape, views[lo].Shape) {
-				hi++
-			}
-			feats = append(feats, m.Encoder.Features(tp, concatViews(tp, views[lo:hi])))
-			lo = hi
-		}
-		f := feats[0]
-		if len(feats) > 1 {
-			f = tp.Concat(feats, 0)
-		}
-		z = tp.L2Normalize(m.Projector.Forward(tp, f), 1, normEps)
+		z = tp.L2Normalize(m.Projector.Forward(tp, multiCropFeatures(tp, m.Encoder, views)), 1, normEps)
 		scores := m.Prototypes.Forward(tp, z)
 		assign := make([]int, g)
 		for i := range assign {

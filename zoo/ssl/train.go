@@ -87,8 +87,8 @@ type TrainConfig struct {
 	Limit int
 	// Queue is MoCo v2's queue length (0: DefaultMoCoQueue of the set).
 	Queue int
-	// LocalCrops is the number of SwAV local crops per image, at half the
-	// size (0: only the two global crops; the CLI's default is 4).
+	// LocalCrops is the number of SwAV and DINO local crops per image, at
+	// half the size (0: only the two global crops; the CLI's default is 4).
 	LocalCrops int
 	// Pool is a ViT's embedding pooling (TrainSpec.Pool; "": the class
 	// token).
@@ -374,7 +374,7 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 		if spec.Queue == 0 {
 			spec.Queue = DefaultMoCoQueue(ds.Len(), cfg.Batch)
 		}
-	case "swav":
+	case "swav", "dino":
 		spec.LocalCrops, spec.LocalSize = cfg.LocalCrops, max(8, cfg.Size/2)
 	}
 	archSpec, err := spec.ArchSpec()

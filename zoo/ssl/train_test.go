@@ -297,7 +297,7 @@ func TestTrainConfigErrors(t *testing.T) {
 		ds   data.Dataset
 		want string
 	}{
-		{"method", func(c *TrainConfig) { c.Method = "dino" }, nil, `unknown method "dino"`},
+		{"method", func(c *TrainConfig) { c.Method = "ibot" }, nil, `unknown method "ibot"`},
 		{"out", func(c *TrainConfig) { c.Out = "" }, nil, "Out"},
 		{"epochs", func(c *TrainConfig) { c.Epochs = 0 }, nil, "0 epochs"},
 		{"batch", func(c *TrainConfig) { c.Batch = 1 }, nil, "batch 1"},
@@ -424,7 +424,7 @@ func TestNewRecipes(t *testing.T) {
 		{"mae", vit, Run{Batch: 64, StepsPerEpoch: 10, Epochs: 2, Recipe: RecipeCIFAR}, "paper recipe only"},
 		{"simclr", enc(), Run{Batch: 64, StepsPerEpoch: 10, Epochs: 2, Recipe: "x"}, `unknown recipe "x"`},
 		{"simclr", enc(), Run{Batch: 64, StepsPerEpoch: 10, Epochs: 2, LR: -1}, "learning rate -1"},
-		{"dino", enc(), run, `unknown method "dino"`},
+		{"ibot", enc(), run, `unknown method "ibot"`},
 	} {
 		if _, err := New(c.name, c.b, c.run, rand.New(rand.NewPCG(1, 1))); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s %+v: %v, want %q", c.name, c.run, err, c.want)

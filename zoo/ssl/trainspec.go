@@ -38,8 +38,8 @@ type TrainSpec struct {
 	Recipe     string    `json:"recipe,omitempty"`      // "" is RecipePaper
 	Limit      int       `json:"limit,omitempty"`       // train on the first Limit images
 	Queue      int       `json:"queue,omitempty"`       // MoCo v2 queue length
-	LocalCrops int       `json:"local_crops,omitempty"` // SwAV local crops
-	LocalSize  int       `json:"local_size,omitempty"`  // SwAV local crop size
+	LocalCrops int       `json:"local_crops,omitempty"` // SwAV and DINO local crops
+	LocalSize  int       `json:"local_size,omitempty"`  // SwAV and DINO local crop size
 	// Pool is a ViT's embedding: "" or PoolCLS (the class token after the
 	// final norm) or PoolMean (the average of the normalised patch
 	// tokens). MAE's loss does not look at it, so it only decides what the
@@ -113,8 +113,10 @@ func (s TrainSpec) NewBackbone(rng *rand.Rand) (Encoder, error) {
 // per view: SimCLR uses the paper's CIFAR-10 setting (colour strength 0.5,
 // no blur); MoCo v2 and SimSiam MoCo v2's aug_plus; MoCo v3, BYOL, Barlow
 // Twins and VICReg BYOL's asymmetric pair; SwAV two global crops plus
-// LocalCrops local crops; MAE one crop. toRGB
-// converts every image to RGB first (folder images).
+// LocalCrops local crops; DINO SwAV's multi-crop pipeline (its crop scales,
+// 0.14-1 global and 0.05-0.14 local, are those of DINO's ResNet-50 run;
+// its ViT runs take 0.4-1 and 0.05-0.4 and solarise one global crop); MAE
+// one crop. toRGB converts every image to RGB first (folder images).
 func (s TrainSpec) Views(toRGB bool) ([]augment.Transform, error) {
 	norm := &augment.Normalization{Mean: s.Mean, Std: s.Std}
 	var views []augment.Transform
@@ -125,7 +127,7 @@ func (s TrainSpec) Views(toRGB bool) ([]augment.Transform, error) {
 		views = augment.MoCoV2(s.Size, norm)
 	case "mocov3", "byol", "barlow", "vicreg":
 		views = augment.BYOL(s.Size, norm)
-	case "swav":
+	case "swav", "dino":
 		views = augment.SwAV(s.Size, 2, s.LocalSize, s.LocalCrops, norm)
 	case "mae":
 		// RandomResizedCrop with scale (0.2, 1) and a horizontal flip
