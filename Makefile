@@ -8,6 +8,10 @@ BENCH_STEPS ?= 20
 BENCH_WARMUP ?= 3
 BENCH_ROUNDS ?= 3
 BENCH_BATCH ?= 64
+# -tags mpi (package dist speaks Open MPI) where mpicc is on PATH and cgo can
+# find libmpi through pkg-config. Recursive (=), so that it is read when a
+# recipe runs, after `setup` has installed Open MPI. `make build GOTAGS=` opts out.
+GOTAGS = $(if $(shell command -v mpicc >/dev/null 2>&1 && pkg-config --exists ompi 2>/dev/null && echo y),-tags mpi)
 
 .PHONY: help setup build test demo bench fmt lint vet clean
 
@@ -32,10 +36,12 @@ setup:
 
 build:
 	@mkdir -p bin
-	$(GO) build -o bin/sslzoo ./cmd/sslzoo
+	$(GO) build $(GOTAGS) -o bin/sslzoo ./cmd/sslzoo
 
 test: setup build
 	$(GO) vet ./...
+	$(if $(GOTAGS),$(GO) vet $(GOTAGS) ./dist)
+	@# dist's TestMPIRun builds its own -tags mpi binary and runs it under mpirun -np 2.
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 	@# The CLI's own conformance run (every backbone, reduced widths; ORT, Go engine, onnxruntime-node).
 	./bin/sslzoo conformance --reduced
@@ -111,6 +117,7 @@ fmt:
 
 vet:
 	$(GO) vet ./...
+	$(if $(GOTAGS),$(GO) vet $(GOTAGS) ./dist)
 
 lint: vet
 	@bad=$$(gofmt -l $$($(GO) list -f '{{.Dir}}' ./...) | sort -u); \

@@ -14,6 +14,10 @@ hard=(libopenblas-dev libdnnl-dev)
 # Needed by the demo, benchmarks, golden-file scripts and conformance data.
 # Without them the build and most tests still work; tests that need them skip.
 soft=(python3-torch python3-torchvision python3-numpy python3-onnx libonnx-testdata dataset-fashion-mnist protobuf-compiler)
+# Open MPI, for multi-process training (package dist, built with -tags mpi
+# when mpicc is present); cgo finds it through pkgconf. Without them
+# training runs in one process and the mpirun test skips.
+soft+=(libopenmpi-dev openmpi-bin pkgconf)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
