@@ -46,7 +46,7 @@ test: setup build
 	@# The CLI's own conformance run (every backbone, reduced widths; ORT, Go engine, onnxruntime-node).
 	./bin/sslzoo conformance --reduced
 	@# Each fuzz target briefly past its committed corpus (the corpus itself ran in go test).
-	FUZZTIME=$(FUZZ_SMOKE) ./scripts/fuzz.sh
+	FUZZ_FRESH=1 FUZZTIME=$(FUZZ_SMOKE) ./scripts/fuzz.sh
 
 # Fuzz time per target: `make fuzz FUZZTIME=60s`; make test uses FUZZ_SMOKE.
 FUZZTIME ?= 60s

@@ -59,17 +59,48 @@ type lifter struct {
 	liftedBytes int
 }
 
-// object walks the object at b[i] == '{', calling member with each key
-// (quotes stripped) and the offset of its value; member returns the offset
-// just past the value. It returns the offset past the closing brace.
-func (l *lifter) object(i int, member func(key []byte, v int) (int, bool)) (int, bool) {
+// seq walks the array or object opening at b[i], calling elem with each
+// element's index and offset; elem returns the offset just past it. It
+// returns the offset past the closing bracket.
+func (l *lifter) seq(i int, elem func(idx, at int) (int, bool)) (int, bool) {
 	b := l.b
+	closer := byte(']')
+	if b[i] == '{' {
+		closer = '}'
+	}
 	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
+	if i < len(b) && b[i] == closer {
 		return i + 1, true
 	}
-	for {
-		if i >= len(b) || b[i] != '"' {
+	for idx := 0; ; idx++ {
+		if i >= len(b) {
+			return 0, false
+		}
+		var ok bool
+		if i, ok = elem(idx, i); !ok {
+			return 0, false
+		}
+		if i = skipSpace(b, i); i >= len(b) {
+			return 0, false
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case closer:
+			return i + 1, true
+		default:
+			return 0, false
+		}
+	}
+}
+
+// object walks the object at b[i] == '{', calling member with each key
+// (quotes stripped) and the offset of its value; member returns the offset
+// just past the value.
+func (l *lifter) object(i int, member func(key []byte, v int) (int, bool)) (int, bool) {
+	b := l.b
+	return l.seq(i, func(_, i int) (int, bool) {
+		if b[i] != '"' {
 			return 0, false
 		}
 		end := scalarEnd(b, i)
@@ -85,77 +116,37 @@ func (l *lifter) object(i int, member func(key []byte, v int) (int, bool)) (int,
 		if v >= len(b) {
 			return 0, false
 		}
-		var ok bool
-		if i, ok = member(key, v); !ok {
-			return 0, false
-		}
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return 0, false
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case '}':
-			return i + 1, true
-		default:
-			return 0, false
-		}
-	}
+		return member(key, v)
+	})
 }
 
 // inputs walks the "inputs" array at b[i] == '[', lifting the data of each
 // object in it.
 func (l *lifter) inputs(i int) (int, bool) {
-	b := l.b
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == ']' {
-		return i + 1, true
-	}
-	for idx := 0; ; idx++ {
-		if i >= len(b) {
-			return 0, false
+	return l.seq(i, func(idx, i int) (int, bool) {
+		if l.b[i] != '{' {
+			return l.skip(i)
 		}
-		var ok bool
-		if b[i] == '{' {
-			i, ok = l.object(i, func(key []byte, v int) (int, bool) {
-				if !asciiFold(key, "data") || l.b[v] != '[' {
-					return l.skip(v)
-				}
-				end, ok := l.skip(v)
-				if !ok {
-					return 0, false
-				}
-				if l.lifted == nil {
-					l.lifted = liftedInputs{}
-				}
-				if _, seen := l.lifted[idx]; seen {
-					return 0, false // a repeated "data": left to encoding/json
-				}
-				l.lifted[idx] = l.b[v:end]
-				l.spans = append(l.spans, [2]int{v, end})
-				l.liftedBytes += end - v
-				return end, true
-			})
-		} else {
-			i, ok = l.skip(i)
-		}
-		if !ok {
-			return 0, false
-		}
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return 0, false
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case ']':
-			return i + 1, true
-		default:
-			return 0, false
-		}
-	}
+		return l.object(i, func(key []byte, v int) (int, bool) {
+			if !asciiFold(key, "data") || l.b[v] != '[' {
+				return l.skip(v)
+			}
+			end, ok := l.skip(v)
+			if !ok {
+				return 0, false
+			}
+			if l.lifted == nil {
+				l.lifted = liftedInputs{}
+			}
+			if _, seen := l.lifted[idx]; seen {
+				return 0, false // a repeated "data": left to encoding/json
+			}
+			l.lifted[idx] = l.b[v:end]
+			l.spans = append(l.spans, [2]int{v, end})
+			l.liftedBytes += end - v
+			return end, true
+		})
+	})
 }
 
 // skip returns the offset past the value at b[i]: a string, a scalar, or
