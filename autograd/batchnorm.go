@@ -75,16 +75,27 @@ func (tp *Tape) BatchNorm(x, weight, bias *Var, runningMean, runningVar *tensor.
 	aff := tp.Scratch(2 * c)
 	defer tp.Release(aff)
 	scale, shift := aff[:c], aff[c:]
+	// Synchronised across replicas, the statistics are the global batch's:
+	// each replica's own first, then combined (syncStats) before any
+	// output is written. count is the number of values per channel they
+	// cover.
+	crossSum := tp.crossSum // the backward pass sums over the same replicas
+	sync := training && crossSum != nil
+	count := float64(m)
+	if sync {
+		tensor.Parallel(c, 3*m, func(lo, hi int) { tensor.BNStats(xd, n, c, spatial, lo, hi, mu64, var64) })
+		count = syncStats(crossSum, m, mu64, var64)
+	}
 	tensor.Parallel(c, 3*m, func(lo, hi int) {
 		// With running statistics there is one pass over x: no reason to
 		// go channel by channel.
 		step := hi - lo
-		if batchStats {
+		if batchStats && !sync {
 			step = bnStep(m, hi-lo)
 		}
 		for c0 := lo; c0 < hi; c0 += step {
 			c1 := min(c0+step, hi)
-			if batchStats {
+			if batchStats && !sync {
 				// Two passes (mean, then squared deviations): exact
 				// enough at any activation scale, unlike a one-pass sum
 				// of squares.
@@ -96,7 +107,7 @@ func (tp *Tape) BatchNorm(x, weight, bias *Var, runningMean, runningVar *tensor.
 					if training && runningMean != nil {
 						mom := float64(momentum)
 						runningMean.Data[ch] = float32((1-mom)*float64(runningMean.Data[ch]) + mom*mu)
-						unbiased := v * float64(m) / float64(m-1)
+						unbiased := v * count / (count - 1)
 						runningVar.Data[ch] = float32((1-mom)*float64(runningVar.Data[ch]) + mom*unbiased)
 					}
 				} else {
@@ -160,11 +171,22 @@ func (tp *Tape) BatchNorm(x, weight, bias *Var, runningMean, runningVar *tensor.
 			// Running statistics are constants: a per-channel scale.
 			c2 = nil
 		}
+		// Synchronised, the input gradient needs the sums over the global
+		// batch (gdots); the weight and bias gradients keep this replica's
+		// own, since the replicas' parameter gradients are averaged later.
+		var gdots []float64
+		if sync {
+			tensor.Parallel(c, 3*m, func(lo, hi int) { tensor.BNDots(dy, xd, n, c, spatial, lo, hi, mean, sdy, sdyx) })
+			gdots = sumOverReplicas(crossSum, dots)
+		}
 		tensor.Parallel(c, 3*m, func(lo, hi int) {
-			step := bnStep(m, hi-lo)
+			step := hi - lo
+			if !sync {
+				step = bnStep(m, hi-lo)
+			}
 			for c0 := lo; c0 < hi; c0 += step {
 				c1 := min(c0+step, hi)
-				if needDots {
+				if needDots && !sync {
 					// sum(dy) and sum(dy*(x-mean)) per channel.
 					tensor.BNDots(dy, xd, n, c, spatial, c0, c1, mean, sdy, sdyx)
 				}
@@ -184,8 +206,12 @@ func (tp *Tape) BatchNorm(x, weight, bias *Var, runningMean, runningVar *tensor.
 					// dx = w*r/m * (m*dy - sum(dy) - xhat*sum(dy*xhat))
 					kc[ch] = w * r
 					if batchStats {
-						meanDy[ch] = float32(sdy[ch] / float64(m))
-						c2[ch] = float32(sx/float64(m)) * r // multiplies (x-mu)
+						s, sxg := sdy[ch], sx
+						if sync {
+							s, sxg = gdots[ch], gdots[c+ch]*float64(r)
+						}
+						meanDy[ch] = float32(s / count)
+						c2[ch] = float32(sxg/count) * r // multiplies (x-mu)
 					}
 				}
 				if gx != nil {
@@ -194,6 +220,55 @@ func (tp *Tape) BatchNorm(x, weight, bias *Var, runningMean, runningVar *tensor.
 			}
 		})
 	})
+}
+
+// syncStats turns one replica's per-channel batch mean and (biased)
+// variance over m values into the global batch's, in place, and returns the
+// global count. Two sums over the replicas, as the two-pass statistics
+// here: the means first, then each replica's squared deviations from the
+// global mean (m*(var + (mean-global)^2)), which stays exact at any
+// activation scale, unlike a sum of squares.
+func syncStats(sum func([]float32) error, m int, mu, v []float64) float64 {
+	c := len(mu)
+	buf := make([]float32, 1+c)
+	buf[0] = float32(m)
+	for ch := range c {
+		buf[1+ch] = float32(float64(m) * mu[ch])
+	}
+	if err := sum(buf); err != nil {
+		Failf("BatchNorm", "summing batch means over replicas: %v", err)
+	}
+	total := float64(buf[0])
+	dev := buf[1:]
+	for ch := range c {
+		g := float64(buf[1+ch]) / total
+		d := mu[ch] - g
+		dev[ch] = float32(float64(m) * (v[ch] + d*d))
+		mu[ch] = g
+	}
+	if err := sum(dev); err != nil {
+		Failf("BatchNorm", "summing batch variances over replicas: %v", err)
+	}
+	for ch := range c {
+		v[ch] = float64(dev[ch]) / total
+	}
+	return total
+}
+
+// sumOverReplicas returns the element-wise sum of x over the replicas.
+func sumOverReplicas(sum func([]float32) error, x []float64) []float64 {
+	buf := make([]float32, len(x))
+	for i, v := range x {
+		buf[i] = float32(v)
+	}
+	if err := sum(buf); err != nil {
+		Failf("BatchNorm", "summing gradient reductions over replicas: %v", err)
+	}
+	out := make([]float64, len(x))
+	for i, v := range buf {
+		out[i] = float64(v)
+	}
+	return out
 }
 
 // bnFuseMin is the number of values per channel from which BatchNorm runs

@@ -89,6 +89,28 @@ type Tape struct {
 	pool   *tensor.Pool
 	owned  [][]float32 // op outputs to return to the pool on Reset
 	noGrad int
+	// crossSum, when set, sums a buffer over the replicas of a data-parallel
+	// run in place; BatchNorm then normalises with the global batch's
+	// statistics (SetCrossReplicaSum).
+	crossSum func([]float32) error
+}
+
+// SetCrossReplicaSum makes the tape's training-mode BatchNorms synchronised
+// across the replicas of a data-parallel run, as PyTorch's SyncBatchNorm:
+// sum must replace its buffer, on every replica, by the element-wise sum over
+// all of them (an MPI allreduce). The statistics then cover the global batch,
+// and the backward pass sums its per-channel reductions the same way. Every
+// replica must run the same BatchNorms in the same order. nil turns it off.
+func (tp *Tape) SetCrossReplicaSum(sum func([]float32) error) { tp.crossSum = sum }
+
+// Unsynchronised runs fn with BatchNorm local to this replica, for ops on
+// data that is already the global batch (rows gathered from every
+// replica), whose statistics a cross-replica sum would count K times.
+func (tp *Tape) Unsynchronised(fn func()) {
+	saved := tp.crossSum
+	tp.crossSum = nil
+	defer func() { tp.crossSum = saved }()
+	fn()
 }
 
 // NewTape returns an empty tape with its own buffer pool.

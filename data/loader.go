@@ -34,6 +34,12 @@ type LoaderConfig struct {
 	Views []augment.Transform
 	// Warn receives skipped samples (ErrSkipSample); nil means log.Printf.
 	Warn func(error)
+	// Shards > 1 makes this loader one of that many data-parallel ranks,
+	// number Shard: every batch of BatchSize (the global batch, in the
+	// same order and with the same augmentation draws as one loader would
+	// make) is cut into Shards consecutive runs of rows, and this loader
+	// yields run Shard. Together the ranks see exactly a one-loader run.
+	Shard, Shards int
 }
 
 // Loader turns a Dataset into batches of NCHW float32 tensors.
@@ -61,6 +67,12 @@ func NewLoader(ds Dataset, cfg LoaderConfig) (*Loader, error) {
 	}
 	if cfg.Prefetch <= 0 {
 		cfg.Prefetch = 2
+	}
+	if cfg.Shards < 0 || cfg.Shard < 0 || cfg.Shards > 0 && cfg.Shard >= cfg.Shards || cfg.Shards == 0 && cfg.Shard > 0 {
+		return nil, fmt.Errorf("loader: shard %d of %d", cfg.Shard, cfg.Shards)
+	}
+	if cfg.Shards > cfg.BatchSize {
+		return nil, fmt.Errorf("loader: %d shards of a batch of %d leave some empty", cfg.Shards, cfg.BatchSize)
 	}
 	if len(cfg.Views) == 0 {
 		cfg.Views = []augment.Transform{augment.Compose{}}
@@ -192,7 +204,7 @@ func (l *Loader) Epoch(ctx context.Context, epoch int) *Iterator {
 		defer close(jobs)
 		defer close(it.ready)
 		for b := 0; b < nb; b++ {
-			idx := append([]int(nil), order[b*l.cfg.BatchSize:min((b+1)*l.cfg.BatchSize, len(order))]...)
+			idx := append([]int(nil), l.shardOf(order[b*l.cfg.BatchSize:min((b+1)*l.cfg.BatchSize, len(order))])...)
 			bs := &batchState{indices: idx, labels: make([]int, len(idx)), ok: make([]bool, len(idx)),
 				views: make([]*tensor.Tensor, len(l.cfg.Views)), done: make(chan struct{})}
 			bs.left.Store(int32(len(idx)))
@@ -229,6 +241,16 @@ func (l *Loader) Epoch(ctx context.Context, epoch int) *Iterator {
 		}()
 	}
 	return it
+}
+
+// shardOf is this loader's run of a global batch's rows.
+func (l *Loader) shardOf(rows []int) []int {
+	k := l.cfg.Shards
+	if k <= 1 {
+		return rows
+	}
+	r, n := l.cfg.Shard, len(rows)
+	return rows[r*n/k : (r+1)*n/k]
 }
 
 // process decodes and augments one sample into its batch rows.

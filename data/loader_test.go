@@ -306,3 +306,51 @@ func TestLoaderBadConfig(t *testing.T) {
 		t.Error("no full batch with DropLast: no error")
 	}
 }
+
+// K sharded loaders together yield exactly the batches of one loader:
+// each global batch's rows in order, split into K consecutive runs, with
+// the same augmentation draws.
+func TestLoaderShards(t *testing.T) {
+	ds := synthetic(45, 1, 8, 8)
+	views := augment.SimCLR(6, 0.5, true, augment.FashionMNISTNorm)
+	cfg := LoaderConfig{BatchSize: 10, Shuffle: true, Seed: 9, Workers: 2, Views: views, DropLast: true}
+	one, err := NewLoader(ds, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := drain(t, one, 2)
+	for _, k := range []int{2, 3} {
+		rows := make([][]*Batch, k)
+		for r := range k {
+			c := cfg
+			c.Shard, c.Shards = r, k
+			l, err := NewLoader(ds, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.Len() != one.Len() {
+				t.Fatalf("%d shards: %d batches per epoch, one loader %d", k, l.Len(), one.Len())
+			}
+			rows[r] = drain(t, l, 2)
+		}
+		for bi, w := range whole {
+			var idx []int
+			var pix [2][]float32
+			for r := range k {
+				b := rows[r][bi]
+				idx = append(idx, b.Indices...)
+				for v := range 2 {
+					pix[v] = append(pix[v], b.Views[v].Data...)
+				}
+			}
+			if !slices.Equal(idx, w.Indices) || !slices.Equal(pix[0], w.Views[0].Data) || !slices.Equal(pix[1], w.Views[1].Data) {
+				t.Fatalf("%d shards, batch %d: rows %v, one loader %v (or their pixels differ)", k, bi, idx, w.Indices)
+			}
+		}
+	}
+	for _, c := range []LoaderConfig{{BatchSize: 4, Shard: 2, Shards: 2}, {BatchSize: 4, Shard: 1}, {BatchSize: 4, Shards: 5}} {
+		if _, err := NewLoader(ds, c); err == nil {
+			t.Errorf("shard %d of %d at batch %d: no error", c.Shard, c.Shards, c.BatchSize)
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/sslzoo/sslzoo/data"
+	"github.com/sslzoo/sslzoo/dist"
 	"github.com/sslzoo/sslzoo/internal/progress"
 	"github.com/sslzoo/sslzoo/zoo"
 	"github.com/sslzoo/sslzoo/zoo/ssl"
@@ -25,7 +26,7 @@ import (
 
 // trainMethods are the two-view (and multi-crop) methods `sslzoo train`
 // runs; mae (ViTs only) and mlm (text) have subcommands of their own.
-var trainMethods = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "barlow", "vicreg", "simsiam", "dino"}
+var trainMethods = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "barlow", "vicreg", "simsiam", "dino", "jigsaw"}
 
 // maeUsage is the one-line description of `sslzoo train mae`.
 const maeUsage = "MAE: ViT encoder on 25% of the patches, light decoder, pixel loss on the hidden ones, AdamW + warmup-cosine"
@@ -51,8 +52,10 @@ func trainCommand() *cli.Command {
 		&cli.IntFlag{Name: "limit", Usage: "train on the first N images only (0: all)"},
 		&cli.IntFlag{Name: "queue", Usage: "MoCo v2 queue length (default: 65536 for large sets, else 4096)"},
 		&cli.IntFlag{Name: "local-crops", Value: 4, Usage: "SwAV and DINO local crops per image"},
+		&cli.IntFlag{Name: "permutations", Value: ssl.DefaultJigsawPermutations, Usage: "Jigsaw: puzzle classes, a maximal-Hamming-distance set of tile orders (2 to 10000)"},
 		&cli.StringFlag{Name: "pool", Usage: "ViT embedding: cls (class token after the final norm) or mean (average of the normalised patch tokens); MAE's loss ignores it (default: cls)"},
 		&cli.IntFlag{Name: "workers", Usage: "data loading goroutines (0: one per CPU)"},
+		&cli.Int64Flag{Name: "steps", Usage: "stop after N optimizer steps, with the checkpoint and final weights written (0: all epochs; the schedule stays the epochs')"},
 		&cli.StringFlag{Name: "on-decode-error", Value: "fail", Usage: "image folder files that fail to decode: fail (stop) or skip (warn and leave out)"},
 	}
 	action := func(c *cli.Context) error {
@@ -65,7 +68,8 @@ func trainCommand() *cli.Command {
 			Resume: c.String("resume"), KNNEvery: c.Int("knn-every"), KNNBank: c.Int("knn-bank"),
 			KNNQuery: c.Int("knn-query"), CheckpointEvery: c.Int("checkpoint-every"), LogEvery: c.Int("log-every"),
 			Seed: c.Uint64("seed"), Recipe: c.String("recipe"), LR: c.Float64("lr"), Limit: c.Int("limit"), Queue: c.Int("queue"),
-			LocalCrops: c.Int("local-crops"), Pool: c.String("pool"), Workers: c.Int("workers"), OnDecodeError: c.String("on-decode-error"),
+			LocalCrops: c.Int("local-crops"), Permutations: c.Int("permutations"), Pool: c.String("pool"), Workers: c.Int("workers"), OnDecodeError: c.String("on-decode-error"),
+			Steps: c.Int64("steps"),
 		}
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -83,6 +87,7 @@ func trainCommand() *cli.Command {
 		"vicreg":  "VICReg: invariance + variance + covariance terms (25/25/1), expander, LARS + warmup-cosine",
 		"simsiam": "SimSiam: predictor, stop-gradient, negative cosine, no momentum encoder, SGD + cosine",
 		"dino":    "DINO: self-distillation from an EMA teacher, centring and sharpening, multi-crop, AdamW (ViT) or SGD (ResNet)",
+		"jigsaw":  "Jigsaw: 3x3 tiles with random gaps, shuffled by one of --permutations max-Hamming orders, shared trunk, classifier, SGD + cosine",
 	}
 	var subs []*cli.Command
 	for _, m := range trainMethods {
@@ -97,7 +102,9 @@ func trainCommand() *cli.Command {
 		Description: "METHOD is one of " + strings.Join(trainMethods, ", ") + " ('sslzoo train simclr --help' lists the flags).\n" +
 			"Writes OUT/final.safetensors (backbone weights; the run's config in the metadata),\n" +
 			"OUT/metrics.jsonl and OUT/checkpoint.safetensors. Ctrl-C saves a checkpoint; --resume continues it.\n" +
-			"28x28 grey data (mnist, fashion-mnist) stays one channel and is resampled to --size (32).",
+			"28x28 grey data (mnist, fashion-mnist) stays one channel and is resampled to --size (32).\n" +
+			"Data-parallel: 'mpirun -np K sslzoo train METHOD ...' (a binary built with -tags mpi, as make build does\n" +
+			"where mpicc is installed); --batch is the global batch, and rank 0 alone prints and writes OUT.",
 		Subcommands: subs,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -120,9 +127,11 @@ type trainOptions struct {
 	Recipe                      string
 	LR                          float64
 	Limit, Queue, LocalCrops    int
+	Permutations                int
 	Pool                        string
 	Workers                     int
 	OnDecodeError               string
+	Steps                       int64
 	// ProgressEvery is the interval of plain progress lines off a
 	// terminal (0: 30 s).
 	ProgressEvery time.Duration
@@ -152,12 +161,16 @@ func (o trainOptions) validate() error {
 		return usagef("sslzoo train: --checkpoint-every %d must be >= 0 and --log-every %d positive", o.CheckpointEvery, o.LogEvery)
 	case o.LR < 0 || math.IsNaN(o.LR) || math.IsInf(o.LR, 0):
 		return usagef("sslzoo train: --lr %g must be a positive number (or 0 for the recipe)", o.LR)
+	case o.Steps < 0:
+		return usagef("sslzoo train: --steps %d must not be negative", o.Steps)
 	case o.Limit < 0 || o.Queue < 0 || o.Workers < 0:
 		return usagef("sslzoo train: --limit, --queue and --workers must not be negative")
 	case o.Pool != "" && o.Pool != ssl.PoolCLS && o.Pool != ssl.PoolMean:
 		return usagef("sslzoo train: --pool %q: want %s or %s", o.Pool, ssl.PoolCLS, ssl.PoolMean)
 	case o.LocalCrops < 0:
 		return usagef("sslzoo train: --local-crops %d must not be negative", o.LocalCrops)
+	case o.Method == "jigsaw" && (o.Permutations < 2 || o.Permutations > ssl.MaxJigsawPermutations):
+		return usagef("sslzoo train: --permutations %d: want 2 to %d", o.Permutations, ssl.MaxJigsawPermutations)
 	case !slices.Contains(ssl.Recipes, o.Recipe) && o.Recipe != "":
 		return usagef("sslzoo train: unknown --recipe %q (known: %s)", o.Recipe, strings.Join(ssl.Recipes, ", "))
 	case o.Method == "mae" && o.Recipe == ssl.RecipeCIFAR:
@@ -198,6 +211,15 @@ func (t *trainer) run(ctx context.Context) (err error) {
 	if err := o.validate(); err != nil {
 		return err
 	}
+	world, err := dist.Init()
+	if err != nil {
+		return fmt.Errorf("sslzoo train: %w", err)
+	}
+	defer world.Finalize()
+	if world.Rank() > 0 {
+		// One voice: rank 0 prints the run; the others only report errors.
+		t.stdout = io.Discard
+	}
 	policy, _ := data.ParseDecodePolicy(o.OnDecodeError)
 	train, err := data.Open(ctx, o.Data, data.OpenOptions{Train: true, OnDecodeError: policy, Warn: t.warn})
 	if err != nil {
@@ -216,9 +238,9 @@ func (t *trainer) run(ctx context.Context) (err error) {
 	}
 	cfg := ssl.TrainConfig{
 		Method: o.Method, Data: o.Data, Arch: o.Arch, Width: o.Width, Size: o.Size, Epochs: o.Epochs, Batch: o.Batch,
-		Seed: o.Seed, Recipe: o.Recipe, LR: o.LR, Limit: o.Limit, Queue: o.Queue, LocalCrops: o.LocalCrops, Pool: o.Pool,
+		Seed: o.Seed, Recipe: o.Recipe, LR: o.LR, Limit: o.Limit, Queue: o.Queue, LocalCrops: o.LocalCrops, Permutations: o.Permutations, Pool: o.Pool,
 		Workers: o.Workers, Out: o.Out, Resume: o.Resume, CheckpointEvery: o.CheckpointEvery, LogEvery: o.LogEvery,
-		Interrupt: t.interrupt, Warn: t.warn,
+		Interrupt: t.interrupt, Warn: t.warn, World: world, MaxSteps: o.Steps,
 	}
 	if o.KNNEvery > 0 {
 		test, err := data.Open(ctx, o.Data, data.OpenOptions{Train: false, OnDecodeError: policy, Warn: t.warn})
@@ -260,10 +282,15 @@ func (t *trainer) run(ctx context.Context) (err error) {
 			fmt.Fprintf(t.stdout, "%s on %s (%d images, %d steps/epoch, %d epochs), %s, %d channel(s) at %dx%d, batch %d, %s recipe, %s lr %.4g\n",
 				o.Method, o.Data, s.Images, s.StepsPerEpoch, o.Epochs, arch, s.Spec.InChannels, o.Size, o.Size, o.Batch,
 				cmp.Or(o.Recipe, ssl.RecipePaper), ssl.OptimizerName(s.Method), s.Method.Schedule().LR)
+			fmt.Fprintf(t.stdout, "world size %d (%s)\n", s.WorldSize, world.Backend())
 			if s.StartStep > 0 {
 				fmt.Fprintf(t.stdout, "resuming from %s at step %d (epoch %d)\n", o.Resume, s.StartStep, s.StartStep/int64(s.StepsPerEpoch)+1)
 			}
-			bar = progress.New(t.stderr, int(s.TotalSteps))
+			progressOut := t.stderr
+			if world.Rank() > 0 {
+				progressOut = io.Discard
+			}
+			bar = progress.New(progressOut, int(s.TotalSteps))
 			bar.Every = o.ProgressEvery
 			tStart = time.Now()
 			bar.Start(tStart, int(s.StartStep))

@@ -318,9 +318,8 @@ func sameCheckpoint(a, b string) error {
 	return nil
 }
 
-// maxAbsDiff is the largest difference between two weight files over all
-// their tensors, which must have the same names and shapes.
-func maxAbsDiff(t *testing.T, a, b string) float64 {
+// readWeightPair reads two weight files, failing the test on either.
+func readWeightPair(t *testing.T, a, b string) (*weights.File, *weights.File) {
 	t.Helper()
 	fa, err := weights.Read(a)
 	if err != nil {
@@ -330,6 +329,14 @@ func maxAbsDiff(t *testing.T, a, b string) float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return fa, fb
+}
+
+// maxAbsDiff is the largest difference between two weight files over all
+// their tensors, which must have the same names and shapes.
+func maxAbsDiff(t *testing.T, a, b string) float64 {
+	t.Helper()
+	fa, fb := readWeightPair(t, a, b)
 	if len(fa.Tensors) != len(fb.Tensors) {
 		t.Fatalf("%d tensors against %d", len(fa.Tensors), len(fb.Tensors))
 	}

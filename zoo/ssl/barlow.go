@@ -68,9 +68,16 @@ func (m *Barlow) Name() string          { return "barlow" }
 func (m *Barlow) Configuration() any    { return m.Config }
 func (m *Barlow) Schedule() OptimConfig { return m.Config.Optim }
 
-// Step runs one Barlow Twins iteration on two views.
+// Step runs one Barlow Twins iteration on two views. The cross-correlation
+// and its per-dimension normalisation span the global batch: on several
+// ranks both views' projections are gathered (with their gradients) and
+// every rank computes the whole loss.
 func (m *Barlow) Step(tp *autograd.Tape, views []*tensor.Tensor) (float32, error) {
 	return m.step(tp, "barlow", m.Config.Optim, views, func(z [2]*autograd.Var) *autograd.Var {
-		return tp.MulScalar(BarlowTwinsLoss(tp, z[0], z[1], m.Config.Lambda), m.Config.Scale)
+		z0, z1 := gatherRows(tp, z[0], &m.world), gatherRows(tp, z[1], &m.world)
+		var loss *autograd.Var
+		// The loss's own BatchNorm sees the gathered batch already.
+		tp.Unsynchronised(func() { loss = BarlowTwinsLoss(tp, z0, z1, m.Config.Lambda) })
+		return tp.MulScalar(loss, m.Config.Scale)
 	})
 }

@@ -98,7 +98,8 @@ func (m *BYOL) TargetMomentum(step int64) float64 { return m.ema.Momentum(int(st
 // Step runs one BYOL iteration on two views; each view goes through the
 // networks on its own, as in the reference. After the optimizer step the
 // target moves towards the updated online network with this step's
-// momentum.
+// momentum. The loss is a mean of per-image terms: on several ranks
+// nothing is gathered.
 func (m *BYOL) Step(tp *autograd.Tape, views []*tensor.Tensor) (float32, error) {
 	if err := checkViews("byol", views, 2, true); err != nil {
 		return 0, err

@@ -238,6 +238,7 @@ type parts struct {
 	list    group
 	steps   int64
 	buffers func(prefix string, s *nn.State)
+	world
 }
 
 func (p *parts) CollectState(prefix string, s *nn.State) {
@@ -340,6 +341,8 @@ func multiCropFeatures(tp *autograd.Tape, enc Encoder, views []*tensor.Tensor) *
 // gradients, runs body (which returns the loss Var), checks the loss is
 // finite, backpropagates, calls update (optimizer step and target updates),
 // counts the step and resets the tape. Op shape errors become errors.
+// On several ranks the loss it checks and returns is the mean over the
+// ranks, and the gradients are averaged over them before update.
 func runStep(tp *autograd.Tape, method string, p *parts, opt nn.Optimizer, oc OptimConfig,
 	body func() (*autograd.Var, error), update func()) (loss float32, err error) {
 	defer tp.Reset()
@@ -352,11 +355,20 @@ func runStep(tp *autograd.Tape, method string, p *parts, opt nn.Optimizer, oc Op
 	if err != nil {
 		return 0, fmt.Errorf("%s step %d: %w", method, p.steps, err)
 	}
-	loss = l.Value.Data[0]
+	if loss, err = p.meanLoss(l.Value.Data[0]); err != nil {
+		return loss, fmt.Errorf("%s step %d: %w", method, p.steps, err)
+	}
 	if math.IsNaN(float64(loss)) || math.IsInf(float64(loss), 0) {
 		return loss, fmt.Errorf("%s step %d: loss is %g; weights left as they were", method, p.steps, loss)
 	}
-	if err := tp.Backward(l); err != nil {
+	// Backward runs the cross-rank ops' collectives, which fail as panics.
+	if cerr := autograd.Catch(func() { err = tp.Backward(l) }); cerr != nil {
+		return loss, fmt.Errorf("%s step %d: %w", method, p.steps, cerr)
+	}
+	if err != nil {
+		return loss, fmt.Errorf("%s step %d: %w", method, p.steps, err)
+	}
+	if err := p.averageGrads(p.trainable()); err != nil {
 		return loss, fmt.Errorf("%s step %d: %w", method, p.steps, err)
 	}
 	if cerr := autograd.Catch(update); cerr != nil {

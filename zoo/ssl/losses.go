@@ -24,6 +24,14 @@ const maskedLogit = -1e9
 // each row's self-similarity is excluded, and the positive of row i is the
 // other view of the same image. The result is the mean over all 2N rows.
 func NTXent(tp *autograd.Tape, z1, z2 *autograd.Var, temperature float32) *autograd.Var {
+	return ntXent(tp, z1, z2, temperature, &world{})
+}
+
+// ntXent is NTXent on one of several ranks: this rank's 2n rows are the
+// anchors, and the normalised rows of every rank (gathered, in rank order)
+// are what they are compared with, so the negatives span the global batch.
+// The mean over the local anchors is this rank's share of the global loss.
+func ntXent(tp *autograd.Tape, z1, z2 *autograd.Var, temperature float32, w *world) *autograd.Var {
 	s1, s2 := z1.Shape(), z2.Shape()
 	if len(s1) != 2 || !tensor.SameShape(s1, s2) {
 		autograd.Failf("NTXent", "view embeddings have shapes %v and %v: need equal [N, D]", s1, s2)
@@ -33,15 +41,18 @@ func NTXent(tp *autograd.Tape, z1, z2 *autograd.Var, temperature float32) *autog
 	}
 	n := s1[0]
 	z := tp.L2Normalize(tp.Concat([]*autograd.Var{z1, z2}, 0), 1, normEps)
-	logits := tp.MulScalar(tp.MatMulT(z, z, false, true), 1/temperature)
-	mask := tp.AllocZeroed(2*n, 2*n)
+	rank, size := w.ranks()
+	all := gatherRows(tp, z, w)
+	cols, off := 2*n*size, 2*n*rank // off: this rank's first row among all
+	logits := tp.MulScalar(tp.MatMulT(z, all, false, true), 1/temperature)
+	mask := tp.AllocZeroed(2*n, cols)
 	for i := range 2 * n {
-		mask.Data[i*2*n+i] = maskedLogit
+		mask.Data[i*cols+off+i] = maskedLogit
 	}
 	logits = tp.Add(logits, autograd.Const(mask))
 	targets := make([]int, 2*n)
 	for i := range n {
-		targets[i], targets[n+i] = n+i, i
+		targets[i], targets[n+i] = off+n+i, off+i
 	}
 	return tp.CrossEntropy(logits, targets)
 }
@@ -77,6 +88,13 @@ func InfoNCE(tp *autograd.Tape, q, k *autograd.Var, queue *tensor.Tensor, temper
 // diagonal, and the cross-entropy is scaled by 2*temperature as in the
 // paper's pseudo-code. Keys carry no gradient.
 func MoCoV3Contrastive(tp *autograd.Tape, q, k *autograd.Var, temperature float32) *autograd.Var {
+	return mocoV3Contrastive(tp, q, k, temperature, &world{})
+}
+
+// mocoV3Contrastive is MoCoV3Contrastive on one of several ranks: the keys
+// of every rank are gathered (they carry no gradient), so each local query
+// is contrasted with the global batch's keys, its own at its global row.
+func mocoV3Contrastive(tp *autograd.Tape, q, k *autograd.Var, temperature float32, w *world) *autograd.Var {
 	sq, sk := q.Shape(), k.Shape()
 	if len(sq) != 2 || !tensor.SameShape(sq, sk) {
 		autograd.Failf("MoCoV3Contrastive", "query shape %v and key shape %v: need equal [N, D]", sq, sk)
@@ -85,11 +103,12 @@ func MoCoV3Contrastive(tp *autograd.Tape, q, k *autograd.Var, temperature float3
 		autograd.Failf("MoCoV3Contrastive", "temperature %g must be positive", temperature)
 	}
 	qn := tp.L2Normalize(q, 1, normEps)
-	kn := tp.Detach(tp.L2Normalize(k, 1, normEps))
+	kn := gatherRows(tp, tp.Detach(tp.L2Normalize(k, 1, normEps)), w)
 	logits := tp.MulScalar(tp.MatMulT(qn, kn, false, true), 1/temperature)
+	rank, _ := w.ranks()
 	targets := make([]int, sq[0])
 	for i := range targets {
-		targets[i] = i
+		targets[i] = rank*sq[0] + i
 	}
 	return tp.MulScalar(tp.CrossEntropy(logits, targets), 2*temperature)
 }
@@ -98,7 +117,11 @@ func MoCoV3Contrastive(tp *autograd.Tape, q, k *autograd.Var, temperature float3
 // q are the predictor outputs of the online network and k the momentum
 // encoder's projections of the two views.
 func MoCoV3Loss(tp *autograd.Tape, q1, q2, k1, k2 *autograd.Var, temperature float32) *autograd.Var {
-	return tp.Add(MoCoV3Contrastive(tp, q1, k2, temperature), MoCoV3Contrastive(tp, q2, k1, temperature))
+	return mocoV3Loss(tp, q1, q2, k1, k2, temperature, &world{})
+}
+
+func mocoV3Loss(tp *autograd.Tape, q1, q2, k1, k2 *autograd.Var, temperature float32, w *world) *autograd.Var {
+	return tp.Add(mocoV3Contrastive(tp, q1, k2, temperature, w), mocoV3Contrastive(tp, q2, k1, temperature, w))
 }
 
 // BYOLLoss is BYOL's symmetrised normalised mean squared error: for each

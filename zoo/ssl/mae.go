@@ -364,6 +364,10 @@ func (m *MAE) Forward(tp *autograd.Tape, imgs *tensor.Tensor, noise []float32) (
 	if noise == nil {
 		noise = make([]float32, n*l)
 		r := rand.New(rand.NewPCG(m.maskSeed, uint64(m.steps)))
+		rank, _ := m.ranks()
+		for range rank * n * l { // the draws of the ranks before this one
+			r.Float32()
+		}
 		for i := range noise {
 			noise[i] = r.Float32()
 		}
@@ -504,7 +508,9 @@ func (m *MAE) Reconstruct(imgs *tensor.Tensor, noise []float32) (*tensor.Tensor,
 }
 
 // Step runs one MAE iteration on the first view [N, C, H, W] (MAE uses a
-// single augmented view; further views are ignored).
+// single augmented view; further views are ignored). The loss is a mean of
+// per-image terms: on several ranks nothing is gathered, and rank r takes
+// its rows' masks from the global batch's draws.
 func (m *MAE) Step(tp *autograd.Tape, views []*tensor.Tensor) (float32, error) {
 	if err := checkViews("mae", views, 1, false); err != nil {
 		return 0, err

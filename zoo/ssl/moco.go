@@ -118,7 +118,8 @@ func (m *MoCoV2) Schedule() OptimConfig   { return m.Config.Optim }
 // Step runs one MoCo v2 iteration: views[0] are the queries, views[1] the
 // keys. As in the reference, the key encoder moves first, then the loss is
 // taken against the queue as it was, and the new keys replace the oldest
-// ones after the update.
+// ones after the update. On several ranks the loss is per image; the keys
+// of every rank are gathered into the queue.
 func (m *MoCoV2) Step(tp *autograd.Tape, views []*tensor.Tensor) (float32, error) {
 	if err := checkViews("moco v2", views, 2, true); err != nil {
 		return 0, err
@@ -134,8 +135,21 @@ func (m *MoCoV2) Step(tp *autograd.Tape, views []*tensor.Tensor) (float32, error
 		return InfoNCE(tp, q, keys, m.Queue, m.Config.Temperature), nil
 	}, func() {
 		m.opt.Step()
-		m.enqueue(keys.Value)
+		m.enqueue(m.gatherKeys(keys.Value))
 	})
+}
+
+// gatherKeys is every rank's keys in rank order, which is the order of
+// the global batch, so that K ranks fill the queue as one rank would.
+func (m *MoCoV2) gatherKeys(keys *tensor.Tensor) *tensor.Tensor {
+	if !m.parallel() {
+		return keys
+	}
+	all, err := m.comm.Allgather(keys.Data)
+	if err != nil {
+		autograd.Failf("MoCoV2", "gathering keys for the queue: %v", err)
+	}
+	return tensor.FromSlice(all, m.comm.Size()*keys.Shape[0], keys.Shape[1])
 }
 
 // enqueue writes keys [N, D] over the oldest queue columns, wrapping

@@ -135,7 +135,8 @@ func (m *MoCoV3) TargetMomentum(step int64) float64 { return m.ema.Momentum(int(
 
 // Step runs one MoCo v3 iteration on two views. As in the reference, the
 // momentum encoder moves first (with this step's momentum), then computes
-// the keys.
+// the keys. On several ranks the keys are gathered, so that the queries
+// are contrasted with the global batch.
 func (m *MoCoV3) Step(tp *autograd.Tape, views []*tensor.Tensor) (float32, error) {
 	if err := checkViews("moco v3", views, 2, true); err != nil {
 		return 0, err
@@ -149,6 +150,6 @@ func (m *MoCoV3) Step(tp *autograd.Tape, views []*tensor.Tensor) (float32, error
 			q[i] = m.Predictor.Forward(tp, m.Projector.Forward(tp, m.Encoder.Features(tp, x)))
 			tp.NoGrad(func() { k[i] = m.TargetProjector.Forward(tp, m.TargetEncoder.Features(tp, x)) })
 		}
-		return MoCoV3Loss(tp, q[0], q[1], k[0], k[1], m.Config.Temperature), nil
+		return mocoV3Loss(tp, q[0], q[1], k[0], k[1], m.Config.Temperature, &m.world), nil
 	}, m.opt.Step)
 }

@@ -1,6 +1,7 @@
 package ssl
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -25,11 +26,17 @@ type Run struct {
 	// Queue, when positive, is MoCo v2's queue length; other methods have
 	// no queue to size and ignore it.
 	Queue int
+	// Size is the side of the training crops (0 means 32); Jigsaw cuts
+	// its tiles from them, the other methods ignore it.
+	Size int
+	// Permutations is Jigsaw's number of puzzle classes (0 means
+	// DefaultJigsawPermutations).
+	Permutations int
 }
 
 // methodNames are the registered methods: the seed's five, MAE, the
-// redundancy-reduction and stop-gradient methods, then DINO.
-var methodNames = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "mae", "barlow", "vicreg", "simsiam", "dino"}
+// redundancy-reduction and stop-gradient methods, DINO, then Jigsaw.
+var methodNames = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "mae", "barlow", "vicreg", "simsiam", "dino", "jigsaw"}
 
 // MethodNames lists the methods New builds.
 func MethodNames() []string { return append([]string(nil), methodNames...) }
@@ -130,6 +137,18 @@ func New(name string, backbone Encoder, run Run, rng *rand.Rand) (Method, error)
 		}
 		setLR(&c.Optim)
 		return NewDINO(c, backbone, rng)
+	case "jigsaw":
+		if cifar {
+			return nil, fmt.Errorf("jigsaw: solo-learn has no Jigsaw config, so there is no %s recipe; Jigsaw has the %s recipe only", RecipeCIFAR, RecipePaper)
+		}
+		c := DefaultJigsawConfig(cmp.Or(run.Size, 32), b, s, e)
+		c.Permutations = cmp.Or(run.Permutations, DefaultJigsawPermutations)
+		if rng == nil {
+			rng = rand.New(rand.NewPCG(0, 0))
+		}
+		c.Seed = rng.Uint64()
+		setLR(&c.Optim)
+		return NewJigsaw(c, backbone, rng)
 	case "mae":
 		if cifar {
 			return nil, fmt.Errorf("mae: the %s recipe covers the contrastive and clustering methods; MAE has the %s recipe only", RecipeCIFAR, RecipePaper)

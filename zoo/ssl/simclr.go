@@ -73,7 +73,8 @@ func (m *SimCLR) Schedule() OptimConfig   { return m.Config.Optim }
 
 // Step runs one SimCLR iteration on two views. Both views go through the
 // encoder as one batch, as in the reference implementation, so BatchNorm
-// sees all 2N images.
+// sees all 2N images. On several ranks the normalised projections are
+// gathered: every rank's images are negatives for every other's.
 func (m *SimCLR) Step(tp *autograd.Tape, views []*tensor.Tensor) (float32, error) {
 	if err := checkViews("simclr", views, 2, true); err != nil {
 		return 0, err
@@ -84,6 +85,6 @@ func (m *SimCLR) Step(tp *autograd.Tape, views []*tensor.Tensor) (float32, error
 	n := views[0].Shape[0]
 	return runStep(tp, "simclr", &m.parts, m.opt, m.Config.Optim, func() (*autograd.Var, error) {
 		z := m.Projector.Forward(tp, m.Encoder.Features(tp, concatViews(tp, views)))
-		return NTXent(tp, tp.Slice(z, 0, 0, n), tp.Slice(z, 0, n, 2*n), m.Config.Temperature), nil
+		return ntXent(tp, tp.Slice(z, 0, 0, n), tp.Slice(z, 0, n, 2*n), m.Config.Temperature, &m.world), nil
 	}, m.opt.Step)
 }

@@ -72,7 +72,8 @@ func (m *SimSiam) Name() string          { return "simsiam" }
 func (m *SimSiam) Configuration() any    { return m.Config }
 func (m *SimSiam) Schedule() OptimConfig { return m.Config.Optim }
 
-// Step runs one SimSiam iteration on two views.
+// Step runs one SimSiam iteration on two views. The loss is a mean of
+// per-image terms: on several ranks nothing is gathered.
 func (m *SimSiam) Step(tp *autograd.Tape, views []*tensor.Tensor) (float32, error) {
 	return m.step(tp, "simsiam", m.Config.Optim, views, func(z [2]*autograd.Var) *autograd.Var {
 		p0, p1 := m.Predictor.Forward(tp, z[0]), m.Predictor.Forward(tp, z[1])

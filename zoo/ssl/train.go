@@ -22,6 +22,7 @@ import (
 	"github.com/sslzoo/sslzoo/autograd"
 	"github.com/sslzoo/sslzoo/data"
 	"github.com/sslzoo/sslzoo/data/augment"
+	"github.com/sslzoo/sslzoo/dist"
 	"github.com/sslzoo/sslzoo/eval"
 	"github.com/sslzoo/sslzoo/internal/atomicfile"
 	"github.com/sslzoo/sslzoo/nn"
@@ -93,6 +94,9 @@ type TrainConfig struct {
 	// Pool is a ViT's embedding pooling (TrainSpec.Pool; "": the class
 	// token).
 	Pool string
+	// Permutations is Jigsaw's number of puzzle classes (0:
+	// DefaultJigsawPermutations); other methods ignore it.
+	Permutations int
 	// Norm is the per-channel normalisation; nil means NormFor(Data), or
 	// mean 0.5 and std 0.25 per channel where that has another channel
 	// count than the images.
@@ -124,6 +128,18 @@ type TrainConfig struct {
 	// batches left out. It is called from the loader's goroutines. nil
 	// logs them.
 	Warn func(error)
+
+	// World, when it has more than one rank, makes this process one rank of
+	// a data-parallel run (dist.Init under mpirun): Batch is the global
+	// batch, each rank trains on its 1/K of every batch with BatchNorm
+	// synchronised, and rank 0 alone writes Out. Every rank must be given
+	// the same config. nil is one process.
+	World *dist.Comm
+	// MaxSteps, when positive, stops the run after that many optimizer
+	// steps (counted from the start of training, not from a resume) as if
+	// it had ended there: the learning-rate schedule stays the one of
+	// Epochs, and the checkpoint and final weights are written.
+	MaxSteps int64
 
 	// step runs one iteration in place of Method.Step (tests provoke
 	// failures with it).
@@ -171,6 +187,8 @@ type TrainStart struct {
 	StepsPerEpoch int
 	TotalSteps    int64
 	StartStep     int64
+	// WorldSize is the number of data-parallel ranks (1: one process).
+	WorldSize int
 }
 
 // TrainStep reports one finished step.
@@ -198,8 +216,11 @@ type TrainEpoch struct {
 // ("kind": "epoch") close an epoch, with the kNN monitor's accuracy when it
 // ran.
 type MetricsRecord struct {
-	Kind      string   `json:"kind"`
-	Time      string   `json:"time"`
+	Kind string `json:"kind"`
+	Time string `json:"time"`
+	// WorldSize is the number of data-parallel ranks (1: one process), so
+	// that a run that fell back to one process shows it.
+	WorldSize int      `json:"world_size"`
 	Step      int64    `json:"step"`
 	Epoch     int      `json:"epoch"` // 1-based epoch the record belongs to
 	Loss      float64  `json:"loss"`
@@ -286,6 +307,10 @@ func (c TrainConfig) withDefaults() (TrainConfig, zoo.Spec, error) {
 		return bad("Limit %d, Queue %d, Workers %d and LocalCrops %d must not be negative", c.Limit, c.Queue, c.Workers, c.LocalCrops)
 	case c.CheckpointEvery < 0 || c.LogEvery < 1:
 		return bad("CheckpointEvery %d and LogEvery %d must not be negative", c.CheckpointEvery, c.LogEvery)
+	case c.MaxSteps < 0:
+		return bad("MaxSteps %d must not be negative", c.MaxSteps)
+	case c.Method == "jigsaw" && (c.Permutations < 0 || c.Permutations == 1 || c.Permutations > MaxJigsawPermutations):
+		return bad("%d permutations: want 2 to %d (or 0 for %d)", c.Permutations, MaxJigsawPermutations, DefaultJigsawPermutations)
 	case !slices.Contains(Recipes, c.Recipe) && c.Recipe != "":
 		return bad("unknown recipe %q (known: %s)", c.Recipe, strings.Join(Recipes, ", "))
 	case c.Method == "mae" && c.Recipe == RecipeCIFAR:
@@ -301,6 +326,14 @@ func (c TrainConfig) withDefaults() (TrainConfig, zoo.Spec, error) {
 			return bad("the kNN monitor has no test images")
 		}
 		c.KNN = &kk
+	}
+	if k := worldSize(c.World); k > 1 {
+		switch {
+		case !DataParallel(c.Method):
+			return bad("%s does not train data-parallel yet (methods that do: %s); run it as one process", c.Method, strings.Join(dataParallel, ", "))
+		case c.Batch%k != 0 || c.Batch/k < 2:
+			return bad("global batch %d over %d ranks: want a multiple of the ranks with at least 2 images per rank", c.Batch, k)
+		}
 	}
 	if c.Warn == nil {
 		c.Warn = func(err error) { log.Printf("warning: %v", err) }
@@ -376,6 +409,8 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 		}
 	case "swav", "dino":
 		spec.LocalCrops, spec.LocalSize = cfg.LocalCrops, max(8, cfg.Size/2)
+	case "jigsaw":
+		spec.Permutations = cmp.Or(cfg.Permutations, DefaultJigsawPermutations)
 	}
 	archSpec, err := spec.ArchSpec()
 	if err != nil {
@@ -385,8 +420,14 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 	if err != nil {
 		return nil, err
 	}
-	loader, err := data.NewLoader(ds, data.LoaderConfig{BatchSize: cfg.Batch, Shuffle: true, Seed: cfg.Seed, DropLast: true,
-		Workers: cfg.Workers, Views: views, Warn: cfg.Warn})
+	ranks := worldSize(cfg.World)
+	rank0 := cfg.World == nil || cfg.World.Rank() == 0 // the one writer of Out
+	lc := data.LoaderConfig{BatchSize: cfg.Batch, Shuffle: true, Seed: cfg.Seed, DropLast: true,
+		Workers: cfg.Workers, Views: views, Warn: cfg.Warn}
+	if ranks > 1 {
+		lc.Shard, lc.Shards = cfg.World.Rank(), ranks
+	}
+	loader, err := data.NewLoader(ds, lc)
 	if err != nil {
 		return nil, err
 	}
@@ -397,9 +438,14 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 		return nil, err
 	}
 	method, err := New(spec.Method, enc, Run{Batch: cfg.Batch, StepsPerEpoch: spe, Epochs: cfg.Epochs,
-		Recipe: spec.Recipe, LR: spec.LR, Queue: spec.Queue}, rng)
+		Recipe: spec.Recipe, LR: spec.LR, Queue: spec.Queue, Size: spec.Size, Permutations: spec.Permutations}, rng)
 	if err != nil {
 		return nil, err
+	}
+	if ranks > 1 {
+		if w, ok := method.(interface{ setWorld(*dist.Comm) }); ok {
+			w.setWorld(cfg.World)
+		}
 	}
 	specJSON, _ := json.Marshal(spec)
 	methodJSON, err := json.Marshal(method.Configuration())
@@ -415,6 +461,9 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 	// A run killed while saving leaves its temporary beside the file (the
 	// file itself stays whole); this run is the folder's only writer.
 	for _, p := range []string{ckptPath, final} {
+		if !rank0 {
+			break
+		}
 		if err := atomicfile.RemoveTemps(p); err != nil {
 			return nil, err
 		}
@@ -437,14 +486,18 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 		flag = os.O_CREATE | os.O_WRONLY | os.O_APPEND
 	}
 	metricsPath := filepath.Join(cfg.Out, MetricsFile)
-	if cfg.Resume != "" {
+	if cfg.Resume != "" && rank0 {
 		if err := rewindMetrics(metricsPath, start); err != nil {
 			return nil, err
 		}
 	}
-	mf, err := os.OpenFile(metricsPath, flag, 0o644)
-	if err != nil {
-		return nil, err
+	var mf io.WriteCloser = nopWriteCloser{}
+	if rank0 {
+		f, err := os.OpenFile(metricsPath, flag, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		mf = f
 	}
 	defer func() {
 		if cerr := mf.Close(); cerr != nil && err == nil {
@@ -464,11 +517,18 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 	if cfg.KNN != nil {
 		monitor = newKNNMonitor(ds, spec.EvalTransform(toRGB), cfg)
 	}
+	if cfg.MaxSteps > 0 {
+		total = min(total, cfg.MaxSteps)
+	}
 	if hooks.Start != nil {
-		hooks.Start(TrainStart{Spec: spec, Method: method, Images: ds.Len(), StepsPerEpoch: spe, TotalSteps: total, StartStep: start})
+		hooks.Start(TrainStart{Spec: spec, Method: method, Images: ds.Len(), StepsPerEpoch: spe, TotalSteps: total, StartStep: start,
+			WorldSize: ranks})
 	}
 
 	saveCkpt := func(step int64) error {
+		if !rank0 {
+			return nil
+		}
 		if err := nn.SaveCheckpoint(ckptPath, method, method.Optimizer(), step, nil, ckptMeta); err != nil {
 			return err
 		}
@@ -490,11 +550,14 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 		stepFn = func(m Method, tp *autograd.Tape, v []*tensor.Tensor) (float32, error) { return m.Step(tp, v) }
 	}
 	tp := autograd.NewTape()
+	if ranks > 1 {
+		tp.SetCrossReplicaSum(cfg.World.AllreduceSum) // SyncBatchNorm, as solo-learn under DDP
+	}
 	step := start
 	var lossSum float64
 	var lossN, imgs int
 	tLog := time.Now()
-	for epoch := int(start / int64(spe)); epoch < cfg.Epochs; epoch++ {
+	for epoch := int(start / int64(spe)); epoch < cfg.Epochs && step < total; epoch++ {
 		skip := 0
 		if epoch == int(start/int64(spe)) {
 			skip = int(start % int64(spe))
@@ -503,7 +566,10 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 		tEpoch := time.Now()
 		var epochLoss float64
 		var epochN, epochImgs int
-		for i := 0; ; i++ {
+		// i counts the epoch's batches taken; the loop ends at the epoch's
+		// end or at MaxSteps.
+		i := 0
+		for ; step < total; i++ {
 			b, err := it.Next()
 			if errors.Is(err, io.EOF) {
 				break
@@ -519,24 +585,38 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 				b.Release() // already trained before the checkpoint
 				continue
 			}
+			var sig os.Signal
+			var cause error
 			select {
-			case s := <-cfg.Interrupt:
-				b.Release()
-				it.Close()
-				return nil, interrupted(s, nil, step, epoch)
+			case sig = <-cfg.Interrupt:
 			case <-ctx.Done():
-				b.Release()
-				it.Close()
-				return nil, interrupted(nil, ctx.Err(), step, epoch)
+				cause = ctx.Err()
 			default:
 			}
-			if n := b.Views[0].Shape[0]; n < 2 {
-				cfg.Warn(fmt.Errorf("step %d: batch shrank to %d image(s) after skipped files; left out", step, n))
+			n := b.Views[0].Shape[0]
+			// The ranks decide together, so that all stop or skip at the
+			// same step.
+			stop, shrunk, err := agree(cfg.World, sig != nil || cause != nil, n < 2)
+			if err != nil {
+				b.Release()
+				it.Close()
+				return nil, fmt.Errorf("step %d: %w", step, err)
+			}
+			if stop {
+				b.Release()
+				it.Close()
+				if sig == nil && cause == nil {
+					cause = errOtherRank
+				}
+				return nil, interrupted(sig, cause, step, epoch)
+			}
+			if shrunk {
+				cfg.Warn(fmt.Errorf("step %d: batch shrank to %d image(s) after skipped files (on this rank or another); left out", step, n))
 				b.Release()
 				continue
 			}
 			loss, err := stepFn(method, tp, b.Views)
-			n := b.Views[0].Shape[0]
+			n *= ranks // the images of the global batch, for throughput
 			b.Release()
 			if err != nil {
 				it.Close()
@@ -560,7 +640,7 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 			epochImgs += n
 			now := time.Now()
 			if lossN >= cfg.LogEvery {
-				if err := logRec(MetricsRecord{Kind: "step", Step: step, Epoch: epoch + 1, Loss: lossSum / float64(lossN), LR: lr,
+				if err := logRec(MetricsRecord{Kind: "step", WorldSize: ranks, Step: step, Epoch: epoch + 1, Loss: lossSum / float64(lossN), LR: lr,
 					ImgPerS: float64(imgs) / now.Sub(tLog).Seconds()}); err != nil {
 					it.Close()
 					return nil, err
@@ -574,8 +654,19 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 		}
 		wait, _ := it.WaitTime()
 		it.Close()
+		if i < spe {
+			// MaxSteps inside the epoch, which did not end: the steps
+			// since the last record get one of their own.
+			if lossN > 0 {
+				if err := logRec(MetricsRecord{Kind: "step", WorldSize: ranks, Step: step, Epoch: epoch + 1, Loss: lossSum / float64(lossN),
+					LR: float64(method.Optimizer().LR()), ImgPerS: float64(imgs) / time.Since(tLog).Seconds()}); err != nil {
+					return nil, err
+				}
+			}
+			break
+		}
 		epochS := time.Since(tEpoch).Seconds()
-		rec := MetricsRecord{Kind: "epoch", Step: step, Epoch: epoch + 1, LR: float64(method.Optimizer().LR()), EpochS: epochS,
+		rec := MetricsRecord{Kind: "epoch", WorldSize: ranks, Step: step, Epoch: epoch + 1, LR: float64(method.Optimizer().LR()), EpochS: epochS,
 			ImgPerS: float64(epochImgs) / epochS}
 		ws := wait.Seconds()
 		rec.DataWaitS = &ws
@@ -583,7 +674,7 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 			rec.Loss = epochLoss / float64(epochN)
 		}
 		var knn *eval.Result
-		if monitor != nil && ((epoch+1)%cfg.KNN.Every == 0 || epoch+1 == cfg.Epochs) {
+		if monitor != nil && rank0 && ((epoch+1)%cfg.KNN.Every == 0 || epoch+1 == cfg.Epochs) {
 			tk := time.Now()
 			r, err := monitor.run(ctx, method.Backbone())
 			method.SetTraining(true)
@@ -620,11 +711,50 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 		MetaEmbedDim: strconv.Itoa(enc.FeatureDim()), MetaPreprocess: string(pre), MetaSteps: strconv.FormatInt(step, 10),
 		zoo.ArchConfigKey: archJSON,
 	}
-	if err := nn.SaveState(final, enc, meta); err != nil {
-		return nil, err
+	if rank0 {
+		if err := nn.SaveState(final, enc, meta); err != nil {
+			return nil, err
+		}
 	}
 	return &TrainResult{Spec: spec, Method: method, Steps: step, Final: final, Checkpoint: ckptPath, Metrics: metricsPath}, nil
 }
+
+// errOtherRank is the cause of a stop that another rank asked for.
+var errOtherRank = errors.New("another rank was interrupted")
+
+// worldSize is the number of ranks of w; nil is one process.
+func worldSize(w *dist.Comm) int {
+	if w == nil {
+		return 1
+	}
+	return w.Size()
+}
+
+// agree returns, on every rank alike, whether any rank wants to stop and
+// whether any rank's batch is unusable. One process decides alone.
+func agree(w *dist.Comm, stop, skip bool) (anyStop, anySkip bool, err error) {
+	if worldSize(w) == 1 {
+		return stop, skip, nil
+	}
+	flags := []float32{0, 0}
+	if stop {
+		flags[0] = 1
+	}
+	if skip {
+		flags[1] = 1
+	}
+	if err := w.AllreduceSum(flags); err != nil {
+		return false, false, err
+	}
+	return flags[0] > 0, flags[1] > 0, nil
+}
+
+// nopWriteCloser stands for the metrics file on the ranks that do not
+// write it.
+type nopWriteCloser struct{}
+
+func (nopWriteCloser) Write(p []byte) (int, error) { return len(p), nil }
+func (nopWriteCloser) Close() error                { return nil }
 
 // OptimizerName is the short name of a method's optimizer: LARS, SGD or
 // AdamW.

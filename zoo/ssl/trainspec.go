@@ -45,6 +45,9 @@ type TrainSpec struct {
 	// tokens). MAE's loss does not look at it, so it only decides what the
 	// monitor, eval, embed and export see; the weights are the same.
 	Pool string `json:"pool,omitempty"`
+	// Permutations is Jigsaw's number of puzzle classes (its permutation
+	// set itself is saved with the checkpoint's method state).
+	Permutations int `json:"permutations,omitempty"`
 }
 
 // ViT embedding poolings for TrainSpec.Pool.
@@ -116,7 +119,8 @@ func (s TrainSpec) NewBackbone(rng *rand.Rand) (Encoder, error) {
 // LocalCrops local crops; DINO SwAV's multi-crop pipeline (its crop scales,
 // 0.14-1 global and 0.05-0.14 local, are those of DINO's ResNet-50 run;
 // its ViT runs take 0.4-1 and 0.05-0.4 and solarise one global crop); MAE
-// one crop. toRGB converts every image to RGB first (folder images).
+// one crop; Jigsaw one square crop, which Step cuts into its puzzle. toRGB
+// converts every image to RGB first (folder images).
 func (s TrainSpec) Views(toRGB bool) ([]augment.Transform, error) {
 	norm := &augment.Normalization{Mean: s.Mean, Std: s.Std}
 	var views []augment.Transform
@@ -129,6 +133,14 @@ func (s TrainSpec) Views(toRGB bool) ([]augment.Transform, error) {
 		views = augment.BYOL(s.Size, norm)
 	case "swav", "dino":
 		views = augment.SwAV(s.Size, 2, s.LocalSize, s.LocalCrops, norm)
+	case "jigsaw":
+		// The paper's random 225-px square crop of a 256-px image, about
+		// three quarters of its area. Step normalises each tile channel
+		// by its own statistics, which cancels this normalisation.
+		views = []augment.Transform{augment.Compose{
+			augment.RandomResizedCrop{H: s.Size, W: s.Size, Scale: [2]float64{0.75, 1}, Ratio: [2]float64{1, 1}},
+			*norm,
+		}}
 	case "mae":
 		// RandomResizedCrop with scale (0.2, 1) and a horizontal flip
 		// (main_pretrain.py; sslzoo resizes bilinearly where the reference

@@ -63,9 +63,12 @@ func (m *VICReg) Name() string          { return "vicreg" }
 func (m *VICReg) Configuration() any    { return m.Config }
 func (m *VICReg) Schedule() OptimConfig { return m.Config.Optim }
 
-// Step runs one VICReg iteration on two views.
+// Step runs one VICReg iteration on two views. The variance and covariance
+// terms span the global batch: on several ranks both views' projections
+// are gathered (with their gradients, as the reference's FullGatherLayer)
+// and every rank computes the whole loss.
 func (m *VICReg) Step(tp *autograd.Tape, views []*tensor.Tensor) (float32, error) {
 	return m.step(tp, "vicreg", m.Config.Optim, views, func(z [2]*autograd.Var) *autograd.Var {
-		return VICRegLoss(tp, z[0], z[1], m.Config.Loss)
+		return VICRegLoss(tp, gatherRows(tp, z[0], &m.world), gatherRows(tp, z[1], &m.world), m.Config.Loss)
 	})
 }
