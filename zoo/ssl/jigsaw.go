@@ -119,9 +119,7 @@ func jigsawTile(size, tile int, backbone Encoder) (int, error) {
 // Its loss is the mean over the batch of each image's cross-entropy, so
 // under data parallelism averaging the gradients of equal-sized rank
 // batches gives the global batch's gradient exactly: nothing is gathered.
-// (Each rank draws its puzzles from the seed and the step alone; for a
-// K-rank run to equal a one-process run, a rank would take its slice of
-// the global batch's draws.)
+// Each rank takes its rows' puzzles from the global batch's draws.
 type Jigsaw struct {
 	Config     JigsawConfig
 	Encoder    Encoder
@@ -304,7 +302,11 @@ func (m *Jigsaw) Step(tp *autograd.Tape, views []*tensor.Tensor) (float32, error
 		return 0, fmt.Errorf("jigsaw: %dx%d-px crops are too small for a 3x3 grid of %d-px tiles with gaps; the minimum image size is %d px",
 			h, w, t, 3*(t+1))
 	}
-	return m.step(tp, v, m.drawPuzzles(v.Shape[0], h, w))
+	// On several ranks, rank r takes its rows' puzzles from the global
+	// batch's draws, as one process would have drawn them.
+	n := v.Shape[0]
+	rank, size := m.ranks()
+	return m.step(tp, v, m.drawPuzzles(n*size, h, w)[rank*n:(rank+1)*n])
 }
 
 // step is Step with the puzzles drawn (the golden test gives PyTorch's).
