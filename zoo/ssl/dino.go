@@ -154,10 +154,10 @@ func (h *DINOHead) SetTraining(on bool) { h.MLP.SetTraining(on) }
 // running mean and sharpened by a low temperature, which together keep it
 // from collapsing to one prototype or to the uniform distribution.
 //
-// Data parallelism gathers one thing: the batch mean that updates the
-// centre is a mean over all ranks (UpdateDINOCenter). The loss is per
-// image (DINOLoss) and the head has no BatchNorm; a ResNet backbone's
-// BatchNorm stays per rank unless the run synchronises it.
+// Data parallelism gathers one thing: the teacher outputs of every rank,
+// so that the batch mean that updates the centre (UpdateDINOCenter) is the
+// global batch's. The loss is per image (DINOLoss) and the head has no
+// BatchNorm; a ResNet backbone's BatchNorm is synchronised by Train.
 type DINO struct {
 	Config                  DINOConfig
 	Encoder, TeacherEncoder Encoder
@@ -302,7 +302,7 @@ func (m *DINO) Step(tp *autograd.Tape, views []*tensor.Tensor) (float32, error) 
 		m.applyWeightDecay(step)
 		m.opt.Step()
 		m.ema.Update(int(step))
-		if err := UpdateDINOCenter(m.Center, teacher.Value, m.Config.CenterMomentum); err != nil {
+		if err := UpdateDINOCenter(m.Center, m.gatherValues("dino", teacher.Value), m.Config.CenterMomentum); err != nil {
 			autograd.Failf("dino", "%v", err)
 		}
 	})

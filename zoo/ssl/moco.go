@@ -135,21 +135,10 @@ func (m *MoCoV2) Step(tp *autograd.Tape, views []*tensor.Tensor) (float32, error
 		return InfoNCE(tp, q, keys, m.Queue, m.Config.Temperature), nil
 	}, func() {
 		m.opt.Step()
-		m.enqueue(m.gatherKeys(keys.Value))
+		// Every rank's keys, in the global batch's order, so that K
+		// ranks fill the queue as one rank would.
+		m.enqueue(m.gatherValues("MoCoV2", keys.Value))
 	})
-}
-
-// gatherKeys is every rank's keys in rank order, which is the order of
-// the global batch, so that K ranks fill the queue as one rank would.
-func (m *MoCoV2) gatherKeys(keys *tensor.Tensor) *tensor.Tensor {
-	if !m.parallel() {
-		return keys
-	}
-	all, err := m.comm.Allgather(keys.Data)
-	if err != nil {
-		autograd.Failf("MoCoV2", "gathering keys for the queue: %v", err)
-	}
-	return tensor.FromSlice(all, m.comm.Size()*keys.Shape[0], keys.Shape[1])
 }
 
 // enqueue writes keys [N, D] over the oldest queue columns, wrapping

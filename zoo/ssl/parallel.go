@@ -7,6 +7,7 @@ import (
 	"github.com/sslzoo/sslzoo/autograd"
 	"github.com/sslzoo/sslzoo/dist"
 	"github.com/sslzoo/sslzoo/nn"
+	"github.com/sslzoo/sslzoo/tensor"
 )
 
 // Data-parallel training: K ranks each run a method on 1/K of every global
@@ -21,7 +22,7 @@ import (
 // dataParallel are the methods whose losses are written for several ranks:
 // what each gathers is said in its Step's doc comment. The others refuse
 // to start under mpirun rather than train on per-rank statistics.
-var dataParallel = []string{"simclr", "mocov2", "mocov3", "byol", "mae", "barlow", "vicreg", "simsiam", "jigsaw"}
+var dataParallel = []string{"simclr", "mocov2", "mocov3", "byol", "mae", "barlow", "vicreg", "simsiam", "jigsaw", "dino"}
 
 // DataParallel reports whether the named method trains on several ranks.
 func DataParallel(method string) bool { return slices.Contains(dataParallel, method) }
@@ -89,6 +90,19 @@ func (w *world) averageGrads(params []nn.Param) error {
 			len(grads), total, check[0], k)
 	}
 	return w.reducer.AllreduceMean(grads)
+}
+
+// gatherValues is every rank's rows of t [n, ...] stacked in rank order,
+// with no gradient: t itself on one rank. op names the caller in errors.
+func (w *world) gatherValues(op string, t *tensor.Tensor) *tensor.Tensor {
+	if !w.parallel() {
+		return t
+	}
+	all, err := w.comm.Allgather(t.Data)
+	if err != nil {
+		autograd.Failf(op, "gathering over ranks: %v", err)
+	}
+	return tensor.FromSlice(all, append([]int{w.comm.Size() * t.Shape[0]}, t.Shape[1:]...)...)
 }
 
 // gatherRows is every rank's x [n, ...] stacked in rank order, [K*n, ...].
