@@ -368,8 +368,10 @@ func runStep(tp *autograd.Tape, method string, p *parts, opt nn.Optimizer, oc Op
 	if err != nil {
 		return loss, fmt.Errorf("%s step %d: %w", method, p.steps, err)
 	}
-	if err := p.averageGrads(p.trainable()); err != nil {
-		return loss, fmt.Errorf("%s step %d: %w", method, p.steps, err)
+	if p.parallel() {
+		if err := p.averageGrads(p.trainable()); err != nil {
+			return loss, fmt.Errorf("%s step %d: %w", method, p.steps, err)
+		}
 	}
 	if cerr := autograd.Catch(update); cerr != nil {
 		return loss, fmt.Errorf("%s step %d: %w", method, p.steps, cerr)

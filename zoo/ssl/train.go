@@ -443,9 +443,11 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 		return nil, err
 	}
 	if ranks > 1 {
-		if w, ok := method.(interface{ setWorld(*dist.Comm) }); ok {
-			w.setWorld(cfg.World)
+		w, ok := method.(interface{ setWorld(*dist.Comm) })
+		if !ok {
+			return nil, fmt.Errorf("%s: %T has no data-parallel state", spec.Method, method)
 		}
+		w.setWorld(cfg.World)
 	}
 	specJSON, _ := json.Marshal(spec)
 	methodJSON, err := json.Marshal(method.Configuration())
@@ -459,10 +461,11 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 	ckptPath := filepath.Join(cfg.Out, CheckpointFile)
 	final := filepath.Join(cfg.Out, FinalFile)
 	// A run killed while saving leaves its temporary beside the file (the
-	// file itself stays whole); this run is the folder's only writer.
+	// file itself stays whole); this run (its rank 0) is the folder's only
+	// writer.
 	for _, p := range []string{ckptPath, final} {
 		if !rank0 {
-			break
+			continue
 		}
 		if err := atomicfile.RemoveTemps(p); err != nil {
 			return nil, err
@@ -557,6 +560,11 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 	var lossSum float64
 	var lossN, imgs int
 	tLog := time.Now()
+	// stepRecord averages the steps since the last record.
+	stepRecord := func(epoch int, lr float64, now time.Time) MetricsRecord {
+		return MetricsRecord{Kind: "step", WorldSize: ranks, Step: step, Epoch: epoch + 1, Loss: lossSum / float64(lossN), LR: lr,
+			ImgPerS: float64(imgs) / now.Sub(tLog).Seconds()}
+	}
 	for epoch := int(start / int64(spe)); epoch < cfg.Epochs && step < total; epoch++ {
 		skip := 0
 		if epoch == int(start/int64(spe)) {
@@ -640,8 +648,7 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 			epochImgs += n
 			now := time.Now()
 			if lossN >= cfg.LogEvery {
-				if err := logRec(MetricsRecord{Kind: "step", WorldSize: ranks, Step: step, Epoch: epoch + 1, Loss: lossSum / float64(lossN), LR: lr,
-					ImgPerS: float64(imgs) / now.Sub(tLog).Seconds()}); err != nil {
+				if err := logRec(stepRecord(epoch, lr, now)); err != nil {
 					it.Close()
 					return nil, err
 				}
@@ -658,8 +665,7 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 			// MaxSteps inside the epoch, which did not end: the steps
 			// since the last record get one of their own.
 			if lossN > 0 {
-				if err := logRec(MetricsRecord{Kind: "step", WorldSize: ranks, Step: step, Epoch: epoch + 1, Loss: lossSum / float64(lossN),
-					LR: float64(method.Optimizer().LR()), ImgPerS: float64(imgs) / time.Since(tLog).Seconds()}); err != nil {
+				if err := logRec(stepRecord(epoch, float64(method.Optimizer().LR()), time.Now())); err != nil {
 					return nil, err
 				}
 			}
