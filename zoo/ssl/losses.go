@@ -355,6 +355,12 @@ type SwAVLossConfig struct {
 	// Epsilon and Iterations configure Sinkhorn (SwAV: 0.05 and 3).
 	Epsilon    float32
 	Iterations int
+	// Gather, under data parallelism, stacks every rank's [Batch, K] block
+	// of an assignment crop's scores in rank order; Sinkhorn then spreads
+	// the prototypes' mass over the global batch, and this rank keeps the
+	// codes of its own rows, the Rank-th block. Nil on one process.
+	Gather func(*tensor.Tensor) *tensor.Tensor
+	Rank   int
 }
 
 // SwAVLoss is SwAV's swapped prediction. scores [Crops*B, K] are the
@@ -362,10 +368,11 @@ type SwAVLossConfig struct {
 // each assignment crop i, the codes Q_i come from Sinkhorn on that crop's
 // scores without gradient; when queueScores[i] (scores of queued embeddings
 // of crop i, [L, K]) is given, Sinkhorn runs on the queue rows stacked above
-// the batch and keeps the last B rows. Every other crop v predicts Q_i with
-// the cross-entropy of softmax(scores_v/temperature), averaged over rows.
-// The loss averages over the Crops-1 predicting crops and over the
-// assignment crops. It returns the codes too.
+// the batch and keeps the batch's rows (with cfg.Gather, the global batch's,
+// and this rank's of them). Every other crop v predicts Q_i with the
+// cross-entropy of softmax(scores_v/temperature), averaged over rows. The
+// loss averages over the Crops-1 predicting crops and over the assignment
+// crops. It returns the codes too.
 func SwAVLoss(tp *autograd.Tape, scores *autograd.Var, queueScores []*tensor.Tensor, cfg SwAVLossConfig) (*autograd.Var, []*tensor.Tensor, error) {
 	shape := scores.Shape()
 	b := cfg.Batch
@@ -392,21 +399,33 @@ func SwAVLoss(tp *autograd.Tape, scores *autograd.Var, queueScores []*tensor.Ten
 			return nil, nil, fmt.Errorf("swav loss: assignment crop %d out of range for %d crops", c, crops)
 		}
 		own := &tensor.Tensor{Shape: []int{b, k}, Data: scores.Value.Data[c*b*k : (c+1)*b*k]}
-		in := own
+		// Codes are computed over the rows in, and this rank's are the
+		// b rows at offset skip: after the queue, and after the ranks
+		// before it.
+		in, skip := own, 0
+		if cfg.Gather != nil {
+			in = cfg.Gather(own)
+			skip = cfg.Rank * b
+			if len(in.Shape) != 2 || in.Shape[1] != k || in.Shape[0] < skip+b {
+				return nil, nil, fmt.Errorf("swav loss: gathered scores %v hold no rows for rank %d of batch %d", in.Shape, cfg.Rank, b)
+			}
+		}
 		if queueScores != nil && queueScores[i] != nil {
 			qs := queueScores[i]
 			if len(qs.Shape) != 2 || qs.Shape[1] != k {
 				return nil, nil, fmt.Errorf("swav loss: queue scores %d shape %v: need [L, %d]", i, qs.Shape, k)
 			}
-			in = tensor.New(qs.Shape[0]+b, k)
+			batch := in
+			in = tensor.New(qs.Shape[0]+batch.Shape[0], k)
 			copy(in.Data, qs.Data)
-			copy(in.Data[len(qs.Data):], own.Data)
+			copy(in.Data[len(qs.Data):], batch.Data)
+			skip += qs.Shape[0]
 		}
 		q, err := Sinkhorn(in, cfg.Epsilon, cfg.Iterations)
 		if err != nil {
 			return nil, nil, fmt.Errorf("swav loss: crop %d: %w", c, err)
 		}
-		q = &tensor.Tensor{Shape: []int{b, k}, Data: q.Data[len(q.Data)-b*k:]}
+		q = &tensor.Tensor{Shape: []int{b, k}, Data: q.Data[skip*k : (skip+b)*k]}
 		codes[i] = q
 		qc := autograd.Const(q)
 		var sub *autograd.Var

@@ -454,13 +454,19 @@ func TestMoCoV3(t *testing.T) {
 
 func newTestSwAV(t *testing.T, freeze, queue int) *SwAV {
 	t.Helper()
+	return newTestSwAVAt(t, freeze, queue, 1)
+}
+
+// newTestSwAVAt is newTestSwAV with LARS at learning rate lr.
+func newTestSwAVAt(t *testing.T, freeze, queue int, lr float64) *SwAV {
+	t.Helper()
 	cfg := DefaultSwAVConfig(testBatch, 10, 100)
 	if cfg.Prototypes != 3000 || cfg.Epsilon != 0.05 || cfg.SinkhornIters != 3 || cfg.Temperature != 0.1 || cfg.FreezePrototypesSteps != 10 {
 		t.Fatalf("swav recipe %+v", cfg)
 	}
 	cfg.ProjHidden, cfg.ProjDim, cfg.Prototypes = 32, 16, 12
 	cfg.FreezePrototypesSteps, cfg.QueueLength = freeze, queue
-	cfg.Optim = testOptim("lars", 1)
+	cfg.Optim = testOptim("lars", lr)
 	m, err := NewSwAV(cfg, tinyResNet(t, 7), rand.New(rand.NewPCG(7, 3)))
 	if err != nil {
 		t.Fatal(err)

@@ -12,17 +12,18 @@ import (
 
 // Data-parallel training: K ranks each run a method on 1/K of every global
 // batch. The rule that keeps a K-rank run equal to a one-rank run with the
-// same global batch is this: every rank's loss is its share of the global
-// loss, every cross-rank dependency sums its gradient over the ranks
-// (gatherRows, synchronised BatchNorm), and the parameter gradients are
-// averaged (runStep). A loss that is a mean of per-image terms needs
+// same global batch is this: every rank's loss averages over its own rows,
+// so that the mean of the ranks' losses is the global loss; every
+// cross-rank dependency sums its gradient over the ranks (gatherRows,
+// synchronised BatchNorm); and the parameter gradients are averaged
+// (runStep). A loss that is a mean of per-image terms needs
 // nothing else; a loss that compares images with each other gathers what
 // it compares.
 
 // dataParallel are the methods whose losses are written for several ranks:
 // what each gathers is said in its Step's doc comment. The others refuse
 // to start under mpirun rather than train on per-rank statistics.
-var dataParallel = []string{"simclr", "mocov2", "mocov3", "byol", "mae", "barlow", "vicreg", "simsiam", "jigsaw", "dino"}
+var dataParallel = []string{"simclr", "mocov2", "mocov3", "byol", "mae", "barlow", "vicreg", "simsiam", "jigsaw", "dino", "swav"}
 
 // DataParallel reports whether the named method trains on several ranks.
 func DataParallel(method string) bool { return slices.Contains(dataParallel, method) }

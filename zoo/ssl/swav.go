@@ -116,15 +116,22 @@ func (m *SwAV) PrototypesFrozen(step int64) bool { return step < int64(m.Config.
 // images allowed). Consecutive views of the same size go through the
 // encoder as one batch and the projection head sees all crops at once, as
 // in the reference.
+//
+// Under data parallelism every rank's scores of the assignment crops are
+// gathered (values only: codes carry no gradient), so that Sinkhorn's
+// equal partition spans the global batch as SwAV's distributed_sinkhorn
+// does, and the global crops' embeddings of every rank are gathered into
+// the queue, which thus holds the same global rows on every rank.
 func (m *SwAV) Step(tp *autograd.Tape, views []*tensor.Tensor) (float32, error) {
 	g := m.Config.GlobalCrops
 	if err := checkViews("swav", views, max(2, g), false); err != nil {
 		return 0, err
 	}
-	if m.Queue != nil && m.Config.QueueLength%views[0].Shape[0] != 0 {
-		return 0, fmt.Errorf("swav: queue length %d is not a multiple of the batch size %d", m.Config.QueueLength, views[0].Shape[0])
-	}
+	rank, ranks := m.ranks()
 	b, step := views[0].Shape[0], m.steps
+	if m.Queue != nil && m.Config.QueueLength%(b*ranks) != 0 {
+		return 0, fmt.Errorf("swav: queue length %d is not a multiple of the batch size %d", m.Config.QueueLength, b*ranks)
+	}
 	w := m.Prototypes.Weight
 	useQueue := m.Queue != nil && step >= int64(m.Config.QueueStartStep)
 	var z *autograd.Var
@@ -145,13 +152,17 @@ func (m *SwAV) Step(tp *autograd.Tape, views []*tensor.Tensor) (float32, error) 
 				qs = append(qs, queueScores(blk, w.Value))
 			}
 		}
-		loss, _, err := SwAVLoss(tp, scores, qs, SwAVLossConfig{Batch: b, AssignCrops: assign,
-			Temperature: m.Config.Temperature, Epsilon: m.Config.Epsilon, Iterations: m.Config.SinkhornIters})
+		lc := SwAVLossConfig{Batch: b, AssignCrops: assign,
+			Temperature: m.Config.Temperature, Epsilon: m.Config.Epsilon, Iterations: m.Config.SinkhornIters}
+		if m.parallel() {
+			lc.Gather, lc.Rank = func(t *tensor.Tensor) *tensor.Tensor { return m.gatherValues("swav", t) }, rank
+		}
+		loss, _, err := SwAVLoss(tp, scores, qs, lc)
 		return loss, err
 	}, func() {
 		m.opt.Step()
 		if useQueue {
-			m.enqueue(z.Value, b)
+			m.enqueue(m.globalCrops(z.Value, b))
 		}
 		// Keep the stored prototypes on the unit sphere between steps too,
 		// so checkpoints and exports hold what the next step would use.
@@ -159,14 +170,36 @@ func (m *SwAV) Step(tp *autograd.Tape, views []*tensor.Tensor) (float32, error) 
 	})
 }
 
+// globalCrops is the embeddings of the global crops, [GlobalCrops, B, D]
+// crop by crop, of the global batch: z's own first crops on one process,
+// every rank's in rank order under data parallelism. b is this rank's
+// batch.
+func (m *SwAV) globalCrops(z *tensor.Tensor, b int) *tensor.Tensor {
+	g, d := m.Config.GlobalCrops, m.Config.ProjDim
+	own := &tensor.Tensor{Shape: []int{g * b, d}, Data: z.Data[:g*b*d]}
+	if !m.parallel() {
+		return &tensor.Tensor{Shape: []int{g, b, d}, Data: own.Data}
+	}
+	_, ranks := m.ranks()
+	all := m.gatherValues("swav queue", own) // [ranks][g][b][d]
+	out := tensor.New(g, ranks*b, d)
+	for r := range ranks {
+		for i := range g {
+			src := all.Data[(r*g+i)*b*d : (r*g+i+1)*b*d]
+			copy(out.Data[(i*ranks+r)*b*d:], src)
+		}
+	}
+	return out
+}
+
 // enqueue shifts each global crop's queue down by one batch and writes
-// that crop's embeddings (rows of z) at the top.
-func (m *SwAV) enqueue(z *tensor.Tensor, b int) {
-	l, d := m.Config.QueueLength, m.Config.ProjDim
+// that crop's embeddings (crops [GlobalCrops, B, D]) at the top.
+func (m *SwAV) enqueue(crops *tensor.Tensor) {
+	l, d, b := m.Config.QueueLength, m.Config.ProjDim, crops.Shape[1]
 	for i := range m.Config.GlobalCrops {
 		q := m.Queue.Data[i*l*d : (i+1)*l*d]
 		copy(q[b*d:], q[:(l-b)*d])
-		copy(q[:b*d], z.Data[i*b*d:(i+1)*b*d])
+		copy(q[:b*d], crops.Data[i*b*d:(i+1)*b*d])
 	}
 	m.QueueFilled = min(m.QueueFilled+int64(b), int64(l))
 }
