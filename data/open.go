@@ -16,12 +16,15 @@ type OpenOptions struct {
 }
 
 // DatasetSpecs documents the names Open accepts.
-const DatasetSpecs = "fashion-mnist, mnist, cifar10:DIR, cifar100:DIR, cifar100-coarse:DIR, folder:DIR"
+const DatasetSpecs = "fashion-mnist, mnist, emoji, cifar10:DIR, cifar100:DIR, cifar100-coarse:DIR, folder:DIR"
 
 // Open resolves a dataset name as the CLI's --data flag takes it:
 //
 //	fashion-mnist         Debian's dataset-fashion-mnist (or $SSLZOO_FASHION_MNIST_DIR)
 //	mnist                 the GoMNIST module's files (or $SSLZOO_MNIST_DIR)
+//	emoji                 npm emoji-datasource-google's 64-px colour emoji, 9 categories,
+//	                      fetched into the cache with npm on first use (emoji:DIR: a copy);
+//	                      a fixed 85/15 split (EmojiInTest)
 //	cifar10:DIR           CIFAR-10 binary batches in DIR (or DIR/cifar-10-batches-bin)
 //	cifar100:DIR          CIFAR-100 binary, fine labels; cifar100-coarse:DIR for the 20 coarse ones
 //	folder:DIR            an ImageFolder; DIR/train and DIR/test (or DIR/val) when
@@ -39,6 +42,8 @@ func Open(ctx context.Context, spec string, opts OpenOptions) (Dataset, error) {
 		return LoadFashionMNIST(dir, opts.Train)
 	case "mnist":
 		return LoadMNIST(ctx, dir, opts.Train)
+	case "emoji":
+		return OpenEmoji(ctx, dir, opts.Train)
 	case "cifar10", "cifar100", "cifar100-coarse":
 		if err := needDir(); err != nil {
 			return nil, err
