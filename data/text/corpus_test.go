@@ -230,7 +230,7 @@ func TestExtractBrownHostileMembers(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	n, err := extractBrown(buf.Bytes(), dir)
+	n, err := extractBrown(bytes.NewReader(buf.Bytes()), dir)
 	if err != nil || n != 1 {
 		t.Fatalf("extracted %d corpus files, %v; want 1", n, err)
 	}
