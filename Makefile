@@ -21,6 +21,7 @@ help:
 	@echo "make build  - build bin/sslzoo"
 	@echo "make bench  - sslzoo vs PyTorch, interleaved (BENCH_STEPS, BENCH_ROUNDS, BENCH_BATCH)"
 	@echo "make bench-learning - proof of learning: each SSL method in sslzoo and PyTorch, kNN on Fashion-MNIST (BUDGET=minutes|tiny)"
+	@echo "make bench-dist - data-parallel scaling: 1 process vs 2 mpirun ranks, allreduce bandwidth, bytes per step, 8-machine 10 GbE estimate"
 	@echo "make bench-learning-masked - proof of learning for MAE (kNN/linear vs random-init ViT) and MLM on Brown (vs unigram), each beside PyTorch"
 	@echo "make fmt    - gofmt the tree"
 	@echo "make lint   - gofmt check, go vet, staticcheck when installed"
@@ -72,6 +73,12 @@ bench-learning: setup build
 .PHONY: bench-learning-masked
 bench-learning-masked: setup build
 	./scripts/bench-learning-masked.sh
+
+# Data-parallel scaling: allreduce bandwidth, 1 process against 2 mpirun
+# ranks, bytes per step, and the 8-machine 10 GbE estimate (knobs in the script).
+.PHONY: bench-dist
+bench-dist: setup build
+	./scripts/bench-dist.sh
 
 # Full-size per-model conformance plus the per-op suite (`make test` runs
 # the same suites with the big architectures reduced).

@@ -43,6 +43,15 @@ static int sslzoo_mpi_bcast(float *buf, int n, int root) {
 
 static int sslzoo_mpi_barrier(void) { return MPI_Barrier(MPI_COMM_WORLD); }
 
+static int sslzoo_mpi_running(void) {
+	int init = 0, fin = 0;
+	MPI_Initialized(&init);
+	MPI_Finalized(&fin);
+	return init && !fin;
+}
+
+static void sslzoo_mpi_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
+
 static int sslzoo_mpi_error_string(int code, char *buf) {
 	int len = 0;
 	if (MPI_Error_string(code, buf, &len) != MPI_SUCCESS) return 0;
@@ -61,6 +70,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 	"unsafe"
 )
 
@@ -137,6 +147,26 @@ func (mpiWorld) barrier() error {
 		return mpiError(rc)
 	}
 	return nil
+}
+
+// abortGrace is how long MPI_Abort may take to end the job before the
+// process exits by itself; mpirun then takes the other ranks down for a
+// process that ended without MPI_Finalize.
+const abortGrace = 30 * time.Second
+
+func (mpiWorld) abort(_ error, line string) {
+	if C.sslzoo_mpi_running() == 0 {
+		return // after Finalize there is no job left to end
+	}
+	if line != "" {
+		fmt.Fprintln(stderr, line)
+	}
+	// MPI_Abort may come from a timer's goroutine while another thread is
+	// blocked in a collective (beyond MPI_THREAD_SERIALIZED); should it
+	// hang or return, the process ends all the same.
+	time.AfterFunc(abortGrace, func() { os.Exit(1) })
+	C.sslzoo_mpi_abort(1)
+	os.Exit(1)
 }
 
 func (mpiWorld) finalize() error {

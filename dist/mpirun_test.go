@@ -30,32 +30,7 @@ var mpirunArgs = []string{
 // ranks ran it and passed. Without -tags mpi it first builds a test binary
 // with the tag.
 func TestMPIRun(t *testing.T) {
-	mpirun, err := exec.LookPath("mpirun")
-	if err != nil {
-		t.Skip("mpirun not on PATH; install Debian openmpi-bin and libopenmpi-dev (scripts/setup.sh does)")
-	}
-	bin, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !mpiBuilt {
-		if _, err := exec.LookPath("mpicc"); err != nil {
-			t.Skip("mpicc not on PATH, so no MPI build; install Debian libopenmpi-dev (scripts/setup.sh does)")
-		}
-		if err := exec.Command("pkg-config", "--exists", "ompi").Run(); err != nil {
-			t.Skipf("pkg-config cannot find ompi (%v), which cgo needs for -tags mpi; install Debian pkgconf (scripts/setup.sh does)", err)
-		}
-		gobin, err := exec.LookPath("go")
-		if err != nil {
-			t.Skip("go not on PATH, so no MPI build of this test")
-		}
-		bin = filepath.Join(t.TempDir(), "dist-mpi.test")
-		build := exec.Command(gobin, "test", "-c", "-tags", "mpi", "-o", bin, ".")
-		build.Env = append(os.Environ(), "CGO_ENABLED=1")
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("go test -c -tags mpi: %v\n%s", err, out)
-		}
-	}
+	mpirun, bin := mpiTestBinary(t)
 	const np = 2
 	args := append([]string{"-np", fmt.Sprint(np)}, mpirunArgs...)
 	args = append(args, bin, "-test.run", "^TestMPIWorker$", "-test.v", "-test.count=1")
@@ -78,6 +53,40 @@ func TestMPIRun(t *testing.T) {
 			t.Errorf("no %q in mpirun's output", mark)
 		}
 	}
+}
+
+// mpiTestBinary returns mpirun's path and a test binary of this package
+// built with -tags mpi (this one, when it was), skipping where either
+// cannot be had.
+func mpiTestBinary(t *testing.T) (mpirun, bin string) {
+	t.Helper()
+	mpirun, err := exec.LookPath("mpirun")
+	if err != nil {
+		t.Skip("mpirun not on PATH; install Debian openmpi-bin and libopenmpi-dev (scripts/setup.sh does)")
+	}
+	bin, err = os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mpiBuilt {
+		if _, err := exec.LookPath("mpicc"); err != nil {
+			t.Skip("mpicc not on PATH, so no MPI build; install Debian libopenmpi-dev (scripts/setup.sh does)")
+		}
+		if err := exec.Command("pkg-config", "--exists", "ompi").Run(); err != nil {
+			t.Skipf("pkg-config cannot find ompi (%v), which cgo needs for -tags mpi; install Debian pkgconf (scripts/setup.sh does)", err)
+		}
+		gobin, err := exec.LookPath("go")
+		if err != nil {
+			t.Skip("go not on PATH, so no MPI build of this test")
+		}
+		bin = filepath.Join(t.TempDir(), "dist-mpi.test")
+		build := exec.Command(gobin, "test", "-c", "-tags", "mpi", "-o", bin, ".")
+		build.Env = append(os.Environ(), "CGO_ENABLED=1")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("go test -c -tags mpi: %v\n%s", err, out)
+		}
+	}
+	return mpirun, bin
 }
 
 // TestMPIWorker is one rank of TestMPIRun; on its own it skips. Every value

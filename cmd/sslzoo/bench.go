@@ -44,12 +44,13 @@ func benchCommand() *cli.Command {
 				Action: benchGemm,
 			},
 			benchServeCommand(),
+			benchAllreduceCommand(),
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return usagef("bench: unknown workload %q (want train, forward, gemm or serve)", c.Args().First())
+				return usagef("bench: unknown workload %q (want train, forward, gemm, serve or allreduce)", c.Args().First())
 			}
-			return usagef("bench: name a workload: train, forward, gemm or serve (run 'sslzoo bench --help')")
+			return usagef("bench: name a workload: train, forward, gemm, serve or allreduce (run 'sslzoo bench --help')")
 		},
 	}
 }

@@ -17,7 +17,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv(envRunCLI) == "1" {
 		os.Exit(run(os.Args, os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if mpiBinary.dir != "" {
+		os.RemoveAll(mpiBinary.dir)
+	}
+	os.Exit(code)
 }
 
 // runCLI runs the CLI in-process and returns its exit code and output.

@@ -216,6 +216,14 @@ func (t *trainer) run(ctx context.Context) (err error) {
 		return fmt.Errorf("sslzoo train: %w", err)
 	}
 	defer world.Finalize()
+	// A rank that fails before ssl.Train (which ends the job itself on a
+	// failure of one rank) would leave the others waiting for it.
+	inTrain := false
+	defer func() {
+		if err != nil && !inTrain {
+			world.Abort(err)
+		}
+	}()
 	if world.Rank() > 0 {
 		// One voice: rank 0 prints the run; the others only report errors.
 		t.stdout = io.Discard
@@ -318,6 +326,7 @@ func (t *trainer) run(ctx context.Context) (err error) {
 			})
 		},
 	}
+	inTrain = true
 	res, err := ssl.Train(ctx, cfg, train, hooks)
 	var ie *ssl.InterruptedError
 	var re *ssl.ResumeError

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,20 +26,7 @@ func TestTrainMPIMatchesOneRank(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds sslzoo with -tags mpi and runs mpirun")
 	}
-	for _, tool := range []string{"mpirun", "mpicc", "go"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not on PATH; install Debian openmpi-bin and libopenmpi-dev (scripts/setup.sh does)", tool)
-		}
-	}
-	if err := exec.Command("pkg-config", "--exists", "ompi").Run(); err != nil {
-		t.Skipf("pkg-config cannot find ompi (%v), which cgo needs for -tags mpi", err)
-	}
-	bin := filepath.Join(t.TempDir(), "sslzoo-mpi")
-	build := exec.Command("go", "build", "-tags", "mpi", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=1")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build -tags mpi: %v\n%s", err, out)
-	}
+	bin := buildMPIBinary(t)
 	for _, method := range []string{"simclr", "mocov2", "byol", "swav", "dino", "barlow"} {
 		t.Run(method, func(t *testing.T) {
 			flags := func(out string) []string {
@@ -121,4 +110,43 @@ func finalDiff(t *testing.T, a, b string) (overall, worst float64, worstName str
 		}
 	}
 	return maxDiff / maxVal, worst, worstName
+}
+
+// mpiBinary is the -tags mpi build the mpirun tests share, built once per
+// test process into a folder TestMain removes.
+var mpiBinary struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// buildMPIBinary builds sslzoo with -tags mpi (once), or skips where Open
+// MPI's tools are missing.
+func buildMPIBinary(t *testing.T) string {
+	t.Helper()
+	for _, tool := range []string{"mpirun", "mpicc", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not on PATH; install Debian openmpi-bin and libopenmpi-dev (scripts/setup.sh does)", tool)
+		}
+	}
+	if err := exec.Command("pkg-config", "--exists", "ompi").Run(); err != nil {
+		t.Skipf("pkg-config cannot find ompi (%v), which cgo needs for -tags mpi", err)
+	}
+	b := &mpiBinary
+	b.once.Do(func() {
+		if b.dir, b.err = os.MkdirTemp("", "sslzoo-mpi-test-*"); b.err != nil {
+			return
+		}
+		b.path = filepath.Join(b.dir, "sslzoo-mpi")
+		build := exec.Command("go", "build", "-tags", "mpi", "-o", b.path, ".")
+		build.Env = append(os.Environ(), "CGO_ENABLED=1")
+		if out, err := build.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build -tags mpi: %v\n%s", err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
 }

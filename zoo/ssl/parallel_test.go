@@ -195,6 +195,15 @@ func TestDataParallelResumeAnyWorldSize(t *testing.T) {
 			if n := len(recs); n == 0 || recs[n-1].WorldSize != sizes[1] || recs[0].WorldSize != sizes[0] {
 				t.Errorf("metrics records %+v: want world size %d, then %d", recs, sizes[0], sizes[1])
 			}
+			// Step records of 2 ranks say what a step sent; of one, nothing.
+			for _, r := range recs {
+				if r.Kind != "step" {
+					continue
+				}
+				if c := r.Comm; (r.WorldSize > 1) != (c != nil) || c != nil && !(c.Calls >= 3 && c.MiB > 0 && c.Seconds > 0) {
+					t.Errorf("step record at world size %d: communication %+v", r.WorldSize, c)
+				}
+			}
 		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"log"
@@ -231,6 +232,40 @@ type MetricsRecord struct {
 	KNNTop1   *float64 `json:"knn_top1,omitempty"`
 	KNNTop5   *float64 `json:"knn_top5,omitempty"`
 	KNNS      float64  `json:"knn_s,omitempty"`
+	// Comm, in step records of a data-parallel run, is what this rank's
+	// collectives carried per step over the record's steps.
+	Comm *CommRecord `json:"comm,omitempty"`
+}
+
+// CommRecord is a data-parallel step's communication, averaged over steps.
+type CommRecord struct {
+	// Calls counts collectives: gradient buckets, synchronised BatchNorm's
+	// statistics, gathers, and the loss and stop checks.
+	Calls float64 `json:"calls_per_step"`
+	// MiB is what this rank sent (an allreduce's buffer, an allgather's
+	// share).
+	MiB float64 `json:"mib_per_step"`
+	// Seconds is the time spent inside collectives, waiting for slower
+	// ranks included.
+	Seconds float64 `json:"s_per_step"`
+}
+
+// commPerStep is the traffic since earlier, per step over steps; nil on
+// one process.
+func commPerStep(world *dist.Comm, earlier dist.Stats, steps int) *CommRecord {
+	if world == nil || world.Size() < 2 || steps < 1 {
+		return nil
+	}
+	d, n := world.Stats().Sub(earlier), float64(steps)
+	return &CommRecord{Calls: float64(d.Calls) / n, MiB: float64(d.Floats) * 4 / (1 << 20) / n, Seconds: d.Wait.Seconds() / n}
+}
+
+// commStats is world's counters, or none on one process.
+func commStats(world *dist.Comm) dist.Stats {
+	if world == nil {
+		return dist.Stats{}
+	}
+	return world.Stats()
 }
 
 // TrainResult is a finished run.
@@ -358,7 +393,20 @@ func (c TrainConfig) withDefaults() (TrainConfig, zoo.Spec, error) {
 // A signal on cfg.Interrupt or the end of ctx stops the run between two
 // steps with a checkpoint saved, and returns an *InterruptedError. A
 // non-finite loss stops it naming the step and the last good checkpoint.
+//
+// With several ranks, the ranks first compare their configs and data sizes
+// (by hash), and all refuse to start where any differs. A rank that fails
+// later calls World.Abort, so that the others do not wait for it forever:
+// under MPI that ends the job; in-process the others return an error.
 func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHooks) (res *TrainResult, err error) {
+	// together is set where every rank returns the same way at the same
+	// point, so that none is left waiting and the job need not be aborted.
+	together := false
+	defer func() {
+		if err != nil && !together && worldSize(cfg.World) > 1 {
+			cfg.World.Abort(err)
+		}
+	}()
 	cfg, arch, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -373,6 +421,13 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 			idx[i] = i
 		}
 		ds = &data.Subset{Base: ds, Indices: idx}
+	}
+	if worldSize(cfg.World) > 1 {
+		if err := sameConfig(cfg, ds); err != nil {
+			var d *disagreement
+			together = errors.As(err, &d)
+			return nil, err
+		}
 	}
 	if ds.Len() == 0 {
 		return nil, fmt.Errorf("%s holds no images", name)
@@ -559,11 +614,11 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 	step := start
 	var lossSum float64
 	var lossN, imgs int
-	tLog := time.Now()
+	tLog, commLog := time.Now(), commStats(cfg.World)
 	// stepRecord averages the steps since the last record.
 	stepRecord := func(epoch int, lr float64, now time.Time) MetricsRecord {
 		return MetricsRecord{Kind: "step", WorldSize: ranks, Step: step, Epoch: epoch + 1, Loss: lossSum / float64(lossN), LR: lr,
-			ImgPerS: float64(imgs) / now.Sub(tLog).Seconds()}
+			ImgPerS: float64(imgs) / now.Sub(tLog).Seconds(), Comm: commPerStep(cfg.World, commLog, lossN)}
 	}
 	for epoch := int(start / int64(spe)); epoch < cfg.Epochs && step < total; epoch++ {
 		skip := 0
@@ -616,6 +671,7 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 				if sig == nil && cause == nil {
 					cause = errOtherRank
 				}
+				together = true
 				return nil, interrupted(sig, cause, step, epoch)
 			}
 			if shrunk {
@@ -652,7 +708,7 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 					it.Close()
 					return nil, err
 				}
-				lossSum, lossN, imgs, tLog = 0, 0, 0, now
+				lossSum, lossN, imgs, tLog, commLog = 0, 0, 0, now, commStats(cfg.World)
 			}
 			if hooks.Step != nil {
 				hooks.Step(TrainStep{Step: step, Epoch: epoch + 1, Loss: loss, LR: lr, Images: n,
@@ -706,7 +762,7 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 			hooks.Epoch(TrainEpoch{Record: rec, KNN: knn})
 		}
 		// The next interval's throughput excludes the monitor and the save.
-		lossSum, lossN, imgs, tLog = 0, 0, 0, time.Now()
+		lossSum, lossN, imgs, tLog, commLog = 0, 0, 0, time.Now(), commStats(cfg.World)
 	}
 	if err := saveCkpt(step); err != nil {
 		return nil, err
@@ -753,6 +809,70 @@ func agree(w *dist.Comm, stop, skip bool) (anyStop, anySkip bool, err error) {
 		return false, false, err
 	}
 	return flags[0] > 0, flags[1] > 0, nil
+}
+
+// sameConfig fails, on every rank alike, when the ranks were given
+// different configs or data sizes: each field that determines the math is
+// hashed into two 24-bit pieces (integers a float32 holds exactly), and
+// the pieces are gathered. The data's size and channels count too: a
+// dataset type that ImageChannels does not know is taken as RGB. Out, Workers, Warn, the logging and checkpoint
+// cadence, the monitor and the hooks may differ.
+func sameConfig(cfg TrainConfig, ds data.Dataset) error {
+	channels, toRGB := ImageChannels(ds)
+	var norm any
+	if cfg.Norm != nil {
+		norm = [][]float64{cfg.Norm.Mean, cfg.Norm.Std}
+	}
+	fields := []struct {
+		name  string
+		value any
+	}{
+		{"method", cfg.Method}, {"data", cfg.Data}, {"arch", cfg.Arch}, {"width", cfg.Width}, {"size", cfg.Size},
+		{"epochs", cfg.Epochs}, {"batch", cfg.Batch}, {"seed", cfg.Seed}, {"recipe", cfg.Recipe}, {"lr", cfg.LR},
+		{"limit", cfg.Limit}, {"queue", cfg.Queue}, {"local crops", cfg.LocalCrops}, {"pool", cfg.Pool},
+		{"permutations", cfg.Permutations}, {"normalisation", norm}, {"max steps", cfg.MaxSteps}, {"resume", cfg.Resume},
+		{"data size", ds.Len()}, {"image channels", fmt.Sprint(channels, toRGB)},
+	}
+	mine := make([]float32, 2*len(fields))
+	for i, f := range fields {
+		h := fnv.New64a()
+		fmt.Fprintf(h, "%s=%v", f.name, f.value)
+		v := h.Sum64()
+		mine[2*i], mine[2*i+1] = float32(v&(1<<24-1)), float32(v>>24&(1<<24-1))
+	}
+	all, err := cfg.World.Allgather(mine)
+	if err != nil {
+		return fmt.Errorf("comparing the ranks' configs: %w", err)
+	}
+	d := &disagreement{rank: -1}
+	for i, f := range fields {
+		for r := 1; r < cfg.World.Size(); r++ {
+			row := all[r*len(mine):]
+			if row[2*i] != all[2*i] || row[2*i+1] != all[2*i+1] {
+				d.fields = append(d.fields, f.name)
+				if d.rank < 0 || r < d.rank {
+					d.rank = r
+				}
+				break
+			}
+		}
+	}
+	if d.rank < 0 {
+		return nil
+	}
+	return d
+}
+
+// disagreement is sameConfig's error: the fields that differ, and the
+// first rank where one does.
+type disagreement struct {
+	fields []string
+	rank   int
+}
+
+func (d *disagreement) Error() string {
+	return fmt.Sprintf("ranks disagree on %s (rank %d differs from rank 0): start every rank with the same flags and data",
+		strings.Join(d.fields, ", "), d.rank)
 }
 
 // nopWriteCloser stands for the metrics file on the ranks that do not
