@@ -93,6 +93,41 @@ func (w *world) averageGrads(params []nn.Param) error {
 	return w.reducer.AllreduceMean(grads)
 }
 
+// fromRankZero copies rank 0's parameters and buffers into every rank's m,
+// in one broadcast. Ranks built from the same seed (or checkpoint) already
+// agree; this makes it so whatever a rank's initialisation did, as DDP
+// does at its start.
+func fromRankZero(c *dist.Comm, m nn.Module) error {
+	if c == nil || c.Size() < 2 {
+		return nil
+	}
+	s := &nn.State{}
+	m.CollectState("", s)
+	var ts [][]float32
+	total := 0
+	for _, p := range s.Params {
+		ts = append(ts, p.Var.Value.Data)
+		total += len(p.Var.Value.Data)
+	}
+	for _, b := range s.Buffers {
+		if b.T != nil {
+			ts = append(ts, b.T.Data)
+			total += len(b.T.Data)
+		}
+	}
+	flat := make([]float32, 0, total)
+	for _, t := range ts {
+		flat = append(flat, t...)
+	}
+	if err := c.Bcast(flat, 0); err != nil {
+		return fmt.Errorf("copying rank 0's weights: %w", err)
+	}
+	for _, t := range ts {
+		flat = flat[copy(t, flat):]
+	}
+	return nil
+}
+
 // gatherValues is every rank's rows of t [n, ...] stacked in rank order,
 // with no gradient: t itself on one rank. op names the caller in errors.
 func (w *world) gatherValues(op string, t *tensor.Tensor) *tensor.Tensor {

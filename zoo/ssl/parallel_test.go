@@ -282,3 +282,36 @@ func rowsOf(views []*tensor.Tensor, r, k int) []*tensor.Tensor {
 	}
 	return out
 }
+
+// fromRankZero leaves every rank with rank 0's weights and buffers, even
+// when the ranks were initialised differently.
+func TestFromRankZero(t *testing.T) {
+	a, b := newTestSwAV(t, 0, 2*testBatch), newTestSwAV(t, 0, 2*testBatch)
+	b.Prototypes.Weight.Value.Data[0] += 1
+	b.Queue.Data[3] = 7
+	if o, _, _ := stateDiff(t, a, b); o == 0 {
+		t.Fatal("the two models start equal; the test would prove nothing")
+	}
+	comms, err := dist.NewInProcess(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for r, m := range []*SwAV{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[r] = fromRankZero(comms[r], m)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o, _, _ := stateDiff(t, a, b); o != 0 {
+		t.Errorf("after the broadcast the ranks differ by %.3g", o)
+	}
+}

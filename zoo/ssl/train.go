@@ -539,6 +539,9 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 			return nil, &ResumeError{Path: cfg.Resume, Err: fmt.Errorf("%s is at step %d, past the run's %d steps", cfg.Resume, start, total)}
 		}
 	}
+	if err := fromRankZero(cfg.World, method); err != nil {
+		return nil, err
+	}
 	flag := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
 	if cfg.Resume != "" {
 		flag = os.O_CREATE | os.O_WRONLY | os.O_APPEND
