@@ -103,7 +103,7 @@ func mocoV3Contrastive(tp *autograd.Tape, q, k *autograd.Var, temperature float3
 		autograd.Failf("MoCoV3Contrastive", "temperature %g must be positive", temperature)
 	}
 	qn := tp.L2Normalize(q, 1, normEps)
-	kn := gatherRows(tp, tp.Detach(tp.L2Normalize(k, 1, normEps)), w)
+	kn := autograd.Const(w.gatherValues("MoCoV3Contrastive", tp.L2Normalize(k, 1, normEps).Value))
 	logits := tp.MulScalar(tp.MatMulT(qn, kn, false, true), 1/temperature)
 	rank, _ := w.ranks()
 	targets := make([]int, sq[0])
