@@ -190,6 +190,12 @@ func (m *ResNet) OutputDim() int {
 // Features maps images [N, InChannels, H, W] to pooled features
 // [N, FeatureDim], skipping the classifier.
 func (m *ResNet) Features(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
+	return tp.GlobalAvgPool(m.FeatureMap(tp, x))
+}
+
+// FeatureMap is the last stage's output before the pool, [N, FeatureDim,
+// h, w]: what dense heads (Colorization's) predict from.
+func (m *ResNet) FeatureMap(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
 	if s := x.Shape(); len(s) != 4 || s[1] != m.Config.InChannels {
 		autograd.Failf("ResNet", "input shape %v, want [N, %d, H, W]", s, m.Config.InChannels)
 	}
@@ -202,7 +208,7 @@ func (m *ResNet) Features(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
 			x = b.Forward(tp, x)
 		}
 	}
-	return tp.GlobalAvgPool(x)
+	return x
 }
 
 // Forward maps images to class logits [N, NumClasses], or to pooled

@@ -254,6 +254,20 @@ func (m *ViT) Features(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
 	return m.NormPooled(tp, x, m.Config.Pool)
 }
 
+// FeatureMap is the patch tokens after the final norm (when the ViT has
+// one) on their grid, [N, Dim, H/PatchSize, W/PatchSize]: what dense heads
+// (Colorization's) predict from.
+func (m *ViT) FeatureMap(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
+	s, p, d := x.Shape(), m.Config.PatchSize, m.Config.Dim
+	h := m.Encode(tp, m.Embed(tp, x))
+	if m.Norm != nil {
+		h = m.Norm.Forward(tp, h)
+	}
+	gh, gw := s[2]/p, s[3]/p
+	patches := tp.Slice(h, 1, 1, 1+gh*gw) // [N, gh*gw, D]
+	return tp.Reshape(tp.Transpose(patches, 0, 2, 1), s[0], d, gh, gw)
+}
+
 // NormPooled pools the tokens after the final norm, as pool says: "cls"
 // (the class token) or "norm-mean" (the mean of the patch tokens),
 // whatever the ViT's own Pool. It needs Norm, so a ViT built with Pool

@@ -26,7 +26,7 @@ import (
 
 // trainMethods are the two-view (and multi-crop) methods `sslzoo train`
 // runs; mae (ViTs only) and mlm (text) have subcommands of their own.
-var trainMethods = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "barlow", "vicreg", "simsiam", "dino", "jigsaw"}
+var trainMethods = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "barlow", "vicreg", "simsiam", "dino", "jigsaw", "colorization"}
 
 // maeUsage is the one-line description of `sslzoo train mae`.
 const maeUsage = "MAE: ViT encoder on 25% of the patches, light decoder, pixel loss on the hidden ones, AdamW + warmup-cosine"
@@ -78,16 +78,17 @@ func trainCommand() *cli.Command {
 		return t.run(c.Context)
 	}
 	usage := map[string]string{
-		"simclr":  "SimCLR: NT-Xent on two views, projection head with BN, LARS + warmup-cosine",
-		"mocov2":  "MoCo v2: momentum encoder, queue of negatives, InfoNCE, SGD + cosine",
-		"mocov3":  "MoCo v3: no queue, predictor, symmetric loss, cosine momentum",
-		"byol":    "BYOL: online/target networks, predictor, normalised MSE, EMA 0.996 -> 1",
-		"swav":    "SwAV: prototypes, Sinkhorn-Knopp, swapped prediction, multi-crop",
-		"barlow":  "Barlow Twins: cross-correlation of two views to the identity, lambda 5e-3, LARS + warmup-cosine",
-		"vicreg":  "VICReg: invariance + variance + covariance terms (25/25/1), expander, LARS + warmup-cosine",
-		"simsiam": "SimSiam: predictor, stop-gradient, negative cosine, no momentum encoder, SGD + cosine",
-		"dino":    "DINO: self-distillation from an EMA teacher, centring and sharpening, multi-crop, AdamW (ViT) or SGD (ResNet)",
-		"jigsaw":  "Jigsaw: 3x3 tiles with random gaps, shuffled by one of --permutations max-Hamming orders, shared trunk, classifier, SGD + cosine",
+		"simclr":       "SimCLR: NT-Xent on two views, projection head with BN, LARS + warmup-cosine",
+		"mocov2":       "MoCo v2: momentum encoder, queue of negatives, InfoNCE, SGD + cosine",
+		"mocov3":       "MoCo v3: no queue, predictor, symmetric loss, cosine momentum",
+		"byol":         "BYOL: online/target networks, predictor, normalised MSE, EMA 0.996 -> 1",
+		"swav":         "SwAV: prototypes, Sinkhorn-Knopp, swapped prediction, multi-crop",
+		"barlow":       "Barlow Twins: cross-correlation of two views to the identity, lambda 5e-3, LARS + warmup-cosine",
+		"vicreg":       "VICReg: invariance + variance + covariance terms (25/25/1), expander, LARS + warmup-cosine",
+		"simsiam":      "SimSiam: predictor, stop-gradient, negative cosine, no momentum encoder, SGD + cosine",
+		"dino":         "DINO: self-distillation from an EMA teacher, centring and sharpening, multi-crop, AdamW (ViT) or SGD (ResNet)",
+		"jigsaw":       "Jigsaw: 3x3 tiles with random gaps, shuffled by one of --permutations max-Hamming orders, shared trunk, classifier, SGD + cosine",
+		"colorization": "Colorization: predict the ab colours of a grey image as 262 Lab bins, class-rebalanced cross-entropy, AdamW + cosine (colour data: --data emoji)",
 	}
 	var subs []*cli.Command
 	for _, m := range trainMethods {

@@ -32,11 +32,17 @@ type Run struct {
 	// Permutations is Jigsaw's number of puzzle classes (0 means
 	// DefaultJigsawPermutations).
 	Permutations int
+	// Mean and Std are the per-channel normalisation the backbone's
+	// input follows (the TrainSpec's). Colorization normalises its grey
+	// input with them (nil: ImageNet's); the other methods get normalised
+	// views and ignore them.
+	Mean, Std []float64
 }
 
 // methodNames are the registered methods: the seed's five, MAE, the
-// redundancy-reduction and stop-gradient methods, DINO, then Jigsaw.
-var methodNames = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "mae", "barlow", "vicreg", "simsiam", "dino", "jigsaw"}
+// redundancy-reduction and stop-gradient methods, DINO, then Jigsaw and
+// Colorization.
+var methodNames = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "mae", "barlow", "vicreg", "simsiam", "dino", "jigsaw", "colorization"}
 
 // MethodNames lists the methods New builds.
 func MethodNames() []string { return append([]string(nil), methodNames...) }
@@ -149,6 +155,16 @@ func New(name string, backbone Encoder, run Run, rng *rand.Rand) (Method, error)
 		c.Seed = rng.Uint64()
 		setLR(&c.Optim)
 		return NewJigsaw(c, backbone, rng)
+	case "colorization":
+		if cifar {
+			return nil, fmt.Errorf("colorization: solo-learn has no Colorization config, so there is no %s recipe; Colorization has the %s recipe only", RecipeCIFAR, RecipePaper)
+		}
+		c := DefaultColorizationConfig(b, s, e)
+		if run.Mean != nil || run.Std != nil {
+			c.Mean, c.Std = run.Mean, run.Std
+		}
+		setLR(&c.Optim)
+		return NewColorization(c, backbone, rng)
 	case "mae":
 		if cifar {
 			return nil, fmt.Errorf("mae: the %s recipe covers the contrastive and clustering methods; MAE has the %s recipe only", RecipeCIFAR, RecipePaper)

@@ -493,7 +493,8 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 		return nil, err
 	}
 	method, err := New(spec.Method, enc, Run{Batch: cfg.Batch, StepsPerEpoch: spe, Epochs: cfg.Epochs,
-		Recipe: spec.Recipe, LR: spec.LR, Queue: spec.Queue, Size: spec.Size, Permutations: spec.Permutations}, rng)
+		Recipe: spec.Recipe, LR: spec.LR, Queue: spec.Queue, Size: spec.Size, Permutations: spec.Permutations,
+		Mean: spec.Mean, Std: spec.Std}, rng)
 	if err != nil {
 		return nil, err
 	}

@@ -119,7 +119,8 @@ func (s TrainSpec) NewBackbone(rng *rand.Rand) (Encoder, error) {
 // LocalCrops local crops; DINO SwAV's multi-crop pipeline (its crop scales,
 // 0.14-1 global and 0.05-0.14 local, are those of DINO's ResNet-50 run;
 // its ViT runs take 0.4-1 and 0.05-0.4 and solarise one global crop); MAE
-// one crop; Jigsaw one square crop, which Step cuts into its puzzle. toRGB
+// one crop; Jigsaw one square crop, which Step cuts into its puzzle;
+// Colorization one square crop, mirrored at random and not normalised. toRGB
 // converts every image to RGB first (folder images).
 func (s TrainSpec) Views(toRGB bool) ([]augment.Transform, error) {
 	norm := &augment.Normalization{Mean: s.Mean, Std: s.Std}
@@ -140,6 +141,16 @@ func (s TrainSpec) Views(toRGB bool) ([]augment.Transform, error) {
 		views = []augment.Transform{augment.Compose{
 			augment.RandomResizedCrop{H: s.Size, W: s.Size, Scale: [2]float64{0.75, 1}, Ratio: [2]float64{1, 1}},
 			*norm,
+		}}
+	case "colorization":
+		// The reference's random square crops (176 of 256 px, 47% of the
+		// area) and mirroring, as a square crop of 47% to 100% of the
+		// area resized to Size; no colour augmentation and no
+		// normalisation: Step reads the true colours in [0, 1] and
+		// normalises the grey input itself.
+		views = []augment.Transform{augment.Compose{
+			augment.RandomResizedCrop{H: s.Size, W: s.Size, Scale: [2]float64{0.47, 1}, Ratio: [2]float64{1, 1}},
+			augment.RandomHorizontalFlip{P: 0.5},
 		}}
 	case "mae":
 		// RandomResizedCrop with scale (0.2, 1) and a horizontal flip
