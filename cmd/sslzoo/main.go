@@ -68,6 +68,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			trainCommand(),
 			evalCommand(),
 			reconstructCommand(),
+			colorizeCommand(),
 			exportCommand(),
 			importCommand(),
 			embedCommand(),

@@ -505,3 +505,52 @@ func (m *Colorization) PredictAB(images *tensor.Tensor, t float64) (*tensor.Tens
 	}
 	return out, nil
 }
+
+// Colorize recolours sRGB images [N, 3, H, W] in [0, 1] from their
+// lightness alone: each pixel keeps its L and takes the predicted ab
+// (PredictAB at temperature t), resized bilinearly from the target grid to
+// the full image. It also returns the grey the network saw.
+func (m *Colorization) Colorize(images *tensor.Tensor, t float64) (colour, grey *tensor.Tensor, err error) {
+	ab, err := m.PredictAB(images, t)
+	if err != nil {
+		return nil, nil, err
+	}
+	n, h, w := images.Shape[0], images.Shape[2], images.Shape[3]
+	th, tw := ab.Shape[2], ab.Shape[3]
+	mh, mw := bilinearMatrix(th, h), bilinearMatrix(tw, w)
+	colour, grey = tensor.New(n, 3, h, w), tensor.New(n, 3, h, w)
+	hw := h * w
+	tensor.Parallel(n, hw*200, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			src := images.Data[i*3*hw : (i+1)*3*hw]
+			abi := ab.Data[i*2*th*tw : (i+1)*2*th*tw]
+			for y := range h {
+				for x := range w {
+					// Each output pixel mixes at most 2x2 grid cells.
+					var a, b float64
+					for p := range th {
+						wy := mh[y*th+p]
+						if wy == 0 {
+							continue
+						}
+						for q := range tw {
+							if wx := mw[x*tw+q]; wx != 0 {
+								a += wy * wx * float64(abi[p*tw+q])
+								b += wy * wx * float64(abi[th*tw+p*tw+q])
+							}
+						}
+					}
+					px := y*w + x
+					l, _, _ := SRGBToLab(float64(src[px]), float64(src[hw+px]), float64(src[2*hw+px]))
+					r, g, bl := LabToSRGB(l, a, b)
+					gr := srgbGray(float64(src[px]), float64(src[hw+px]), float64(src[2*hw+px]))
+					for c, v := range [3]float64{r, g, bl} {
+						colour.Data[(i*3+c)*hw+px] = float32(min(1, max(0, v)))
+						grey.Data[(i*3+c)*hw+px] = float32(gr)
+					}
+				}
+			}
+		}
+	})
+	return colour, grey, nil
+}

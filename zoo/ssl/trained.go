@@ -69,28 +69,13 @@ func LoadEncoderPooled(path, pool string, rng *rand.Rand, randomInit bool) (Enco
 // LoadMAECheckpoint rebuilds the MAE (encoder and decoder) an MAE run's
 // CheckpointFile was written by and loads its weights, in eval mode.
 func LoadMAECheckpoint(path string) (*MAE, TrainSpec, error) {
-	f, err := weights.Read(path)
+	spec, cfgJSON, enc, rng, err := readTrainingCheckpoint(path, "mae", "the encoder", "reconstruction needs the decoder")
 	if err != nil {
 		return nil, TrainSpec{}, err
-	}
-	var spec TrainSpec
-	if err := json.Unmarshal([]byte(f.Metadata[CheckpointMetaTrain]), &spec); err != nil {
-		if _, final := f.Metadata[MetaTrain]; final {
-			return nil, TrainSpec{}, fmt.Errorf("%s holds the encoder only; reconstruction needs the decoder: use %s from the same run", path, CheckpointFile)
-		}
-		return nil, TrainSpec{}, fmt.Errorf("%s is not an sslzoo training checkpoint (no %s metadata)", path, CheckpointMetaTrain)
-	}
-	if spec.Method != "mae" {
-		return nil, TrainSpec{}, fmt.Errorf("%s was written by %q training, not mae", path, spec.Method)
 	}
 	var cfg MAEConfig
-	if err := json.Unmarshal([]byte(f.Metadata[CheckpointMetaMethodConfig]), &cfg); err != nil {
+	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
 		return nil, TrainSpec{}, fmt.Errorf("%s: MAE config: %w", path, err)
-	}
-	rng := rand.New(rand.NewPCG(spec.Seed, 0))
-	enc, err := spec.NewBackbone(rng)
-	if err != nil {
-		return nil, TrainSpec{}, err
 	}
 	vit, ok := enc.(*zoo.ViT)
 	if !ok {
@@ -105,4 +90,54 @@ func LoadMAECheckpoint(path string) (*MAE, TrainSpec, error) {
 	}
 	m.SetTraining(false)
 	return m, spec, nil
+}
+
+// LoadColorizationCheckpoint rebuilds a Colorization model, backbone and
+// colour head, from a training checkpoint (CheckpointFile of a
+// colorization run; FinalFile holds the backbone only), for Colorize.
+func LoadColorizationCheckpoint(path string) (*Colorization, TrainSpec, error) {
+	spec, cfgJSON, enc, rng, err := readTrainingCheckpoint(path, "colorization", "the backbone", "colouring needs the colour head")
+	if err != nil {
+		return nil, TrainSpec{}, err
+	}
+	var cfg ColorizationConfig
+	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
+		return nil, TrainSpec{}, fmt.Errorf("%s: colorization config: %w", path, err)
+	}
+	m, err := NewColorization(cfg, enc, rng)
+	if err != nil {
+		return nil, TrainSpec{}, err
+	}
+	if _, _, err := nn.LoadCheckpoint(path, m, nil, nil); err != nil {
+		return nil, TrainSpec{}, err
+	}
+	m.SetTraining(false)
+	return m, spec, nil
+}
+
+// readTrainingCheckpoint reads the run spec and method config of a
+// training checkpoint written by method, and builds a fresh backbone from
+// the spec seeded as the run was. For a final weights file given instead,
+// the error says it holds only part and what need is missing.
+func readTrainingCheckpoint(path, method, part, need string) (TrainSpec, []byte, Encoder, *rand.Rand, error) {
+	f, err := weights.Read(path)
+	if err != nil {
+		return TrainSpec{}, nil, nil, nil, err
+	}
+	var spec TrainSpec
+	if err := json.Unmarshal([]byte(f.Metadata[CheckpointMetaTrain]), &spec); err != nil {
+		if _, final := f.Metadata[MetaTrain]; final {
+			return TrainSpec{}, nil, nil, nil, fmt.Errorf("%s holds %s only; %s: use %s from the same run", path, part, need, CheckpointFile)
+		}
+		return TrainSpec{}, nil, nil, nil, fmt.Errorf("%s is not an sslzoo training checkpoint (no %s metadata)", path, CheckpointMetaTrain)
+	}
+	if spec.Method != method {
+		return TrainSpec{}, nil, nil, nil, fmt.Errorf("%s was written by %q training, not %s", path, spec.Method, method)
+	}
+	rng := rand.New(rand.NewPCG(spec.Seed, 0))
+	enc, err := spec.NewBackbone(rng)
+	if err != nil {
+		return TrainSpec{}, nil, nil, nil, err
+	}
+	return spec, []byte(f.Metadata[CheckpointMetaMethodConfig]), enc, rng, nil
 }
