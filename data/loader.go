@@ -34,6 +34,13 @@ type LoaderConfig struct {
 	Views []augment.Transform
 	// Warn receives skipped samples (ErrSkipSample); nil means log.Printf.
 	Warn func(error)
+	// Order, when set, gives each epoch's sample order in place of the
+	// shuffle: Len() of the dataset's indices, repeats allowed (DeepCluster
+	// samples uniformly over its pseudo-labels). A sample's augmentation
+	// draw still depends only on (Seed, epoch, index), and a repeat of an
+	// index within the epoch draws anew (its k-th occurrence is seeded by
+	// k too), so the batches stay fixed by the list.
+	Order func(epoch int) []int
 	// Shards > 1 makes this loader one of that many data-parallel ranks,
 	// number Shard: every batch of BatchSize (the global batch, in the
 	// same order and with the same augmentation draws as one loader would
@@ -92,8 +99,12 @@ func (l *Loader) Len() int {
 	return (n + b - 1) / b
 }
 
-// Order returns the sample order of an epoch.
+// Order returns the sample order of an epoch: LoaderConfig.Order's list
+// when it is set, else the (shuffled) dataset order.
 func (l *Loader) Order(epoch int) []int {
+	if l.cfg.Order != nil {
+		return l.cfg.Order(epoch)
+	}
 	idx := make([]int, l.ds.Len())
 	for i := range idx {
 		idx[i] = i
@@ -115,8 +126,40 @@ func mix(x uint64) uint64 {
 }
 
 // SampleRNG is the generator that augments sample index in an epoch.
-func (l *Loader) SampleRNG(epoch, index int) *rand.Rand {
-	return rand.New(rand.NewPCG(mix(l.cfg.Seed^mix(uint64(epoch))), mix(uint64(index))))
+func (l *Loader) SampleRNG(epoch, index int) *rand.Rand { return l.sampleRNG(epoch, index, 0) }
+
+// sampleRNG is SampleRNG for the rep-th repeat (from 0) of index within
+// an epoch whose LoaderConfig.Order lists it more than once.
+func (l *Loader) sampleRNG(epoch, index, rep int) *rand.Rand {
+	stream := mix(uint64(index))
+	if rep > 0 {
+		stream = mix(stream ^ mix(uint64(rep)|1<<63))
+	}
+	return rand.New(rand.NewPCG(mix(l.cfg.Seed^mix(uint64(epoch))), stream))
+}
+
+// checkOrder validates an epoch's LoaderConfig.Order list and returns
+// each entry's repeat number (nil when no index repeats).
+func (l *Loader) checkOrder(order []int) ([]int, error) {
+	n := l.ds.Len()
+	if len(order) != n {
+		return nil, fmt.Errorf("the epoch's order lists %d samples, want the dataset's %d", len(order), n)
+	}
+	seen := make([]int32, n)
+	var reps []int
+	for i, idx := range order {
+		if idx < 0 || idx >= n {
+			return nil, fmt.Errorf("the epoch's order entry %d is sample %d, outside [0, %d)", i, idx, n)
+		}
+		if k := seen[idx]; k > 0 {
+			if reps == nil {
+				reps = make([]int, n)
+			}
+			reps[i] = int(k)
+		}
+		seen[idx]++
+	}
+	return reps, nil
 }
 
 // Batch is one batch: Views[v] is [N, C, H, W] for view v, Labels and
@@ -162,6 +205,7 @@ func (l *Loader) getTensor(n, c, h, w int) *tensor.Tensor {
 // batchState collects the samples of one batch as workers finish them.
 type batchState struct {
 	indices []int
+	reps    []int // repeat numbers of the indices (nil: none repeats)
 	labels  []int
 	ok      []bool // false for skipped samples
 	views   []*tensor.Tensor
@@ -188,6 +232,7 @@ type Iterator struct {
 
 	waited  time.Duration
 	batches int
+	err     error // a bad LoaderConfig.Order list, returned by Next
 }
 
 // Epoch starts the workers for one epoch. Call Close when done (also after
@@ -197,6 +242,15 @@ func (l *Loader) Epoch(ctx context.Context, epoch int) *Iterator {
 	it := &Iterator{l: l, epoch: epoch, ctx: ctx, cancel: cancel, ready: make(chan *batchState, l.cfg.Prefetch)}
 	jobs := make(chan job, l.cfg.BatchSize)
 	order := l.Order(epoch)
+	var reps []int
+	if l.cfg.Order != nil {
+		var err error
+		if reps, err = l.checkOrder(order); err != nil {
+			it.err = fmt.Errorf("loader epoch %d: %w", epoch, err)
+			close(it.ready)
+			return it
+		}
+	}
 	nb := l.Len()
 	it.wg.Add(1 + l.cfg.Workers)
 	go func() {
@@ -204,9 +258,13 @@ func (l *Loader) Epoch(ctx context.Context, epoch int) *Iterator {
 		defer close(jobs)
 		defer close(it.ready)
 		for b := 0; b < nb; b++ {
-			idx := append([]int(nil), l.shardOf(order[b*l.cfg.BatchSize:min((b+1)*l.cfg.BatchSize, len(order))])...)
+			lo, hi := b*l.cfg.BatchSize, min((b+1)*l.cfg.BatchSize, len(order))
+			idx := append([]int(nil), l.shardOf(order[lo:hi])...)
 			bs := &batchState{indices: idx, labels: make([]int, len(idx)), ok: make([]bool, len(idx)),
 				views: make([]*tensor.Tensor, len(l.cfg.Views)), done: make(chan struct{})}
+			if reps != nil {
+				bs.reps = l.shardOf(reps[lo:hi])
+			}
 			bs.left.Store(int32(len(idx)))
 			// The send blocks while Prefetch batches wait for the trainer,
 			// which bounds the work (and memory) ahead of it.
@@ -267,7 +325,11 @@ func (it *Iterator) process(j job) {
 		if err != nil {
 			return err
 		}
-		rng := l.SampleRNG(it.epoch, idx)
+		rep := 0
+		if b.reps != nil {
+			rep = b.reps[j.row]
+		}
+		rng := l.sampleRNG(it.epoch, idx, rep)
 		for v, tr := range l.cfg.Views {
 			in := img
 			if v < len(l.cfg.Views)-1 {
@@ -325,6 +387,9 @@ func (b *batchState) view(l *Loader, v int, m *augment.Image) (*tensor.Tensor, e
 func (it *Iterator) Next() (*Batch, error) {
 	if it.closed.Load() {
 		return nil, errors.New("loader: Next after Close")
+	}
+	if it.err != nil {
+		return nil, it.err
 	}
 	start := time.Now()
 	var b *batchState

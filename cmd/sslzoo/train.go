@@ -26,7 +26,7 @@ import (
 
 // trainMethods are the two-view (and multi-crop) methods `sslzoo train`
 // runs; mae (ViTs only) and mlm (text) have subcommands of their own.
-var trainMethods = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "barlow", "vicreg", "simsiam", "dino", "jigsaw", "colorization"}
+var trainMethods = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "barlow", "vicreg", "simsiam", "dino", "jigsaw", "colorization", "deepcluster"}
 
 // maeUsage is the one-line description of `sslzoo train mae`.
 const maeUsage = "MAE: ViT encoder on 25% of the patches, light decoder, pixel loss on the hidden ones, AdamW + warmup-cosine"
@@ -89,6 +89,7 @@ func trainCommand() *cli.Command {
 		"dino":         "DINO: self-distillation from an EMA teacher, centring and sharpening, multi-crop, AdamW (ViT) or SGD (ResNet)",
 		"jigsaw":       "Jigsaw: 3x3 tiles with random gaps, shuffled by one of --permutations max-Hamming orders, shared trunk, classifier, SGD + cosine",
 		"colorization": "Colorization: predict the ab colours of a grey image as 262 Lab bins, class-rebalanced cross-entropy, AdamW + cosine (colour data: --data emoji)",
+		"deepcluster":  "DeepCluster: k-means (100 clusters, 20 iterations) of the PCA-whitened features every epoch, classifier on the pseudo-labels, uniform sampling over clusters, SGD",
 	}
 	var subs []*cli.Command
 	for _, m := range trainMethods {

@@ -87,7 +87,12 @@ func TestTrainEveryMethod(t *testing.T) {
 	for _, m := range trainMethods {
 		t.Run(m, func(t *testing.T) {
 			out := t.TempDir()
-			code, stdout, stderr := runCLI(append([]string{"train", m}, tinyArgs(out)...)...)
+			args, channels, trainN, testN := tinyArgs(out), 1, 32, 16
+			if m == "colorization" {
+				// It needs colour: a folder set, whose every image is in both splits.
+				args[1], channels, trainN, testN = "folder:"+colourFolder(t, 16), 3, 32, 32
+			}
+			code, stdout, stderr := runCLI(append([]string{"train", m}, args...)...)
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr)
 			}
@@ -126,18 +131,18 @@ func TestTrainEveryMethod(t *testing.T) {
 				t.Fatalf("metadata %v", f.Metadata)
 			}
 			var spec ssl.TrainSpec
-			if err := json.Unmarshal([]byte(f.Metadata[ssl.MetaTrain]), &spec); err != nil || spec.InChannels != 1 || spec.Size != 16 || spec.Width != 0.0625 {
+			if err := json.Unmarshal([]byte(f.Metadata[ssl.MetaTrain]), &spec); err != nil || spec.InChannels != channels || spec.Size != 16 || spec.Width != 0.0625 {
 				t.Fatalf("spec %+v (%v)", spec, err)
 			}
 			if _, ok := f.Tensors["conv1.weight"]; !ok {
 				t.Fatalf("final weights lack conv1.weight: %v", f.Names()[:3])
 			}
-			code, stdout, stderr = runCLI("eval", "knn", "--checkpoint", filepath.Join(out, ssl.FinalFile), "--json", "--workers", "2")
+			code, stdout, stderr = runCLI("eval", "knn", "--checkpoint", filepath.Join(out, ssl.FinalFile), "--data", args[1], "--json", "--workers", "2")
 			if code != 0 {
 				t.Fatalf("eval exit %d: %s", code, stderr)
 			}
 			var rep evalReport
-			if err := json.Unmarshal([]byte(stdout), &rep); err != nil || rep.Test != 16 || rep.Train != 32 || rep.Method != m {
+			if err := json.Unmarshal([]byte(stdout), &rep); err != nil || rep.Test != testN || rep.Train != trainN || rep.Method != m {
 				t.Fatalf("eval report %q (%v)", stdout, err)
 			}
 			// The backbone exports from the final weights alone.

@@ -1,7 +1,7 @@
 // Package ssl holds sslzoo's self-supervised objectives, the training
 // methods built on them (SimCLR, MoCo v2, MoCo v3, BYOL, SwAV, MAE, Barlow
-// Twins, VICReg, SimSiam, DINO and Jigsaw) and Train, the training loop as
-// a library.
+// Twins, VICReg, SimSiam, DINO, Jigsaw, Colorization and DeepCluster) and
+// Train, the training loop as a library.
 //
 // Every loss is a composition of autograd ops, so its gradient comes from
 // the tape and it needs no backward code of its own; the golden fixtures in

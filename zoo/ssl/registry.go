@@ -37,12 +37,15 @@ type Run struct {
 	// input with them (nil: ImageNet's); the other methods get normalised
 	// views and ignore them.
 	Mean, Std []float64
+	// Images is the size of the training set, which DeepCluster sizes its
+	// clustering by (0 means Batch*StepsPerEpoch); the others ignore it.
+	Images int
 }
 
 // methodNames are the registered methods: the seed's five, MAE, the
-// redundancy-reduction and stop-gradient methods, DINO, then Jigsaw and
-// Colorization.
-var methodNames = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "mae", "barlow", "vicreg", "simsiam", "dino", "jigsaw", "colorization"}
+// redundancy-reduction and stop-gradient methods, DINO, then Jigsaw,
+// Colorization and DeepCluster.
+var methodNames = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "mae", "barlow", "vicreg", "simsiam", "dino", "jigsaw", "colorization", "deepcluster"}
 
 // MethodNames lists the methods New builds.
 func MethodNames() []string { return append([]string(nil), methodNames...) }
@@ -165,6 +168,17 @@ func New(name string, backbone Encoder, run Run, rng *rand.Rand) (Method, error)
 		}
 		setLR(&c.Optim)
 		return NewColorization(c, backbone, rng)
+	case "deepcluster":
+		if cifar {
+			return nil, fmt.Errorf("deepcluster: solo-learn's DeepCluster V2 is another method (SwAV-style prototypes), so there is no %s recipe; DeepCluster has the %s recipe only", RecipeCIFAR, RecipePaper)
+		}
+		c := DefaultDeepClusterConfig(cmp.Or(run.Images, b*s), b)
+		if rng == nil {
+			rng = rand.New(rand.NewPCG(0, 0))
+		}
+		c.Seed = rng.Uint64()
+		setLR(&c.Optim)
+		return NewDeepCluster(c, backbone, rng)
 	case "mae":
 		if cifar {
 			return nil, fmt.Errorf("mae: the %s recipe covers the contrastive and clustering methods; MAE has the %s recipe only", RecipeCIFAR, RecipePaper)

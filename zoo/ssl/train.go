@@ -232,6 +232,10 @@ type MetricsRecord struct {
 	KNNTop1   *float64 `json:"knn_top1,omitempty"`
 	KNNTop5   *float64 `json:"knn_top5,omitempty"`
 	KNNS      float64  `json:"knn_s,omitempty"`
+	// ClusterS, in an epoch record of DeepCluster, is the time its
+	// clustering of the training set took before the epoch's first step
+	// (features included; 0 where a resume kept the checkpoint's).
+	ClusterS float64 `json:"cluster_s,omitempty"`
 	// Comm, in step records of a data-parallel run, is what this rank's
 	// collectives carried per step over the record's steps.
 	Comm *CommRecord `json:"comm,omitempty"`
@@ -494,9 +498,18 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 	}
 	method, err := New(spec.Method, enc, Run{Batch: cfg.Batch, StepsPerEpoch: spe, Epochs: cfg.Epochs,
 		Recipe: spec.Recipe, LR: spec.LR, Queue: spec.Queue, Size: spec.Size, Permutations: spec.Permutations,
-		Mean: spec.Mean, Std: spec.Std}, rng)
+		Mean: spec.Mean, Std: spec.Std, Images: ds.Len()}, rng)
 	if err != nil {
 		return nil, err
+	}
+	// A method that orders its epochs (DeepCluster, uniformly over its
+	// pseudo-labels) gets a loader that asks it; the batches per epoch stay.
+	prep, _ := method.(epochPreparer)
+	if prep != nil {
+		lc.Order = prep.epochOrder
+		if loader, err = data.NewLoader(ds, lc); err != nil {
+			return nil, err
+		}
 	}
 	if ranks > 1 {
 		w, ok := method.(interface{ setWorld(*dist.Comm) })
@@ -629,6 +642,22 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 		if epoch == int(start/int64(spe)) {
 			skip = int(start % int64(spe))
 		}
+		var clusterS float64
+		if prep != nil {
+			tc := time.Now()
+			ran, err := prep.prepareEpoch(ctx, epoch, epochSource{ds: ds,
+				extract: eval.ExtractConfig{Transform: spec.EvalTransform(toRGB), Workers: cfg.Workers, Warn: cfg.Warn}})
+			if err != nil {
+				if cerr := ctx.Err(); cerr != nil {
+					return nil, interrupted(nil, cerr, step, epoch)
+				}
+				return nil, fmt.Errorf("epoch %d: %w", epoch+1, err)
+			}
+			if ran {
+				clusterS = time.Since(tc).Seconds()
+				tLog = time.Now() // the step records' throughput excludes it
+			}
+		}
 		it := loader.Epoch(ctx, epoch)
 		tEpoch := time.Now()
 		var epochLoss float64
@@ -683,6 +712,9 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 				b.Release()
 				continue
 			}
+			if prep != nil {
+				prep.setBatchIndices(b.Indices)
+			}
 			loss, err := stepFn(method, tp, b.Views)
 			n *= ranks // the images of the global batch, for throughput
 			b.Release()
@@ -733,7 +765,7 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 		}
 		epochS := time.Since(tEpoch).Seconds()
 		rec := MetricsRecord{Kind: "epoch", WorldSize: ranks, Step: step, Epoch: epoch + 1, LR: float64(method.Optimizer().LR()), EpochS: epochS,
-			ImgPerS: float64(epochImgs) / epochS}
+			ImgPerS: float64(epochImgs) / epochS, ClusterS: clusterS}
 		ws := wait.Seconds()
 		rec.DataWaitS = &ws
 		if epochN > 0 {
@@ -892,7 +924,7 @@ func OptimizerName(m Method) string {
 	switch m.Optimizer().(type) {
 	case *nn.LARS:
 		return "LARS"
-	case *nn.SGD:
+	case *nn.SGD, *deepClusterSGD:
 		return "SGD"
 	case *nn.AdamW, *AdamWGroups:
 		return "AdamW"

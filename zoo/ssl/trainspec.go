@@ -120,7 +120,9 @@ func (s TrainSpec) NewBackbone(rng *rand.Rand) (Encoder, error) {
 // 0.14-1 global and 0.05-0.14 local, are those of DINO's ResNet-50 run;
 // its ViT runs take 0.4-1 and 0.05-0.4 and solarise one global crop); MAE
 // one crop; Jigsaw one square crop, which Step cuts into its puzzle;
-// Colorization one square crop, mirrored at random and not normalised. toRGB
+// Colorization one square crop, mirrored at random and not normalised;
+// DeepCluster one random crop and flip (it clusters the set on
+// EvalTransform). toRGB
 // converts every image to RGB first (folder images).
 func (s TrainSpec) Views(toRGB bool) ([]augment.Transform, error) {
 	norm := &augment.Normalization{Mean: s.Mean, Std: s.Std}
@@ -151,6 +153,16 @@ func (s TrainSpec) Views(toRGB bool) ([]augment.Transform, error) {
 		views = []augment.Transform{augment.Compose{
 			augment.RandomResizedCrop{H: s.Size, W: s.Size, Scale: [2]float64{0.47, 1}, Ratio: [2]float64{1, 1}},
 			augment.RandomHorizontalFlip{P: 0.5},
+		}}
+	case "deepcluster":
+		// The reference's RandomResizedCrop(224) with torchvision's
+		// default scale (0.08, 1) and ratio, a horizontal flip, then
+		// normalisation (it also runs a fixed Sobel filter on the grey
+		// image first, which sslzoo leaves out).
+		views = []augment.Transform{augment.Compose{
+			augment.NewRandomResizedCrop(s.Size),
+			augment.RandomHorizontalFlip{P: 0.5},
+			*norm,
 		}}
 	case "mae":
 		// RandomResizedCrop with scale (0.2, 1) and a horizontal flip
