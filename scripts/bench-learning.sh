@@ -18,10 +18,15 @@
 #            evaluation) and proves nothing about learning.
 #   EPOCHS   set to skip the calibration; LIMIT training images (0: all
 #            60000); WIDTH (0.25); SIZE (28, Fashion-MNIST's own); BATCH
-#            (128); METHODS ("simclr mocov2 mocov3 byol swav"); SEED (1)
+#            (128); SEED (1); METHODS: any of simclr mocov2 mocov3 byol
+#            swav barlow vicreg simsiam dino jigsaw (default the first five,
+#            so that tables made before the other five had twins stay
+#            comparable)
 #   RECIPE   "cifar" (the default) trains with `sslzoo train --recipe cifar`,
 #            solo-learn's CIFAR-10 hyperparameters for small images;
-#            "paper" with each method's published ImageNet recipe.
+#            "paper" with each method's published ImageNet recipe. Jigsaw
+#            has no cifar recipe (solo-learn has no Jigsaw config), so it
+#            always trains with its paper recipe; its row says so.
 #   EVAL_LIMIT_TRAIN / EVAL_LIMIT_TEST  kNN bank / test images (0: all)
 #   OUT      result folder (default /tmp/sslzoo-bench-learning); SSLZOO_BIN
 #
@@ -69,7 +74,7 @@ mkdir -p "$out"
 results=$out/results.jsonl
 touch "$results"
 
-common=(--data fashion-mnist --arch resnet18-cifar --width "$width" --size "$size" --batch "$batch" --seed "$seed" --recipe "$recipe" --knn-every 0 --checkpoint-every 0)
+common=(--data fashion-mnist --arch resnet18-cifar --width "$width" --size "$size" --batch "$batch" --seed "$seed" --knn-every 0 --checkpoint-every 0)
 [[ $limit != 0 ]] && common+=(--limit "$limit")
 evalargs=(--data fashion-mnist --json)
 [[ $eval_train != 0 ]] && evalargs+=(--limit-train "$eval_train")
@@ -79,6 +84,8 @@ case $recipe in
 cifar | paper) ;;
 *) echo "bench-learning: RECIPE=$recipe: want cifar or paper" >&2; exit 1 ;;
 esac
+# recipe_of METHOD: the recipe METHOD trains with (jigsaw has the paper's only).
+recipe_of() { if [[ $1 == jigsaw ]]; then echo paper; else echo "$recipe"; fi; }
 
 # mean_epoch_s DIR: mean seconds per epoch from a Go run's metrics.jsonl.
 mean_epoch_s() {
@@ -107,7 +114,7 @@ if [[ -z $epochs ]]; then
 	# the budget at that rate (heavier methods, SwAV's multi-crop above
 	# all, take longer).
 	cal=$out/calibration
-	"$bin" train simclr "${common[@]}" --limit $((batch * 10)) --epochs 1 --out "$cal" >/dev/null 2>"$cal.log" ||
+	"$bin" train simclr "${common[@]}" --recipe "$recipe" --limit $((batch * 10)) --epochs 1 --out "$cal" >/dev/null 2>"$cal.log" ||
 		{ echo "bench-learning: calibration run failed:" >&2; cat "$cal.log" >&2; exit 1; }
 	n=$limit
 	[[ $n == 0 ]] && n=60000
@@ -131,7 +138,7 @@ for m in $methods; do
 		echo "== $m: sslzoo run kept ($gdir)" >&2
 	else
 		echo "== $m: sslzoo" >&2
-		"$bin" train "$m" "${common[@]}" --epochs "$epochs" --out "$gdir" >"$gdir.log" 2>&1 ||
+		"$bin" train "$m" "${common[@]}" --recipe "$(recipe_of "$m")" --epochs "$epochs" --out "$gdir" >"$gdir.log" 2>&1 ||
 			{ echo "bench-learning: sslzoo train $m failed:" >&2; tail -5 "$gdir.log" >&2; exit 1; }
 	fi
 	if [[ -s $tdir/final.safetensors && -s $tdir.json ]]; then
@@ -144,11 +151,14 @@ for m in $methods; do
 	echo "== $m: kNN" >&2
 	go_knn=$("$bin" eval knn --checkpoint "$gdir/final.safetensors" "${evalargs[@]}")
 	torch_knn=$("$bin" eval knn --checkpoint "$tdir/final.safetensors" "${evalargs[@]}")
-	"$py" - "$m" "$go_knn" "$torch_knn" "$(mean_epoch_s "$gdir")" "$tdir.json" "$epochs" >>"$results" <<'PY'
+	"$py" - "$m" "$go_knn" "$torch_knn" "$(mean_epoch_s "$gdir")" "$tdir.json" "$epochs" "$(recipe_of "$m")" "$recipe" >>"$results" <<'PY'
 import json, sys
 m, g, t, gs, tj, ep = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), float(sys.argv[4]), json.loads(open(sys.argv[5]).read().strip().splitlines()[-1]), int(sys.argv[6])
-print(json.dumps({"row": m, "epochs": ep, "ours_top1": g["top1"], "torch_top1": t["top1"], "ours_top5": g["top5"], "torch_top5": t["top5"],
-                  "ours_epoch_s": gs, "torch_epoch_s": tj["mean_epoch_s"], "test_images": g["test_images"]}))
+row = {"row": m, "epochs": ep, "ours_top1": g["top1"], "torch_top1": t["top1"], "ours_top5": g["top5"], "torch_top5": t["top5"],
+       "ours_epoch_s": gs, "torch_epoch_s": tj["mean_epoch_s"], "test_images": g["test_images"]}
+if sys.argv[7] != sys.argv[8]:
+    row["recipe"] = sys.argv[7]  # trained with another recipe than the table's
+print(json.dumps(row))
 PY
 done
 
@@ -180,7 +190,8 @@ print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 pct = lambda v: "%.2f%%" % (100 * v)
 for r in rows:
     if "torch_top1" in r:
-        print("| %s | %d | %s | %s | %+.2f | %.1f | %.1f | %.2f |" % (r["row"], r["epochs"], pct(r["ours_top1"]), pct(r["torch_top1"]),
+        name = r["row"] + (" (%s recipe)" % r["recipe"] if "recipe" in r else "")
+        print("| %s | %d | %s | %s | %+.2f | %.1f | %.1f | %.2f |" % (name, r["epochs"], pct(r["ours_top1"]), pct(r["torch_top1"]),
               100 * (r["ours_top1"] - r["torch_top1"]), r["ours_epoch_s"], r["torch_epoch_s"], r["ours_epoch_s"] / r["torch_epoch_s"]))
     else:
         print("| %s | - | %s | - | - | - | - | - |" % (r["row"], pct(r["ours_top1"])))

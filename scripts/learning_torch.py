@@ -14,11 +14,21 @@ with the backbone under torchvision names and the Go run's metadata, so that
 `sslzoo eval knn --checkpoint DIR/final.safetensors` evaluates both runs with
 one and the same protocol.
 
+Methods: simclr, mocov2, mocov3, byol, swav, barlow, vicreg, simsiam, dino
+(ResNet recipes: LARS or SGD) and jigsaw, whose permutation set is read from
+the Go run's checkpoint.safetensors beside --like (the buffer
+"permutations"; without that file it is regenerated as
+ssl.MaxHammingPermutations does) and whose per-step puzzle draws use Go's
+PCG stream, so both engines cut the same grid offsets, jitter and labels.
+
 It prints one JSON line: method, epochs, seconds per epoch (training only:
-data loading included, evaluation excluded) and the mean loss of each epoch.
+data loading included, evaluation excluded), the mean loss of each epoch and
+the first ten step losses (first_losses).
 
 The method logic follows scripts/gen_ssl_steps.py, whose loops the Go methods
-match step for step (zoo/ssl TestStepsMatchPyTorch). PyTorch runs with
+match step for step (zoo/ssl TestStepsMatchPyTorch); Barlow Twins, VICReg,
+SimSiam, DINO and Jigsaw follow zoo/ssl/{barlow,vicreg,simsiam,twin,dino,
+jigsaw}.go and losses.go. PyTorch runs with
 --threads (2) intra-op threads and --workers (2) DataLoader processes, as the
 Go loader decodes on goroutines beside the training step.
 """
@@ -46,6 +56,21 @@ def read_safetensors_metadata(path):
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         return json.loads(f.read(n)).get("__metadata__", {})
+
+
+def read_safetensors_tensor(path, name):
+    """One F32 or I64 tensor of a safetensors file, or None if it has none
+    of that name."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        info = json.loads(f.read(n)).get(name)
+        if info is None:
+            return None
+        lo, hi = info["data_offsets"]
+        f.seek(8 + n + lo)
+        dtype = {"F32": "<f4", "I64": "<i8"}[info["dtype"]]
+        arr = np.frombuffer(f.read(hi - lo), dtype=dtype).reshape(info["shape"])
+        return torch.from_numpy(arr.copy())
 
 
 def write_safetensors(path, tensors, metadata):
@@ -115,12 +140,12 @@ def view_pipelines(spec):
                        T.RandomApply([T.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)], p=0.8),
                        T.RandomGrayscale(0.2)] + tail)
         return [v, v]
-    if m == "mocov2":
+    if m in ("mocov2", "simsiam"):
         v = T.Compose([T.RandomResizedCrop(size, scale=(0.2, 1.0)),
                        T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), T.RandomGrayscale(0.2),
                        blur(size, 0.5), T.RandomHorizontalFlip(0.5)] + tail)
         return [v, v]
-    if m in ("byol", "mocov3"):
+    if m in ("byol", "mocov3", "barlow", "vicreg"):
         def view(blur_p, solar_p):
             ops = [T.RandomResizedCrop(size), T.RandomHorizontalFlip(0.5),
                    T.RandomApply([T.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8), T.RandomGrayscale(0.2),
@@ -129,13 +154,15 @@ def view_pipelines(spec):
                 ops.append(T.RandomSolarize(128, p=solar_p))
             return T.Compose(ops + tail)
         return [view(1.0, 0.0), view(0.1, 0.2)]
-    if m == "swav":
+    if m in ("swav", "dino"):  # DINO's ResNet run takes SwAV's multi-crop pipeline
         def crop(sz, scale):
             return T.Compose([T.RandomResizedCrop(sz, scale=scale), T.RandomHorizontalFlip(0.5),
                               T.RandomApply([T.ColorJitter(0.8, 0.8, 0.8, 0.2)], p=0.8), T.RandomGrayscale(0.2),
                               blur(sz, 0.5)] + tail)
         g, l = crop(size, (0.14, 1.0)), crop(spec["local_size"], (0.05, 0.14))
         return [g, g] + [l] * spec.get("local_crops", 0)
+    if m == "jigsaw":  # one square crop of 3/4 of the image or more; Step cuts the puzzle
+        return [T.Compose([T.RandomResizedCrop(size, scale=(0.75, 1.0), ratio=(1.0, 1.0))] + tail)]
     sys.exit("learning_torch: unknown method %r" % m)
 
 
@@ -446,7 +473,244 @@ def build_swav(cfg, enc):
     return [("backbone", enc), ("projector", proj), ("prototypes", protos)], step
 
 
-BUILDERS = {"simclr": build_simclr, "mocov2": build_mocov2, "mocov3": build_mocov3, "byol": build_byol, "swav": build_swav}
+def twin_encode(enc, proj, views):
+    """Barlow Twins, VICReg and SimSiam (zoo/ssl/twin.go): each view goes
+    through encoder and projector on its own, so BatchNorm sees one view."""
+    return [proj(enc(v)) for v in views[:2]]
+
+
+def bias_free_mlp(layers, d_in, hidden, out, last_bn):
+    # ssl.newBiasFreeMLP is MoCo v3's _build_mlp
+    return mocov3_mlp(layers, d_in, hidden, out, last_bn)
+
+
+def build_barlow(cfg, enc):
+    proj = bias_free_mlp(3, enc.feature_dim, cfg["ProjHidden"], cfg["ProjDim"], False)
+    lam, scale = cfg["Lambda"], cfg["Scale"]
+
+    def std(z):  # BatchNorm1d without affine: batch mean, biased variance, eps 1e-5
+        return (z - z.mean(0)) / torch.sqrt(z.var(0, unbiased=False) + 1e-5)
+
+    def step(views, s):
+        z1, z2 = twin_encode(enc, proj, views)
+        n, d = z1.shape
+        c = std(z1).t() @ std(z2) / n
+        eye = torch.eye(d)
+        w = torch.full((d, d), lam) + (1 - lam) * eye
+        return scale * ((c - eye).pow(2) * w).sum(), None
+    return [("backbone", enc), ("projector", proj)], step
+
+
+def build_vicreg(cfg, enc):
+    proj = bias_free_mlp(3, enc.feature_dim, cfg["ProjHidden"], cfg["ProjDim"], False)
+    lc = cfg["Loss"]
+
+    def step(views, s):
+        z1, z2 = twin_encode(enc, proj, views)
+        n, d = z1.shape
+        off = 1 - torch.eye(d)
+        inv = F.mse_loss(z1, z2)
+        var, cov = 0, 0
+        for z in (z1, z2):
+            zc = z - z.mean(0)
+            sd = torch.sqrt(zc.pow(2).sum(0) / (n - 1) + lc["Epsilon"])
+            var = var + F.relu(lc["Gamma"] - sd).mean()
+            cov = cov + ((zc.t() @ zc / (n - 1)).pow(2) * off).sum()
+        return lc["Invariance"] * inv + lc["Variance"] / 2 * var + lc["Covariance"] / d * cov, None
+    return [("backbone", enc), ("projector", proj)], step
+
+
+def build_simsiam(cfg, enc):
+    proj = bias_free_mlp(cfg["ProjLayers"], enc.feature_dim, cfg["ProjHidden"], cfg["ProjDim"], True)
+    # nn.MLP{Dims: [ProjDim, PredHidden, ProjDim], BatchNorm, NoBiasBeforeBN}
+    pred = nn.Sequential(nn.Linear(cfg["ProjDim"], cfg["PredHidden"], bias=False), nn.BatchNorm1d(cfg["PredHidden"]),
+                         nn.ReLU(), nn.Linear(cfg["PredHidden"], cfg["ProjDim"]))
+
+    def cos(p, z):
+        return (F.normalize(p, dim=1) * F.normalize(z.detach(), dim=1)).sum(1)
+
+    def step(views, s):
+        z1, z2 = twin_encode(enc, proj, views)
+        p1, p2 = pred(z1), pred(z2)
+        return -0.5 * (cos(p1, z2) + cos(p2, z1)).mean(), None
+    return [("backbone", enc), ("projector", proj), ("predictor", pred)], step
+
+
+class DINOHead(nn.Module):
+    """ssl.DINOHead: Linear-GELU, Linear-GELU, Linear to the bottleneck
+    (weights trunc-normal std 0.02, zero biases), L2 normalisation, then the
+    weight-normalised last layer with g fixed at 1 (norm_last_layer)."""
+
+    def __init__(self, d_in, hidden, bottleneck, k):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+                                 nn.Linear(hidden, bottleneck))
+        for m in self.mlp:
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02, a=-2, b=2)
+                nn.init.zeros_(m.bias)
+        self.last_layer = nn.Module()
+        self.last_layer.weight_v = nn.Parameter(nn.Linear(bottleneck, k, bias=False).weight.detach().clone())
+
+    def forward(self, x):
+        z = F.normalize(self.mlp(x), dim=1)
+        return z @ F.normalize(self.last_layer.weight_v, dim=1).t()
+
+
+def build_dino(cfg, enc):
+    head = DINOHead(enc.feature_dim, cfg["HeadHidden"], cfg["Bottleneck"], cfg["Prototypes"])
+    online = nn.ModuleList([enc, head])
+    target = copy_of(online)
+    oc = cfg["Optim"]
+    if oc["Name"] == "adamw":
+        sys.exit("learning_torch: DINO with AdamW (the ViT recipe) is not mirrored here")
+    center = torch.zeros(1, cfg["Prototypes"])
+    ts, t0, t1, tw = cfg["StudentTemp"], cfg["WarmupTeacherTemp"], cfg["TeacherTemp"], cfg["TeacherTempWarmupSteps"]
+    base, K = cfg["BaseMomentum"], cfg["MomentumSteps"] or oc["TotalSteps"]
+    clip, freeze, cm = cfg["ClipGrad"], cfg["FreezeLastLayerSteps"], cfg["CenterMomentum"]
+    named = [("backbone." + n, p) for n, p in enc.named_parameters()] + [("head." + n, p) for n, p in head.named_parameters()]
+    # DINO's regularised group (nn.ExcludeBiasAndNorm leaves biases and 1-D
+    # parameters out); the optimizer itself runs without weight decay.
+    decayed = [p for n, p in named if not (n.endswith("bias") or p.dim() <= 1)]
+    oc["WeightDecay"], wd0 = 0.0, oc["WeightDecay"]
+
+    def teacher_temp(s):
+        return t1 if s >= tw else t0 + (t1 - t0) * s / tw
+
+    def weight_decay_at(s):  # a cosine from WeightDecay to FinalWeightDecay
+        return wd0 if oc["TotalSteps"] <= 0 else lr_at(dict(oc, LR=wd0, FinalLR=cfg["FinalWeightDecay"], WarmupSteps=0), s)
+
+    def step(views, s):
+        n, g = views[0].shape[0], 2
+        with torch.no_grad():
+            t_out = target[1](target[0](torch.cat(views[:g])))
+        # crops of one size go through the student encoder together
+        feats, i = [], 0
+        while i < len(views):
+            j = i
+            while j < len(views) and views[j].shape == views[i].shape:
+                j += 1
+            feats.append(enc(torch.cat(views[i:j])))
+            i = j
+        s_out = head(torch.cat(feats)) / ts
+        q = F.softmax((t_out - center) / teacher_temp(s), dim=1)
+        nc, loss = len(views), 0
+        for gi in range(g):
+            for v in range(nc):
+                if v != gi:
+                    loss = loss - (q[gi * n:(gi + 1) * n] * F.log_softmax(s_out[v * n:(v + 1) * n], dim=1)).sum(1).mean()
+        loss = loss / (g * (nc - 1))
+
+        @torch.no_grad()
+        def before_step():
+            if s < freeze:
+                head.last_layer.weight_v.grad = None
+            if clip > 0:  # each parameter's gradient norm on its own
+                for _, p in named:
+                    if p.grad is not None:
+                        c = clip / (p.grad.double().norm().item() + 1e-6)
+                        if c < 1:
+                            p.grad.mul_(c)
+            wd = weight_decay_at(s)
+            if wd:
+                for p in decayed:
+                    if p.grad is not None:
+                        p.grad.add_(p, alpha=wd)
+
+        @torch.no_grad()
+        def after_step():
+            ema(online, target, base if K == 0 else cosine_momentum(s, K, base))
+            center.mul_(cm).add_(t_out.mean(0, keepdim=True), alpha=1 - cm)
+        return loss, {"before_step": before_step, "after_step": after_step}
+    return [("backbone", enc), ("head", head)], step
+
+
+class GoPCG:
+    """Go's math/rand/v2 PCG (128-bit LCG, DXSM output) and Rand.IntN, so the
+    twin draws Jigsaw's permutation set and puzzles as the Go run does."""
+    M64, M128 = (1 << 64) - 1, (1 << 128) - 1
+    MUL = (2549297995355413924 << 64) | 4865540595714422341
+    INC = (6364136223846793005 << 64) | 1442695040888963407
+
+    def __init__(self, seed1, seed2):
+        self.state = ((seed1 & self.M64) << 64) | (seed2 & self.M64)
+
+    def uint64(self):
+        self.state = (self.state * self.MUL + self.INC) & self.M128
+        hi, lo = self.state >> 64, self.state & self.M64
+        hi ^= hi >> 32
+        hi = (hi * 0xda942042e4dd58b5) & self.M64
+        hi ^= hi >> 48
+        return (hi * (lo | 1)) & self.M64
+
+    def intn(self, n):
+        if n & (n - 1) == 0:
+            return self.uint64() & (n - 1)
+        p = self.uint64() * n
+        if p & self.M64 < n:
+            thresh = ((1 << 64) - n) % n
+            while p & self.M64 < thresh:
+                p = self.uint64() * n
+        return p >> 64
+
+
+JIGSAW_STREAM = 0x6a6967736177  # zoo/ssl/jigsaw.go jigsawStream
+
+
+def max_hamming_permutations(n, start):
+    """ssl.MaxHammingPermutations (scripts/gen_jigsaw_golden.py's max_hamming)."""
+    import itertools
+    perms = np.array(list(itertools.permutations(range(9))), dtype=np.int8)
+    min_d = np.full(len(perms), 10, dtype=np.int8)
+    chosen, cur = [start], start
+    while len(chosen) < n:
+        np.minimum(min_d, (perms != perms[cur]).sum(axis=1).astype(np.int8), out=min_d)
+        cur = int(np.argmax(min_d))
+        chosen.append(cur)
+    return torch.from_numpy(perms[chosen].astype(np.int64))
+
+
+def build_jigsaw(cfg, enc, like=None):
+    P, t = cfg["Permutations"], cfg["Tile"]
+    ckpt = like and os.path.join(os.path.dirname(like), "checkpoint.safetensors")
+    perms = read_safetensors_tensor(ckpt, "permutations") if ckpt and os.path.exists(ckpt) else None
+    if perms is None:  # no Go checkpoint beside the run: the same selection
+        perms = max_hamming_permutations(P, GoPCG(cfg["Seed"], JIGSAW_STREAM).intn(362880))
+        print("learning_torch: jigsaw permutations regenerated (no %s)" % ckpt, file=sys.stderr)
+    perms = perms.to(torch.int64)
+    if list(perms.shape) != [P, 9]:
+        sys.exit("learning_torch: jigsaw permutation set of shape %s, want [%d, 9]" % (list(perms.shape), P))
+    cls = mlp([9 * enc.feature_dim, cfg["HiddenDim"], P], True)
+
+    def step(views, s):
+        v = views[0]
+        n, c, h, w = v.shape
+        ch, cw = h // 3, w // 3
+        rng = GoPCG(cfg["Seed"], s)  # Jigsaw.drawPuzzles: the step's own stream
+        y0, x0, labels = [], [], []
+        for i in range(n):
+            top, left = rng.intn(h - 3 * ch + 1), rng.intn(w - 3 * cw + 1)
+            jit = [(rng.intn(ch - t + 1), rng.intn(cw - t + 1)) for _ in range(9)]
+            label = rng.intn(P)
+            labels.append(label)
+            for cell in perms[label].tolist():  # input position k shows cell perms[label][k]
+                y0.append(top + cell // 3 * ch + jit[cell][0])
+                x0.append(left + cell % 3 * cw + jit[cell][1])
+        r = torch.arange(t)
+        ys = (torch.tensor(y0)[:, None] + r)[:, :, None]  # [9N, t, 1]
+        xs = (torch.tensor(x0)[:, None] + r)[:, None, :]  # [9N, 1, t]
+        img = torch.arange(n).repeat_interleave(9)[:, None, None]
+        x = v.permute(0, 2, 3, 1)[img, ys, xs].permute(0, 3, 1, 2).contiguous()  # [9N, C, t, t]
+        sd = x.std(dim=(2, 3), unbiased=True, keepdim=True)
+        x = (x - x.mean(dim=(2, 3), keepdim=True)) / torch.where(sd == 0, torch.ones_like(sd), sd)
+        logits = cls(enc(x).reshape(n, -1))
+        return F.cross_entropy(logits, torch.tensor(labels)), None
+    return [("backbone", enc), ("classifier", cls)], step
+
+
+BUILDERS = {"simclr": build_simclr, "mocov2": build_mocov2, "mocov3": build_mocov3, "byol": build_byol, "swav": build_swav,
+            "barlow": build_barlow, "vicreg": build_vicreg, "simsiam": build_simsiam, "dino": build_dino,
+            "jigsaw": build_jigsaw}
 
 
 def twin_run(doc, what):
@@ -487,21 +751,27 @@ def twin_loader(args, spec, pipelines, total_steps):
 
 
 def main():
-    args, meta, spec, cfg = twin_run(__doc__, "simclr|mocov2|mocov3|byol|swav")
+    args, meta, spec, cfg = twin_run(__doc__, "|".join(BUILDERS))
     if spec["arch"] != "resnet18-cifar" or spec["in_channels"] != 1:
         sys.exit("learning_torch: only resnet18-cifar on one-channel data is mirrored (got %s, %d channels)"
                  % (spec["arch"], spec["in_channels"]))
     loader = twin_loader(args, spec, view_pipelines(spec), cfg["Optim"]["TotalSteps"])
 
     enc = ResNet18Cifar(spec["width"], spec["in_channels"])
-    parts, step_fn = BUILDERS[spec["method"]](cfg, enc)
+    if spec["method"] not in BUILDERS:
+        sys.exit("learning_torch: method %r not mirrored (%s)" % (spec["method"], ", ".join(BUILDERS)))
+    # Jigsaw reads its permutation set from the Go run's checkpoint; DINO
+    # moves the weight decay out of cfg["Optim"] into its own schedule, so
+    # the optimizer is built after the method.
+    kw = {"like": args.like} if spec["method"] == "jigsaw" else {}
+    parts, step_fn = BUILDERS[spec["method"]](cfg, enc, **kw)
     named = []
     for prefix, m in parts:
         named += [(prefix + "." + n, p) for n, p in m.named_parameters()]
         m.train()
     opt = make_optimizer(cfg["Optim"], named)
 
-    s, epoch_s, epoch_loss = 0, [], []
+    s, epoch_s, epoch_loss, first_losses = 0, [], [], []
     for epoch in range(spec["epochs"]):
         t0, total, count = time.perf_counter(), 0.0, 0
         for views in loader:
@@ -509,13 +779,24 @@ def main():
             loss, hook = step_fn(views, s)
             if not math.isfinite(loss.item()):
                 sys.exit("learning_torch: loss %g at step %d" % (loss.item(), s))
+            # hook: None; a callable (after the optimizer step); a
+            # ("before_step", fn) pair (after backward); or a dict of both
+            before, after = None, None
+            if isinstance(hook, dict):
+                before, after = hook.get("before_step"), hook.get("after_step")
+            elif isinstance(hook, tuple):
+                before = hook[1]
+            elif callable(hook):
+                after = hook
             opt.zero_grad()
             loss.backward()
-            if isinstance(hook, tuple):
-                hook[1]()
+            if before:
+                before()
             opt.step()
-            if callable(hook):
-                hook()
+            if after:
+                after()
+            if len(first_losses) < 10:
+                first_losses.append(loss.item())
             total += loss.item()
             count += 1
             s += 1
@@ -531,6 +812,7 @@ def main():
     write_safetensors(os.path.join(args.out, "final.safetensors"), enc.state_dict(), md)
     print(json.dumps({"engine": "torch", "method": spec["method"], "epochs": spec["epochs"], "steps": s,
                       "epoch_s": epoch_s, "mean_epoch_s": sum(epoch_s) / len(epoch_s), "loss": epoch_loss,
+                      "first_losses": first_losses,
                       "weights": os.path.join(args.out, "final.safetensors")}))
 
 
