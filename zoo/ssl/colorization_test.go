@@ -8,12 +8,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/sslzoo/sslzoo/autograd"
 	"github.com/sslzoo/sslzoo/data"
-	"github.com/sslzoo/sslzoo/dist"
 	"github.com/sslzoo/sslzoo/nn"
 	"github.com/sslzoo/sslzoo/tensor"
 	"github.com/sslzoo/sslzoo/weights"
@@ -597,42 +595,11 @@ func TestColorizationDataParallel(t *testing.T) {
 	for r := range ranks {
 		ranks[r] = smallColorizationWith(t, tinyResNet(t, 1), 2, 1, oc)
 	}
-	comms, err := dist.NewInProcess(k)
-	if err != nil {
-		t.Fatal(err)
-	}
 	views := make([][]*tensor.Tensor, steps)
 	for s := range views {
 		views[s] = colourViews(uint64(30+s), testBatch, 16)
 	}
-	tp := autograd.NewTape()
-	for s := range steps {
-		if _, err := one.Step(tp, views[s]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	errs := make([]error, k)
-	var wg sync.WaitGroup
-	for r, m := range ranks {
-		m.setWorld(comms[r])
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tp := autograd.NewTape()
-			tp.SetCrossReplicaSum(comms[r].AllreduceSum)
-			for s := range steps {
-				if _, errs[r] = m.Step(tp, rowsOf(views[s], r, k)); errs[r] != nil {
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	stepOneAndRanks(t, one, []Method{ranks[0], ranks[1]}, views)
 	if _, px := ranks[0].Prior(); px != one.priorPixels {
 		t.Errorf("rank 0 counted %d prior pixels, one rank %d", px, one.priorPixels)
 	}

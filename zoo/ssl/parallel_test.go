@@ -226,42 +226,11 @@ func TestDataParallelSwAVQueue(t *testing.T) {
 	for r := range ranks {
 		ranks[r] = newTestSwAVAt(t, 0, 2*testBatch, lr)
 	}
-	comms, err := dist.NewInProcess(k)
-	if err != nil {
-		t.Fatal(err)
-	}
 	views := make([][]*tensor.Tensor, steps)
 	for s := range views {
 		views[s] = swavViews(uint64(20 + s))
 	}
-	tp := autograd.NewTape()
-	for s := range steps {
-		if _, err := one.Step(tp, views[s]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	errs := make([]error, k)
-	var wg sync.WaitGroup
-	for r, m := range ranks {
-		m.setWorld(comms[r])
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tp := autograd.NewTape()
-			tp.SetCrossReplicaSum(comms[r].AllreduceSum)
-			for s := range steps {
-				if _, errs[r] = m.Step(tp, rowsOf(views[s], r, k)); errs[r] != nil {
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	stepOneAndRanks(t, one, []Method{ranks[0], ranks[1]}, views)
 	if one.QueueFilled != 2*testBatch || ranks[0].QueueFilled != one.QueueFilled {
 		t.Fatalf("queue rows filled: %d on one rank, %d on rank 0 of 2; want %d", one.QueueFilled, ranks[0].QueueFilled, 2*testBatch)
 	}
@@ -272,6 +241,45 @@ func TestDataParallelSwAVQueue(t *testing.T) {
 	}
 	if o, _, _ := stateDiff(t, ranks[0], ranks[1]); o != 0 {
 		t.Errorf("ranks 0 and 1 hold different state: %.3g overall", o)
+	}
+}
+
+// stepOneAndRanks runs one on every step's views and each of ranks, as
+// goroutine ranks with synchronised BatchNorm, on its rows of them.
+func stepOneAndRanks(t *testing.T, one Method, ranks []Method, views [][]*tensor.Tensor) {
+	t.Helper()
+	k := len(ranks)
+	comms, err := dist.NewInProcess(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := autograd.NewTape()
+	for _, v := range views {
+		if _, err := one.Step(tp, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make([]error, k)
+	var wg sync.WaitGroup
+	for r, m := range ranks {
+		m.(interface{ setWorld(*dist.Comm) }).setWorld(comms[r])
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tp := autograd.NewTape()
+			tp.SetCrossReplicaSum(comms[r].AllreduceSum)
+			for _, v := range views {
+				if _, errs[r] = m.Step(tp, rowsOf(v, r, k)); errs[r] != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
