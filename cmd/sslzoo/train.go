@@ -317,6 +317,9 @@ func (t *trainer) run(ctx context.Context) (err error) {
 			r := e.Record
 			msg := fmt.Sprintf("epoch %d/%d: loss %.4f, %.0f img/s, %s", r.Epoch, o.Epochs, r.Loss, r.ImgPerS,
 				progress.FormatDuration(time.Duration(r.EpochS*float64(time.Second))))
+			if r.ClusterS > 0 {
+				msg += ", clustered in " + progress.FormatDuration(time.Duration(r.ClusterS*float64(time.Second)))
+			}
 			if e.KNN != nil {
 				msg += fmt.Sprintf(", kNN top-1 %.2f%% (%d held-out images)", 100*e.KNN.Top1, e.KNN.N)
 			}
