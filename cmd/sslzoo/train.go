@@ -26,7 +26,7 @@ import (
 
 // trainMethods are the two-view (and multi-crop) methods `sslzoo train`
 // runs; mae (ViTs only) and mlm (text) have subcommands of their own.
-var trainMethods = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "barlow", "vicreg", "simsiam", "dino", "jigsaw", "colorization", "deepcluster"}
+var trainMethods = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "barlow", "vicreg", "simsiam", "dino", "jigsaw", "colorization", "deepcluster", "deepclusterv2"}
 
 // maeUsage is the one-line description of `sslzoo train mae`.
 const maeUsage = "MAE: ViT encoder on 25% of the patches, light decoder, pixel loss on the hidden ones, AdamW + warmup-cosine"
@@ -51,7 +51,7 @@ func trainCommand() *cli.Command {
 		&cli.Float64Flag{Name: "lr", Usage: "peak learning rate (default: the recipe's, scaled to the batch)"},
 		&cli.IntFlag{Name: "limit", Usage: "train on the first N images only (0: all)"},
 		&cli.IntFlag{Name: "queue", Usage: "MoCo v2 queue length (default: 65536 for large sets, else 4096)"},
-		&cli.IntFlag{Name: "local-crops", Value: 4, Usage: "SwAV and DINO local crops per image"},
+		&cli.IntFlag{Name: "local-crops", Value: 4, Usage: "SwAV, DINO and DeepCluster v2 local crops per image"},
 		&cli.IntFlag{Name: "permutations", Value: ssl.DefaultJigsawPermutations, Usage: "Jigsaw: puzzle classes, a maximal-Hamming-distance set of tile orders (2 to 10000)"},
 		&cli.StringFlag{Name: "pool", Usage: "ViT embedding: cls (class token after the final norm) or mean (average of the normalised patch tokens); MAE's loss ignores it (default: cls)"},
 		&cli.IntFlag{Name: "workers", Usage: "data loading goroutines (0: one per CPU)"},
@@ -78,18 +78,19 @@ func trainCommand() *cli.Command {
 		return t.run(c.Context)
 	}
 	usage := map[string]string{
-		"simclr":       "SimCLR: NT-Xent on two views, projection head with BN, LARS + warmup-cosine",
-		"mocov2":       "MoCo v2: momentum encoder, queue of negatives, InfoNCE, SGD + cosine",
-		"mocov3":       "MoCo v3: no queue, predictor, symmetric loss, cosine momentum",
-		"byol":         "BYOL: online/target networks, predictor, normalised MSE, EMA 0.996 -> 1",
-		"swav":         "SwAV: prototypes, Sinkhorn-Knopp, swapped prediction, multi-crop",
-		"barlow":       "Barlow Twins: cross-correlation of two views to the identity, lambda 5e-3, LARS + warmup-cosine",
-		"vicreg":       "VICReg: invariance + variance + covariance terms (25/25/1), expander, LARS + warmup-cosine",
-		"simsiam":      "SimSiam: predictor, stop-gradient, negative cosine, no momentum encoder, SGD + cosine",
-		"dino":         "DINO: self-distillation from an EMA teacher, centring and sharpening, multi-crop, AdamW (ViT) or SGD (ResNet)",
-		"jigsaw":       "Jigsaw: 3x3 tiles with random gaps, shuffled by one of --permutations max-Hamming orders, shared trunk, classifier, SGD + cosine",
-		"colorization": "Colorization: predict the ab colours of a grey image as 262 Lab bins, class-rebalanced cross-entropy, AdamW + cosine (colour data: --data emoji)",
-		"deepcluster":  "DeepCluster: k-means (100 clusters, 20 iterations) of the PCA-whitened features every epoch, classifier on the pseudo-labels, uniform sampling over clusters, SGD",
+		"simclr":        "SimCLR: NT-Xent on two views, projection head with BN, LARS + warmup-cosine",
+		"mocov2":        "MoCo v2: momentum encoder, queue of negatives, InfoNCE, SGD + cosine",
+		"mocov3":        "MoCo v3: no queue, predictor, symmetric loss, cosine momentum",
+		"byol":          "BYOL: online/target networks, predictor, normalised MSE, EMA 0.996 -> 1",
+		"swav":          "SwAV: prototypes, Sinkhorn-Knopp, swapped prediction, multi-crop",
+		"barlow":        "Barlow Twins: cross-correlation of two views to the identity, lambda 5e-3, LARS + warmup-cosine",
+		"vicreg":        "VICReg: invariance + variance + covariance terms (25/25/1), expander, LARS + warmup-cosine",
+		"simsiam":       "SimSiam: predictor, stop-gradient, negative cosine, no momentum encoder, SGD + cosine",
+		"dino":          "DINO: self-distillation from an EMA teacher, centring and sharpening, multi-crop, AdamW (ViT) or SGD (ResNet)",
+		"jigsaw":        "Jigsaw: 3x3 tiles with random gaps, shuffled by one of --permutations max-Hamming orders, shared trunk, classifier, SGD + cosine",
+		"colorization":  "Colorization: predict the ab colours of a grey image as 262 Lab bins, class-rebalanced cross-entropy, AdamW + cosine (colour data: --data emoji)",
+		"deepcluster":   "DeepCluster: k-means (100 clusters, 20 iterations) of the PCA-whitened features every epoch, classifier on the pseudo-labels, uniform sampling over clusters, SGD",
+		"deepclusterv2": "DeepCluster v2: spherical k-means (3 x 100 clusters, 10 iterations) of a memory bank of the global crops' embeddings every epoch, the centroids as prototypes, cross-entropy on the pseudo-labels, multi-crop, LARS + warmup-cosine",
 	}
 	var subs []*cli.Command
 	for _, m := range trainMethods {

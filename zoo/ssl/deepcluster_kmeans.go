@@ -177,28 +177,7 @@ type kmeansResult struct {
 // result's assignment is one more pass against the final centroids (as
 // the reference's index.search after training).
 func kmeans(x []float32, n, d int, init []float32, k, iters int, rng *rand.Rand) (kmeansResult, error) {
-	if n < k || k < 1 || d < 1 || len(x) != n*d || len(init) != k*d || iters < 0 {
-		return kmeansResult{}, fmt.Errorf("k-means: %d rows of %d values (%d given) into %d clusters (%d initial values), %d iterations: need k <= n",
-			n, d, len(x), k, len(init), iters)
-	}
-	res := kmeansResult{Assign: make([]int, n), Centroids: append([]float32(nil), init...)}
-	xnorm := make([]float64, n)
-	for i := range n {
-		xnorm[i] = sqNorm(x[i*d : (i+1)*d])
-	}
-	sums := make([]float64, k*d)
-	counts := make([]int, k)
-	for range iters {
-		res.Objective = append(res.Objective, nearest(x, xnorm, n, d, res.Centroids, k, res.Assign))
-		clear(sums)
-		clear(counts)
-		for i, a := range res.Assign {
-			counts[a]++
-			s := sums[a*d : (a+1)*d]
-			for j, v := range x[i*d : (i+1)*d] {
-				s[j] += float64(v)
-			}
-		}
+	return lloyd("k-means", x, n, d, init, k, iters, false, func(res *kmeansResult, sums []float64, counts []int) {
 		for c, m := range counts {
 			for j := range d {
 				v := 0.0
@@ -209,9 +188,47 @@ func kmeans(x []float32, n, d int, init []float32, k, iters int, rng *rand.Rand)
 			}
 		}
 		res.Splits += splitEmpty(res.Centroids, counts, d, n, rng)
+	})
+}
+
+// lloyd is the loop both k-means share: iters rounds of assigning every
+// row to its nearest centroid (byDot: by the largest dot product, else by
+// squared L2; the lowest index on a tie) and of update, which moves the
+// centroids given each cluster's sum of rows and count; then one more
+// assignment. name prefixes its errors.
+func lloyd(name string, x []float32, n, d int, init []float32, k, iters int, byDot bool, update func(res *kmeansResult, sums []float64, counts []int)) (kmeansResult, error) {
+	if n < k || k < 1 || d < 1 || len(x) != n*d || len(init) != k*d || iters < 0 {
+		return kmeansResult{}, fmt.Errorf("%s: %d rows of %d values (%d given) into %d clusters (%d initial values), %d iterations: need k <= n",
+			name, n, d, len(x), k, len(init), iters)
 	}
-	res.Final = nearest(x, xnorm, n, d, res.Centroids, k, res.Assign)
+	res := kmeansResult{Assign: make([]int, n), Centroids: append([]float32(nil), init...)}
+	xnorm := make([]float64, n)
+	for i := range n {
+		xnorm[i] = sqNorm(x[i*d : (i+1)*d])
+	}
+	sums := make([]float64, k*d)
+	counts := make([]int, k)
+	for range iters {
+		res.Objective = append(res.Objective, nearest(x, xnorm, n, d, res.Centroids, k, res.Assign, byDot))
+		clusterSums(x, d, res.Assign, sums, counts)
+		update(&res, sums, counts)
+	}
+	res.Final = nearest(x, xnorm, n, d, res.Centroids, k, res.Assign, byDot)
 	return res, nil
+}
+
+// clusterSums writes the float64 sum of each cluster's rows of x [n, d]
+// into sums [k, d] and their number into counts [k], in row order.
+func clusterSums(x []float32, d int, assign []int, sums []float64, counts []int) {
+	clear(sums)
+	clear(counts)
+	for i, a := range assign {
+		counts[a]++
+		s := sums[a*d : (a+1)*d]
+		for j, v := range x[i*d : (i+1)*d] {
+			s[j] += float64(v)
+		}
+	}
 }
 
 func sqNorm(v []float32) float64 {
@@ -224,11 +241,17 @@ func sqNorm(v []float32) float64 {
 
 // nearest writes each row's nearest centroid into assign and returns the
 // sum of the squared distances. It ranks by |c|^2 - 2 x.c, the dot
-// products from one GEMM per chunk of rows.
-func nearest(x []float32, xnorm []float64, n, d int, c []float32, k int, assign []int) float64 {
+// products from one GEMM per chunk of rows; byDot ranks by the dot product
+// alone (the largest first), as spherical k-means on unit centroids does,
+// where |c|^2 is 1 up to rounding that must not decide near-ties.
+func nearest(x []float32, xnorm []float64, n, d int, c []float32, k int, assign []int, byDot bool) float64 {
 	cnorm := make([]float32, k)
 	for j := range k {
 		cnorm[j] = float32(sqNorm(c[j*d : (j+1)*d]))
+	}
+	rank := cnorm
+	if byDot {
+		rank = make([]float32, k)
 	}
 	rows := min(n, max(1, (1<<20)/k))
 	buf := make([]float32, rows*k)
@@ -238,14 +261,14 @@ func nearest(x []float32, xnorm []float64, n, d int, c []float32, k int, assign 
 		tensor.Sgemm(false, true, r, k, d, -2, x[lo*d:(lo+r)*d], d, c, d, 0, buf[:r*k], k)
 		for i := range r {
 			row := buf[i*k : (i+1)*k]
-			best, bj := row[0]+cnorm[0], 0
+			best, bj := row[0]+rank[0], 0
 			for j := 1; j < k; j++ {
-				if v := row[j] + cnorm[j]; v < best {
+				if v := row[j] + rank[j]; v < best {
 					best, bj = v, j
 				}
 			}
 			assign[lo+i] = bj
-			obj += math.Max(xnorm[lo+i]+float64(best), 0)
+			obj += math.Max(xnorm[lo+i]+float64(row[bj]+cnorm[bj]), 0)
 		}
 	}
 	return obj

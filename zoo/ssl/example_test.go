@@ -47,7 +47,7 @@ func ExampleNew() {
 	}
 	fmt.Println("steps", m.Steps())
 	// Output:
-	// [simclr mocov2 mocov3 byol swav mae barlow vicreg simsiam dino jigsaw colorization deepcluster]
+	// [simclr mocov2 mocov3 byol swav mae barlow vicreg simsiam dino jigsaw colorization deepcluster deepclusterv2]
 	// byol true 0
 	// steps 1
 }

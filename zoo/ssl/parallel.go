@@ -23,7 +23,7 @@ import (
 // dataParallel are the methods whose losses are written for several ranks:
 // what each gathers is said in its Step's doc comment. The others refuse
 // to start under mpirun rather than train on per-rank statistics.
-var dataParallel = []string{"simclr", "mocov2", "mocov3", "byol", "mae", "barlow", "vicreg", "simsiam", "jigsaw", "dino", "swav", "colorization", "deepcluster"}
+var dataParallel = []string{"simclr", "mocov2", "mocov3", "byol", "mae", "barlow", "vicreg", "simsiam", "jigsaw", "dino", "swav", "colorization", "deepcluster", "deepclusterv2"}
 
 // DataParallel reports whether the named method trains on several ranks.
 func DataParallel(method string) bool { return slices.Contains(dataParallel, method) }

@@ -37,15 +37,16 @@ type Run struct {
 	// input with them (nil: ImageNet's); the other methods get normalised
 	// views and ignore them.
 	Mean, Std []float64
-	// Images is the size of the training set, which DeepCluster sizes its
-	// clustering by (0 means Batch*StepsPerEpoch); the others ignore it.
+	// Images is the size of the training set, which DeepCluster and
+	// DeepCluster v2 size their clustering by (0 means
+	// Batch*StepsPerEpoch); the others ignore it.
 	Images int
 }
 
 // methodNames are the registered methods: the seed's five, MAE, the
 // redundancy-reduction and stop-gradient methods, DINO, then Jigsaw,
-// Colorization and DeepCluster.
-var methodNames = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "mae", "barlow", "vicreg", "simsiam", "dino", "jigsaw", "colorization", "deepcluster"}
+// Colorization, DeepCluster and DeepCluster v2.
+var methodNames = []string{"simclr", "mocov2", "mocov3", "byol", "swav", "mae", "barlow", "vicreg", "simsiam", "dino", "jigsaw", "colorization", "deepcluster", "deepclusterv2"}
 
 // MethodNames lists the methods New builds.
 func MethodNames() []string { return append([]string(nil), methodNames...) }
@@ -170,7 +171,7 @@ func New(name string, backbone Encoder, run Run, rng *rand.Rand) (Method, error)
 		return NewColorization(c, backbone, rng)
 	case "deepcluster":
 		if cifar {
-			return nil, fmt.Errorf("deepcluster: solo-learn's DeepCluster V2 is another method (SwAV-style prototypes), so there is no %s recipe; DeepCluster has the %s recipe only", RecipeCIFAR, RecipePaper)
+			return nil, fmt.Errorf("deepcluster: solo-learn's DeepCluster V2 is another method (deepclusterv2 has its %s recipe); DeepCluster has the %s recipe only", RecipeCIFAR, RecipePaper)
 		}
 		c := DefaultDeepClusterConfig(cmp.Or(run.Images, b*s), b)
 		if rng == nil {
@@ -179,6 +180,17 @@ func New(name string, backbone Encoder, run Run, rng *rand.Rand) (Method, error)
 		c.Seed = rng.Uint64()
 		setLR(&c.Optim)
 		return NewDeepCluster(c, backbone, rng)
+	case "deepclusterv2":
+		c := DefaultDeepClusterV2Config(cmp.Or(run.Images, b*s), b, s, e)
+		if cifar {
+			c.UseCIFARRecipe(b, s, e)
+		}
+		if rng == nil {
+			rng = rand.New(rand.NewPCG(0, 0))
+		}
+		c.Seed = rng.Uint64()
+		setLR(&c.Optim)
+		return NewDeepClusterV2(c, backbone, rng)
 	case "mae":
 		if cifar {
 			return nil, fmt.Errorf("mae: the %s recipe covers the contrastive and clustering methods; MAE has the %s recipe only", RecipeCIFAR, RecipePaper)

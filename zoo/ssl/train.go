@@ -89,8 +89,9 @@ type TrainConfig struct {
 	Limit int
 	// Queue is MoCo v2's queue length (0: DefaultMoCoQueue of the set).
 	Queue int
-	// LocalCrops is the number of SwAV and DINO local crops per image, at
-	// half the size (0: only the two global crops; the CLI's default is 4).
+	// LocalCrops is the number of SwAV, DINO and DeepCluster v2 local
+	// crops per image, at half the size (0: only the two global crops; the
+	// CLI's default is 4).
 	LocalCrops int
 	// Pool is a ViT's embedding pooling (TrainSpec.Pool; "": the class
 	// token).
@@ -232,9 +233,9 @@ type MetricsRecord struct {
 	KNNTop1   *float64 `json:"knn_top1,omitempty"`
 	KNNTop5   *float64 `json:"knn_top5,omitempty"`
 	KNNS      float64  `json:"knn_s,omitempty"`
-	// ClusterS, in an epoch record of DeepCluster, is the time its
-	// clustering of the training set took before the epoch's first step
-	// (features included; 0 where a resume kept the checkpoint's).
+	// ClusterS, in an epoch record of DeepCluster (v1 or v2), is the time
+	// its clustering of the training set took before the epoch's first
+	// step (features included; 0 where a resume kept the checkpoint's).
 	ClusterS float64 `json:"cluster_s,omitempty"`
 	// Comm, in step records of a data-parallel run, is what this rank's
 	// collectives carried per step over the record's steps.
@@ -466,7 +467,7 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 		if spec.Queue == 0 {
 			spec.Queue = DefaultMoCoQueue(ds.Len(), cfg.Batch)
 		}
-	case "swav", "dino":
+	case "swav", "dino", "deepclusterv2":
 		spec.LocalCrops, spec.LocalSize = cfg.LocalCrops, max(8, cfg.Size/2)
 	case "jigsaw":
 		spec.Permutations = cmp.Or(cfg.Permutations, DefaultJigsawPermutations)
@@ -502,11 +503,13 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 	if err != nil {
 		return nil, err
 	}
-	// A method that orders its epochs (DeepCluster, uniformly over its
-	// pseudo-labels) gets a loader that asks it; the batches per epoch stay.
-	prep, _ := method.(epochPreparer)
-	if prep != nil {
-		lc.Order = prep.epochOrder
+	// A method that works on the whole set before each epoch (DeepCluster,
+	// DeepCluster v2) is told each batch's images; one that also orders
+	// its epochs (DeepCluster, uniformly over its pseudo-labels) gets a
+	// loader that asks it; the batches per epoch stay.
+	prep, _ := method.(epochHook)
+	if ord, ok := method.(epochPreparer); ok {
+		lc.Order = ord.epochOrder
 		if loader, err = data.NewLoader(ds, lc); err != nil {
 			return nil, err
 		}

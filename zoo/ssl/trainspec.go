@@ -38,8 +38,8 @@ type TrainSpec struct {
 	Recipe     string    `json:"recipe,omitempty"`      // "" is RecipePaper
 	Limit      int       `json:"limit,omitempty"`       // train on the first Limit images
 	Queue      int       `json:"queue,omitempty"`       // MoCo v2 queue length
-	LocalCrops int       `json:"local_crops,omitempty"` // SwAV and DINO local crops
-	LocalSize  int       `json:"local_size,omitempty"`  // SwAV and DINO local crop size
+	LocalCrops int       `json:"local_crops,omitempty"` // SwAV, DINO and DeepCluster v2 local crops
+	LocalSize  int       `json:"local_size,omitempty"`  // their local crop size
 	// Pool is a ViT's embedding: "" or PoolCLS (the class token after the
 	// final norm) or PoolMean (the average of the normalised patch
 	// tokens). MAE's loss does not look at it, so it only decides what the
@@ -122,7 +122,8 @@ func (s TrainSpec) NewBackbone(rng *rand.Rand) (Encoder, error) {
 // one crop; Jigsaw one square crop, which Step cuts into its puzzle;
 // Colorization one square crop, mirrored at random and not normalised;
 // DeepCluster one random crop and flip (it clusters the set on
-// EvalTransform). toRGB
+// EvalTransform); DeepCluster v2 SwAV's multi-crop pipeline, as its
+// reference script (global crops 0.14-1, local 0.05-0.14). toRGB
 // converts every image to RGB first (folder images).
 func (s TrainSpec) Views(toRGB bool) ([]augment.Transform, error) {
 	norm := &augment.Normalization{Mean: s.Mean, Std: s.Std}
@@ -134,7 +135,7 @@ func (s TrainSpec) Views(toRGB bool) ([]augment.Transform, error) {
 		views = augment.MoCoV2(s.Size, norm)
 	case "mocov3", "byol", "barlow", "vicreg":
 		views = augment.BYOL(s.Size, norm)
-	case "swav", "dino":
+	case "swav", "dino", "deepclusterv2":
 		views = augment.SwAV(s.Size, 2, s.LocalSize, s.LocalCrops, norm)
 	case "jigsaw":
 		// The paper's random 225-px square crop of a 256-px image, about
