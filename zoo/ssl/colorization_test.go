@@ -1,10 +1,8 @@
 package ssl
 
 import (
-	"encoding/json"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -75,15 +73,7 @@ type colorGolden struct {
 
 func loadColorGolden(t *testing.T) *colorGolden {
 	t.Helper()
-	raw, err := os.ReadFile("testdata/colorization_golden.json")
-	if err != nil {
-		t.Fatalf("read fixture (regenerate with /usr/bin/python3 scripts/gen_colorization_golden.py): %v", err)
-	}
-	var g colorGolden
-	if err := json.Unmarshal(raw, &g); err != nil {
-		t.Fatal(err)
-	}
-	return &g
+	return readGolden[colorGolden](t, "colorization")
 }
 
 // close64 is closeTo for float64 values; it returns the largest |diff|.

@@ -2,11 +2,9 @@ package ssl
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -74,15 +72,7 @@ type dcGolden struct {
 
 func loadDeepClusterGolden(t *testing.T) *dcGolden {
 	t.Helper()
-	raw, err := os.ReadFile("testdata/deepcluster_golden.json")
-	if err != nil {
-		t.Fatalf("read fixture (regenerate with /usr/bin/python3 scripts/gen_deepcluster_golden.py): %v", err)
-	}
-	var g dcGolden
-	if err := json.Unmarshal(raw, &g); err != nil {
-		t.Fatal(err)
-	}
-	return &g
+	return readGolden[dcGolden](t, "deepcluster")
 }
 
 func float64sTo32(v []float64) []float32 {

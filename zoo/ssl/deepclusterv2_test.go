@@ -2,11 +2,9 @@ package ssl
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -64,15 +62,7 @@ type dc2Golden struct {
 
 func loadDeepClusterV2Golden(t *testing.T) *dc2Golden {
 	t.Helper()
-	raw, err := os.ReadFile("testdata/deepclusterv2_golden.json")
-	if err != nil {
-		t.Fatalf("read fixture (regenerate with /usr/bin/python3 scripts/gen_deepclusterv2_golden.py): %v", err)
-	}
-	var g dc2Golden
-	if err := json.Unmarshal(raw, &g); err != nil {
-		t.Fatal(err)
-	}
-	return &g
+	return readGolden[dc2Golden](t, "deepclusterv2")
 }
 
 // repeatLabels is each image's label for every crop, crop by crop, with

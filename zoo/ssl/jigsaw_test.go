@@ -1,10 +1,8 @@
 package ssl
 
 import (
-	"encoding/json"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -64,15 +62,7 @@ type jigsawGolden struct {
 
 func loadJigsawGolden(t *testing.T) *jigsawGolden {
 	t.Helper()
-	raw, err := os.ReadFile("testdata/jigsaw_golden.json")
-	if err != nil {
-		t.Fatalf("read fixture (regenerate with /usr/bin/python3 scripts/gen_jigsaw_golden.py): %v", err)
-	}
-	var g jigsawGolden
-	if err := json.Unmarshal(raw, &g); err != nil {
-		t.Fatal(err)
-	}
-	return &g
+	return readGolden[jigsawGolden](t, "jigsaw")
 }
 
 // maxAbsDiff is the largest |got - want|, for the log.
