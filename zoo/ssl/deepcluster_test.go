@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/sslzoo/sslzoo/autograd"
+	"github.com/sslzoo/sslzoo/data"
 	"github.com/sslzoo/sslzoo/nn"
 	"github.com/sslzoo/sslzoo/tensor"
 )
@@ -366,25 +367,7 @@ func TestTrainDeepCluster(t *testing.T) {
 	t.Logf("clustering of epoch 2: %+v; epoch losses %.4f, %.4f", st, epochs[0].Record.Loss, epochs[1].Record.Loss)
 
 	for _, at := range []int64{7, 5} {
-		cut := tinyConfig(t, "deepcluster")
-		ctx, cancel := context.WithCancel(t.Context())
-		_, err := Train(ctx, cut, ds, TrainHooks{Step: func(s TrainStep) {
-			if s.Step == at {
-				cancel()
-			}
-		}})
-		cancel()
-		var ie *InterruptedError
-		if !errors.As(err, &ie) || ie.Step != at {
-			t.Fatalf("stop at %d: error %v", at, err)
-		}
-		cont := cut
-		cont.Resume = filepath.Join(cut.Out, CheckpointFile)
-		var rec []TrainEpoch
-		got, err := Train(t.Context(), cont, ds, TrainHooks{Epoch: func(e TrainEpoch) { rec = append(rec, e) }})
-		if err != nil {
-			t.Fatal(err)
-		}
+		got, rec := stopAndResume(t, tinyConfig(t, "deepcluster"), ds, at)
 		// Mid-epoch the resumed run keeps the checkpoint's clustering; at
 		// the epoch's end it clusters the next epoch itself.
 		if len(rec) != 1 || (at == 7) != (rec[0].Record.ClusterS == 0) {
@@ -394,20 +377,52 @@ func TestTrainDeepCluster(t *testing.T) {
 		if ge != 1 || !slices.Equal(gl, labels) {
 			t.Fatalf("resumed at %d: pseudo-labels of epoch %d %v, want %v", at, ge, gl, labels)
 		}
-		var worst float64
-		a, b := nn.StateTensors(want.Method), nn.StateTensors(got.Method)
-		for name, ta := range a {
-			fa, _ := ta.Float32()
-			fb, _ := b[name].Float32()
-			for i := range fa.Data {
-				worst = math.Max(worst, math.Abs(float64(fa.Data[i]-fb.Data[i])))
-			}
-		}
+		worst := stateMaxDiff(want.Method, got.Method)
 		if worst > 1e-6 {
 			t.Fatalf("resumed at step %d: differs from the uninterrupted run by %g", at, worst)
 		}
 		t.Logf("resumed at step %d: method state within %g of the uninterrupted run", at, worst)
 	}
+}
+
+// stopAndResume interrupts the run cfg at step at, resumes it from its
+// checkpoint to the end and returns the resumed run and its epoch records.
+func stopAndResume(t *testing.T, cfg TrainConfig, ds data.Dataset, at int64) (*TrainResult, []TrainEpoch) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	_, err := Train(ctx, cfg, ds, TrainHooks{Step: func(s TrainStep) {
+		if s.Step == at {
+			cancel()
+		}
+	}})
+	cancel()
+	var ie *InterruptedError
+	if !errors.As(err, &ie) || ie.Step != at {
+		t.Fatalf("stop at %d: error %v", at, err)
+	}
+	cont := cfg
+	cont.Resume = filepath.Join(cfg.Out, CheckpointFile)
+	var rec []TrainEpoch
+	got, err := Train(t.Context(), cont, ds, TrainHooks{Epoch: func(e TrainEpoch) { rec = append(rec, e) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, rec
+}
+
+// stateMaxDiff is the largest absolute difference between two methods'
+// state tensors, parameters and buffers.
+func stateMaxDiff(a, b Method) float64 {
+	var worst float64
+	sa, sb := nn.StateTensors(a), nn.StateTensors(b)
+	for name, ta := range sa {
+		fa, _ := ta.Float32()
+		fb, _ := sb[name].Float32()
+		for i := range fa.Data {
+			worst = math.Max(worst, math.Abs(float64(fa.Data[i]-fb.Data[i])))
+		}
+	}
+	return worst
 }
 
 // BenchmarkDeepClusterClustering times one clustering of a 60k-image set

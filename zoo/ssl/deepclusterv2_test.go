@@ -2,10 +2,8 @@ package ssl
 
 import (
 	"context"
-	"errors"
 	"math"
 	"math/rand/v2"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -405,38 +403,13 @@ func TestTrainDeepClusterV2(t *testing.T) {
 	for _, at := range []int64{7, 10} {
 		cut := tinyConfig(t, "deepclusterv2")
 		cut.Epochs = 3
-		ctx, cancel := context.WithCancel(t.Context())
-		_, err := Train(ctx, cut, ds, TrainHooks{Step: func(s TrainStep) {
-			if s.Step == at {
-				cancel()
-			}
-		}})
-		cancel()
-		var ie *InterruptedError
-		if !errors.As(err, &ie) || ie.Step != at {
-			t.Fatalf("stop at %d: error %v", at, err)
-		}
-		cont := cut
-		cont.Resume = filepath.Join(cut.Out, CheckpointFile)
-		var rec []TrainEpoch
-		got, err := Train(t.Context(), cont, ds, TrainHooks{Epoch: func(e TrainEpoch) { rec = append(rec, e) }})
-		if err != nil {
-			t.Fatal(err)
-		}
+		got, rec := stopAndResume(t, cut, ds, at)
 		// Mid-epoch the resumed run keeps the checkpoint's clustering; at
 		// the epoch's end it clusters the next epoch itself.
 		if len(rec) == 0 || (at == 7) != (rec[0].Record.ClusterS == 0) {
 			t.Fatalf("resumed at %d: epoch records %+v", at, rec)
 		}
-		var worst float64
-		a, b := nn.StateTensors(want.Method), nn.StateTensors(got.Method)
-		for name, ta := range a {
-			fa, _ := ta.Float32()
-			fb, _ := b[name].Float32()
-			for i := range fa.Data {
-				worst = math.Max(worst, math.Abs(float64(fa.Data[i]-fb.Data[i])))
-			}
-		}
+		worst := stateMaxDiff(want.Method, got.Method)
 		if worst != 0 {
 			t.Fatalf("resumed at step %d: differs from the uninterrupted run by %g", at, worst)
 		}
