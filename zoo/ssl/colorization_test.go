@@ -316,29 +316,10 @@ func TestColorizationLossGolden(t *testing.T) {
 	if err := nn.LoadState(mod, init, true); err != nil {
 		t.Fatal(err)
 	}
-	tp := autograd.NewTape()
-	x := autograd.NewParam("features", g.Features.tensor())
-	var loss *autograd.Var
-	if err := autograd.Catch(func() { loss = ColorizationLoss(tp, x, head, autograd.Const(targets), tg.th, tg.tw) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := tp.Backward(loss); err != nil {
-		t.Fatal(err)
-	}
-	if err := closeTo(loss.Value.Data, []float64{g.Loss}); err != nil {
-		t.Errorf("loss: %v", err)
-	}
-	if err := closeTo(x.Grad.Data, g.GradFeatures.Data); err != nil {
-		t.Errorf("grad features: %v", err)
-	}
-	worst := maxAbsDiff(x.Grad.Data, g.GradFeatures.Data)
 	params := nn.StateOf(mod).Params
-	for _, p := range params {
-		if err := closeTo(p.Var.Grad.Data, g.Grads[p.Name].Data); err != nil {
-			t.Errorf("grad %s: %v", p.Name, err)
-		}
-		worst = max(worst, maxAbsDiff(p.Var.Grad.Data, g.Grads[p.Name].Data))
-	}
+	loss, worst := headLossGolden(t, g.Features, params, func(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
+		return ColorizationLoss(tp, x, head, autograd.Const(targets), tg.th, tg.tw)
+	}, g.Loss, g.GradFeatures, g.Grads)
 	o := g.Optim
 	nn.NewSGD(params, nn.SGDConfig{LR: float32(o.LR), Momentum: float32(o.Momentum), WeightDecay: float32(o.WeightDecay)}).Step()
 	var worstStep float64
@@ -349,7 +330,7 @@ func TestColorizationLossGolden(t *testing.T) {
 		worstStep = max(worstStep, maxAbsDiff(p.Var.Value.Data, g.After[p.Name].Data))
 	}
 	t.Logf("loss %.6g |diff| %.2g (relative %.2g); gradients max |diff| %.2g; head after one SGD step max |diff| %.2g; targets %.2g, input %.2g",
-		g.Loss, math.Abs(float64(loss.Value.Data[0])-g.Loss), math.Abs(float64(loss.Value.Data[0])-g.Loss)/g.Loss, worst, worstStep,
+		g.Loss, math.Abs(float64(loss)-g.Loss), math.Abs(float64(loss)-g.Loss)/g.Loss, worst, worstStep,
 		maxAbsDiff(dense.Data, g.Target.Data), maxAbsDiff(input.Data, g.Input.Data))
 }
 

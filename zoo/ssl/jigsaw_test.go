@@ -155,36 +155,12 @@ func TestJigsawLossGolden(t *testing.T) {
 	if err := nn.LoadState(mod, init, false); err != nil {
 		t.Fatal(err)
 	}
-	tp := autograd.NewTape()
-	x := autograd.NewParam("features", g.Features.tensor())
-	var loss *autograd.Var
-	if err := autograd.Catch(func() { loss = JigsawLoss(tp, x, head, g.Labels) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := tp.Backward(loss); err != nil {
-		t.Fatal(err)
-	}
-	if err := closeTo(loss.Value.Data, []float64{g.Loss}); err != nil {
-		t.Errorf("loss: %v", err)
-	}
-	if err := closeTo(x.Grad.Data, g.GradFeatures.Data); err != nil {
-		t.Errorf("grad features: %v", err)
-	}
-	worst := maxAbsDiff(x.Grad.Data, g.GradFeatures.Data)
-	for _, p := range nn.StateOf(mod).Params {
-		want, ok := g.Grads[p.Name]
-		if !ok {
-			t.Errorf("no gradient for %s in the fixture", p.Name)
-			continue
-		}
-		if err := closeTo(p.Var.Grad.Data, want.Data); err != nil {
-			t.Errorf("grad %s: %v", p.Name, err)
-		}
-		worst = max(worst, maxAbsDiff(p.Var.Grad.Data, want.Data))
-	}
-	t.Logf("loss |diff| %.2g, gradients max |diff| %.2g", math.Abs(float64(loss.Value.Data[0])-g.Loss), worst)
+	loss, worst := headLossGolden(t, g.Features, nn.StateOf(mod).Params, func(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
+		return JigsawLoss(tp, x, head, g.Labels)
+	}, g.Loss, g.GradFeatures, g.Grads)
+	t.Logf("loss |diff| %.2g, gradients max |diff| %.2g", math.Abs(float64(loss)-g.Loss), worst)
 	// A feature batch that is not nine tiles per label is an op error.
-	if err := autograd.Catch(func() { JigsawLoss(tp, autograd.Const(tensor.New(10, d)), head, g.Labels) }); err == nil {
+	if err := autograd.Catch(func() { JigsawLoss(autograd.NewTape(), autograd.Const(tensor.New(10, d)), head, g.Labels) }); err == nil {
 		t.Error("10 feature rows for 4 puzzles: no error")
 	}
 }
