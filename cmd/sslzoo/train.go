@@ -53,6 +53,7 @@ func trainCommand() *cli.Command {
 		&cli.IntFlag{Name: "queue", Usage: "MoCo v2 queue length (default: 65536 for large sets, else 4096)"},
 		&cli.IntFlag{Name: "local-crops", Value: 4, Usage: "SwAV, DINO and DeepCluster v2 local crops per image"},
 		&cli.IntFlag{Name: "permutations", Value: ssl.DefaultJigsawPermutations, Usage: "Jigsaw: puzzle classes, a maximal-Hamming-distance set of tile orders (2 to 10000)"},
+		&cli.IntFlag{Name: "clusters", Usage: "DeepCluster: k of the k-means; DeepCluster v2: prototypes per head (default: 100, or a tenth of a set under 1000 images; v2's cifar recipe 3000)"},
 		&cli.StringFlag{Name: "pool", Usage: "ViT embedding: cls (class token after the final norm) or mean (average of the normalised patch tokens); MAE's loss ignores it (default: cls)"},
 		&cli.IntFlag{Name: "workers", Usage: "data loading goroutines (0: one per CPU)"},
 		&cli.Int64Flag{Name: "steps", Usage: "stop after N optimizer steps, with the checkpoint and final weights written (0: all epochs; the schedule stays the epochs')"},
@@ -68,7 +69,7 @@ func trainCommand() *cli.Command {
 			Resume: c.String("resume"), KNNEvery: c.Int("knn-every"), KNNBank: c.Int("knn-bank"),
 			KNNQuery: c.Int("knn-query"), CheckpointEvery: c.Int("checkpoint-every"), LogEvery: c.Int("log-every"),
 			Seed: c.Uint64("seed"), Recipe: c.String("recipe"), LR: c.Float64("lr"), Limit: c.Int("limit"), Queue: c.Int("queue"),
-			LocalCrops: c.Int("local-crops"), Permutations: c.Int("permutations"), Pool: c.String("pool"), Workers: c.Int("workers"), OnDecodeError: c.String("on-decode-error"),
+			LocalCrops: c.Int("local-crops"), Permutations: c.Int("permutations"), Clusters: c.Int("clusters"), Pool: c.String("pool"), Workers: c.Int("workers"), OnDecodeError: c.String("on-decode-error"),
 			Steps: c.Int64("steps"),
 		}
 		sig := make(chan os.Signal, 1)
@@ -130,7 +131,7 @@ type trainOptions struct {
 	Recipe                      string
 	LR                          float64
 	Limit, Queue, LocalCrops    int
-	Permutations                int
+	Permutations, Clusters      int
 	Pool                        string
 	Workers                     int
 	OnDecodeError               string
@@ -172,6 +173,10 @@ func (o trainOptions) validate() error {
 		return usagef("sslzoo train: --pool %q: want %s or %s", o.Pool, ssl.PoolCLS, ssl.PoolMean)
 	case o.LocalCrops < 0:
 		return usagef("sslzoo train: --local-crops %d must not be negative", o.LocalCrops)
+	case o.Clusters < 0:
+		return usagef("sslzoo train: --clusters %d must not be negative (0 for the default)", o.Clusters)
+	case o.Clusters > 0 && o.Method != "deepcluster" && o.Method != "deepclusterv2":
+		return usagef("sslzoo train %s: --clusters sets DeepCluster's k-means; %s has none", o.Method, o.Method)
 	case o.Method == "jigsaw" && (o.Permutations < 2 || o.Permutations > ssl.MaxJigsawPermutations):
 		return usagef("sslzoo train: --permutations %d: want 2 to %d", o.Permutations, ssl.MaxJigsawPermutations)
 	case !slices.Contains(ssl.Recipes, o.Recipe) && o.Recipe != "":
@@ -249,7 +254,7 @@ func (t *trainer) run(ctx context.Context) (err error) {
 	}
 	cfg := ssl.TrainConfig{
 		Method: o.Method, Data: o.Data, Arch: o.Arch, Width: o.Width, Size: o.Size, Epochs: o.Epochs, Batch: o.Batch,
-		Seed: o.Seed, Recipe: o.Recipe, LR: o.LR, Limit: o.Limit, Queue: o.Queue, LocalCrops: o.LocalCrops, Permutations: o.Permutations, Pool: o.Pool,
+		Seed: o.Seed, Recipe: o.Recipe, LR: o.LR, Limit: o.Limit, Queue: o.Queue, LocalCrops: o.LocalCrops, Permutations: o.Permutations, Clusters: o.Clusters, Pool: o.Pool,
 		Workers: o.Workers, Out: o.Out, Resume: o.Resume, CheckpointEvery: o.CheckpointEvery, LogEvery: o.LogEvery,
 		Interrupt: t.interrupt, Warn: t.warn, World: world, MaxSteps: o.Steps,
 	}

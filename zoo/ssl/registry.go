@@ -32,6 +32,10 @@ type Run struct {
 	// Permutations is Jigsaw's number of puzzle classes (0 means
 	// DefaultJigsawPermutations).
 	Permutations int
+	// Clusters, when positive, is DeepCluster's k and each DeepCluster v2
+	// head's number of prototypes (0 means DefaultDeepClusterClustersFor
+	// the set); the other methods ignore it.
+	Clusters int
 	// Mean and Std are the per-channel normalisation the backbone's
 	// input follows (the TrainSpec's). Colorization normalises its grey
 	// input with them (nil: ImageNet's); the other methods get normalised
@@ -174,6 +178,7 @@ func New(name string, backbone Encoder, run Run, rng *rand.Rand) (Method, error)
 			return nil, fmt.Errorf("deepcluster: solo-learn's DeepCluster V2 is another method (deepclusterv2 has its %s recipe); DeepCluster has the %s recipe only", RecipeCIFAR, RecipePaper)
 		}
 		c := DefaultDeepClusterConfig(cmp.Or(run.Images, b*s), b)
+		c.Clusters = cmp.Or(run.Clusters, c.Clusters)
 		if rng == nil {
 			rng = rand.New(rand.NewPCG(0, 0))
 		}
@@ -184,6 +189,11 @@ func New(name string, backbone Encoder, run Run, rng *rand.Rand) (Method, error)
 		c := DefaultDeepClusterV2Config(cmp.Or(run.Images, b*s), b, s, e)
 		if cifar {
 			c.UseCIFARRecipe(b, s, e)
+		}
+		if run.Clusters > 0 {
+			for i := range c.Prototypes {
+				c.Prototypes[i] = run.Clusters
+			}
 		}
 		if rng == nil {
 			rng = rand.New(rand.NewPCG(0, 0))

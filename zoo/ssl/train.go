@@ -99,6 +99,10 @@ type TrainConfig struct {
 	// Permutations is Jigsaw's number of puzzle classes (0:
 	// DefaultJigsawPermutations); other methods ignore it.
 	Permutations int
+	// Clusters is DeepCluster's k and DeepCluster v2's prototypes per
+	// head (0: DefaultDeepClusterClustersFor the set); other methods
+	// ignore it.
+	Clusters int
 	// Norm is the per-channel normalisation; nil means NormFor(Data), or
 	// mean 0.5 and std 0.25 per channel where that has another channel
 	// count than the images.
@@ -349,6 +353,8 @@ func (c TrainConfig) withDefaults() (TrainConfig, zoo.Spec, error) {
 		return bad("CheckpointEvery %d and LogEvery %d must not be negative", c.CheckpointEvery, c.LogEvery)
 	case c.MaxSteps < 0:
 		return bad("MaxSteps %d must not be negative", c.MaxSteps)
+	case c.Clusters < 0:
+		return bad("%d clusters must not be negative (0 for the default)", c.Clusters)
 	case c.Method == "jigsaw" && (c.Permutations < 0 || c.Permutations == 1 || c.Permutations > MaxJigsawPermutations):
 		return bad("%d permutations: want 2 to %d (or 0 for %d)", c.Permutations, MaxJigsawPermutations, DefaultJigsawPermutations)
 	case !slices.Contains(Recipes, c.Recipe) && c.Recipe != "":
@@ -469,6 +475,10 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 		}
 	case "swav", "dino", "deepclusterv2":
 		spec.LocalCrops, spec.LocalSize = cfg.LocalCrops, max(8, cfg.Size/2)
+	}
+	switch cfg.Method {
+	case "deepcluster", "deepclusterv2":
+		spec.Clusters = cfg.Clusters
 	case "jigsaw":
 		spec.Permutations = cmp.Or(cfg.Permutations, DefaultJigsawPermutations)
 	}
@@ -499,7 +509,7 @@ func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHoo
 	}
 	method, err := New(spec.Method, enc, Run{Batch: cfg.Batch, StepsPerEpoch: spe, Epochs: cfg.Epochs,
 		Recipe: spec.Recipe, LR: spec.LR, Queue: spec.Queue, Size: spec.Size, Permutations: spec.Permutations,
-		Mean: spec.Mean, Std: spec.Std, Images: ds.Len()}, rng)
+		Clusters: spec.Clusters, Mean: spec.Mean, Std: spec.Std, Images: ds.Len()}, rng)
 	if err != nil {
 		return nil, err
 	}
@@ -869,7 +879,7 @@ func sameConfig(cfg TrainConfig, ds data.Dataset) error {
 		{"method", cfg.Method}, {"data", cfg.Data}, {"arch", cfg.Arch}, {"width", cfg.Width}, {"size", cfg.Size},
 		{"epochs", cfg.Epochs}, {"batch", cfg.Batch}, {"seed", cfg.Seed}, {"recipe", cfg.Recipe}, {"lr", cfg.LR},
 		{"limit", cfg.Limit}, {"queue", cfg.Queue}, {"local crops", cfg.LocalCrops}, {"pool", cfg.Pool},
-		{"permutations", cfg.Permutations}, {"normalisation", norm}, {"max steps", cfg.MaxSteps}, {"resume", cfg.Resume},
+		{"permutations", cfg.Permutations}, {"clusters", cfg.Clusters}, {"normalisation", norm}, {"max steps", cfg.MaxSteps}, {"resume", cfg.Resume},
 		{"data size", ds.Len()}, {"image channels", fmt.Sprint(channels, toRGB)},
 	}
 	mine := make([]float32, 2*len(fields))

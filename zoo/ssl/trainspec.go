@@ -48,6 +48,9 @@ type TrainSpec struct {
 	// Permutations is Jigsaw's number of puzzle classes (its permutation
 	// set itself is saved with the checkpoint's method state).
 	Permutations int `json:"permutations,omitempty"`
+	// Clusters is the --clusters DeepCluster and DeepCluster v2 ran with
+	// (0: the default for the set, which the method config records).
+	Clusters int `json:"clusters,omitempty"`
 }
 
 // ViT embedding poolings for TrainSpec.Pool.
