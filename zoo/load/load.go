@@ -76,6 +76,11 @@ func File(path string, opts Options) (*Backbone, error) {
 			return nil, err
 		}
 	}
+	if found {
+		if err := fitsFile(spec, f); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
 	m, err := spec.Build(rand.New(rand.NewPCG(opts.Seed, 0x6c6f6164)))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -139,6 +144,27 @@ func recordedSpec(meta map[string]string) (zoo.Spec, bool, error) {
 	}
 	s, err := ts.ArchSpec()
 	return s, err == nil, err
+}
+
+// fitsFile refuses an architecture recorded in f's metadata that is far
+// larger than the tensors f holds, before anything is allocated: every
+// value the backbone builds must come from the file, so only a corrupt or
+// hostile configuration asks for more (a few bytes of JSON can describe a
+// ViT of terabytes). The slack covers scalars the count leaves out.
+func fitsFile(spec zoo.Spec, f *weights.File) error {
+	need, err := spec.Values()
+	if err != nil {
+		return err
+	}
+	held := 0.0
+	for _, t := range f.Tensors {
+		held += float64(t.Numel())
+	}
+	if need > 2*held+1<<16 {
+		return fmt.Errorf("its metadata describes a %s %s of %.3g values, but the file holds %.0f: the recorded architecture is corrupt; re-export the weights",
+			spec.Family, spec.Name, need, held)
+	}
+	return nil
 }
 
 // loadInto loads m's state from f: under prefix when set, else at the top

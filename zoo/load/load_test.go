@@ -194,3 +194,28 @@ func TestFileBadInput(t *testing.T) {
 		}
 	}
 }
+
+// A recorded architecture far larger than the file's tensors is refused
+// before anything is built: a few bytes of JSON could otherwise ask for a
+// ViT of terabytes and end the process out of memory. The smaller one the
+// file does hold still loads.
+func TestFileArchLargerThanFile(t *testing.T) {
+	dir := t.TempDir()
+	spec, m := smallResNet(t)
+	huge := zoo.Spec{Name: "vit-huge-lie", Family: "vit", ViT: zoo.ViTConfig{Dim: 1 << 16, Depth: 100, Heads: 1}}
+	wide := spec
+	wide.ResNet.Width = 64 // 4096x the values of the width-0.125 weights in the file
+	for _, s := range []zoo.Spec{huge, wide} {
+		path := filepath.Join(dir, s.Name+".safetensors")
+		writeState(t, path, m, []string{""}, map[string]string{zoo.ArchConfigKey: s.ConfigJSON()})
+		_, err := File(path, Options{})
+		if err == nil || !strings.Contains(err.Error(), "the recorded architecture is corrupt") || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: %v", s.Name, err)
+		}
+	}
+	path := filepath.Join(dir, "ok.safetensors")
+	writeState(t, path, m, []string{""}, map[string]string{zoo.ArchConfigKey: spec.ConfigJSON()})
+	if _, err := File(path, Options{}); err != nil {
+		t.Errorf("the file's own architecture: %v", err)
+	}
+}
