@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # make bench-learning: proof of learning. Each method pretrains a ResNet-18
 # (CIFAR stem, WIDTH) on Fashion-MNIST train without labels, in sslzoo and
-# in PyTorch (scripts/learning_torch.py, the same recipe read from the Go
-# run's metadata); then `sslzoo eval knn` (k 200, T 0.1, cosine; train split
+# in PyTorch (scripts/learning_torch.py, or learning_torch_cluster.py for
+# the DeepClusters: the same recipe read from the Go run's metadata); then `sslzoo eval knn` (k 200, T 0.1, cosine; train split
 # as the bank, test split classified) scores both backbones with one
 # protocol, beside a randomly initialised backbone and raw pixels.
 #
@@ -19,14 +19,15 @@
 #   EPOCHS   set to skip the calibration; LIMIT training images (0: all
 #            60000); WIDTH (0.25); SIZE (28, Fashion-MNIST's own); BATCH
 #            (128); SEED (1); METHODS: any of simclr mocov2 mocov3 byol
-#            swav barlow vicreg simsiam dino jigsaw (default the first five,
-#            so that tables made before the other five had twins stay
-#            comparable)
+#            swav barlow vicreg simsiam dino jigsaw deepcluster
+#            deepclusterv2 (default the first five, so that tables made
+#            before the others had twins stay comparable)
 #   RECIPE   "cifar" (the default) trains with `sslzoo train --recipe cifar`,
 #            solo-learn's CIFAR-10 hyperparameters for small images;
 #            "paper" with each method's published ImageNet recipe. Jigsaw
-#            has no cifar recipe (solo-learn has no Jigsaw config), so it
-#            always trains with its paper recipe; its row says so.
+#            and DeepCluster (v1) have no cifar recipe (solo-learn has
+#            configs for neither), so they always train with their paper
+#            recipes; their rows say so.
 #   EVAL_LIMIT_TRAIN / EVAL_LIMIT_TEST  kNN bank / test images (0: all)
 #   OUT      result folder (default /tmp/sslzoo-bench-learning); SSLZOO_BIN
 #
@@ -84,8 +85,11 @@ case $recipe in
 cifar | paper) ;;
 *) echo "bench-learning: RECIPE=$recipe: want cifar or paper" >&2; exit 1 ;;
 esac
-# recipe_of METHOD: the recipe METHOD trains with (jigsaw has the paper's only).
-recipe_of() { if [[ $1 == jigsaw ]]; then echo paper; else echo "$recipe"; fi; }
+# recipe_of METHOD: the recipe METHOD trains with (jigsaw and deepcluster
+# have the paper's only).
+recipe_of() { if [[ $1 == jigsaw || $1 == deepcluster ]]; then echo paper; else echo "$recipe"; fi; }
+# twin_of METHOD: the PyTorch twin script of METHOD.
+twin_of() { if [[ $1 == deepcluster* ]]; then echo scripts/learning_torch_cluster.py; else echo scripts/learning_torch.py; fi; }
 
 # mean_epoch_s DIR: mean seconds per epoch from a Go run's metrics.jsonl.
 mean_epoch_s() {
@@ -145,8 +149,8 @@ for m in $methods; do
 		echo "== $m: pytorch run kept ($tdir)" >&2
 	else
 		echo "== $m: pytorch" >&2
-		"${torch_env[@]}" "$py" scripts/learning_torch.py --like "$gdir/final.safetensors" --out "$tdir" --threads 2 --workers 2 \
-			>"$tdir.json" 2>"$tdir.log" || { echo "bench-learning: learning_torch.py $m failed:" >&2; tail -5 "$tdir.log" >&2; exit 1; }
+		"${torch_env[@]}" "$py" "$(twin_of "$m")" --like "$gdir/final.safetensors" --out "$tdir" --threads 2 --workers 2 \
+			>"$tdir.json" 2>"$tdir.log" || { echo "bench-learning: $(twin_of "$m") $m failed:" >&2; tail -5 "$tdir.log" >&2; exit 1; }
 	fi
 	echo "== $m: kNN" >&2
 	go_knn=$("$bin" eval knn --checkpoint "$gdir/final.safetensors" "${evalargs[@]}")
