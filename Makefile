@@ -23,6 +23,7 @@ help:
 	@echo "make bench-learning - proof of learning: each SSL method in sslzoo and PyTorch, kNN on Fashion-MNIST (BUDGET=minutes|tiny)"
 	@echo "make bench-dist - data-parallel scaling: 1 process vs 2 mpirun ranks, allreduce bandwidth, bytes per step, 8-machine 10 GbE estimate"
 	@echo "make bench-learning-masked - proof of learning for MAE (kNN/linear vs random-init ViT) and MLM on Brown (vs unigram), each beside PyTorch"
+	@echo "make bench-learning-colorization - proof of learning for Colorization on emoji (kNN on its 9 categories) beside PyTorch"
 	@echo "make fmt    - gofmt the tree"
 	@echo "make lint   - gofmt check, go vet, staticcheck when installed"
 	@echo "make conformance - every backbone at full size and every op: ONNX Runtime, Go engine, onnxruntime-node vs Go"
@@ -73,6 +74,11 @@ bench-learning: setup build
 .PHONY: bench-learning-masked
 bench-learning-masked: setup build
 	./scripts/bench-learning-masked.sh
+
+# Colorization on emoji beside its PyTorch twin (knobs in the script).
+.PHONY: bench-learning-colorization
+bench-learning-colorization: setup build
+	./scripts/bench-learning-colorization.sh
 
 # Data-parallel scaling: allreduce bandwidth, 1 process against 2 mpirun
 # ranks, bytes per step, and the 8-machine 10 GbE estimate (knobs in the script).

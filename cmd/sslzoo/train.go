@@ -90,8 +90,8 @@ func trainCommand() *cli.Command {
 		"dino":          "DINO: self-distillation from an EMA teacher, centring and sharpening, multi-crop, AdamW (ViT) or SGD (ResNet)",
 		"jigsaw":        "Jigsaw: 3x3 tiles with random gaps, shuffled by one of --permutations max-Hamming orders, shared trunk, classifier, SGD + cosine",
 		"colorization":  "Colorization: predict the ab colours of a grey image as 262 Lab bins, class-rebalanced cross-entropy, AdamW + cosine (colour data: --data emoji)",
-		"deepcluster":   "DeepCluster: k-means (100 clusters, 20 iterations) of the PCA-whitened features every epoch, classifier on the pseudo-labels, uniform sampling over clusters, SGD",
-		"deepclusterv2": "DeepCluster v2: spherical k-means (3 x 100 clusters, 10 iterations) of a memory bank of the global crops' embeddings every epoch, the centroids as prototypes, cross-entropy on the pseudo-labels, multi-crop, LARS + warmup-cosine",
+		"deepcluster":   "DeepCluster: k-means (--clusters, default 100, a tenth of a set under 1000 images; 20 iterations) of the PCA-whitened features every epoch, classifier on the pseudo-labels, uniform sampling over clusters, SGD",
+		"deepclusterv2": "DeepCluster v2: spherical k-means (3 heads of --clusters each, default 100 (3000 with --recipe cifar), at most a tenth of the set; 10 iterations) of a memory bank of the global crops' embeddings every epoch, the centroids as prototypes, cross-entropy on the pseudo-labels, multi-crop, LARS + warmup-cosine",
 	}
 	var subs []*cli.Command
 	for _, m := range trainMethods {
