@@ -713,6 +713,47 @@ BUILDERS = {"simclr": build_simclr, "mocov2": build_mocov2, "mocov3": build_moco
             "jigsaw": build_jigsaw}
 
 
+class EpochLog:
+    """What a twin reports: each epoch's mean loss and seconds (the training
+    loop only, data loading included), the first ten step losses, the
+    steps; finish writes the weights and prints the JSON line the
+    benchmarks read."""
+
+    def __init__(self, method):
+        self.method, self.steps = method, 0
+        self.epoch_s, self.loss, self.first_losses = [], [], []
+
+    def start(self):
+        self.t0, self.total, self.count = time.perf_counter(), 0.0, 0
+
+    def step(self, loss):
+        v = loss.item()
+        if len(self.first_losses) < 10:
+            self.first_losses.append(v)
+        self.total += v
+        self.count += 1
+        self.steps += 1
+
+    def end(self, epoch, epochs):
+        self.epoch_s.append(time.perf_counter() - self.t0)
+        self.loss.append(self.total / max(self.count, 1))
+        print("torch %s epoch %d/%d: loss %.4f, %.1fs" % (self.method, epoch + 1, epochs, self.loss[-1], self.epoch_s[-1]),
+              file=sys.stderr)
+
+    def finish(self, meta, out_dir, state, script, **extra):
+        """Writes out_dir/final.safetensors (state, with the Go run's
+        metadata, this run's steps and its trainer) and prints the line."""
+        os.makedirs(out_dir, exist_ok=True)
+        md = dict(meta)
+        md["sslzoo.steps"] = str(self.steps)
+        md["sslzoo.trained_by"] = "scripts/%s (torch %s)" % (script, torch.__version__)
+        path = os.path.join(out_dir, "final.safetensors")
+        write_safetensors(path, state, md)
+        print(json.dumps({"engine": "torch", "method": self.method, "epochs": len(self.epoch_s), "steps": self.steps,
+                          "epoch_s": self.epoch_s, "mean_epoch_s": sum(self.epoch_s) / len(self.epoch_s),
+                          "loss": self.loss, "first_losses": self.first_losses, "weights": path, **extra}))
+
+
 def twin_run(doc, what):
     """Parses a twin script's flags and reads the Go run it reproduces:
     returns (args, metadata, run spec, method config), with the threads and
@@ -771,10 +812,11 @@ def main():
         m.train()
     opt = make_optimizer(cfg["Optim"], named)
 
-    s, epoch_s, epoch_loss, first_losses = 0, [], [], []
+    log = EpochLog(spec["method"])
     for epoch in range(spec["epochs"]):
-        t0, total, count = time.perf_counter(), 0.0, 0
+        log.start()
         for views in loader:
+            s = log.steps
             set_lr(opt, lr_at(cfg["Optim"], s))
             loss, hook = step_fn(views, s)
             if not math.isfinite(loss.item()):
@@ -795,25 +837,10 @@ def main():
             opt.step()
             if after:
                 after()
-            if len(first_losses) < 10:
-                first_losses.append(loss.item())
-            total += loss.item()
-            count += 1
-            s += 1
-        epoch_s.append(time.perf_counter() - t0)
-        epoch_loss.append(total / max(count, 1))
-        print("torch %s epoch %d/%d: loss %.4f, %.1fs" % (spec["method"], epoch + 1, spec["epochs"], epoch_loss[-1],
-                                                         epoch_s[-1]), file=sys.stderr)
+            log.step(loss)
+        log.end(epoch, spec["epochs"])
 
-    os.makedirs(args.out, exist_ok=True)
-    md = dict(meta)
-    md["sslzoo.steps"] = str(s)
-    md["sslzoo.trained_by"] = "scripts/learning_torch.py (torch %s)" % torch.__version__
-    write_safetensors(os.path.join(args.out, "final.safetensors"), enc.state_dict(), md)
-    print(json.dumps({"engine": "torch", "method": spec["method"], "epochs": spec["epochs"], "steps": s,
-                      "epoch_s": epoch_s, "mean_epoch_s": sum(epoch_s) / len(epoch_s), "loss": epoch_loss,
-                      "first_losses": first_losses,
-                      "weights": os.path.join(args.out, "final.safetensors")}))
+    log.finish(meta, args.out, enc.state_dict(), "learning_torch.py")
 
 
 if __name__ == "__main__":

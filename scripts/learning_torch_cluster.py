@@ -71,7 +71,6 @@ config's cluster seed). The PCA, k-means and sums run here in float64 /
 float32 torch/numpy kernels, so near-ties may fall the other way. The
 reference's Sobel filter is left out, as sslzoo does.
 """
-import json
 import math
 import os
 import sys
@@ -84,8 +83,8 @@ import torch.nn.functional as F
 import torchvision.transforms as T
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from learning_torch import (ResNet18Cifar, Views, load_idx_images, lr_at, make_optimizer, mlp,  # noqa: E402
-                            set_lr, twin_run, view_pipelines, worker_init, write_safetensors)
+from learning_torch import (EpochLog, ResNet18Cifar, Views, load_idx_images, lr_at, make_optimizer, mlp,  # noqa: E402
+                            set_lr, twin_run, view_pipelines, worker_init)
 
 PROG = "learning_torch_cluster"
 METHODS = ("deepcluster", "deepclusterv2")
@@ -467,15 +466,16 @@ def main():
         part.train()
     opt, step_fn, after = m["opt"], m["step"], m["after"]
 
-    s, epoch_s, cluster_s, epoch_loss, first_losses = 0, [], [], [], []
+    log, cluster_s = EpochLog(spec["method"]), []
     for epoch in range(epochs):
         tc = time.perf_counter()
         sampler.order, info = m["prepare"](epoch)
         cluster_s.append(time.perf_counter() - tc)
         print("torch %s epoch %d clustering: %s, %.1fs" % (spec["method"], epoch + 1, info, cluster_s[-1]),
               file=sys.stderr)
-        t0, total, count = time.perf_counter(), 0.0, 0
+        log.start()
         for views, idx in loader:
+            s = log.steps
             set_lr(opt, lr_at(oc, s))
             loss = step_fn(views, idx, s)
             if not math.isfinite(loss.item()):
@@ -485,25 +485,10 @@ def main():
             opt.step()
             if after:
                 after()
-            if len(first_losses) < 10:
-                first_losses.append(loss.item())
-            total += loss.item()
-            count += 1
-            s += 1
-        epoch_s.append(time.perf_counter() - t0)
-        epoch_loss.append(total / max(count, 1))
-        print("torch %s epoch %d/%d: loss %.4f, %.1fs" % (spec["method"], epoch + 1, epochs, epoch_loss[-1],
-                                                         epoch_s[-1]), file=sys.stderr)
+            log.step(loss)
+        log.end(epoch, epochs)
 
-    os.makedirs(args.out, exist_ok=True)
-    md = dict(meta)
-    md["sslzoo.steps"] = str(s)
-    md["sslzoo.trained_by"] = "scripts/learning_torch_cluster.py (torch %s)" % torch.__version__
-    out = os.path.join(args.out, "final.safetensors")
-    write_safetensors(out, enc.state_dict(), md)
-    print(json.dumps({"engine": "torch", "method": spec["method"], "epochs": epochs, "steps": s,
-                      "epoch_s": epoch_s, "mean_epoch_s": sum(epoch_s) / len(epoch_s), "loss": epoch_loss,
-                      "first_losses": first_losses, "weights": out, "cluster_s": cluster_s}))
+    log.finish(meta, args.out, enc.state_dict(), "learning_torch_cluster.py", cluster_s=cluster_s)
 
 
 if __name__ == "__main__":

@@ -74,7 +74,6 @@ import math
 import os
 import struct
 import sys
-import time
 
 import numpy as np
 import torch
@@ -85,8 +84,8 @@ from PIL import Image
 
 sys.dont_write_bytecode = True  # importing the sibling scripts leaves no scripts/__pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from learning_torch import (ResNet18Cifar, lr_at, read_safetensors_tensor, set_lr, twin_run,  # noqa: E402
-                            worker_init, write_safetensors)
+from learning_torch import (EpochLog, ResNet18Cifar, lr_at, read_safetensors_tensor, set_lr, twin_run,  # noqa: E402
+                            worker_init)
 import gen_colorization_golden as golden  # noqa: E402
 
 # gen_colorization_golden computes its fixtures in float64 and sets torch's
@@ -348,10 +347,11 @@ def main():
     reb = Rebalancer(bins, cfg["Lambda"], cfg["PriorSteps"])
     th, tw = -(-size // stride), -(-size // stride)
 
-    s, epoch_s, epoch_loss, first_losses = 0, [], [], []
+    log = EpochLog("colorization")
     for epoch in range(spec["epochs"]):
-        t0, total, count = time.perf_counter(), 0.0, 0
+        log.start()
         for x, idx, w, colour in loader:
+            s = log.steps
             set_lr(opt, lr_at(oc, s))
             k = idx.shape[-1]
             idx, w = idx.reshape(-1, k), w.reshape(-1, k)
@@ -371,15 +371,8 @@ def main():
             opt.zero_grad()
             loss.backward()
             opt.step()
-            if len(first_losses) < 10:
-                first_losses.append(loss.item())
-            total += loss.item()
-            count += 1
-            s += 1
-        epoch_s.append(time.perf_counter() - t0)
-        epoch_loss.append(total / max(count, 1))
-        print("torch colorization epoch %d/%d: loss %.4f, %.1fs" % (epoch + 1, spec["epochs"], epoch_loss[-1], epoch_s[-1]),
-              file=sys.stderr)
+            log.step(loss)
+        log.end(epoch, spec["epochs"])
 
     state = enc.state_dict()
     want = go_tensor_shapes(args.like)
@@ -388,15 +381,7 @@ def main():
         die("the backbone's tensors differ from the Go file's: only here %s, only there %s, other shapes %s"
             % (sorted(set(got) - set(want))[:5], sorted(set(want) - set(got))[:5],
                [k for k in set(got) & set(want) if got[k] != want[k]][:5]))
-    os.makedirs(args.out, exist_ok=True)
-    md = dict(meta)
-    md["sslzoo.steps"] = str(s)
-    md["sslzoo.trained_by"] = "scripts/learning_torch_colorization.py (torch %s)" % torch.__version__
-    final = os.path.join(args.out, "final.safetensors")
-    write_safetensors(final, state, md)
-    print(json.dumps({"engine": "torch", "method": "colorization", "epochs": spec["epochs"], "steps": s,
-                      "epoch_s": epoch_s, "mean_epoch_s": sum(epoch_s) / len(epoch_s), "loss": epoch_loss,
-                      "first_losses": first_losses, "prior_pixels": reb.pixels, "weights": final}))
+    log.finish(meta, args.out, state, "learning_torch_colorization.py", prior_pixels=reb.pixels)
 
 
 if __name__ == "__main__":
