@@ -82,6 +82,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision.transforms as T
 
+sys.dont_write_bytecode = True  # importing learning_torch leaves no scripts/__pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from learning_torch import (EpochLog, ResNet18Cifar, Views, load_idx_images, lr_at, make_optimizer, mlp,  # noqa: E402
                             set_lr, twin_run, view_pipelines, worker_init)
