@@ -182,6 +182,15 @@ func (tp *Tape) Owns(b []float32) bool {
 	return false
 }
 
+// HeldBytes is the size of the op outputs the tape holds until Reset.
+func (tp *Tape) HeldBytes() int64 {
+	var n int64
+	for _, b := range tp.owned {
+		n += int64(cap(b)) * 4
+	}
+	return n
+}
+
 // AllocZeroed is Alloc with the buffer cleared.
 func (tp *Tape) AllocZeroed(shape ...int) *tensor.Tensor {
 	t := tp.Alloc(shape...)

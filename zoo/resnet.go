@@ -9,6 +9,7 @@ import (
 
 	"github.com/sslzoo/sslzoo/autograd"
 	"github.com/sslzoo/sslzoo/nn"
+	"github.com/sslzoo/sslzoo/tensor"
 )
 
 // ResNetConfig describes a ResNet-18/34/50. Zero values pick the defaults
@@ -199,16 +200,40 @@ func (m *ResNet) FeatureMap(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
 	if s := x.Shape(); len(s) != 4 || s[1] != m.Config.InChannels {
 		autograd.Failf("ResNet", "input shape %v, want [N, %d, H, W]", s, m.Config.InChannels)
 	}
-	x = tp.ReLU(m.BN1.Forward(tp, m.Conv1.Forward(tp, x)))
+	c := m.Conv1.Forward(tp, x)
+	n := m.BN1.Forward(tp, c)
+	x = tp.ReLU(n)
+	release(tp, x, c, n)
 	if m.Config.Stem == "imagenet" {
-		x = tp.MaxPool2d(x, 3, 2, 1)
+		p := tp.MaxPool2d(x, 3, 2, 1)
+		release(tp, p, x)
+		x = p
 	}
 	for _, stage := range m.Layers {
 		for _, b := range stage {
-			x = b.Forward(tp, x)
+			y := b.Forward(tp, x)
+			release(tp, y, x)
+			x = y
 		}
 	}
 	return x
+}
+
+// release hands the buffers of values whose last reader has run back to
+// the tape's pool, when nothing is recorded (evaluation, target networks):
+// the next op then writes into memory that is still in cache, and a
+// forward holds a few activations instead of all of them. Buffers shared
+// with keep, and those the tape does not own (inputs, weights), stay.
+func release(tp *autograd.Tape, keep *autograd.Var, dead ...*autograd.Var) {
+	if tp.Recording() {
+		return
+	}
+	k := tensor.BufferID(keep.Value.Data)
+	for _, d := range dead {
+		if tensor.BufferID(d.Value.Data) != k {
+			tp.Recycle(d.Value.Data)
+		}
+	}
 }
 
 // Forward maps images to class logits [N, NumClasses], or to pooled
@@ -265,7 +290,10 @@ func newDownsample(in, out, stride int, rng *rand.Rand) *Downsample {
 
 // Forward applies the shortcut.
 func (d *Downsample) Forward(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
-	return d.BN.Forward(tp, d.Conv.Forward(tp, x))
+	c := d.Conv.Forward(tp, x)
+	y := d.BN.Forward(tp, c)
+	release(tp, y, c)
+	return y
 }
 
 // CollectState implements nn.Module.
@@ -300,13 +328,30 @@ func newBasicBlock(in, planes, stride int, rng *rand.Rand) *BasicBlock {
 
 // Forward computes relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)).
 func (b *BasicBlock) Forward(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
-	out := tp.ReLU(b.BN1.Forward(tp, b.Conv1.Forward(tp, x)))
-	out = b.BN2.Forward(tp, b.Conv2.Forward(tp, out))
+	c1 := b.Conv1.Forward(tp, x)
+	n1 := b.BN1.Forward(tp, c1)
+	r1 := tp.ReLU(n1)
+	release(tp, r1, c1, n1)
+	c2 := b.Conv2.Forward(tp, r1)
+	n2 := b.BN2.Forward(tp, c2)
+	release(tp, n2, r1, c2)
+	return residual(tp, b.Downsample, n2, x)
+}
+
+// residual is a block's relu(out + shortcut(x)); out and the shortcut's
+// value are dead after it (x is the caller's).
+func residual(tp *autograd.Tape, down *Downsample, out, x *autograd.Var) *autograd.Var {
 	short := x
-	if b.Downsample != nil {
-		short = b.Downsample.Forward(tp, x)
+	if down != nil {
+		short = down.Forward(tp, x)
 	}
-	return tp.ReLU(tp.Add(out, short))
+	sum := tp.Add(out, short)
+	y := tp.ReLU(sum)
+	if short != x {
+		release(tp, y, short)
+	}
+	release(tp, y, out, sum)
+	return y
 }
 
 // CollectState implements nn.Module.
@@ -355,14 +400,18 @@ func newBottleneck(in, planes, stride int, rng *rand.Rand) *Bottleneck {
 
 // Forward computes the bottleneck with its shortcut.
 func (b *Bottleneck) Forward(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
-	out := tp.ReLU(b.BN1.Forward(tp, b.Conv1.Forward(tp, x)))
-	out = tp.ReLU(b.BN2.Forward(tp, b.Conv2.Forward(tp, out)))
-	out = b.BN3.Forward(tp, b.Conv3.Forward(tp, out))
-	short := x
-	if b.Downsample != nil {
-		short = b.Downsample.Forward(tp, x)
-	}
-	return tp.ReLU(tp.Add(out, short))
+	c1 := b.Conv1.Forward(tp, x)
+	n1 := b.BN1.Forward(tp, c1)
+	r1 := tp.ReLU(n1)
+	release(tp, r1, c1, n1)
+	c2 := b.Conv2.Forward(tp, r1)
+	n2 := b.BN2.Forward(tp, c2)
+	r2 := tp.ReLU(n2)
+	release(tp, r2, r1, c2, n2)
+	c3 := b.Conv3.Forward(tp, r2)
+	n3 := b.BN3.Forward(tp, c3)
+	release(tp, n3, r2, c3)
+	return residual(tp, b.Downsample, n3, x)
 }
 
 // CollectState implements nn.Module.
