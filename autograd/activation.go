@@ -27,6 +27,30 @@ func (tp *Tape) ReLU(x *Var) *Var {
 	})
 }
 
+// ReLUInPlace is ReLU written over x's own buffer, as PyTorch's
+// inplace=True: one activation less to write and later read. The caller
+// promises that nothing else reads x, and that the op which made x does not
+// read its own output in the backward pass (BatchNorm, convolutions and
+// Add read their inputs only). A buffer the tape does not own (an input, a
+// weight) is never overwritten: then it is plain ReLU.
+func (tp *Tape) ReLUInPlace(x *Var) *Var {
+	if !tp.Owns(x.Value.Data) {
+		return tp.ReLU(x)
+	}
+	od := x.Value.Data
+	tensor.Parallel(len(od), 1, func(lo, hi int) { tensor.ReLUInPlace(od[lo:hi]) })
+	// ReLU's gradient needs only where the output is positive, which the
+	// overwritten buffer still tells.
+	return tp.Record("ReLU", nil, x.Value, []*Var{x}, func(o *Var) {
+		gx, fresh := tp.GradForWrite(x)
+		if gx == nil {
+			return
+		}
+		g, gd := o.Grad.Data, gx.Data
+		tensor.Parallel(len(od), 1, func(lo, hi int) { tensor.ReLUGrad(gd[lo:hi], g[lo:hi], od[lo:hi], !fresh) })
+	})
+}
+
 // Activations have random signs, so ReLU avoids branches (a mispredicted
 // branch per element costs more than the rest of the loop): both helpers
 // build a bit mask with integer arithmetic instead.

@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/sslzoo/sslzoo/tensor"
@@ -334,3 +335,47 @@ func TestFastMath(t *testing.T) {
 }
 
 func isNaN32(v float32) bool { return v != v }
+
+// TestReLUInPlace: the same values and input gradient as ReLU (after a
+// BatchNorm, whose backward reads only its input), written over the
+// tape's own buffer; an input the tape does not own is left as it was.
+func TestReLUInPlace(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	x := tensor.New(4, 3, 5, 5)
+	for i := range x.Data {
+		x.Data[i] = float32(rng.NormFloat64())
+	}
+	run := func(inPlace bool) (y, gx *tensor.Tensor, shared bool) {
+		tp := NewTape()
+		xv := NewParam("x", x.Clone())
+		n := tp.BatchNorm(xv, nil, nil, nil, nil, true, 0.1, 1e-5)
+		var r *Var
+		if inPlace {
+			r = tp.ReLUInPlace(n)
+		} else {
+			r = tp.ReLU(n)
+		}
+		loss := tp.Sum(tp.Mul(r, r), nil, false)
+		if err := tp.Backward(loss); err != nil {
+			t.Fatal(err)
+		}
+		return r.Value.Clone(), xv.Grad.Clone(), tensor.BufferID(r.Value.Data) == tensor.BufferID(n.Value.Data)
+	}
+	y0, g0, _ := run(false)
+	y1, g1, shared := run(true)
+	if !shared {
+		t.Error("ReLUInPlace wrote a new buffer")
+	}
+	for i := range y0.Data {
+		if y0.Data[i] != y1.Data[i] || g0.Data[i] != g1.Data[i] {
+			t.Fatalf("value %d: y %v vs %v, dx %v vs %v", i, y1.Data[i], y0.Data[i], g1.Data[i], g0.Data[i])
+		}
+	}
+	tp := NewTape()
+	in := Const(x)
+	before := x.Clone()
+	out := tp.ReLUInPlace(in)
+	if tensor.BufferID(out.Value.Data) == tensor.BufferID(x.Data) || !slices.Equal(x.Data, before.Data) {
+		t.Error("ReLUInPlace overwrote a buffer the tape does not own")
+	}
+}

@@ -27,6 +27,15 @@ func ReLU(o, x []float32) {
 	reluC(o, x)
 }
 
+// ReLUInPlace is ReLU(x, x).
+func ReLUInPlace(x []float32) {
+	if len(x) < simdMin {
+		reluGo(x, x)
+		return
+	}
+	reluInPlaceC(x)
+}
+
 // HardSwish sets o[i] = x[i]*Clip(x[i]+3, 0, 6)/6, computed in that order
 // (the Add, Clip, Mul and Div an exporter writes), so that the result is
 // the four ops' to the bit. NaN stays NaN.

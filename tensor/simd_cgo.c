@@ -62,6 +62,19 @@ void sz_relu(float *restrict o, const float *restrict x, size_t n) {
 	}
 }
 
+// sz_relu_inplace is sz_relu over x itself (sz_relu's restrict pointers
+// must not alias).
+SZ_CLONES
+void sz_relu_inplace(float *x, size_t n) {
+	uint32_t *xb = (uint32_t *)x;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t b = xb[i];
+		uint32_t neg = (uint32_t)((int32_t)b >> 31);
+		uint32_t notnan = (uint32_t)((int32_t)((b & 0x7fffffffu) - 0x7f800001u) >> 31);
+		xb[i] = b & ~(neg & notnan);
+	}
+}
+
 // sz_hardswish sets o = x*min(max(x+3, 0), 6)/6 in that order, ONNX's
 // HardSwish as exporters write it out (Add, Clip, Mul, Div); NaN stays NaN.
 SZ_CLONES

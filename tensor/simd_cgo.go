@@ -34,6 +34,8 @@ func szBool(b bool) C.int {
 
 func reluC(o, x []float32) { C.sz_relu(szF(o), szF(x), C.size_t(len(o))) }
 
+func reluInPlaceC(x []float32) { C.sz_relu_inplace(szF(x), C.size_t(len(x))) }
+
 func hardSwishC(o, x []float32) { C.sz_hardswish(szF(o), szF(x), C.size_t(len(o))) }
 
 func reluGradC(gx, g, o []float32, acc bool) {

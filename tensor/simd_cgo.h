@@ -3,6 +3,7 @@
 
 void sz_hardswish(float *o, const float *x, size_t n);
 void sz_relu(float *o, const float *x, size_t n);
+void sz_relu_inplace(float *x, size_t n);
 void sz_relu_grad(float *gx, const float *g, const float *o, size_t n, int acc);
 void sz_add(float *o, const float *a, const float *b, size_t n);
 void sz_add_to(float *dst, const float *src, size_t n);

@@ -6,6 +6,7 @@ package tensor
 const haveSIMD = false
 
 func reluC(o, x []float32)                   { reluGo(o, x) }
+func reluInPlaceC(x []float32)               { reluGo(x, x) }
 func hardSwishC(o, x []float32)              { hardSwishGo(o, x) }
 func reluGradC(gx, g, o []float32, acc bool) { reluGradGo(gx, g, o, acc) }
 func addC(o, a, b []float32)                 { addGo(o, a, b) }

@@ -202,7 +202,7 @@ func (m *ResNet) FeatureMap(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
 	}
 	c := m.Conv1.Forward(tp, x)
 	n := m.BN1.Forward(tp, c)
-	x = tp.ReLU(n)
+	x = tp.ReLUInPlace(n)
 	release(tp, x, c, n)
 	if m.Config.Stem == "imagenet" {
 		p := tp.MaxPool2d(x, 3, 2, 1)
@@ -330,13 +330,16 @@ func newBasicBlock(in, planes, stride int, rng *rand.Rand) *BasicBlock {
 func (b *BasicBlock) Forward(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
 	c1 := b.Conv1.Forward(tp, x)
 	n1 := b.BN1.Forward(tp, c1)
-	r1 := tp.ReLU(n1)
+	r1 := tp.ReLUInPlace(n1)
 	release(tp, r1, c1, n1)
 	c2 := b.Conv2.Forward(tp, r1)
 	n2 := b.BN2.Forward(tp, c2)
 	release(tp, n2, r1, c2)
 	return residual(tp, b.Downsample, n2, x)
 }
+
+// The ReLUs after BatchNorm and after the residual Add run in place
+// (torchvision's inplace=True): neither op reads its own output backwards.
 
 // residual is a block's relu(out + shortcut(x)); out and the shortcut's
 // value are dead after it (x is the caller's).
@@ -346,7 +349,7 @@ func residual(tp *autograd.Tape, down *Downsample, out, x *autograd.Var) *autogr
 		short = down.Forward(tp, x)
 	}
 	sum := tp.Add(out, short)
-	y := tp.ReLU(sum)
+	y := tp.ReLUInPlace(sum)
 	if short != x {
 		release(tp, y, short)
 	}
@@ -402,11 +405,11 @@ func newBottleneck(in, planes, stride int, rng *rand.Rand) *Bottleneck {
 func (b *Bottleneck) Forward(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
 	c1 := b.Conv1.Forward(tp, x)
 	n1 := b.BN1.Forward(tp, c1)
-	r1 := tp.ReLU(n1)
+	r1 := tp.ReLUInPlace(n1)
 	release(tp, r1, c1, n1)
 	c2 := b.Conv2.Forward(tp, r1)
 	n2 := b.BN2.Forward(tp, c2)
-	r2 := tp.ReLU(n2)
+	r2 := tp.ReLUInPlace(n2)
 	release(tp, r2, r1, c2, n2)
 	c3 := b.Conv3.Forward(tp, r2)
 	n3 := b.BN3.Forward(tp, c3)
