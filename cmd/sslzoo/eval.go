@@ -233,7 +233,7 @@ func runEval(ctx context.Context, stdout, stderr io.Writer, o evalOptions) error
 			c = append(c, augment.ToRGB{})
 		}
 		if o.Checkpoint != "" {
-			c = append(c, augment.Resize{H: spec.Size, W: spec.Size})
+			c = append(c, augment.CenterResize{Size: spec.Size})
 		}
 		tf = c
 	} else {

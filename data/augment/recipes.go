@@ -107,7 +107,8 @@ func SwAV(globalSize, nGlobal, localSize, nLocal int, norm *Normalization) []Tra
 }
 
 // Eval is the deterministic pipeline for evaluation and feature extraction:
-// resize to size x size (bilinear, antialiased) and normalise.
+// the shorter side resized to size (bilinear, antialiased), the centred
+// size x size square (CenterResize), then normalisation.
 func Eval(size int, norm *Normalization) Transform {
-	return withNorm(Compose{Resize{H: size, W: size}}, norm)
+	return withNorm(Compose{CenterResize{Size: size}}, norm)
 }

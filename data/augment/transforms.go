@@ -127,6 +127,42 @@ func (t Resize) Apply(m *Image, _ *rand.Rand) (*Image, error) {
 	return ResizedCrop(m, 0, 0, m.H, m.W, t.H, t.W)
 }
 
+// CenterResize is torchvision's Resize(Size) then CenterCrop(Size): the
+// shorter side scaled to Size (the longer one truncated as
+// int(Size*long/short)), then the centred Size x Size square, with the
+// offset rounded half to even. It is the geometry the exported models'
+// preprocessing records (data/preprocess: resize_size = Size, crop
+// "center"), so evaluation here and `embed` elsewhere see the same part
+// of a non-square image; a square one is only resized.
+type CenterResize struct{ Size int }
+
+// Apply implements Transform.
+func (t CenterResize) Apply(m *Image, _ *rand.Rand) (*Image, error) {
+	if t.Size < 1 {
+		return nil, fmt.Errorf("augment: center resize to %d pixels", t.Size)
+	}
+	rh, rw := t.Size, t.Size
+	if m.W < m.H {
+		rh = int(float64(t.Size*m.H) / float64(m.W))
+	} else if m.H < m.W {
+		rw = int(float64(t.Size*m.W) / float64(m.H))
+	}
+	r, err := Resize{H: rh, W: rw}.Apply(m, nil)
+	if err != nil || (rh == t.Size && rw == t.Size) {
+		return r, err
+	}
+	top := int(math.RoundToEven(float64(rh-t.Size) / 2))
+	left := int(math.RoundToEven(float64(rw-t.Size) / 2))
+	out := NewImage(r.C, t.Size, t.Size)
+	for c := range r.C {
+		src, dst := r.Plane(c), out.Plane(c)
+		for y := range t.Size {
+			copy(dst[y*t.Size:(y+1)*t.Size], src[(y+top)*rw+left:])
+		}
+	}
+	return out, nil
+}
+
 // RandomHorizontalFlip mirrors with probability P (torchvision default 0.5).
 type RandomHorizontalFlip struct{ P float64 }
 

@@ -3,8 +3,11 @@ package preprocess
 import (
 	"image"
 	"image/color"
+	"math"
 	"strings"
 	"testing"
+
+	"github.com/sslzoo/sslzoo/data/augment"
 )
 
 func TestApplyRefuses(t *testing.T) {
@@ -77,6 +80,43 @@ func TestConvertSources(t *testing.T) {
 		l := toPixels8(c.img, L, nil)
 		if want := luma(c.rgb[0], c.rgb[1], c.rgb[2]); l.Pix[0] != want {
 			t.Errorf("%s: L %d, want %d", c.name, l.Pix[0], want)
+		}
+	}
+}
+
+// TestCenterResizeMatchesSpec: augment's evaluation geometry (CenterResize,
+// what `eval knn` and the kNN monitor feed a backbone) takes the same part
+// of a non-square image as the recorded preprocessing `embed` and `serve`
+// apply; the two differ only by the 8-bit rounding PIL does after its
+// resize (at most one level, plus float noise).
+func TestCenterResizeMatchesSpec(t *testing.T) {
+	for _, wh := range [][2]int{{40, 25}, {25, 40}, {33, 33}, {17, 30}} {
+		img := image.NewRGBA(image.Rect(0, 0, wh[0], wh[1]))
+		for i := range img.Pix {
+			img.Pix[i] = uint8(i*37 + i/7*11)
+		}
+		for i := 3; i < len(img.Pix); i += 4 {
+			img.Pix[i] = 255
+		}
+		spec := Spec{Layout: "NCHW", Channels: RGB, Size: [2]int{16, 16}, ResizeSize: 16, Resize: "bilinear", Crop: "center",
+			Scale: 1.0 / 255, Mean: []float64{0, 0, 0}, Std: []float64{1, 1, 1}}
+		want, err := spec.Apply(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := augment.CenterResize{Size: 16}.Apply(ToImage(img), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.C != 3 || got.H != 16 || got.W != 16 {
+			t.Fatalf("%v: CenterResize gave %dx%dx%d", wh, got.C, got.H, got.W)
+		}
+		worst := 0.0
+		for i, v := range got.Pix {
+			worst = max(worst, math.Abs(float64(v-want[i])))
+		}
+		if worst > 1.0/255+1e-5 {
+			t.Errorf("%dx%d: CenterResize differs from the recorded preprocessing by %.4f (more than one 8-bit level)", wh[0], wh[1], worst)
 		}
 	}
 }

@@ -188,8 +188,9 @@ func (s TrainSpec) Views(toRGB bool) ([]augment.Transform, error) {
 	return views, nil
 }
 
-// EvalTransform resizes a whole image to the training size and
-// normalises, for evaluation and the kNN monitor.
+// EvalTransform resizes an image's shorter side to the training size,
+// takes the centred square and normalises (the geometry Preprocess
+// records), for evaluation and the kNN monitor.
 func (s TrainSpec) EvalTransform(toRGB bool) augment.Transform {
 	t := augment.Eval(s.Size, &augment.Normalization{Mean: s.Mean, Std: s.Std})
 	if toRGB {
