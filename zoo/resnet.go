@@ -200,10 +200,7 @@ func (m *ResNet) FeatureMap(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
 	if s := x.Shape(); len(s) != 4 || s[1] != m.Config.InChannels {
 		autograd.Failf("ResNet", "input shape %v, want [N, %d, H, W]", s, m.Config.InChannels)
 	}
-	c := m.Conv1.Forward(tp, x)
-	n := m.BN1.Forward(tp, c)
-	x = tp.ReLUInPlace(n)
-	release(tp, x, c, n)
+	x = convBNReLU(tp, m.Conv1, m.BN1, x)
 	if m.Config.Stem == "imagenet" {
 		p := tp.MaxPool2d(x, 3, 2, 1)
 		release(tp, p, x)
@@ -290,10 +287,7 @@ func newDownsample(in, out, stride int, rng *rand.Rand) *Downsample {
 
 // Forward applies the shortcut.
 func (d *Downsample) Forward(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
-	c := d.Conv.Forward(tp, x)
-	y := d.BN.Forward(tp, c)
-	release(tp, y, c)
-	return y
+	return convBN(tp, d.Conv, d.BN, x)
 }
 
 // CollectState implements nn.Module.
@@ -328,18 +322,27 @@ func newBasicBlock(in, planes, stride int, rng *rand.Rand) *BasicBlock {
 
 // Forward computes relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)).
 func (b *BasicBlock) Forward(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
-	c1 := b.Conv1.Forward(tp, x)
-	n1 := b.BN1.Forward(tp, c1)
-	r1 := tp.ReLUInPlace(n1)
-	release(tp, r1, c1, n1)
-	c2 := b.Conv2.Forward(tp, r1)
-	n2 := b.BN2.Forward(tp, c2)
-	release(tp, n2, r1, c2)
+	r1 := convBNReLU(tp, b.Conv1, b.BN1, x)
+	n2 := convBN(tp, b.Conv2, b.BN2, r1)
+	release(tp, n2, r1)
 	return residual(tp, b.Downsample, n2, x)
 }
 
 // The ReLUs after BatchNorm and after the residual Add run in place
 // (torchvision's inplace=True): neither op reads its own output backwards.
+
+// convBN is bn(conv(x)), the convolution's output released.
+func convBN(tp *autograd.Tape, conv *nn.Conv2d, bn *nn.BatchNorm, x *autograd.Var) *autograd.Var {
+	c := conv.Forward(tp, x)
+	y := bn.Forward(tp, c)
+	release(tp, y, c)
+	return y
+}
+
+// convBNReLU is relu(bn(conv(x))), the ReLU in place.
+func convBNReLU(tp *autograd.Tape, conv *nn.Conv2d, bn *nn.BatchNorm, x *autograd.Var) *autograd.Var {
+	return tp.ReLUInPlace(convBN(tp, conv, bn, x))
+}
 
 // residual is a block's relu(out + shortcut(x)); out and the shortcut's
 // value are dead after it (x is the caller's).
@@ -403,17 +406,11 @@ func newBottleneck(in, planes, stride int, rng *rand.Rand) *Bottleneck {
 
 // Forward computes the bottleneck with its shortcut.
 func (b *Bottleneck) Forward(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
-	c1 := b.Conv1.Forward(tp, x)
-	n1 := b.BN1.Forward(tp, c1)
-	r1 := tp.ReLUInPlace(n1)
-	release(tp, r1, c1, n1)
-	c2 := b.Conv2.Forward(tp, r1)
-	n2 := b.BN2.Forward(tp, c2)
-	r2 := tp.ReLUInPlace(n2)
-	release(tp, r2, r1, c2, n2)
-	c3 := b.Conv3.Forward(tp, r2)
-	n3 := b.BN3.Forward(tp, c3)
-	release(tp, n3, r2, c3)
+	r1 := convBNReLU(tp, b.Conv1, b.BN1, x)
+	r2 := convBNReLU(tp, b.Conv2, b.BN2, r1)
+	release(tp, r2, r1)
+	n3 := convBN(tp, b.Conv3, b.BN3, r2)
+	release(tp, n3, r2)
 	return residual(tp, b.Downsample, n3, x)
 }
 
