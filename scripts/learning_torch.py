@@ -421,6 +421,20 @@ def build_byol(cfg, enc):
     return [("backbone", enc), ("projector", proj), ("predictor", pred)], step
 
 
+def multi_crop(enc, views):
+    """enc over every view, the crops of one size in one batch (as the Go
+    methods' multiCropFeatures: BatchNorm sees the same groups), the
+    features concatenated in view order."""
+    feats, i = [], 0
+    while i < len(views):
+        j = i
+        while j < len(views) and views[j].shape == views[i].shape:
+            j += 1
+        feats.append(enc(torch.cat(views[i:j])))
+        i = j
+    return torch.cat(feats)
+
+
 def build_swav(cfg, enc):
     if cfg.get("QueueLength", 0):
         sys.exit("learning_torch: SwAV queue not mirrored here (the Go run had QueueLength %d)" % cfg["QueueLength"])
@@ -445,15 +459,7 @@ def build_swav(cfg, enc):
         n = views[0].shape[0]
         with torch.no_grad():
             protos.weight.copy_(F.normalize(protos.weight, dim=1))
-        # crops of one size go through the encoder together
-        feats, i = [], 0
-        while i < len(views):
-            j = i
-            while j < len(views) and views[j].shape == views[i].shape:
-                j += 1
-            feats.append(enc(torch.cat(views[i:j])))
-            i = j
-        emb = F.normalize(proj(torch.cat(feats)), dim=1)
+        emb = F.normalize(proj(multi_crop(enc, views)), dim=1)
         out = protos(emb)
         nc = len(views)
         loss = 0
@@ -584,15 +590,7 @@ def build_dino(cfg, enc):
         n, g = views[0].shape[0], 2
         with torch.no_grad():
             t_out = target[1](target[0](torch.cat(views[:g])))
-        # crops of one size go through the student encoder together
-        feats, i = [], 0
-        while i < len(views):
-            j = i
-            while j < len(views) and views[j].shape == views[i].shape:
-                j += 1
-            feats.append(enc(torch.cat(views[i:j])))
-            i = j
-        s_out = head(torch.cat(feats)) / ts
+        s_out = head(multi_crop(enc, views)) / ts
         q = F.softmax((t_out - center) / teacher_temp(s), dim=1)
         nc, loss = len(views), 0
         for gi in range(g):

@@ -85,7 +85,7 @@ import torchvision.transforms as T
 sys.dont_write_bytecode = True  # importing learning_torch leaves no scripts/__pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from learning_torch import (EpochLog, ResNet18Cifar, Views, load_idx_images, lr_at, make_optimizer, mlp,  # noqa: E402
-                            set_lr, twin_run, view_pipelines, worker_init)
+                            multi_crop, set_lr, twin_run, view_pipelines, worker_init)
 
 PROG = "learning_torch_cluster"
 METHODS = ("deepcluster", "deepclusterv2")
@@ -417,14 +417,7 @@ def build_deepclusterv2(cfg, enc, spec, images):
 
     def step(views, idx, s):
         b = views[0].shape[0]
-        feats, i = [], 0
-        while i < len(views):  # multiCropFeatures: crops of one size together
-            j = i
-            while j < len(views) and views[j].shape == views[i].shape:
-                j += 1
-            feats.append(enc(torch.cat(views[i:j])))
-            i = j
-        z = F.normalize(proj(torch.cat(feats)), dim=1)
+        z = F.normalize(proj(multi_crop(enc, views)), dim=1)
         loss = 0
         for h, p in enumerate(protos):
             loss = loss + F.cross_entropy(z @ p.t() / temp, labels[h][idx].repeat(len(views)), ignore_index=-1)
