@@ -93,6 +93,9 @@ type ResidualBlock interface {
 	Forward(tp *autograd.Tape, x *autograd.Var) *autograd.Var
 }
 
+// resnetBlocks is the number of residual blocks in each of the four stages.
+var resnetBlocks = map[int][4]int{18: {2, 2, 2, 2}, 34: {3, 4, 6, 3}, 50: {3, 4, 6, 3}}
+
 // NewResNet builds a ResNet initialised as torchvision does: convolutions
 // Kaiming-normal (fan_out, ReLU gain), BatchNorm weight 1 and bias 0, fc
 // with PyTorch's Linear default.
@@ -114,7 +117,7 @@ func NewResNet(cfg ResNetConfig, rng *rand.Rand) (*ResNet, error) {
 		m.Conv1 = nn.NewConv2d(cfg.InChannels, widths[0], 7, autograd.ConvParams{StrideH: 2, StrideW: 2, PadH: pad, PadW: pad}, false, rng)
 	}
 	m.BN1 = nn.NewBatchNorm(widths[0])
-	counts := map[int][4]int{18: {2, 2, 2, 2}, 34: {3, 4, 6, 3}, 50: {3, 4, 6, 3}}[cfg.Depth]
+	counts := resnetBlocks[cfg.Depth]
 	bottleneck := cfg.Depth == 50
 	in := widths[0]
 	for stage := range 4 {

@@ -52,7 +52,7 @@ func resnetValues(c ResNetConfig) float64 {
 		stem = 3
 	}
 	n := convValues(float64(c.InChannels), widths[0], stem) + bnValues(widths[0])
-	counts := map[int][4]int{18: {2, 2, 2, 2}, 34: {3, 4, 6, 3}, 50: {3, 4, 6, 3}}[c.Depth]
+	counts := resnetBlocks[c.Depth]
 	in := widths[0]
 	for stage, planes := range widths {
 		for j := range counts[stage] {
