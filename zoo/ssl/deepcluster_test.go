@@ -348,12 +348,7 @@ func TestTrainDeepCluster(t *testing.T) {
 	if dc.Config.Clusters != 4 || want.Steps != 10 {
 		t.Fatalf("%d clusters, %d steps; want 4 and 10", dc.Config.Clusters, want.Steps)
 	}
-	for _, e := range epochs {
-		r := e.Record
-		if !(r.ClusterS > 0) || math.IsNaN(r.Loss) || math.IsInf(r.Loss, 0) || !(r.Loss > 0) {
-			t.Errorf("epoch record %+v: want a clustering time and a finite loss", r)
-		}
-	}
+	checkClusterEpochs(t, epochs)
 	st, ok := dc.LastClustering()
 	labels, epoch := dc.PseudoLabels()
 	if !ok || st.Epoch != 1 || epoch != 1 || st.Images != 40 || st.NonEmpty < 2 || math.IsNaN(st.NMI) {
@@ -443,6 +438,18 @@ func BenchmarkDeepClusterClustering(b *testing.B) {
 	for b.Loop() {
 		if _, _, err := m.cluster(0, x, n, f); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// checkClusterEpochs fails unless every epoch record has a clustering time
+// and a finite, positive loss.
+func checkClusterEpochs(t *testing.T, epochs []TrainEpoch) {
+	t.Helper()
+	for _, e := range epochs {
+		r := e.Record
+		if !(r.ClusterS > 0) || math.IsNaN(r.Loss) || math.IsInf(r.Loss, 0) || !(r.Loss > 0) {
+			t.Errorf("epoch record %+v: want a clustering time and a finite loss", r)
 		}
 	}
 }
