@@ -646,7 +646,18 @@ type dnnlKey struct {
 	pack    uint64     // inference only: the PackedConv whose layout the plan reads
 }
 
-var dnnlMu sync.Mutex // guards dnnlPlans and every oneDNN call
+// dnnlMu guards dnnlPlans and every oneDNN call. Execution needs it as
+// much as the cache does, for three pieces of state that szdn_run shares
+// across calls: a plan's memory objects get the caller's buffers as their
+// handles for the length of one call (two goroutines running the same
+// shape would overwrite each other's handles), every plan's blocked copies
+// and scratchpads live in one global arena, and all plans run on one
+// stream. Lifting it means memory objects, an arena and a stream per
+// concurrent caller. On two cores that buys little: each call already runs
+// on both cores through oneDNN's OpenMP threads, and two calls at once
+// would put four threads on them. It would pay for several single-threaded
+// Go-engine instances (`sslzoo serve --engine go --instances N --threads 1`).
+var dnnlMu sync.Mutex
 
 // dnnlPlans caches plans by shape; a nil plan records a shape oneDNN
 // refused, so that it goes straight to the Go kernels next time.
