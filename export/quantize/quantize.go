@@ -12,6 +12,8 @@
 //   - quantizes a Conv's or Gemm's bias to int32 at scale x_scale*w_scale,
 //   - quantizes each quantized node's output (after a Relu that is its only
 //     reader, which ONNX Runtime then drops as the quantization's clamp).
+//   - quantizes the output of an Add whose two inputs are quantized (a
+//     residual connection), so that it runs as QLinearAdd.
 package quantize
 
 import (
@@ -182,14 +184,30 @@ func (x *graph) quantizedOutput(n *onnxpb.NodeProto) string {
 }
 
 // tensors lists, in graph order and once each, the activations to
-// quantize.
-func tensors(ts []*target) []string {
+// quantize: each target's input and output, then the output of every
+// residual Add whose two inputs are already among them.
+func (x *graph) tensors(ts []*target) []string {
 	var names []string
 	for _, t := range ts {
 		for _, s := range []string{t.in, t.out} {
 			if s != "" && !slices.Contains(names, s) {
 				names = append(names, s)
 			}
+		}
+	}
+	// An Add whose output is quantized becomes ONNX Runtime's QLinearAdd
+	// (its Relu dropped as the clamp). Inside a ResNet that output is the
+	// next Conv's input and already listed; the last block's feeds the
+	// pooling, and without its own pair that block's Add, Relu and two
+	// Transposes back to NCHW stayed in float.
+	for _, n := range x.g.GetNode() {
+		in := n.GetInput()
+		if n.GetOpType() != "Add" || n.GetDomain() != "" || len(in) != 2 ||
+			!slices.Contains(names, in[0]) || !slices.Contains(names, in[1]) {
+			continue
+		}
+		if out := x.quantizedOutput(n); out != "" && !slices.Contains(names, out) {
+			names = append(names, out)
 		}
 	}
 	return names
@@ -207,11 +225,12 @@ func Tensors(m *onnxpb.ModelProto) ([]string, error) {
 	if err := x.foldBatchNorms(); err != nil {
 		return nil, err
 	}
-	ts := index(g).targets()
+	x = index(g)
+	ts := x.targets()
 	if len(ts) == 0 {
 		return nil, ErrNothingToQuantize
 	}
-	return tensors(ts), nil
+	return x.tensors(ts), nil
 }
 
 // QDQ returns a copy of m in QDQ form, quantized with the activation
@@ -235,7 +254,7 @@ func QDQ(m *onnxpb.ModelProto, ranges map[string]Range) (*onnxpb.ModelProto, err
 	act := map[string]actParams{}
 	after := map[string][]*onnxpb.NodeProto{} // producer output -> nodes to insert after it
 	var head []*onnxpb.NodeProto              // nodes before the first original one
-	for _, name := range tensors(ts) {
+	for _, name := range x.tensors(ts) {
 		r, ok := ranges[name]
 		if !ok {
 			return nil, fmt.Errorf("quantize: no calibration range for tensor %q", name)

@@ -136,7 +136,8 @@ func quantized(t *testing.T) (*onnxpb.ModelProto, *onnxpb.ModelProto) {
 
 // TestQDQStructure: BN folded; every weight an int8 initializer behind a
 // per-channel DequantizeLinear on the right axis; every activation input a
-// Q -> DQ pair; biases int32; opset kept at 17.
+// Q -> DQ pair, the residual Add's output too; biases int32; opset kept at
+// 17.
 func TestQDQStructure(t *testing.T) {
 	m, q := quantized(t)
 	g := q.GetGraph()
@@ -177,6 +178,11 @@ func TestQDQStructure(t *testing.T) {
 				t.Errorf("%s %s: bias is not int32 behind DequantizeLinear", n.GetOpType(), n.GetName())
 			}
 		}
+	}
+	// The residual Add's output (after its Relu) has its own pair, so the
+	// pooling reads a dequantized value.
+	if gap := producer[producer["gap"].GetInput()[0]]; gap.GetOpType() != "DequantizeLinear" || producer[gap.GetInput()[0]].GetOpType() != "QuantizeLinear" {
+		t.Errorf("GlobalAveragePool reads %s, want the residual Add's output through QuantizeLinear -> DequantizeLinear", gap.GetOpType())
 	}
 	if count != 4 {
 		t.Errorf("%d Conv/MatMul/Gemm nodes, want 4", count)
@@ -276,8 +282,8 @@ func TestCalibrateEngines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != len(want) || len(got) != 5 {
-		t.Fatalf("%d ranges on the Go engine, %d on ONNX Runtime, want 5 (x, r1, c2, flat, mm)", len(got), len(want))
+	if len(got) != len(want) || len(got) != 6 {
+		t.Fatalf("%d ranges on the Go engine, %d on ONNX Runtime, want 6 (x, r1, c2, r2, flat, mm)", len(got), len(want))
 	}
 	for name, w := range want {
 		g := got[name]
