@@ -32,6 +32,7 @@ help:
 	@echo "make bench-serve - sslzoo serve under load: batching on/off, v2 json/binary, OpenAI, vs in-process; soak RSS (SERVE_MODEL, SERVE_CELL, SERVE_SOAK)"
 	@echo "make fuzz   - every Go fuzz target for FUZZTIME each (default 60s); make test runs each for FUZZ_SMOKE (3s)"
 	@echo "make bench-onnx  - ONNX Runtime vs PyTorch eager, sslzoo runtime vs raw onnxruntime_go, Go engine vs ORT (BENCH_STEPS, BENCH_ROUNDS, BENCH_BATCHES)"
+	@echo "make bench-engines - Go engine vs ORT as whole sslzoo embed processes, start-up subtracted (BENCH_ROUNDS, BENCH_BATCHES)"
 
 setup:
 	@./scripts/setup.sh
@@ -98,6 +99,11 @@ BENCH_BATCHES ?= 1 64
 bench-onnx: setup build
 	BENCH_STEPS=$(BENCH_STEPS) BENCH_WARMUP=$(BENCH_WARMUP) BENCH_ROUNDS=$(BENCH_ROUNDS) \
 	BENCH_BATCHES="$(BENCH_BATCHES)" ./scripts/bench-onnx.sh
+
+# The Go engine vs ORT as a user runs them: whole `sslzoo embed` processes.
+.PHONY: bench-engines
+bench-engines: setup build
+	BENCH_ROUNDS=$(BENCH_ROUNDS) BENCH_BATCHES="$(BENCH_BATCHES)" ./scripts/bench-embed-engines.sh
 
 # ORT fp32 vs int8 (QDQ export) for each bundled ResNet entry.
 .PHONY: bench-int8
