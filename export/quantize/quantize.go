@@ -11,7 +11,7 @@
 //   - folds a BatchNormalization into the Conv before it,
 //   - quantizes a Conv's or Gemm's bias to int32 at scale x_scale*w_scale,
 //   - quantizes each quantized node's output (after a Relu that is its only
-//     reader, which ONNX Runtime then drops as the quantization's clamp).
+//     reader, which ONNX Runtime then drops as the quantization's clamp),
 //   - quantizes the output of an Add whose two inputs are quantized (a
 //     residual connection), so that it runs as QLinearAdd.
 package quantize
