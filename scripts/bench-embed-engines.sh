@@ -8,7 +8,7 @@
 # round; medians over rounds. One Markdown row per model and batch.
 #   BENCH_ROUNDS (3), BENCH_BATCHES ("1 64"), BENCH_ARCHS ("resnet18-cifar vit-tiny"),
 #   BENCH_THREADS (2: ONNX Runtime's threads and the Go engine's GOMAXPROCS),
-#   BIG_ROWS (1024: rows of the long run, a quarter for ViT, at least 8 batches)
+#   BIG_ROWS (1024: rows of the long run, a quarter for ViT, at least 8 batches: see batches_for)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 rounds=${BENCH_ROUNDS:-3}
@@ -24,21 +24,21 @@ say() { printf 'bench-engines: %s\n' "$*" >&2; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/sslzoo-bench-engines.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-# rows_for ARCH BATCH: how many batches the long run embeds (ViT-tiny at 224
+# batches_for ARCH BATCH: how many batches the long run embeds (ViT-tiny at 224
 # px costs ~25x a 32-px ResNet-18 row).
-rows_for() {
+batches_for() {
 	local big=$((${BIG_ROWS:-1024} / $2))
 	[[ $1 == vit-* ]] && big=$((big / 4))
 	echo $((big > 8 ? big : 8))
 }
 
-# seconds CMD...: wall time of one process, with the rows it wrote checked.
+# seconds CMD...: wall time of one process; a failing one stops the bench.
 seconds() {
 	local t0 t1
 	t0=$(date +%s.%N)
 	"$@" >/dev/null 2>"$work/err" || { say "failed: $* ($(tail -1 "$work/err"))"; exit 1; }
 	t1=$(date +%s.%N)
-	"$py" -c 'import sys; print(float(sys.argv[2]) - float(sys.argv[1]))' "$t0" "$t1"
+	awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}'
 }
 
 median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
@@ -50,7 +50,7 @@ for arch in $archs; do
 	"$bin" export --arch "$arch" --seed 1 --out "$model" >/dev/null 2>&1
 	size=$("$py" -c 'import onnx,sys; print(onnx.load(sys.argv[1], load_external_data=False).graph.input[0].type.tensor_type.shape.dim[2].dim_value)' "$model")
 	for b in $batches; do
-		big=$(rows_for "$arch" "$b")
+		big=$(batches_for "$arch" "$b")
 		for n in 1 "$big"; do
 			"$py" -c 'import numpy as np,sys; r,s=int(sys.argv[2]),int(sys.argv[3]); np.save(sys.argv[1], np.random.default_rng(0).standard_normal((r,3,s,s), dtype=np.float32))' \
 				"$work/x$n.npy" $((n * b)) "$size"
