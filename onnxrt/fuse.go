@@ -34,11 +34,13 @@ type graphIndex struct {
 	consts    map[string]*gval
 	removed   map[*gnode]bool
 	nodeOrder []*gnode
+	linear    map[*gnode]*packedLinear // MatMuls given the packed path
 }
 
 func fuse(nodes []*gnode, consts map[string]*gval, outputs map[string]bool) []*gnode {
 	g := &graphIndex{producer: map[string]*gnode{}, readers: map[string][]*gnode{},
-		outputs: outputs, consts: consts, removed: map[*gnode]bool{}, nodeOrder: nodes}
+		outputs: outputs, consts: consts, removed: map[*gnode]bool{}, nodeOrder: nodes,
+		linear: map[*gnode]*packedLinear{}}
 	for _, n := range nodes {
 		for _, o := range n.out {
 			if o != "" {
@@ -322,6 +324,11 @@ func (g *graphIndex) fuseBias(add *gnode) {
 		if mm == nil || mm.op != "MatMul" || bias == nil || len(bias.Shape) != 1 {
 			continue
 		}
+		if p := g.linear[mm]; p != nil && p.bias == nil && len(bias.Data) == p.wt.Shape[0] {
+			p.bias = bias
+			g.absorb(mm, add)
+			return
+		}
 		inner := mm.impl
 		mm.impl = &goOp{check: inner.check, run: func(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
 			res, err := inner.run(c, n, in)
@@ -383,6 +390,26 @@ func (g *graphIndex) fuseGELU(erf *gnode) {
 	}
 	half.op, half.in = "Gelu", []string{x}
 	half.impl = geluOp
+	g.geluIntoLinear(half, x)
+}
+
+// geluIntoLinear moves a GELU into the packed MatMul that produces its
+// input x, when the GELU (whose pattern's other nodes are gone) is x's
+// only reader: oneDNN applies it as a post-op in the product's own pass.
+func (g *graphIndex) geluIntoLinear(gelu *gnode, x string) {
+	if g.outputs[x] {
+		return
+	}
+	for _, r := range g.readers[x] {
+		if !g.removed[r] {
+			return
+		}
+	}
+	mm := g.producer[x]
+	if p := g.linear[mm]; p != nil && p.post == 0 {
+		p.post = tensor.PostGELU
+		g.absorb(mm, gelu)
+	}
 }
 
 // geluOp is the exact GELU on tensor.GELUErf's vectorised kernel, or on
@@ -522,6 +549,7 @@ func (g *graphIndex) fuseTranspose(mm *gnode) {
 	if trans != [2]int{} {
 		mm.impl = transposedMatMul(trans)
 	}
+	g.packLinear(mm, trans)
 }
 
 // transposedMatMul is MatMul on operands read transposed on their last two

@@ -10,6 +10,9 @@ const (
 	PostSum ConvPost = 2
 	// PostRelu clears negatives, after the sum when both are set.
 	PostRelu ConvPost = 1
+	// PostGELU applies the exact (erf) GELU, after the sum when both are
+	// set; it is not combined with PostRelu.
+	PostGELU ConvPost = 4
 )
 
 // ConvLayout says how a PackedConv's input and output lie in memory. The

@@ -55,6 +55,7 @@ enum {
 	SZDN_POOL_MAX = 511, SZDN_POOL_AVG_INCLUDE_PADDING = 767,
 	SZDN_Q_WORKSPACE_MD = 135, SZDN_ARG_WORKSPACE = 64,
 	SZDN_ELTWISE_RELU = 0x1f,
+	SZDN_ELTWISE_GELU_ERF = 0x30,
 };
 
 typedef int (*szdn_engine_create_fn)(void **, int, size_t);
@@ -122,9 +123,9 @@ static struct {
 	void *engine, *stream;
 	void *attr; // user-managed scratchpad, see szdn_add_scratch
 	// attr_post[p] is attr plus the post-ops of p (inference convolutions):
-	// bit 1 a ReLU, bit 2 a sum into the output's previous contents, which
-	// comes first when both are set.
-	void *attr_post[4];
+	// bit 1 a ReLU, bit 2 a sum into the output's previous contents, bit 4
+	// an erf GELU; the sum comes first.
+	void *attr_post[8];
 	void *arena;
 	size_t arena_bytes;
 } szdn;
@@ -198,13 +199,14 @@ static const char *szdn_open(const char *lib, int *major, int *minor, int *patch
 	if (szdn.attr_create(&szdn.attr) != SZDN_SUCCESS ||
 		szdn.attr_set_scratchpad(szdn.attr, SZDN_SCRATCHPAD_USER) != SZDN_SUCCESS) return "dnnl_primitive_attr_set_scratchpad_mode failed";
 	szdn.attr_post[0] = szdn.attr;
-	for (int p = 1; p < 4; p++) {
+	for (int p = 1; p < 8; p++) {
 		void *po = NULL;
 		int ok = szdn.attr_create(&szdn.attr_post[p]) == SZDN_SUCCESS &&
 			szdn.attr_set_scratchpad(szdn.attr_post[p], SZDN_SCRATCHPAD_USER) == SZDN_SUCCESS &&
 			szdn.post_ops_create(&po) == SZDN_SUCCESS &&
 			(!(p & 2) || szdn.post_ops_append_sum(po, 1.0f) == SZDN_SUCCESS) &&
 			(!(p & 1) || szdn.post_ops_append_eltwise(po, 1.0f, SZDN_ELTWISE_RELU, 0.0f, 0.0f) == SZDN_SUCCESS) &&
+			(!(p & 4) || szdn.post_ops_append_eltwise(po, 1.0f, SZDN_ELTWISE_GELU_ERF, 0.0f, 0.0f) == SZDN_SUCCESS) &&
 			szdn.attr_set_post_ops(szdn.attr_post[p], po) == SZDN_SUCCESS;
 		if (po) szdn.post_ops_destroy(po);
 		if (!ok) return "dnnl_primitive_attr_set_post_ops failed";
@@ -367,7 +369,7 @@ static szdn_plan *szdn_conv_plan(int kind, const int64_t *g, int bias, int block
 		&src_a, &w_a, bias ? &b_u : NULL, &dst_a, strides, dil, pl, pr) != SZDN_SUCCESS) {
 		*err = "dnnl_dilated_convolution_forward_desc_init failed"; goto fail;
 	}
-	if (szdn.pd_create(&fwd, od, szdn.attr_post[postops & 3], szdn.engine, NULL) != SZDN_SUCCESS) { *err = "no oneDNN forward convolution for this shape"; goto fail; }
+	if (szdn.pd_create(&fwd, od, szdn.attr_post[postops & 7], szdn.engine, NULL) != SZDN_SUCCESS) { *err = "no oneDNN forward convolution for this shape"; goto fail; }
 	szdn_keep_pd(p, fwd);
 	if (kind == 0 || kind == 3) {
 		pd = fwd;
@@ -612,6 +614,7 @@ var dnnlEnums = map[string]int{
 	"dnnl_scratchpad_mode_user":         C.SZDN_SCRATCHPAD_USER,
 	"dnnl_pooling_max":                  C.SZDN_POOL_MAX,
 	"dnnl_eltwise_relu":                 C.SZDN_ELTWISE_RELU,
+	"dnnl_eltwise_gelu_erf":             C.SZDN_ELTWISE_GELU_ERF,
 	"dnnl_pooling_avg_include_padding":  C.SZDN_POOL_AVG_INCLUDE_PADDING,
 	"dnnl_query_workspace_md":           C.SZDN_Q_WORKSPACE_MD,
 	"DNNL_ARG_WORKSPACE":                C.SZDN_ARG_WORKSPACE,
@@ -714,7 +717,7 @@ func dnnlExec(k dnnlKey, bufs ...[]float32) bool {
 	if p == nil {
 		return false
 	}
-	if st := C.szdn_run(p, ptr[0], ptr[1], ptr[2], ptr[3]); st != 0 {
+	if st := dnnlRun(p, ptr[0], ptr[1], ptr[2], ptr[3]); st != 0 {
 		// Execution failures mean memory exhaustion or a library bug;
 		// both must not pass silently as wrong numbers.
 		panic(fmt.Sprintf("tensor: oneDNN convolution %+v failed with status %d", k.g, int(st)))
@@ -800,7 +803,7 @@ func (pc *PackedConv) Forward(g ConvGeom, x, b, y []float32, layout ConvLayout) 
 	if p == nil {
 		return false
 	}
-	if st := C.szdn_run(p, ptr[0], ptr[1], ptr[2], ptr[3]); st != 0 {
+	if st := dnnlRun(p, ptr[0], ptr[1], ptr[2], ptr[3]); st != 0 {
 		panic(fmt.Sprintf("tensor: oneDNN inference convolution %+v failed with status %d", g, int(st)))
 	}
 	return true
@@ -963,8 +966,15 @@ func dnnlPool(isMax, bwd bool, g PoolGeom, a, b, ws []float32) bool {
 		}
 		wsPtr = unsafe.Pointer(&ws[0])
 	}
-	if st := C.szdn_run(plan, unsafe.Pointer(&a[0]), unsafe.Pointer(&b[0]), wsPtr, nil); st != 0 {
+	if st := dnnlRun(plan, unsafe.Pointer(&a[0]), unsafe.Pointer(&b[0]), wsPtr, nil); st != 0 {
 		panic(fmt.Sprintf("tensor: oneDNN pooling %+v failed with status %d", g, int(st)))
 	}
 	return true
+}
+
+// dnnlRun executes a primitive on oneDNN's OpenMP threads, with the
+// crew's helpers asleep meanwhile (see crewHushed).
+func dnnlRun(p *C.szdn_plan, a, b, c, d unsafe.Pointer) (st C.int) {
+	crewHushed(func() { st = C.szdn_run(p, a, b, c, d) })
+	return st
 }

@@ -21,6 +21,16 @@ func Parallel(n, cost int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
+	// On the crew, chunks are claimed as threads come free. There are
+	// several per thread, up to one per parallelGrain of work, so that a
+	// helper that wakes late (after an OpenMP kernel hushed it) still
+	// takes its share instead of leaving most chunks to the caller.
+	parts := min(n, max(2*workers, min(n*cost/parallelGrain, 32*workers)))
+	if crewSize() == workers && runOnCrew(parts, func(p int) {
+		fn(p*n/parts, (p+1)*n/parts)
+	}) {
+		return
+	}
 	var wg sync.WaitGroup
 	chunk := (n + workers - 1) / workers
 	// The first chunk runs on the calling goroutine: one goroutine fewer
