@@ -307,8 +307,10 @@ func BLASThreads() int {
 }
 
 // GEMM threading. The number of cores a product gets is decided here, by
-// free slots (below); oneDNN then runs the product on that many OpenMP
-// threads (dnnlOwnThreads), while OpenBLAS runs single-threaded and we cut
+// free slots (below). A small product (up to crewGemmMaxWork) then runs as
+// single-threaded column blocks on the crew (crew.go) when it is free;
+// otherwise oneDNN runs it on that many OpenMP threads (dnnlOwnThreads),
+// while OpenBLAS runs single-threaded and we cut
 // the product into row (or column) blocks that run as concurrent
 // single-threaded calls. For oneDNN both ways measured the same within
 // noise (BenchmarkGemmBackends: onednn-omp vs onednn-split, wall time and
