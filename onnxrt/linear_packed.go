@@ -6,26 +6,21 @@ import (
 	"github.com/sslzoo/sslzoo/tensor"
 )
 
-// packedLinearMinRows is the least number of rows (the product of A's
-// leading axes) for which a MatMul by a constant runs as a packed 1x1
-// convolution. Every size gains: ViT-tiny at batch 1 (197 rows) ran in 18.0
-// ms against 22.3 with the split dnnl_sgemm (ORT 14.2, one interleaved
-// run), though its LayerNorms then find the crew asleep after each
-// convolution; at batch 64 the Linear layers went from 47 to 43 ms a block.
-const packedLinearMinRows = 1
-
 // packedLinear runs MatMul(a, wt^T) (+ bias), wt a constant N×K matrix
 // (the weights of a Linear layer as PyTorch stores them), as a 1x1
 // convolution over a's rows, with wt packed into oneDNN's layout once: a
 // is an NHWC image of one column, K channels and as many rows as a has,
 // and the product comes out as its N-channel NHWC output, which is the
 // row-major result; wt is already the convolution's OIHW weights, and the
-// bias and a following GELU ride in the same pass. dnnl_sgemm repacks its operand at every
-// call and the bias was a second pass over the output: ViT-tiny's Linear
-// layers at batch 64 (12608 rows) took 43 ms a block this way against 47
-// for the GEMMs alone, and the separate bias pass over their outputs
-// cost more than that. Small products, or no oneDNN, run the plain MatMul
-// (inner) and add the bias, then apply the GELU, after.
+// bias and a following GELU ride in the same pass.
+//
+// dnnl_sgemm repacks its operand at every call and the bias was a second
+// pass over the output. ViT-tiny's Linear layers at batch 64 (12608 rows)
+// took 43 ms a block this way against 47 for the GEMMs alone; at batch 1
+// (197 rows) the whole model ran in 18.0 ms against 22.3 with the split
+// dnnl_sgemm (ORT 14.2, one interleaved run), so every size takes it.
+// Empty inputs, inputs whose last axis is not K, or no oneDNN run the plain
+// MatMul (inner), then add the bias and apply the GELU.
 type packedLinear struct {
 	wt     *tensor.Tensor
 	bias   *tensor.Tensor  // nil until fuseBias hands one over
@@ -53,7 +48,7 @@ func (p *packedLinear) run(c *gctx, node *gnode, in []*gval) ([]*gval, error) {
 	}
 	as := a.Value.Shape
 	if len(as) >= 2 && as[len(as)-1] == k {
-		if rows := tensor.Numel(as[:len(as)-1]); rows >= packedLinearMinRows {
+		if rows := tensor.Numel(as[:len(as)-1]); rows > 0 {
 			if y := p.forward(c, a.Value, rows); y != nil {
 				return []*gval{fl(y)}, nil
 			}
@@ -104,13 +99,10 @@ func (g *graphIndex) packLinear(mm *gnode, trans [2]int) {
 		return
 	}
 	if trans[1] == 0 {
+		// K×N to N×K: one "image" of K channels and N pixels, to NHWC.
 		k, n := w.Shape[0], w.Shape[1]
 		wt := tensor.New(n, k)
-		for i := range k {
-			for j := range n {
-				wt.Data[j*k+i] = w.Data[i*n+j]
-			}
-		}
+		tensor.NCHWToNHWC(wt.Data, w.Data, 1, k, n)
 		w = wt
 	}
 	p := &packedLinear{wt: w, inner: mm.impl}
