@@ -388,6 +388,12 @@ func (s *GoSession) Run(inputs ...*Tensor) (out []*Tensor, err error) {
 	if len(inputs) != len(s.info.Inputs) {
 		return nil, fmt.Errorf("model %s takes %d inputs (%v), got %d", s.name, len(s.info.Inputs), s.info.Inputs, len(inputs))
 	}
+	if s.plan.convs > 1 {
+		// A chain of OpenMP convolutions (see tensor.PinThread). A pass
+		// that is mostly crew work (ViT-tiny: one Conv, then GEMMs and
+		// element-wise kernels) gains nothing from it and stays free.
+		defer tensor.PinThread()()
+	}
 	vals := slices.Clone(s.plan.consts)
 	for i, t := range inputs {
 		vi := s.info.Inputs[i]

@@ -34,6 +34,7 @@ type plan struct {
 	consts  []*gval // per slot: the constant's value, or nil
 	inputs  []int   // slot of each graph input, in Inputs order
 	outputs []int   // slot of each graph output, in Outputs order
+	convs   int     // Conv nodes: oneDNN primitives on OpenMP threads
 }
 
 // compile builds the plan for nodes (in graph order), whose constant
@@ -66,6 +67,9 @@ func compile(nodes []*gnode, inits map[string]*gval, info *ModelInfo, opset int6
 	}
 	lastRead := map[int]int{} // slot -> index of the step that reads it last
 	for i, n := range nodes {
+		if n.op == "Conv" {
+			p.convs++
+		}
 		st := planStep{node: n, in: make([]int, len(n.in)), out: make([]int, len(n.out))}
 		for j, name := range n.in {
 			st.in[j] = -1

@@ -563,6 +563,7 @@ import "C"
 
 import (
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -624,7 +625,21 @@ var dnnlEnums = map[string]int{
 	"offsetof(dnnl_version_t, hash)":    int(unsafe.Offsetof(C.szdn_version{}.hash)),
 }
 
+// ompSpinCount is the GOMP_SPINCOUNT set before libgomp loads with oneDNN,
+// unless the user chose a wait policy. libgomp's default (300000 spins,
+// about 10 ms on this Xeon's slow PAUSE) leaves its idle worker burning a
+// core long after the last OpenMP kernel, while the crew's element-wise
+// kernels and GEMMs need both: ViT-tiny at batch 1 ran 29-31 against
+// 18-19 ms/run. A short spin still keeps the workers hot across the
+// back-to-back convolutions of a ResNet.
+const ompSpinCount = "10000"
+
 func loadDNNL() dnnlInfo {
+	if os.Getenv("GOMP_SPINCOUNT") == "" && os.Getenv("OMP_WAIT_POLICY") == "" {
+		// libgomp reads its environment once, in its constructor, when
+		// the dlopen below pulls it in; cgo's os.Setenv reaches C's.
+		os.Setenv("GOMP_SPINCOUNT", ompSpinCount)
+	}
 	name := C.CString(dnnlLibName)
 	defer C.free(unsafe.Pointer(name))
 	var major, minor, patch C.int

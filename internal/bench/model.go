@@ -34,6 +34,7 @@ func Model(cfg ModelConfig) (*Result, error) {
 	if cfg.Mode != "train" && cfg.Mode != "forward" {
 		return nil, fmt.Errorf("bench: mode %q, want train or forward", cfg.Mode)
 	}
+	defer tensor.PinThread()() // a loop of oneDNN convolutions
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
 	m, err := newImageModel(cfg.Arch, rng)
 	if err != nil {

@@ -410,6 +410,7 @@ func (c TrainConfig) withDefaults() (TrainConfig, zoo.Spec, error) {
 // later calls World.Abort, so that the others do not wait for it forever:
 // under MPI that ends the job; in-process the others return an error.
 func Train(ctx context.Context, cfg TrainConfig, ds data.Dataset, hooks TrainHooks) (res *TrainResult, err error) {
+	defer tensor.PinThread()() // the steps are loops of oneDNN kernels
 	// together is set where every rank returns the same way at the same
 	// point, so that none is left waiting and the job need not be aborted.
 	together := false
