@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+
+	"github.com/sslzoo/sslzoo/tensor"
 )
 
 // Batcher runs inputs with many rows through an engine in batches of at
@@ -55,6 +57,10 @@ func (b *Batcher) Run(inputs ...*Tensor) ([]*Tensor, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Every Run of a worker on one OS thread, so that the Go
+			// engine's OpenMP team stays the same between batches (see
+			// tensor.PinThread): Run alone pins only within itself.
+			defer tensor.PinThread()()
 			for c := range jobs {
 				lo, hi := c*size, min((c+1)*size, rows)
 				part := make([]*Tensor, len(inputs))
