@@ -36,6 +36,9 @@ func (tp *Tape) LayerNorm(x, w, b *Var, eps float32) *Var {
 		inputs = append(inputs, b)
 	}
 	tensor.Parallel(rows, 4*d, func(lo, hi int) {
+		if tensor.LayerNormRows(od[lo*d:hi*d], xd[lo*d:hi*d], d, wd, bd, eps, sd[2*lo:2*hi]) {
+			return
+		}
 		for r := lo; r < hi; r++ {
 			xr, or := xd[r*d:(r+1)*d], od[r*d:(r+1)*d]
 			mean := sumf(xr) / float64(d)

@@ -63,3 +63,54 @@ func TestVectorSoftmaxMatchesGo(t *testing.T) {
 		}
 	}
 }
+
+// TestVectorLayerNormMatchesFloat64: tensor.LayerNormRows agrees with a
+// float64 layer norm to float32 rounding, with and without each of the
+// affine weights, on rows a whole number of vectors long and not, and
+// fills the per-row statistics the backward pass reads.
+func TestVectorLayerNormMatchesFloat64(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	const rows, eps = 23, 1e-6
+	for _, d := range []int{192, 197} {
+		x, w, b := make([]float32, rows*d), make([]float32, d), make([]float32, d)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64()*3 + 5) // an offset mean, as activations have
+		}
+		for i := range w {
+			w[i], b[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+		}
+		for _, c := range []struct{ w, b []float32 }{{w, b}, {w, nil}, {nil, b}, {nil, nil}} {
+			o, stats := make([]float32, len(x)), make([]float32, 2*rows)
+			if !tensor.LayerNormRows(o, x, d, c.w, c.b, eps, stats) {
+				t.Skip("built without the C kernels")
+			}
+			for r := range rows {
+				xr := x[r*d : (r+1)*d]
+				var mean, v float64
+				for _, e := range xr {
+					mean += float64(e)
+				}
+				mean /= float64(d)
+				for _, e := range xr {
+					v += (float64(e) - mean) * (float64(e) - mean)
+				}
+				rstd := 1 / math.Sqrt(v/float64(d)+eps)
+				if math.Abs(float64(stats[2*r])-mean) > 1e-6*math.Abs(mean) || math.Abs(float64(stats[2*r+1])-rstd) > 1e-6*rstd {
+					t.Fatalf("d %d row %d: stats %v, want mean %g 1/std %g", d, r, stats[2*r:2*r+2], mean, rstd)
+				}
+				for i, e := range xr {
+					want := (float64(e) - mean) * rstd
+					if c.w != nil {
+						want *= float64(c.w[i])
+					}
+					if c.b != nil {
+						want += float64(c.b[i])
+					}
+					if got := float64(o[r*d+i]); math.Abs(got-want) > 2e-6*(1+math.Abs(want)) {
+						t.Fatalf("d %d row %d [%d] (w %v, b %v): %g, want %g", d, r, i, c.w != nil, c.b != nil, got, want)
+					}
+				}
+			}
+		}
+	}
+}

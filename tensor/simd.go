@@ -203,6 +203,21 @@ func SoftmaxRows(o, x []float32, n int) bool {
 	return softmaxRowsC(o, x[:len(o)], n)
 }
 
+// LayerNormRows normalises every contiguous d-long row of x into o (len(o)
+// a multiple of d) with biased variance and eps inside the square root,
+// then applies w and b where not nil (each d long). stats, where not nil,
+// gets each row's mean and 1/std (2 per row). The sums add in vector
+// lanes, so results may differ from autograd's float64 loop in the last
+// bit. It reports false, writing nothing, without cgo or for inputs too
+// short to repay the call.
+func LayerNormRows(o, x []float32, d int, w, b []float32, eps float32, stats []float32) bool {
+	if d <= 0 || len(o) < simdMin || len(o)%d != 0 || len(x) < len(o) ||
+		(w != nil && len(w) < d) || (b != nil && len(b) < d) || (stats != nil && len(stats) < 2*len(o)/d) {
+		return false
+	}
+	return layerNormRowsC(o, x[:len(o)], d, w, b, eps, stats)
+}
+
 // GELUErf writes the exact GELU, x·Φ(x), of x into o (len(o) values), for
 // inference: erfc from a Chebyshev fit, within about 3e-7·(1+|y|) of the
 // true value, vectorised without tables. It reports false without cgo;

@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 #include "simd_cgo.h"
@@ -453,3 +454,35 @@ void sz_gelu_erf(float *restrict o, const float *restrict x, size_t n) {
 #pragma GCC pop_options
 
 #pragma GCC pop_options
+
+// sz_layernorm_rows normalises each of rows contiguous rows of d values
+// (biased variance, eps inside the square root), then scales by w and
+// shifts by b where given (NULL: none). stats, where given, gets each
+// row's mean and 1/std. The sums add in vector lanes (sz_run_sum,
+// sz_run_sqdev), so results may differ from autograd's float64 loop in
+// the last bit.
+SZ_CLONES
+void sz_layernorm_rows(float *restrict o, const float *restrict x, size_t rows, size_t d,
+	const float *restrict w, const float *restrict b, float eps, float *restrict stats) {
+	for (size_t r = 0; r < rows; r++) {
+		const float *xr = x + r * d;
+		float *orow = o + r * d;
+		double mean = sz_run_sum(xr, d) / (double)d;
+		float m = (float)mean;
+		double var = sz_run_sqdev(xr, d, m) / (double)d;
+		float rs = (float)(1.0 / sqrt(var + (double)eps));
+		if (stats) {
+			stats[2 * r] = m;
+			stats[2 * r + 1] = rs;
+		}
+		if (w && b) {
+			for (size_t i = 0; i < d; i++) orow[i] = (xr[i] - m) * rs * w[i] + b[i];
+		} else if (w) {
+			for (size_t i = 0; i < d; i++) orow[i] = (xr[i] - m) * rs * w[i];
+		} else if (b) {
+			for (size_t i = 0; i < d; i++) orow[i] = (xr[i] - m) * rs + b[i];
+		} else {
+			for (size_t i = 0; i < d; i++) orow[i] = (xr[i] - m) * rs;
+		}
+	}
+}

@@ -3,6 +3,7 @@
 package tensor
 
 // #cgo CFLAGS: -O3 -Wno-psabi
+// #cgo LDFLAGS: -lm
 // #include "simd_cgo.h"
 import "C"
 
@@ -86,5 +87,20 @@ func geluErfC(o, x []float32) bool {
 
 func geluTableC(o, x, tab []float32, intervals int, lo, hi float32) bool {
 	C.sz_gelu(szF(o), szF(x), C.size_t(len(o)), szF(tab), C.int(intervals), C.float(lo), C.float(hi))
+	return true
+}
+
+func layerNormRowsC(o, x []float32, d int, w, b []float32, eps float32, stats []float32) bool {
+	var wp, bp, sp *C.float
+	if w != nil {
+		wp = szF(w)
+	}
+	if b != nil {
+		bp = szF(b)
+	}
+	if stats != nil {
+		sp = szF(stats)
+	}
+	C.sz_layernorm_rows(szF(o), szF(x), C.size_t(len(o)/d), C.size_t(d), wp, bp, C.float(eps), sp)
 	return true
 }

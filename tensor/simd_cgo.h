@@ -17,3 +17,4 @@ void sz_sgd(float *w, const float *g, float *buf, size_t n, float lr, float wd, 
 void sz_softmax_rows(float *o, const float *x, size_t rows, size_t n);
 void sz_gelu(float *o, const float *x, size_t n, const float *tab, int intervals, float lo, float hi);
 void sz_gelu_erf(float *o, const float *x, size_t n);
+void sz_layernorm_rows(float *o, const float *x, size_t rows, size_t d, const float *w, const float *b, float eps, float *stats);
