@@ -24,7 +24,9 @@ import (
 //     GEMM instead of a copy;
 //   - Mul and Add by a per-channel (or one-value) constant after Conv:
 //     folded into its weights and bias (PP-LCNet's learnable affine);
-//   - the hard-swish pattern x*Clip(x+3, 0, 6)/6 (four nodes): one pass.
+//   - the hard-swish pattern x*Clip(x+3, 0, 6)/6 (four nodes): one pass;
+//   - a transformer's attention core, from the heads' Slices to their
+//     merging Reshape: one call (fuse_attention.go).
 
 // graphIndex answers who produces and who reads each value.
 type graphIndex struct {
@@ -35,11 +37,12 @@ type graphIndex struct {
 	removed   map[*gnode]bool
 	nodeOrder []*gnode
 	linear    map[*gnode]*packedLinear // MatMuls given the packed path
+	opset     int64
 }
 
-func fuse(nodes []*gnode, consts map[string]*gval, outputs map[string]bool) []*gnode {
+func fuse(nodes []*gnode, consts map[string]*gval, outputs map[string]bool, opset int64) []*gnode {
 	g := &graphIndex{producer: map[string]*gnode{}, readers: map[string][]*gnode{},
-		outputs: outputs, consts: consts, removed: map[*gnode]bool{}, nodeOrder: nodes,
+		outputs: outputs, consts: consts, opset: opset, removed: map[*gnode]bool{}, nodeOrder: nodes,
 		linear: map[*gnode]*packedLinear{}}
 	for _, n := range nodes {
 		for _, o := range n.out {
@@ -53,7 +56,7 @@ func fuse(nodes []*gnode, consts map[string]*gval, outputs map[string]bool) []*g
 			}
 		}
 	}
-	for _, pass := range []func(*gnode){g.foldBatchNorm, g.foldAffine, g.fuseHardSwish, g.fuseTranspose, g.fuseBias, g.fuseGELU, g.fuseRelu, g.fuseResidual, g.applyEpilogues, withLayouts} {
+	for _, pass := range []func(*gnode){g.fuseAttention, g.foldBatchNorm, g.foldAffine, g.fuseHardSwish, g.fuseTranspose, g.fuseBias, g.fuseGELU, g.fuseRelu, g.fuseResidual, g.applyEpilogues, withLayouts} {
 		for _, n := range nodes {
 			if !g.removed[n] {
 				pass(n)

@@ -49,7 +49,7 @@ func compile(nodes []*gnode, inits map[string]*gval, info *ModelInfo, opset int6
 		outputs[v.Name] = true
 	}
 	nodes = foldConstants(nodes, consts, opset)
-	nodes = fuse(nodes, consts, outputs)
+	nodes = fuse(nodes, consts, outputs, opset)
 
 	p := &plan{}
 	slot := map[string]int{}

@@ -316,3 +316,119 @@ func TestPlanLayoutsMatchORT(t *testing.T) {
 		ort.Close()
 	}
 }
+
+// attentionModel is a transformer's attention core as sslzoo exports it
+// (one qkv projection, sliced into heads) or, with separate, as three
+// projections whose scores are divided by √D instead. extraOutputs makes
+// intermediates graph outputs, which must stop the fusion.
+func attentionModel(separate bool, extraOutputs ...string) []byte {
+	rng := rand.New(rand.NewPCG(13, 14))
+	const tokens, heads, dim = 5, 2, 6
+	width := int64(heads * dim)
+	outputs := []*onnxpb.ValueInfoProto{tensorValue("y", Float32, nil)}
+	for _, o := range extraOutputs {
+		outputs = append(outputs, tensorValue(o, Float32, nil))
+	}
+	var nodes []*onnxpb.NodeProto
+	inits := []*onnxpb.TensorProto{
+		intInit("split", 0, tokens, heads, dim), intInit("split_inferred", -1, tokens, heads, dim),
+		intInit("merge", 0, tokens, width), scalarInit("scale", 1/float32(math.Sqrt(dim))),
+		scalarInit("root", float32(math.Sqrt(dim))),
+	}
+	src := [3]string{"qkv", "qkv", "qkv"}
+	if separate {
+		for i, p := range []string{"q", "k", "v"} {
+			nodes = append(nodes, node("MatMul", []string{"x", p + "_w"}, []string{p + "_lin"}))
+			inits = append(inits, floatInit(p+"_w", rng, width, width))
+			src[i] = p + "_lin"
+		}
+	} else {
+		nodes = append(nodes, node("MatMul", []string{"x", "qkv_w"}, []string{"qkv"}))
+		inits = append(inits, floatInit("qkv_w", rng, width, 3*width), intInit("last", 2))
+		for i, p := range []string{"q", "k", "v"} {
+			inits = append(inits, intInit(p+"_start", int64(i)*width), intInit(p+"_end", int64(i+1)*width))
+			nodes = append(nodes, node("Slice", []string{"qkv", p + "_start", p + "_end", "last"}, []string{p + "_lin"}))
+			src[i] = p + "_lin"
+		}
+		nodes = append(nodes, node("Mul", []string{"q_lin", "scale"}, []string{"q_scaled"}))
+		src[0] = "q_scaled"
+	}
+	for i, p := range []string{"q", "k", "v"} {
+		target := "split"
+		if i == 1 {
+			target = "split_inferred"
+		}
+		nodes = append(nodes,
+			node("Reshape", []string{src[i], target}, []string{p + "_split"}),
+			node("Transpose", []string{p + "_split"}, []string{p + "_heads"}, intsAttr("perm", 0, 2, 1, 3)))
+	}
+	nodes = append(nodes,
+		node("Transpose", []string{"k_heads"}, []string{"k_t"}, intsAttr("perm", 0, 1, 3, 2)),
+		node("MatMul", []string{"q_heads", "k_t"}, []string{"scores"}))
+	probsIn := "scores"
+	if separate {
+		nodes = append(nodes, node("Div", []string{"scores", "root"}, []string{"scores_scaled"}))
+		probsIn = "scores_scaled"
+	}
+	nodes = append(nodes,
+		node("Softmax", []string{probsIn}, []string{"probs"}, &onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(-1)}),
+		node("MatMul", []string{"probs", "v_heads"}, []string{"mixed"}),
+		node("Transpose", []string{"mixed"}, []string{"mixed_t"}, intsAttr("perm", 0, 2, 1, 3)),
+		node("Reshape", []string{"mixed_t", "merge"}, []string{"y"}))
+	return model(&onnxpb.GraphProto{
+		Name: proto.String("attention"), Node: nodes, Initializer: inits,
+		Input:  []*onnxpb.ValueInfoProto{tensorValue("x", Float32, dims("n", tokens, width))},
+		Output: outputs,
+	}, nil)
+}
+
+// TestAttentionFusionMatchesORT: the fused attention computes what ONNX
+// Runtime computes from the unfused nodes, and an intermediate that is a
+// graph output keeps the pattern unfused.
+func TestAttentionFusionMatchesORT(t *testing.T) {
+	needORT(t)
+	for _, c := range []struct {
+		name      string
+		separate  bool
+		extra     []string
+		wantFused bool
+	}{
+		{"one projection, sliced", false, nil, true},
+		{"three projections, scores divided", true, nil, true},
+		{"probabilities are an output", false, []string{"probs"}, false},
+		{"a head split is an output", true, []string{"k_split"}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := attentionModel(c.separate, c.extra...)
+			goS, err := OpenGoModel("attention", mustParse(t, b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fused := slices.Contains(planOps(goS), "Attention"); fused != c.wantFused {
+				t.Errorf("plan %v: fused %v, want %v", planOps(goS), fused, c.wantFused)
+			}
+			ort, err := OpenBytes("attention", b, Options{IntraOpThreads: 1, Optimization: OptBasic})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ort.Close()
+			rng := rand.New(rand.NewPCG(15, 16))
+			for _, n := range []int{1, 3, 2} {
+				x := randomInput(rng, n, 5, 12)
+				want, err := ort.Run(x)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := goS.Run(x)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range want {
+					if err := Close(got[i], want[i], 1e-5, 1e-5); err != nil {
+						t.Errorf("batch %d output %d: %v", n, i, err)
+					}
+				}
+			}
+		})
+	}
+}
