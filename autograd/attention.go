@@ -20,6 +20,67 @@ type HeadLayout struct {
 	QOff, KOff, VOff              int
 	OutStride                     int
 	Scale                         float32 // applied to Q·Kᵀ before the softmax
+	Mask                          *ScoreMask
+}
+
+// ScoreMask is added to the scaled scores before the softmax (a padding
+// mask's large negative bias, say): score (b, h, i, j) of item b, head h,
+// query i and key j gets Data[b·BatchStride + h·HeadStride + i·RowStride +
+// j·ColStride]. A zero stride repeats the mask along that axis.
+type ScoreMask struct {
+	Data                                          []float32
+	BatchStride, HeadStride, RowStride, ColStride int
+}
+
+// BroadcastMask views m, a tensor that broadcasts to the scores'
+// [Batch, Heads, Tokens, Tokens] under NumPy rules (a padding mask
+// [Batch, 1, 1, Tokens], or one [Tokens, Tokens] for all), as a ScoreMask.
+func BroadcastMask(m *tensor.Tensor, l HeadLayout) (*ScoreMask, error) {
+	full := []int{l.Batch, l.Heads, l.Tokens, l.Tokens}
+	if len(m.Shape) > 4 {
+		return nil, fmt.Errorf("mask %v has more axes than the scores %v", m.Shape, full)
+	}
+	shape := []int{1, 1, 1, 1} // the axes the mask lacks lead, of size 1
+	copy(shape[4-len(m.Shape):], m.Shape)
+	var strides [4]int
+	step := 1
+	for i := 3; i >= 0; i-- {
+		switch shape[i] {
+		case full[i]:
+			strides[i] = step
+		case 1:
+			strides[i] = 0
+		default:
+			return nil, fmt.Errorf("mask %v does not broadcast to the scores %v", m.Shape, full)
+		}
+		if full[i] == 1 {
+			strides[i] = 0
+		}
+		step *= shape[i]
+	}
+	if step != len(m.Data) {
+		return nil, fmt.Errorf("mask %v holds %d values", m.Shape, len(m.Data))
+	}
+	return &ScoreMask{Data: m.Data, BatchStride: strides[0], HeadStride: strides[1], RowStride: strides[2], ColStride: strides[3]}, nil
+}
+
+// add adds the mask's rows for queries r0.. of item b, head h to the m×n
+// scores.
+func (s *ScoreMask) add(scores []float32, b, h, r0, m, n int) {
+	for r := range m {
+		row := scores[r*n : (r+1)*n]
+		at := b*s.BatchStride + h*s.HeadStride + (r0+r)*s.RowStride
+		if s.ColStride == 0 {
+			v := s.Data[at]
+			for j := range row {
+				row[j] += v
+			}
+			continue
+		}
+		for j, v := range s.Data[at : at+n] {
+			row[j] += v
+		}
+	}
 }
 
 // check reports a layout whose reads or writes would leave the slices.
@@ -88,6 +149,9 @@ func Attention(out, q, k, v []float32, l HeadLayout) error {
 			ks := k[l.KOff+row0*l.KStride+col:]
 			vs := v[l.VOff+row0*l.VStride+col:]
 			tensor.Sgemm(false, true, m, n, d, l.Scale, qs, l.QStride, ks, l.KStride, 0, scores, n)
+			if l.Mask != nil {
+				l.Mask.add(scores, b, h, r0, m, n)
+			}
 			sm, pm := scores[:m*n], probs[:m*n]
 			if !tensor.SoftmaxRows(pm, sm, n) {
 				for r := range m {

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/sslzoo/sslzoo/tensor"
 )
 
 // naiveAttention is the same computation in float64, one head at a time,
@@ -25,6 +27,9 @@ func naiveAttention(qkv []float32, l HeadLayout) []float64 {
 						s[t] += at(l.QOff, l.QStride, i, j) * at(l.KOff, l.KStride, t, j)
 					}
 					s[t] *= float64(l.Scale)
+					if mk := l.Mask; mk != nil {
+						s[t] += float64(mk.Data[b*mk.BatchStride+h*mk.HeadStride+i*mk.RowStride+t*mk.ColStride])
+					}
 					m = max(m, s[t])
 				}
 				var z float64
@@ -47,10 +52,16 @@ func naiveAttention(qkv []float32, l HeadLayout) []float64 {
 
 func TestAttentionMatchesDefinition(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	for _, c := range []struct{ batch, tokens, heads, dim int }{
-		{1, 197, 3, 64}, // ViT-tiny at batch 1: row blocks split the heads
-		{2, 5, 2, 8},
-		{3, 17, 1, 4},
+	for _, c := range []struct {
+		batch, tokens, heads, dim int
+		mask                      []int // the mask's shape; nil for none
+	}{
+		{1, 197, 3, 64, nil}, // ViT-tiny at batch 1: row blocks split the heads
+		{2, 5, 2, 8, nil},
+		{3, 17, 1, 4, nil},
+		{2, 5, 2, 8, []int{2, 1, 1, 5}}, // BERT's padding bias
+		{3, 6, 2, 4, []int{6, 6}},       // one mask for every item and head
+		{2, 4, 3, 4, []int{2, 3, 4, 1}}, // a bias per query row
 	} {
 		width := c.heads * c.dim
 		// One fused projection [batch, tokens, 3·width], as ViT's qkv Linear
@@ -62,6 +73,16 @@ func TestAttentionMatchesDefinition(t *testing.T) {
 		qkv := make([]float32, c.batch*c.tokens*3*width)
 		for i := range qkv {
 			qkv[i] = float32(rng.NormFloat64() * 2)
+		}
+		if c.mask != nil {
+			m := tensor.New(c.mask...)
+			for i := range m.Data {
+				m.Data[i] = float32(rng.NormFloat64() * 3)
+			}
+			var err error
+			if l.Mask, err = BroadcastMask(m, l); err != nil {
+				t.Fatal(err)
+			}
 		}
 		out := make([]float32, c.batch*c.tokens*l.OutStride)
 		for i := range out {
@@ -81,6 +102,15 @@ func TestAttentionMatchesDefinition(t *testing.T) {
 			if math.Abs(float64(out[i])-w) > 1e-5*(1+math.Abs(w)) {
 				t.Fatalf("%+v: out[%d] = %v, want %v", c, i, out[i], w)
 			}
+		}
+	}
+}
+
+func TestBroadcastMaskRefuses(t *testing.T) {
+	l := HeadLayout{Batch: 2, Tokens: 4, Heads: 3, HeadDim: 2}
+	for _, shape := range [][]int{{2, 2, 1, 4}, {4, 3}, {1, 2, 3, 4, 4}} {
+		if _, err := BroadcastMask(tensor.New(shape...), l); err == nil {
+			t.Errorf("mask %v for scores [2 3 4 4]: no error", shape)
 		}
 	}
 }

@@ -13,10 +13,13 @@ import (
 //	q, k, v = Slice(x, 0:C), Slice(x, C:2C), Slice(x, 2C:3C)   (optional)
 //	q = Mul(q, s)                                               (optional)
 //	each = Transpose(Reshape(·, [B, N, H, D]), perm 0 2 1 3)
-//	y = MatMul(Softmax(MatMul(q, Transpose(k, 0 1 3 2)) [·s]), v)
+//	y = MatMul(Softmax(MatMul(q, Transpose(k, 0 1 3 2)) [·s] [+ mask]), v)
 //	out = Reshape(Transpose(y, perm 0 2 1 3), [B, N, H·D])
 //
-// about sixteen nodes, becomes one call of autograd.Attention that reads
+// (k may also be Transpose(Reshape(·), perm 0 2 3 1) in one step, as
+// torch.onnx writes it; the mask is any float tensor that broadcasts to
+// the scores, such as BERT's [B, 1, 1, N] padding bias) about sixteen
+// nodes, becomes one call of autograd.Attention that reads
 // the heads where the projection wrote them. ViT-tiny at batch 1 spent
 // about 3 ms of its 16 in those nodes' copies and in products too small to
 // split over the cores.
@@ -51,13 +54,32 @@ func (g *graphIndex) fuseAttention(sm *gnode) {
 	if axis := attrInt(sm, "axis", defAxis); axis != -1 && axis != 3 {
 		return
 	}
+	if add := g.private(sm.in[0]); add != nil && add.op == "Add" && len(add.in) == 2 && add.in[0] != add.in[1] {
+		// Either operand may be the mask: try each as the scores.
+		for i := range 2 {
+			if g.fuseAttentionFrom(sm, add.in[i], add.in[1-i], add) {
+				return
+			}
+		}
+		return
+	}
+	g.fuseAttentionFrom(sm, sm.in[0], "", nil)
+}
+
+// fuseAttentionFrom matches the rest of the pattern, from the (possibly
+// scaled) scores up, with mask added by add (none when mask is ""), and
+// fuses it when it all matches.
+func (g *graphIndex) fuseAttentionFrom(sm *gnode, scoresName, mask string, add *gnode) bool {
 	scale := float32(1)
 	var extra []*gnode
-	scores := g.private(sm.in[0])
+	if add != nil {
+		extra = append(extra, add)
+	}
+	scores := g.private(scoresName)
 	if scores != nil && (scores.op == "Mul" || scores.op == "Div") && len(scores.in) == 2 {
 		s := g.constFloat(scores.in[1])
 		if s == nil || len(s.Data) != 1 || s.Data[0] == 0 {
-			return
+			return false
 		}
 		scale = s.Data[0]
 		if scores.op == "Div" {
@@ -67,49 +89,66 @@ func (g *graphIndex) fuseAttention(sm *gnode) {
 		scores = g.private(scores.in[0])
 	}
 	if scores == nil || scores.op != "MatMul" || len(scores.in) != 2 {
-		return
+		return false
 	}
 	q, ok := g.headsOf(scores.in[0])
 	if !ok {
-		return
+		return false
 	}
-	kt := g.private(scores.in[1])
-	if kt == nil || kt.op != "Transpose" || len(kt.in) != 1 {
-		return
-	}
-	if perm, ok := attrInts(kt, "perm"); !ok || !slices.Equal(perm, []int{0, 1, 3, 2}) {
-		return
-	}
-	k, ok := g.headsOf(kt.in[0])
+	k, kt, ok := g.keysOf(scores.in[1])
 	if !ok {
-		return
+		return false
 	}
 	mm := g.soleReader(sm.out[0])
 	if mm == nil || mm.op != "MatMul" || len(mm.in) != 2 || mm.in[0] != sm.out[0] {
-		return
+		return false
 	}
 	v, ok := g.headsOf(mm.in[1])
 	if !ok || v.scale != 1 || q.heads != k.heads || q.heads != v.heads || q.dim != k.dim || q.dim != v.dim {
-		return
+		return false
 	}
 	back := g.soleReader(mm.out[0])
 	if back == nil || !isPerm0213(back) {
-		return
+		return false
 	}
 	merge := g.soleReader(back.out[0])
 	target, ok := g.reshapeTarget(merge)
 	if !ok || len(target) != 3 || (target[2] != int64(q.heads*q.dim) && target[2] != -1) {
-		return
+		return false
 	}
 	spec := &attentionSpec{q: q, k: k, v: v, merge: target, scale: scale * q.scale * k.scale}
-	for _, n := range slices.Concat(q.nodes, k.nodes, v.nodes, extra, []*gnode{scores, kt, sm, mm, back}) {
+	for _, n := range slices.Concat(q.nodes, k.nodes, v.nodes, extra, kt, []*gnode{scores, sm, mm, back}) {
 		g.removed[n] = true
 	}
-	// The fused node takes the last node's place: everything it reads was
-	// computed before the pattern began.
-	*merge = gnode{op: "Attention", name: merge.name, in: []string{q.name, k.name, v.name},
-		out: merge.out, impl: attentionOp(spec)}
+	// The fused node takes the last node's place: each value it reads was
+	// computed before some node of the pattern read it.
+	in := []string{q.name, k.name, v.name}
+	if mask != "" {
+		in = append(in, mask)
+	}
+	*merge = gnode{op: "Attention", name: merge.name, in: in, out: merge.out, impl: attentionOp(spec)}
 	g.producer[merge.out[0]] = merge
+	return true
+}
+
+// keysOf follows the transposed keys back to their source: either
+// Transpose(heads, 0 1 3 2) of what headsOf follows, or the one Transpose
+// (0 2 3 1) that torch.onnx merges the two into. kt is the extra node.
+func (g *graphIndex) keysOf(name string) (headSource, []*gnode, bool) {
+	t := g.private(name)
+	if t == nil || t.op != "Transpose" || len(t.in) != 1 {
+		return headSource{}, nil, false
+	}
+	perm, _ := attrInts(t, "perm")
+	switch {
+	case slices.Equal(perm, []int{0, 1, 3, 2}):
+		k, ok := g.headsOf(t.in[0])
+		return k, []*gnode{t}, ok
+	case slices.Equal(perm, []int{0, 2, 3, 1}):
+		k, ok := g.splitOf(t)
+		return k, nil, ok
+	}
+	return headSource{}, nil, false
 }
 
 // headsOf follows Transpose(Reshape([Mul(] [Slice(] x [)] [, s)], [B, N, H, D]), 0 2 1 3)
@@ -119,6 +158,12 @@ func (g *graphIndex) headsOf(name string) (headSource, bool) {
 	if t == nil || !isPerm0213(t) {
 		return headSource{}, false
 	}
+	return g.splitOf(t)
+}
+
+// splitOf follows the head split below the Transpose t (which the caller
+// has matched) back to its source.
+func (g *graphIndex) splitOf(t *gnode) (headSource, bool) {
 	r := g.private(t.in[0])
 	target, ok := g.reshapeTarget(r)
 	if !ok || len(target) != 4 || target[2] <= 0 || target[3] <= 0 {
@@ -215,7 +260,7 @@ func leadsWith(target []int64, b, n int) bool {
 
 func attentionOp(s *attentionSpec) *goOp {
 	return &goOp{run: func(c *gctx, n *gnode, in []*gval) ([]*gval, error) {
-		var x [3]*autograd.Var
+		var x [3]*autograd.Var // q, k and v's sources; in[3] is the mask
 		for i := range x {
 			v, err := float(n, in, i)
 			if err != nil {
@@ -241,12 +286,22 @@ func attentionOp(s *attentionSpec) *goOp {
 		if !leadsWith(s.merge, b, tokens) {
 			return nil, fmt.Errorf("fused attention: Reshape to %v does not merge [%d %d %d %d]", s.merge, b, tokens, s.q.heads, s.q.dim)
 		}
-		out := c.tp.Alloc(b, tokens, width)
-		err := autograd.Attention(out.Data, x[0].Value.Data, x[1].Value.Data, x[2].Value.Data, autograd.HeadLayout{
+		l := autograd.HeadLayout{
 			Batch: b, Tokens: tokens, Heads: s.q.heads, HeadDim: s.q.dim,
 			QStride: qs[2], KStride: x[1].Value.Shape[2], VStride: x[2].Value.Shape[2],
 			QOff: s.q.off, KOff: s.k.off, VOff: s.v.off, OutStride: width, Scale: s.scale,
-		})
+		}
+		if len(in) > 3 {
+			m, err := float(n, in, 3)
+			if err != nil {
+				return nil, err
+			}
+			if l.Mask, err = autograd.BroadcastMask(m.Value, l); err != nil {
+				return nil, fmt.Errorf("fused attention: %w", err)
+			}
+		}
+		out := c.tp.Alloc(b, tokens, width)
+		err := autograd.Attention(out.Data, x[0].Value.Data, x[1].Value.Data, x[2].Value.Data, l)
 		if err != nil {
 			return nil, err
 		}

@@ -317,11 +317,18 @@ func TestPlanLayoutsMatchORT(t *testing.T) {
 	}
 }
 
+// attentionVariant picks how attentionModel writes the pattern.
+type attentionVariant struct {
+	separate bool // three projections (not one sliced), scores divided by √D
+	masked   bool // a padding mask input, added to the scores as BERT's bias
+	keysOnce bool // the keys transposed by one Transpose(0 2 3 1), as torch.onnx writes it
+}
+
 // attentionModel is a transformer's attention core as sslzoo exports it
-// (one qkv projection, sliced into heads) or, with separate, as three
-// projections whose scores are divided by √D instead. extraOutputs makes
-// intermediates graph outputs, which must stop the fusion.
-func attentionModel(separate bool, extraOutputs ...string) []byte {
+// (one qkv projection, sliced into heads) or in the variant's other
+// forms. extraOutputs makes intermediates graph outputs, which must stop
+// the fusion.
+func attentionModel(v attentionVariant, extraOutputs ...string) []byte {
 	rng := rand.New(rand.NewPCG(13, 14))
 	const tokens, heads, dim = 5, 2, 6
 	width := int64(heads * dim)
@@ -329,14 +336,15 @@ func attentionModel(separate bool, extraOutputs ...string) []byte {
 	for _, o := range extraOutputs {
 		outputs = append(outputs, tensorValue(o, Float32, nil))
 	}
+	inputs := []*onnxpb.ValueInfoProto{tensorValue("x", Float32, dims("n", tokens, width))}
 	var nodes []*onnxpb.NodeProto
 	inits := []*onnxpb.TensorProto{
 		intInit("split", 0, tokens, heads, dim), intInit("split_inferred", -1, tokens, heads, dim),
 		intInit("merge", 0, tokens, width), scalarInit("scale", 1/float32(math.Sqrt(dim))),
-		scalarInit("root", float32(math.Sqrt(dim))),
+		scalarInit("root", float32(math.Sqrt(dim))), intInit("mask_shape", -1, 1, 1, tokens),
 	}
 	src := [3]string{"qkv", "qkv", "qkv"}
-	if separate {
+	if v.separate {
 		for i, p := range []string{"q", "k", "v"} {
 			nodes = append(nodes, node("MatMul", []string{"x", p + "_w"}, []string{p + "_lin"}))
 			inits = append(inits, floatInit(p+"_w", rng, width, width))
@@ -354,21 +362,34 @@ func attentionModel(separate bool, extraOutputs ...string) []byte {
 		src[0] = "q_scaled"
 	}
 	for i, p := range []string{"q", "k", "v"} {
-		target := "split"
+		target, perm := "split", []int64{0, 2, 1, 3}
 		if i == 1 {
 			target = "split_inferred"
+			if v.keysOnce {
+				perm = []int64{0, 2, 3, 1}
+			}
 		}
 		nodes = append(nodes,
 			node("Reshape", []string{src[i], target}, []string{p + "_split"}),
-			node("Transpose", []string{p + "_split"}, []string{p + "_heads"}, intsAttr("perm", 0, 2, 1, 3)))
+			node("Transpose", []string{p + "_split"}, []string{p + "_heads"}, intsAttr("perm", perm...)))
 	}
-	nodes = append(nodes,
-		node("Transpose", []string{"k_heads"}, []string{"k_t"}, intsAttr("perm", 0, 1, 3, 2)),
-		node("MatMul", []string{"q_heads", "k_t"}, []string{"scores"}))
+	keys := "k_heads"
+	if !v.keysOnce {
+		nodes = append(nodes, node("Transpose", []string{"k_heads"}, []string{"k_t"}, intsAttr("perm", 0, 1, 3, 2)))
+		keys = "k_t"
+	}
+	nodes = append(nodes, node("MatMul", []string{"q_heads", keys}, []string{"scores"}))
 	probsIn := "scores"
-	if separate {
+	if v.separate {
 		nodes = append(nodes, node("Div", []string{"scores", "root"}, []string{"scores_scaled"}))
 		probsIn = "scores_scaled"
+	}
+	if v.masked {
+		inputs = append(inputs, tensorValue("mask", Float32, dims("n", tokens)))
+		nodes = append(nodes,
+			node("Reshape", []string{"mask", "mask_shape"}, []string{"mask_bias"}),
+			node("Add", []string{"mask_bias", probsIn}, []string{"scores_masked"}))
+		probsIn = "scores_masked"
 	}
 	nodes = append(nodes,
 		node("Softmax", []string{probsIn}, []string{"probs"}, &onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(-1)}),
@@ -376,9 +397,7 @@ func attentionModel(separate bool, extraOutputs ...string) []byte {
 		node("Transpose", []string{"mixed"}, []string{"mixed_t"}, intsAttr("perm", 0, 2, 1, 3)),
 		node("Reshape", []string{"mixed_t", "merge"}, []string{"y"}))
 	return model(&onnxpb.GraphProto{
-		Name: proto.String("attention"), Node: nodes, Initializer: inits,
-		Input:  []*onnxpb.ValueInfoProto{tensorValue("x", Float32, dims("n", tokens, width))},
-		Output: outputs,
+		Name: proto.String("attention"), Node: nodes, Initializer: inits, Input: inputs, Output: outputs,
 	}, nil)
 }
 
@@ -389,17 +408,20 @@ func TestAttentionFusionMatchesORT(t *testing.T) {
 	needORT(t)
 	for _, c := range []struct {
 		name      string
-		separate  bool
+		variant   attentionVariant
 		extra     []string
 		wantFused bool
 	}{
-		{"one projection, sliced", false, nil, true},
-		{"three projections, scores divided", true, nil, true},
-		{"probabilities are an output", false, []string{"probs"}, false},
-		{"a head split is an output", true, []string{"k_split"}, false},
+		{"one projection, sliced", attentionVariant{}, nil, true},
+		{"three projections, scores divided", attentionVariant{separate: true}, nil, true},
+		{"masked, keys transposed once", attentionVariant{separate: true, masked: true, keysOnce: true}, nil, true},
+		{"sliced and masked", attentionVariant{masked: true}, nil, true},
+		{"probabilities are an output", attentionVariant{}, []string{"probs"}, false},
+		{"a head split is an output", attentionVariant{separate: true}, []string{"k_split"}, false},
+		{"masked scores are an output", attentionVariant{masked: true}, []string{"scores_masked"}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			b := attentionModel(c.separate, c.extra...)
+			b := attentionModel(c.variant, c.extra...)
 			goS, err := OpenGoModel("attention", mustParse(t, b))
 			if err != nil {
 				t.Fatal(err)
@@ -414,12 +436,22 @@ func TestAttentionFusionMatchesORT(t *testing.T) {
 			defer ort.Close()
 			rng := rand.New(rand.NewPCG(15, 16))
 			for _, n := range []int{1, 3, 2} {
-				x := randomInput(rng, n, 5, 12)
-				want, err := ort.Run(x)
+				in := []*Tensor{randomInput(rng, n, 5, 12)}
+				if c.variant.masked {
+					// Padding: the last tokens of some rows masked out.
+					m := make([]float32, n*5)
+					for i := range m {
+						if i%5 >= 5-i/5%3 {
+							m[i] = -10000
+						}
+					}
+					in = append(in, NewTensor([]int{n, 5}, m))
+				}
+				want, err := ort.Run(in...)
 				if err != nil {
 					t.Fatal(err)
 				}
-				got, err := goS.Run(x)
+				got, err := goS.Run(in...)
 				if err != nil {
 					t.Fatal(err)
 				}
