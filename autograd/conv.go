@@ -13,6 +13,11 @@ type ConvParams struct {
 	PadH, PadW           int
 	DilationH, DilationW int
 	Groups               int
+	// Exact keeps oneDNN to direct convolutions. Otherwise a 3x3 stride-1
+	// convolution may use Winograd's algorithm, faster with a larger
+	// rounding error (see tensor.ConvGeom.Winograd): right for training,
+	// not for an inference engine held to another's output.
+	Exact bool
 }
 
 // Conv2d is torch.nn.functional.conv2d: x [N,C,H,W], w [O, C/Groups, KH, KW],
@@ -34,6 +39,7 @@ func (tp *Tape) Conv2d(x, w, b *Var, p ConvParams) *Var {
 		N: xs[0], C: xs[1], H: xs[2], W: xs[3], O: ws[0], KH: ws[2], KW: ws[3],
 		StrideH: or1(p.StrideH), StrideW: or1(p.StrideW), PadH: p.PadH, PadW: p.PadW,
 		DilationH: or1(p.DilationH), DilationW: or1(p.DilationW), Groups: or1(p.Groups),
+		Winograd: !p.Exact,
 	}
 	if g.Groups > 0 && ws[1]*g.Groups != g.C {
 		Failf("Conv2d", "weight shape %v with %d groups expects %d input channels, x shape %v has %d", ws, g.Groups, ws[1]*g.Groups, xs, g.C)

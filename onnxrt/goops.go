@@ -635,7 +635,8 @@ func convSetup(n *gnode, xs, ws []int) (p autograd.ConvParams, pad [4]int, err e
 		return p, pad, err
 	}
 	p = autograd.ConvParams{StrideH: stride[0], StrideW: stride[1],
-		DilationH: dil[0], DilationW: dil[1], Groups: attrInt(n, "group", 1)}
+		DilationH: dil[0], DilationW: dil[1], Groups: attrInt(n, "group", 1),
+		Exact: true} // held to ONNX Runtime's output: no Winograd
 	if pad[0] == pad[2] && pad[1] == pad[3] {
 		p.PadH, p.PadW = pad[0], pad[1]
 	}

@@ -43,7 +43,7 @@ enum {
 	SZDN_F32 = 3,
 	SZDN_TAG_ANY = 1, SZDN_TAG_X = 2, SZDN_TAG_NCHW = 5, SZDN_TAG_NHWC = 20, SZDN_TAG_OIHW = 5, SZDN_TAG_GOIHW = 7,
 	SZDN_FORWARD_TRAINING = 64, SZDN_FORWARD_INFERENCE = 96,
-	SZDN_CONV_DIRECT = 1,
+	SZDN_CONV_DIRECT = 1, SZDN_CONV_WINOGRAD = 2,
 	SZDN_CPU = 1, SZDN_STREAM_DEFAULT = 1,
 	SZDN_Q_IMPL_INFO_STR = 8,
 	SZDN_Q_SRC_MD = 129, SZDN_Q_DIFF_SRC_MD = 130, SZDN_Q_WEIGHTS_MD = 131,
@@ -323,7 +323,7 @@ static const char *szdn_bind(szdn_plan *p, const void *pd, int query, int qidx, 
 // layouts: bit 1 NHWC source, bit 2 NHWC destination (else NCHW). An NHWC
 // side is bound as it is, with no reorder, and so is the destination of a
 // sum, which must already hold the addend.
-static szdn_plan *szdn_conv_plan(int kind, const int64_t *g, int bias, int blocked, int postops, int layout,
+static szdn_plan *szdn_conv_plan(int kind, const int64_t *g, int bias, int blocked, int postops, int layout, int wino,
 	const szdn_md *wfixed, szdn_md *wout, const char **err) {
 	int64_t N = g[0], C = g[1], H = g[2], W = g[3], O = g[4], KH = g[5], KW = g[6];
 	int64_t G = g[13], OH = g[14], OW = g[15];
@@ -365,20 +365,41 @@ static szdn_plan *szdn_conv_plan(int kind, const int64_t *g, int bias, int block
 	if (!p || !od) { free(p); free(od); *err = "out of memory"; return NULL; }
 	void *fwd = NULL, *pd = NULL;
 	if (kind == 3 && wfixed) w_a = *wfixed;
-	if (szdn.conv_fwd_init(od, kind == 3 ? SZDN_FORWARD_INFERENCE : SZDN_FORWARD_TRAINING, SZDN_CONV_DIRECT,
-		&src_a, &w_a, bias ? &b_u : NULL, &dst_a, strides, dil, pl, pr) != SZDN_SUCCESS) {
-		*err = "dnnl_dilated_convolution_forward_desc_init failed"; goto fail;
+	// Winograd where asked and oneDNN has it (3x3, stride 1, no dilation or
+	// groups, blocked layouts; not for packed inference weights); direct
+	// otherwise, and whenever oneDNN refuses it for the shape.
+	int alg = SZDN_CONV_DIRECT;
+	if (wino && kind != 3 && blocked && KH == 3 && KW == 3 && g[7] == 1 && g[8] == 1 && g[11] == 1 && g[12] == 1 && G == 1) {
+		alg = SZDN_CONV_WINOGRAD;
+		if (szdn.conv_fwd_init(od, kind == 3 ? SZDN_FORWARD_INFERENCE : SZDN_FORWARD_TRAINING, alg,
+			&src_a, &w_a, bias ? &b_u : NULL, &dst_a, strides, dil, pl, pr) != SZDN_SUCCESS ||
+			szdn.pd_create(&fwd, od, szdn.attr_post[postops & 7], szdn.engine, NULL) != SZDN_SUCCESS) {
+			alg = SZDN_CONV_DIRECT;
+			fwd = NULL;
+		}
 	}
-	if (szdn.pd_create(&fwd, od, szdn.attr_post[postops & 7], szdn.engine, NULL) != SZDN_SUCCESS) { *err = "no oneDNN forward convolution for this shape"; goto fail; }
+	if (fwd == NULL) {
+		if (szdn.conv_fwd_init(od, kind == 3 ? SZDN_FORWARD_INFERENCE : SZDN_FORWARD_TRAINING, SZDN_CONV_DIRECT,
+			&src_a, &w_a, bias ? &b_u : NULL, &dst_a, strides, dil, pl, pr) != SZDN_SUCCESS) {
+			*err = "dnnl_dilated_convolution_forward_desc_init failed"; goto fail;
+		}
+		if (szdn.pd_create(&fwd, od, szdn.attr_post[postops & 7], szdn.engine, NULL) != SZDN_SUCCESS) { *err = "no oneDNN forward convolution for this shape"; goto fail; }
+	}
 	szdn_keep_pd(p, fwd);
 	if (kind == 0 || kind == 3) {
 		pd = fwd;
 	} else {
 		int st = kind == 1
-			? szdn.conv_bwd_data_init(od, SZDN_CONV_DIRECT, &src_a, &w_a, &dst_a, strides, dil, pl, pr)
-			: szdn.conv_bwd_w_init(od, SZDN_CONV_DIRECT, &src_a, &w_a, bias ? &b_u : NULL, &dst_a, strides, dil, pl, pr);
-		if (st != SZDN_SUCCESS) { *err = "dnnl convolution backward desc init failed"; goto fail; }
-		if (szdn.pd_create(&pd, od, szdn.attr, szdn.engine, fwd) != SZDN_SUCCESS) { *err = "no oneDNN backward convolution for this shape"; goto fail; }
+			? szdn.conv_bwd_data_init(od, alg, &src_a, &w_a, &dst_a, strides, dil, pl, pr)
+			: szdn.conv_bwd_w_init(od, alg, &src_a, &w_a, bias ? &b_u : NULL, &dst_a, strides, dil, pl, pr);
+		if (st != SZDN_SUCCESS || szdn.pd_create(&pd, od, szdn.attr, szdn.engine, fwd) != SZDN_SUCCESS) {
+			pd = NULL;
+			st = kind == 1
+				? szdn.conv_bwd_data_init(od, SZDN_CONV_DIRECT, &src_a, &w_a, &dst_a, strides, dil, pl, pr)
+				: szdn.conv_bwd_w_init(od, SZDN_CONV_DIRECT, &src_a, &w_a, bias ? &b_u : NULL, &dst_a, strides, dil, pl, pr);
+			if (st != SZDN_SUCCESS) { *err = "dnnl convolution backward desc init failed"; goto fail; }
+			if (szdn.pd_create(&pd, od, szdn.attr, szdn.engine, fwd) != SZDN_SUCCESS) { *err = "no oneDNN backward convolution for this shape"; goto fail; }
+		}
 		szdn_keep_pd(p, pd);
 	}
 #define SZDN_BIND(q, qi, md, arg, out) if (!*err) *err = szdn_bind(p, pd, q, qi, md, arg, out, &mainst, pre, &npre, post, &npost)
@@ -710,7 +731,7 @@ func dnnlPlanWithLocked(k dnnlKey, wfixed, wout *C.szdn_md) *C.szdn_plan {
 	if wout == nil {
 		wout = &scratch
 	}
-	p := C.szdn_conv_plan(C.int(k.kind), &geom[0], cbool(k.bias), cbool(k.blocked), C.int(k.post), C.int(k.layout), wfixed, wout, &errStr)
+	p := C.szdn_conv_plan(C.int(k.kind), &geom[0], cbool(k.bias), cbool(k.blocked), C.int(k.post), C.int(k.layout), cbool(k.g.Winograd && winogradAllowed), wfixed, wout, &errStr)
 	dnnlPlans[k] = p // nil when refused: remembered, and the Go path runs
 	return p
 }
