@@ -13,10 +13,11 @@ type ConvParams struct {
 	PadH, PadW           int
 	DilationH, DilationW int
 	Groups               int
-	// Exact keeps oneDNN to direct convolutions. Otherwise a 3x3 stride-1
-	// convolution may use Winograd's algorithm, faster with a larger
-	// rounding error (see tensor.ConvGeom.Winograd): right for training,
-	// not for an inference engine held to another's output.
+	// Exact keeps oneDNN to direct convolutions. Otherwise, under
+	// SSLZOO_WINOGRAD=1, a 3x3 stride-1 convolution may use Winograd's
+	// algorithm, faster with a larger rounding error (see
+	// tensor.ConvGeom.Winograd): a choice for training, never for an
+	// inference engine held to another's output.
 	Exact bool
 }
 

@@ -11,6 +11,8 @@ import (
 // small multiple of float32 rounding of the direct one, on a ResNet block's
 // shape. (Where oneDNN has no Winograd kernel both are direct and agree.)
 func TestWinogradCloseToDirect(t *testing.T) {
+	defer func(was bool) { winogradAllowed = was }(winogradAllowed)
+	winogradAllowed = true
 	rng := rand.New(rand.NewPCG(5, 6))
 	fill := func(n int) []float32 {
 		s := make([]float32, n)
