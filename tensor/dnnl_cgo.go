@@ -367,38 +367,33 @@ static szdn_plan *szdn_conv_plan(int kind, const int64_t *g, int bias, int block
 	if (kind == 3 && wfixed) w_a = *wfixed;
 	// Winograd where asked and oneDNN has it (3x3, stride 1, no dilation or
 	// groups, blocked layouts; not for packed inference weights); direct
-	// otherwise, and whenever oneDNN refuses it for the shape.
-	int alg = SZDN_CONV_DIRECT;
-	if (wino && kind != 3 && blocked && KH == 3 && KW == 3 && g[7] == 1 && g[8] == 1 && g[11] == 1 && g[12] == 1 && G == 1) {
-		alg = SZDN_CONV_WINOGRAD;
-		if (szdn.conv_fwd_init(od, kind == 3 ? SZDN_FORWARD_INFERENCE : SZDN_FORWARD_TRAINING, alg,
-			&src_a, &w_a, bias ? &b_u : NULL, &dst_a, strides, dil, pl, pr) != SZDN_SUCCESS ||
-			szdn.pd_create(&fwd, od, szdn.attr_post[postops & 7], szdn.engine, NULL) != SZDN_SUCCESS) {
-			alg = SZDN_CONV_DIRECT;
-			fwd = NULL;
+	// otherwise, and whenever oneDNN refuses Winograd for the shape.
+	int alg = wino && kind != 3 && blocked && KH == 3 && KW == 3 && g[7] == 1 && g[8] == 1 &&
+		g[11] == 1 && g[12] == 1 && G == 1 ? SZDN_CONV_WINOGRAD : SZDN_CONV_DIRECT;
+	for (;; alg = SZDN_CONV_DIRECT) {
+		int st = szdn.conv_fwd_init(od, kind == 3 ? SZDN_FORWARD_INFERENCE : SZDN_FORWARD_TRAINING, alg,
+			&src_a, &w_a, bias ? &b_u : NULL, &dst_a, strides, dil, pl, pr);
+		if (st == SZDN_SUCCESS && szdn.pd_create(&fwd, od, szdn.attr_post[postops & 7], szdn.engine, NULL) == SZDN_SUCCESS) break;
+		fwd = NULL;
+		if (alg == SZDN_CONV_DIRECT) {
+			*err = st != SZDN_SUCCESS ? "dnnl_dilated_convolution_forward_desc_init failed" : "no oneDNN forward convolution for this shape";
+			goto fail;
 		}
-	}
-	if (fwd == NULL) {
-		if (szdn.conv_fwd_init(od, kind == 3 ? SZDN_FORWARD_INFERENCE : SZDN_FORWARD_TRAINING, SZDN_CONV_DIRECT,
-			&src_a, &w_a, bias ? &b_u : NULL, &dst_a, strides, dil, pl, pr) != SZDN_SUCCESS) {
-			*err = "dnnl_dilated_convolution_forward_desc_init failed"; goto fail;
-		}
-		if (szdn.pd_create(&fwd, od, szdn.attr_post[postops & 7], szdn.engine, NULL) != SZDN_SUCCESS) { *err = "no oneDNN forward convolution for this shape"; goto fail; }
 	}
 	szdn_keep_pd(p, fwd);
 	if (kind == 0 || kind == 3) {
 		pd = fwd;
 	} else {
-		int st = kind == 1
-			? szdn.conv_bwd_data_init(od, alg, &src_a, &w_a, &dst_a, strides, dil, pl, pr)
-			: szdn.conv_bwd_w_init(od, alg, &src_a, &w_a, bias ? &b_u : NULL, &dst_a, strides, dil, pl, pr);
-		if (st != SZDN_SUCCESS || szdn.pd_create(&pd, od, szdn.attr, szdn.engine, fwd) != SZDN_SUCCESS) {
+		for (;; alg = SZDN_CONV_DIRECT) {
+			int st = kind == 1
+				? szdn.conv_bwd_data_init(od, alg, &src_a, &w_a, &dst_a, strides, dil, pl, pr)
+				: szdn.conv_bwd_w_init(od, alg, &src_a, &w_a, bias ? &b_u : NULL, &dst_a, strides, dil, pl, pr);
+			if (st == SZDN_SUCCESS && szdn.pd_create(&pd, od, szdn.attr, szdn.engine, fwd) == SZDN_SUCCESS) break;
 			pd = NULL;
-			st = kind == 1
-				? szdn.conv_bwd_data_init(od, SZDN_CONV_DIRECT, &src_a, &w_a, &dst_a, strides, dil, pl, pr)
-				: szdn.conv_bwd_w_init(od, SZDN_CONV_DIRECT, &src_a, &w_a, bias ? &b_u : NULL, &dst_a, strides, dil, pl, pr);
-			if (st != SZDN_SUCCESS) { *err = "dnnl convolution backward desc init failed"; goto fail; }
-			if (szdn.pd_create(&pd, od, szdn.attr, szdn.engine, fwd) != SZDN_SUCCESS) { *err = "no oneDNN backward convolution for this shape"; goto fail; }
+			if (alg == SZDN_CONV_DIRECT) {
+				*err = st != SZDN_SUCCESS ? "dnnl convolution backward desc init failed" : "no oneDNN backward convolution for this shape";
+				goto fail;
+			}
 		}
 		szdn_keep_pd(p, pd);
 	}
